@@ -1,0 +1,152 @@
+"""The one interface every store implements (SQLite embedded, PostgreSQL shared).
+
+All methods are synchronous and each is one transaction. Implementations must
+make `reserve` atomic across every claim: either every claim is added or none
+is, and no interleaving of concurrent reserves (threads, processes, replicas)
+can take a hard claim's window over any of its limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from costplane.ledger.types import (
+    BudgetClaim,
+    ClaimState,
+    CostEvent,
+    DecisionRecord,
+    KeyRecord,
+    Reservation,
+    ReserveResult,
+)
+
+__all__ = ["CachedResponse", "SpendRow", "Store", "StoreError", "StoreUnavailable"]
+
+
+class StoreError(RuntimeError):
+    """A store operation failed for a reason the caller should report."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is locked past its timeout (fail-closed territory)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """One group of a spend breakdown."""
+
+    group: Mapping[str, str | None]  # dimension -> value (None = unset)
+    bucket: datetime | None  # start of the time bucket, None when not bucketed
+    cost_nano: int
+    saved_nano: int
+    events: int
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    request_hash: str
+    body: bytes
+    content_type: str
+    model: str
+    provider: str
+    cost_nano: int  # what the original call cost; a hit saves this much
+    usage_json: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class Store(Protocol):
+    url: str
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the latest version (idempotent)."""
+
+    def close(self) -> None: ...
+
+    # -- reservations and budgets -------------------------------------------------
+    def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
+        """Atomically add every claim (amount, one call, one concurrent) or none.
+
+        On success the reservation and the decision are written in the same
+        transaction. On refusal nothing is written (the caller logs the denial).
+        """
+
+    def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
+        """Turn a reservation into spend: for each claim, reserved -= amount,
+        spent += event.cost_nano, concurrent -= 1; insert the event (idempotent by
+        id) — one transaction. A reservation that already expired or was released
+        still records the event and its spend (the money was spent). Returns the
+        claims' states afterwards."""
+
+    def release(self, reservation_id: str, status: str = "released") -> bool:
+        """Give a reservation back (calls -= 1, concurrent -= 1, reserved -= amount).
+        False when it was not open."""
+
+    def expire_reservations(self, now: datetime) -> int:
+        """Release every open reservation whose expires_at <= now, as 'expired'; returns how many."""
+
+    def open_reservations(self) -> int: ...
+
+    def get_reservation(self, reservation_id: str) -> Reservation | None: ...
+
+    def claim_states(self, claims: Sequence[BudgetClaim]) -> tuple[ClaimState, ...]:
+        """Read-only view of what each claim's window has used (the claim itself not added)."""
+
+    def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
+        """Insert an event that had no reservation (cache hits, ingested spans); its
+        cost is added to each claim's window as spent. False if the id existed."""
+
+    # -- decisions ------------------------------------------------------------------
+    def record_decision(self, decision: DecisionRecord) -> None: ...
+
+    def list_decisions(
+        self, *, effect: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[DecisionRecord]: ...
+
+    # -- events and queries -----------------------------------------------------------
+    def get_event(self, event_id: str) -> CostEvent | None: ...
+
+    def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]: ...
+
+    def count_events(self) -> int: ...
+
+    def spend(
+        self,
+        *,
+        group_by: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Mapping[str, str] | None = None,
+        bucket: str | None = None,  # None | "hour" | "day"
+    ) -> list[SpendRow]:
+        """Sum of cost by the given dimensions (context dimensions, 'model', 'provider',
+        'kind', 'status', 'key'); `where` filters on the same names."""
+
+    def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
+        """How many events of this run carried this request hash since `since` (loop detection)."""
+
+    # -- response cache -------------------------------------------------------------------
+    def cache_get(self, request_hash: str, now: datetime) -> CachedResponse | None: ...
+
+    def cache_put(self, entry: CachedResponse) -> None: ...
+
+    # -- virtual keys ------------------------------------------------------------------------
+    def create_key(self, key: KeyRecord) -> None: ...
+
+    def key_by_hash(self, secret_hash: str) -> KeyRecord | None: ...
+
+    def get_key(self, key_id: str) -> KeyRecord | None: ...
+
+    def list_keys(self) -> list[KeyRecord]: ...
+
+    def revoke_key(self, key_id: str, now: datetime) -> bool: ...
+
+    # -- introspection -----------------------------------------------------------------------
+    def schema_version(self) -> int: ...
+
+    def stats(self) -> Mapping[str, Any]: ...

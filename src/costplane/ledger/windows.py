@@ -1,0 +1,108 @@
+"""Budget windows: lifetime, rolling duration, or a calendar period in a named IANA zone.
+
+A window maps an instant to (window_start, bucket): the counter row a claim
+lands in and the first bucket that still counts. Calendar windows have one
+bucket per period; rolling windows are bucketed in 1/60ths of their length
+(at least one second), so a rolling window is exact to one bucket.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["Window", "WindowError", "parse_duration"]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+CALENDAR_UNITS = ("day", "week", "month")
+
+
+class WindowError(ValueError):
+    pass
+
+
+def parse_duration(text: str) -> int:
+    """'30m' -> 1800 seconds. Units: s, m, h, d, w."""
+    match = _DURATION.match(str(text))
+    if match is None:
+        raise WindowError(f"expected a duration such as '30m', '4h' or '7d', got {text!r}")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise WindowError(f"a duration must be positive, got {text!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    kind: str  # lifetime | rolling | calendar
+    seconds: int = 0  # rolling length
+    calendar: str = ""  # day | week | month
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("lifetime", "rolling", "calendar"):
+            raise WindowError(f"window kind must be lifetime, rolling or calendar, got {self.kind!r}")
+        if self.kind == "rolling" and self.seconds <= 0:
+            raise WindowError("a rolling window needs a positive duration")
+        if self.kind == "calendar":
+            if self.calendar not in CALENDAR_UNITS:
+                raise WindowError(f"calendar must be one of day, week, month, got {self.calendar!r}")
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise WindowError(f"unknown IANA time zone {self.timezone!r}") from exc
+
+    @classmethod
+    def lifetime(cls) -> Window:
+        return cls("lifetime")
+
+    @property
+    def bucket_seconds(self) -> int:
+        return max(1, self.seconds // 60) if self.kind == "rolling" else 0
+
+    def bounds(self, at: datetime) -> tuple[int, int]:
+        """(window_start, bucket) as epoch seconds for the instant `at` (aware)."""
+        if self.kind == "lifetime":
+            return 0, 0
+        if self.kind == "rolling":
+            size = self.bucket_seconds
+            now = int(at.timestamp())
+            bucket = now - now % size
+            return bucket - self.seconds + size, bucket
+        start = int(self.period_start(at).timestamp())
+        return start, start
+
+    def period_start(self, at: datetime) -> datetime:
+        """Start of the calendar period containing `at`, in UTC."""
+        zone = ZoneInfo(self.timezone)
+        local = at.astimezone(zone)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        if self.calendar == "week":
+            day -= timedelta(days=day.weekday())
+        elif self.calendar == "month":
+            day = day.replace(day=1)
+        return day.replace(tzinfo=zone).astimezone(UTC)
+
+    def period_end(self, at: datetime) -> datetime | None:
+        """End of the calendar period containing `at` (UTC), None for other windows."""
+        if self.kind != "calendar":
+            return None
+        zone = ZoneInfo(self.timezone)
+        start_local = self.period_start(at).astimezone(zone).replace(tzinfo=None)
+        if self.calendar == "day":
+            end = start_local + timedelta(days=1)
+        elif self.calendar == "week":
+            end = start_local + timedelta(days=7)
+        else:
+            end = (start_local.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return end.replace(tzinfo=zone).astimezone(UTC)
+
+    def describe(self) -> str:
+        if self.kind == "lifetime":
+            return "lifetime"
+        if self.kind == "rolling":
+            return f"rolling {self.seconds}s"
+        return f"calendar {self.calendar} ({self.timezone})"
