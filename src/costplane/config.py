@@ -1,0 +1,276 @@
+"""`costplane.yaml`: server, store, bundle, gateway settings and upstream providers.
+
+Every setting is declared once in SETTINGS (name, default, meaning), which feeds
+validation and docs/configuration.md. Errors name the file, the line and the
+field, and what was expected.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from costplane.ledger.windows import WindowError, parse_duration
+from costplane.pricing.config import PricingConfig, PricingConfigError
+
+__all__ = ["SETTINGS", "Config", "ConfigError", "GatewaySettings", "ProviderConfig", "load_config"]
+
+PROVIDER_TYPES = ("openai", "anthropic", "openai-compatible")
+
+
+class ConfigError(ValueError):
+    """costplane.yaml is invalid; the message names file:line, the field and what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    kind: str  # int | duration | str | bool
+    help: str
+
+
+#: gateway.* settings: the one table behind validation and docs/configuration.md.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("default_max_tokens", 4096, "int",
+            "max_tokens the gateway sets (and forwards) when neither the client nor a policy sets one"),
+    Setting("reservation_ttl", "10m", "duration", "an unsettled reservation is released after this long"),
+    Setting("upstream_timeout", "120s", "duration", "total time allowed for one upstream call"),
+    Setting("max_request_bytes", 4_194_304, "int", "largest request body accepted (413 above)"),
+    Setting("loop_threshold", 5, "int",
+            "the same normalised request this many times in one run within loop_window is a loop (429)"),
+    Setting("loop_window", "10m", "duration", "window of the loop detector"),
+    Setting("cache_ttl", "1h", "duration", "lifetime of an exact-match response cache entry"),
+    Setting("key_cache_seconds", 2, "int", "how long a verified key is trusted before the store is asked again"),
+    Setting("reload_interval", "2s", "duration", "how often the bundle directory is checked for changes"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    default_max_tokens: int = 4096
+    reservation_ttl: int = 600
+    upstream_timeout: int = 120
+    max_request_bytes: int = 4_194_304
+    loop_threshold: int = 5
+    loop_window: int = 600
+    cache_ttl: int = 3600
+    key_cache_seconds: int = 2
+    reload_interval: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    type: str  # openai | anthropic | openai-compatible
+    base_url: str
+    api_key_env: str | None = None
+    models: tuple[str, ...] = ("*",)  # glob patterns of model names this provider serves
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    pricing_provider: str | None = None  # genai-prices provider id used to price its models
+
+    @property
+    def protocol(self) -> str:
+        return "anthropic" if self.type == "anthropic" else "openai"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def serves(self, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path | None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store_url: str = "sqlite:///costplane.db"
+    bundle: Path | None = None
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    providers: tuple[ProviderConfig, ...] = ()
+    pricing: PricingConfig | None = None
+
+    def provider_for(self, model: str, protocol: str) -> tuple[ProviderConfig, str] | None:
+        """The first provider speaking `protocol` that serves `model` (after its aliases)."""
+        for provider in self.providers:
+            if provider.protocol != protocol:
+                continue
+            resolved = provider.aliases.get(model, model)
+            if provider.serves(resolved) or model in provider.aliases:
+                return provider, resolved
+        return None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+        lines = _line_map(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    return parse_config(data, source=str(path), lines=lines, base=path.parent, path=path)
+
+
+def parse_config(
+    data: Any,
+    *,
+    source: str = "costplane.yaml",
+    lines: Mapping[str, int] | None = None,
+    base: Path | None = None,
+    path: Path | None = None,
+) -> Config:
+    errors = _Errors(source, lines or {})
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing"))
+    base = base or Path.cwd()
+
+    server = data.get("server") or {}
+    host, port = "127.0.0.1", 8080
+    if isinstance(server, Mapping):
+        errors.unknown("server", server, ("host", "port"))
+        host = str(server.get("host", host))
+        port = errors.integer("server.port", server.get("port", port), 0, 65535)
+    else:
+        errors.add("server", "expected a mapping with host and port")
+
+    store = data.get("store", "sqlite:///costplane.db")
+    if isinstance(store, Mapping):
+        store = store.get("url")
+    if not isinstance(store, str) or not store.startswith(("sqlite:", "postgresql:", "postgres:")):
+        errors.add("store", "expected a URL: sqlite:///path.db or postgresql://user@host:port/db")
+        store = "sqlite:///costplane.db"
+    elif store.startswith("sqlite:///") and not store.startswith("sqlite:////") and ":memory:" not in store:
+        store = "sqlite:///" + str((base / store[len("sqlite:///"):]).resolve())
+
+    bundle = data.get("bundle")
+    bundle_path = (base / str(bundle)).resolve() if bundle else None
+
+    gateway = _gateway(data.get("gateway") or {}, errors)
+    providers = _providers(data.get("providers") or {}, errors)
+    pricing = None
+    if data.get("pricing") is not None:
+        try:
+            pricing = PricingConfig.parse(data["pricing"], source=source, lines=lines)
+        except PricingConfigError as exc:
+            errors.messages.append(str(exc))
+    errors.raise_if_any()
+    return Config(path, host, port, store, bundle_path, gateway, providers, pricing)
+
+
+def _gateway(raw: Any, errors: _Errors) -> GatewaySettings:
+    if not isinstance(raw, Mapping):
+        errors.add("gateway", "expected a mapping of settings")
+        return GatewaySettings()
+    errors.unknown("gateway", raw, tuple(s.name for s in SETTINGS))
+    values: dict[str, int] = {}
+    for setting in SETTINGS:
+        value = raw.get(setting.name, setting.default)
+        where = f"gateway.{setting.name}"
+        if setting.kind == "duration":
+            try:
+                values[setting.name] = parse_duration(str(value))
+            except WindowError as exc:
+                errors.add(where, str(exc))
+        else:
+            values[setting.name] = errors.integer(where, value, 1, 2**31)
+    return GatewaySettings(**values)
+
+
+def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
+    if not isinstance(raw, Mapping):
+        errors.add("providers", "expected a mapping of provider name to {type, base_url, …}")
+        return ()
+    out: list[ProviderConfig] = []
+    for name, spec in raw.items():
+        where = f"providers.{name}"
+        if not isinstance(spec, Mapping):
+            errors.add(where, "expected a mapping with type and base_url")
+            continue
+        errors.unknown(where, spec, ("type", "base_url", "api_key_env", "models", "aliases", "pricing_provider"))
+        kind = spec.get("type")
+        if kind not in PROVIDER_TYPES:
+            errors.add(f"{where}.type", f"expected one of {', '.join(PROVIDER_TYPES)}, got {kind!r}")
+            continue
+        base_url = spec.get("base_url")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            errors.add(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
+            continue
+        models = spec.get("models", ["*"])
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            errors.add(f"{where}.models", "expected a list of model name patterns such as ['gpt-*']")
+            models = ["*"]
+        aliases = spec.get("aliases") or {}
+        if not isinstance(aliases, Mapping):
+            errors.add(f"{where}.aliases", "expected a mapping of alias to model name")
+            aliases = {}
+        default_pricing = kind if kind in ("openai", "anthropic") else None
+        out.append(ProviderConfig(
+            name=str(name), type=str(kind), base_url=base_url.rstrip("/"),
+            api_key_env=spec.get("api_key_env"), models=tuple(models),
+            aliases={str(k): str(v) for k, v in aliases.items()},
+            pricing_provider=spec.get("pricing_provider", default_pricing),
+        ))
+    return tuple(out)
+
+
+class _Errors:
+    def __init__(self, source: str, lines: Mapping[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.messages: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        line = self.lines.get(path)
+        where = f"{self.source}:{line}" if line else self.source
+        self.messages.append(f"{where}: {path}: {message}")
+
+    def unknown(self, path: str, mapping: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.add(f"{path}.{key}".lstrip("."), f"unknown setting; expected one of {', '.join(allowed)}")
+
+    def integer(self, path: str, value: Any, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.add(path, f"expected an integer from {low} to {high}, got {value!r}")
+            return low
+        return value
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            raise ConfigError("\n".join(self.messages))
+
+
+def _line_map(text: str) -> dict[str, int]:
+    """Dotted path of every mapping key -> its 1-based line, for error messages."""
+    out: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                path = f"{prefix}.{key.value}" if prefix else str(key.value)
+                out[path] = key.start_mark.line + 1
+                walk(value, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                path = f"{prefix}[{index}]"
+                out[path] = item.start_mark.line + 1
+                walk(item, path)
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, "")
+    return out

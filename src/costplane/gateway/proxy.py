@@ -1,0 +1,254 @@
+"""One governed call: authenticate, attribute, admit, forward, meter, settle.
+
+The same flow serves every endpoint; `Endpoint` supplies what differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from costplane.attribution.context import InvalidAttribute
+from costplane.attribution.resolve import AttributionConflict, resolve_context
+from costplane.core.decision import DecisionCore
+from costplane.core.requests import Admission, Denial, LlmRequest
+from costplane.gateway.endpoints import BodyError, Endpoint
+from costplane.gateway.errors import error_response
+from costplane.gateway.keys import KeyVerifier
+from costplane.gateway.metering import AnthropicStreamMeter, OpenAIStreamMeter
+from costplane.gateway.tokens import request_hash
+from costplane.gateway.upstream import UpstreamError, UpstreamTransport
+from costplane.ledger.store import StoreUnavailable
+from costplane.money import format_usd
+from costplane.pricing.types import TokenUsage
+
+__all__ = ["GovernedProxy"]
+
+log = logging.getLogger("costplane.gateway")
+
+_INTERNAL_PARAMS = frozenset({"cache"})  # mutations that steer the gateway, never sent upstream
+_PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-organization", "openai-project")
+
+
+def _secret(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def _deterministic(endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
+    if endpoint.name == "embeddings":
+        return True
+    if body.get("stream"):
+        return False
+    return body.get("temperature") == 0 and body.get("n") in (None, 1)
+
+
+class GovernedProxy:
+    def __init__(self, core: DecisionCore, keys: KeyVerifier, transport: UpstreamTransport,
+                 max_request_bytes: int, upstream_timeout: float) -> None:
+        self.core = core
+        self.keys = keys
+        self.transport = transport
+        self.max_request_bytes = max_request_bytes
+        self.upstream_timeout = upstream_timeout
+
+    async def handle(self, endpoint: Endpoint, request: Request) -> Response:
+        started = time.perf_counter()
+        proto = endpoint.protocol
+        secret = _secret(request)
+        key = self.keys.verify(secret) if secret else None
+        if key is None:
+            return error_response(proto, 401, "invalid_api_key",
+                                  "missing, unknown, expired or revoked costplane key")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
+            return self._too_large(proto)
+        raw = await request.body()
+        if len(raw) > self.max_request_bytes:
+            return self._too_large(proto)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return error_response(proto, 400, "invalid_json", f"the request body is not valid JSON: {exc}")
+        if not isinstance(body, dict):
+            return error_response(proto, 400, "invalid_body", "the request body must be a JSON object")
+        try:
+            client_max = endpoint.validate(body)
+        except BodyError as exc:
+            return error_response(proto, 400, "invalid_request", str(exc), param=exc.param)
+        try:
+            ctx = resolve_context(request.headers, key.attributes, key.id)
+        except AttributionConflict as exc:
+            return error_response(proto, 403, "attribution_conflict", str(exc), param=exc.source)
+        except InvalidAttribute as exc:
+            return error_response(proto, 400, "invalid_attribution", str(exc), param=exc.source)
+
+        size = endpoint.measure(body)
+        stream = bool(body.get("stream")) and endpoint.streams
+        cache_wanted = request.headers.get("x-costplane-cache", "").lower() in ("on", "true", "1")
+        llm = LlmRequest(
+            protocol=proto, endpoint=endpoint.name, model=body["model"], input_bound=size.bound,
+            input_estimate=size.estimate, max_tokens=client_max, stream=stream,
+            params={k: v for k, v in body.items() if k in ("temperature", "top_p", "n", "user")},
+            loop_hash=request_hash(body, normalise=True),
+            cache_hash=request_hash(body, normalise=False) if _deterministic(endpoint, body) else None,
+        )
+        try:
+            outcome = self.core.admit(ctx, llm)
+        except StoreUnavailable as exc:
+            return error_response(proto, 503, "spend_unverifiable",
+                                  f"spend cannot be verified (store unavailable: {exc}); failing closed",
+                                  retryable=True)
+        if isinstance(outcome, Denial):
+            return error_response(proto, outcome.status, outcome.code, outcome.message,
+                                  decision_id=outcome.decision_id, retryable=outcome.retryable,
+                                  remaining_nano=outcome.remaining_nano)
+        admission = outcome
+        use_cache = llm.cache_hash is not None and (cache_wanted or admission.params.get("cache") is True)
+        if use_cache:
+            hit = self.core.serve_cached(admission, latency_ms=int((time.perf_counter() - started) * 1000))
+            if hit is not None:
+                entry, settlement = hit
+                headers = self._headers(admission, 0, settlement.remaining_nano)
+                headers["x-costplane-cache"] = "hit"
+                headers["x-costplane-saved-usd"] = format_usd(entry.cost_nano)
+                return Response(entry.body, media_type=entry.content_type, headers=headers)
+
+        upstream_body = dict(body)
+        upstream_body["model"] = admission.model
+        endpoint.set_limits(upstream_body, admission.max_tokens)
+        for name, value in admission.params.items():
+            if name not in _INTERNAL_PARAMS:
+                upstream_body[name] = value
+        client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if stream and proto == "openai":
+            upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        url = admission.provider.base_url + endpoint.upstream_path
+        headers = self._upstream_headers(admission, request)
+        try:
+            upstream = await self.transport.post(url, headers, orjson.dumps(upstream_body), self.upstream_timeout)
+        except UpstreamError as exc:
+            self.core.release(admission)
+            return self._upstream_failure(proto, exc, admission)
+        if upstream.status >= 400 or not stream:
+            return await self._plain(endpoint, admission, upstream, started, use_cache)
+        meter: OpenAIStreamMeter | AnthropicStreamMeter = (
+            OpenAIStreamMeter(hide_usage_chunk=not client_wants_usage) if proto == "openai"
+            else AnthropicStreamMeter())
+        out_headers = self._headers(admission, admission.reserved_nano, admission.remaining_nano)
+        out_headers["x-costplane-cost-final"] = "false"
+        return StreamingResponse(self._relay(admission, upstream.chunks(), meter, started),
+                                 media_type="text/event-stream", headers=out_headers)
+
+    async def _plain(self, endpoint: Endpoint, admission: Admission, upstream: Any, started: float,
+                     use_cache: bool) -> Response:
+        proto = endpoint.protocol
+        try:
+            payload_bytes = await upstream.read()
+        except UpstreamError as exc:
+            self.core.release(admission)
+            return self._upstream_failure(proto, exc, admission)
+        latency = int((time.perf_counter() - started) * 1000)
+        content_type = upstream.headers.get("content-type", "application/json")
+        if upstream.status >= 400:
+            self.core.release(admission)
+            headers = self._headers(admission, 0, admission.remaining_nano)
+            return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
+        try:
+            payload = orjson.loads(payload_bytes)
+        except orjson.JSONDecodeError:
+            payload = None
+        usage = endpoint.response_usage(payload)
+        status = "ok"
+        if usage is None:
+            # No silent $0: charge the bound of what may have been consumed, and say so.
+            usage = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens)
+            status = "estimated"
+        settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
+        if use_cache and status == "ok":
+            self.core.cache_response(admission, payload_bytes, content_type, usage, settlement.cost_nano)
+        headers = self._headers(admission, settlement.cost_nano, settlement.remaining_nano)
+        return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
+
+    async def _relay(self, admission: Admission, chunks: AsyncIterator[bytes],
+                     meter: OpenAIStreamMeter | AnthropicStreamMeter, started: float) -> AsyncIterator[bytes]:
+        settled = False
+
+        def settle(status: str) -> str:
+            nonlocal settled
+            settled = True
+            usage = meter.usage
+            if usage is None or (status == "cut" and isinstance(meter, OpenAIStreamMeter)):
+                # Cut before the final usage: charge what was seen — the whole prompt
+                # (it was read) and one token per content delta received.
+                usage = TokenUsage(input_tokens=admission.request.input_estimate, output_tokens=meter.deltas)
+            latency = int((time.perf_counter() - started) * 1000)
+            settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
+            return format_usd(settlement.cost_nano)
+
+        try:
+            async for chunk in chunks:
+                for event, final in meter.feed(chunk):
+                    if final and not settled:
+                        cost = settle("ok")
+                        yield f": x-costplane-cost-usd={cost} decision={admission.decision_id}\n\n".encode()
+                    yield event
+            if not settled:
+                settle("ok" if meter.done else "cut")
+        except UpstreamError as exc:
+            if not settled:
+                settle("cut")
+            message = f"upstream stream was cut ({exc.kind}); charged for the tokens received"
+            if admission.request.protocol == "anthropic":
+                err = {"type": "error", "error": {"type": "api_error", "message": message}}
+                yield b"event: error\ndata: " + orjson.dumps(err) + b"\n\n"
+            else:
+                yield b"data: " + orjson.dumps({"error": {"message": message, "type": "api_error",
+                                                          "code": "upstream_cut"}}) + b"\n\n"
+        finally:
+            if not settled:  # the client went away mid-stream
+                settle("cut")
+
+    def _headers(self, admission: Admission, cost_nano: int, remaining: int | None) -> dict[str, str]:
+        headers = {
+            "x-costplane-cost-usd": format_usd(cost_nano),
+            "x-costplane-decision-id": admission.decision_id,
+            "x-costplane-model": admission.model,
+        }
+        if remaining is not None:
+            headers["x-costplane-budget-remaining-usd"] = format_usd(remaining)
+        if admission.effect != "allow":
+            headers["x-costplane-effect"] = admission.effect
+        return headers
+
+    def _upstream_headers(self, admission: Admission, request: Request) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        for name in _PASS_HEADERS:
+            value = request.headers.get(name)
+            if value:
+                headers[name] = value
+        api_key = admission.provider.api_key() or "costplane"
+        if admission.provider.protocol == "anthropic":
+            headers["x-api-key"] = api_key
+            headers.setdefault("anthropic-version", "2023-06-01")
+        else:
+            headers["authorization"] = f"Bearer {api_key}"
+        return headers
+
+    def _upstream_failure(self, proto: str, exc: UpstreamError, admission: Admission) -> Response:
+        status = 504 if exc.kind == "timeout" else 502
+        return error_response(proto, status, f"upstream_{exc.kind}",
+                              f"{exc} (provider {admission.provider.name}; nothing was charged)",
+                              decision_id=admission.decision_id, retryable=True)
+
+    def _too_large(self, proto: str) -> Response:
+        return error_response(proto, 413, "request_too_large",
+                              f"the request body exceeds {self.max_request_bytes} bytes (gateway.max_request_bytes)")
