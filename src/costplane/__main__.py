@@ -1,0 +1,5 @@
+"""`python -m costplane` is the `costplane` command."""
+
+from costplane.cli.main import main
+
+main()
