@@ -87,31 +87,44 @@ class PriceSheet:
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
     reasoning: Decimal | None = None
-    tiers: tuple[tuple[int, dict[str, Decimal]], ...] = ()
+    tiers: tuple[tuple[int, dict[str, Decimal]], ...] = ()  # (start, declared rates that change)
     source: str = "genai-prices"
     effective_from: date | None = None
     flagged_default: bool = False  # true when this is a declared default for an unknown model
     _femto: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _max_rates: tuple[int, int] = field(default=(0, 0), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        rates = self.rates()
-        femto = {name: _to_femto(rate) for name, rate in rates.items()}
-        object.__setattr__(self, "_femto", femto)
+        object.__setattr__(self, "_femto", {name: _to_femto(rate) for name, rate in self.rates().items()})
+        in_rate = out_rate = 0
+        for rates in [self.rates(0)] + [self.rates(start + 1) for start, _ in self.tiers]:
+            in_rate = max(in_rate, *(_to_femto(rates[k]) for k in ("input", "cache_read", "cache_write")))
+            out_rate = max(out_rate, _to_femto(rates["output"]), _to_femto(rates["reasoning"]))
+        object.__setattr__(self, "_max_rates", (in_rate, out_rate))
 
     def rates(self, input_tokens: int = 0) -> dict[str, Decimal]:
-        """USD per million tokens for every token type, fallbacks and tiers applied."""
-        base = {
-            "input": self.input,
-            "cache_read": self.cache_read if self.cache_read is not None else self.input,
-            "cache_write": self.cache_write if self.cache_write is not None else self.input,
-            "output": self.output,
-            "reasoning": self.reasoning if self.reasoning is not None else self.output,
+        """USD per million tokens for every token type at this call size.
+
+        Tiers apply to the *declared* rates first; only then do undeclared rates
+        fall back (cache_read/cache_write to input, reasoning to output), so a
+        tier that raises `input` raises an undeclared cache rate with it.
+        """
+        declared: dict[str, Decimal | None] = {
+            "input": self.input, "cache_read": self.cache_read, "cache_write": self.cache_write,
+            "output": self.output, "reasoning": self.reasoning,
         }
         for start, overrides in self.tiers:
             if input_tokens > start:
-                for name, rate in overrides.items():
-                    base[name] = rate
-        return base
+                declared.update(overrides)
+        input_rate = declared["input"] if declared["input"] is not None else self.input
+        output_rate = declared["output"] if declared["output"] is not None else self.output
+        return {
+            "input": input_rate,
+            "cache_read": declared["cache_read"] if declared["cache_read"] is not None else input_rate,
+            "cache_write": declared["cache_write"] if declared["cache_write"] is not None else input_rate,
+            "output": output_rate,
+            "reasoning": declared["reasoning"] if declared["reasoning"] is not None else output_rate,
+        }
 
     def cost_nano(self, usage: TokenUsage) -> int:
         """Exact cost of `usage`, rounded half-up to a whole nano-USD."""
@@ -130,12 +143,7 @@ class PriceSheet:
     def max_cost_nano(self, input_tokens: int, output_tokens: int) -> int:
         """Upper bound of a call's cost: every input token at the dearest input-side rate
         and every output token at the dearest output-side rate, all tiers considered; rounded up."""
-        in_rate = 0
-        out_rate = 0
-        candidates = [self.rates(0)] + [self.rates(start + 1) for start, _ in self.tiers]
-        for rates in candidates:
-            in_rate = max(in_rate, *(_to_femto(rates[k]) for k in ("input", "cache_read", "cache_write")))
-            out_rate = max(out_rate, _to_femto(rates["output"]), _to_femto(rates["reasoning"]))
+        in_rate, out_rate = self._max_rates
         total = input_tokens * in_rate + output_tokens * out_rate
         return -(-total // _FEMTO_PER_NANO)
 
