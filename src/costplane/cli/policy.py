@@ -1,7 +1,129 @@
-"""`costplane policy` (being written)."""
+"""`costplane policy validate|test`: check a bundle and run its test cases."""
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="policy")
+from costplane.policy.bundle import Bundle, load_bundle
+from costplane.policy.testing import TestResult, run_tests
+from costplane.policy.types import BundleError, ValidationIssue
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Policy-as-code: validate a bundle and run its PolicyTest cases.",
+)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+BundleDir = Annotated[Path, typer.Argument(help="The bundle directory (policies/, budgets/, tests/).")]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+
+
+def _issue_json(issue: ValidationIssue) -> dict[str, Any]:
+    return {
+        "file": issue.location.file,
+        "line": issue.location.line,
+        "field": issue.field,
+        "message": issue.message,
+    }
+
+
+def _load(path: Path, fmt: OutputFormat) -> Bundle:
+    """Load the bundle or print every issue and exit 1."""
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        message = f"bundle directory {path} {what}"
+        if fmt is OutputFormat.json:
+            typer.echo(json.dumps({"valid": False, "error": message, "issues": []}, indent=2))
+        else:
+            typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1)
+    try:
+        return load_bundle(path)
+    except BundleError as exc:
+        if fmt is OutputFormat.json:
+            typer.echo(json.dumps({"valid": False, "issues": [_issue_json(i) for i in exc.issues]}, indent=2))
+        else:
+            for issue in exc.issues:
+                typer.echo(str(issue))
+            count = len(exc.issues)
+            typer.echo(f"{count} issue{'s' if count != 1 else ''} in bundle {path}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def validate(path: BundleDir, fmt: FormatOption = OutputFormat.text) -> None:
+    """Validate a bundle: every issue as `file:line: field: message`, exit 1 if any."""
+    bundle = _load(path, fmt)
+    counts = bundle.counts()
+    if fmt is OutputFormat.json:
+        payload = {
+            "valid": True,
+            "path": str(path),
+            "revision": bundle.revision,
+            "files": list(bundle.files),
+            "budgets": len(bundle.budgets),
+            "hooks": counts,
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    typer.echo(f"bundle {path} is valid")
+    typer.echo(f"revision: {bundle.revision}")
+    typer.echo(f"files: {len(bundle.files)}")
+    for hook, numbers in counts.items():
+        typer.echo(f"{hook}: {numbers['policies']} policies, {numbers['tests']} tests")
+    typer.echo(f"budgets (all hooks): {len(bundle.budgets)}")
+
+
+def _result_json(result: TestResult) -> dict[str, Any]:
+    decision = result.decision
+    return {
+        "name": result.name,
+        "file": result.location.file,
+        "line": result.location.line,
+        "passed": result.passed,
+        "failures": result.failures,
+        "effect": decision.effect if decision else None,
+        "model": decision.model if decision else None,
+        "policies": list(decision.policy_names) if decision else [],
+        "budgets": list(result.budgets),
+    }
+
+
+@app.command("test")
+def test_command(path: BundleDir, fmt: FormatOption = OutputFormat.text) -> None:
+    """Run the bundle's PolicyTest cases: PASS/FAIL per case, exit 1 on any failure."""
+    bundle = _load(path, fmt)
+    results = run_tests(bundle)
+    passed = sum(1 for r in results if r.passed)
+    failed = len(results) - passed
+    if fmt is OutputFormat.json:
+        payload = {
+            "revision": bundle.revision,
+            "passed": passed,
+            "failed": failed,
+            "results": [_result_json(r) for r in results],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        for result in results:
+            status = "PASS" if result.passed else "FAIL"
+            typer.echo(f"{status} {result.location}: {result.name}")
+            for failure in result.failures:
+                typer.echo(f"    {failure}")
+        if not results:
+            typer.echo(f"no PolicyTest documents in {path}")
+        typer.echo(f"{passed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,230 @@
+"""The policy engine: one decision per request, from the compiled bundle.
+
+Per decision the engine builds ONE `cel.Context` holding `ctx` and `request`
+and runs every compiled program of the hook (and every budget scope) against
+it. Converting Python values into CEL values is what costs time, so only the
+fields of `ctx` and `request` that some expression of the bundle reads are
+converted (an expression that uses `ctx` or `request` as a whole gets all of
+it); what an expression can observe is exactly the same.
+
+Precedence, fail-closed rules and request fields are described in docs/policy.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import cel
+
+from costplane.attribution.context import DIMENSIONS, Context
+from costplane.policy.bundle import Bundle
+from costplane.policy.celexpr import CTX_FIELDS, REQUEST_DEFAULTS, CompiledExpr
+from costplane.policy.types import HOOKS, BudgetSpec, MatchedPolicy, PolicyDecision, PolicySpec
+
+__all__ = ["PolicyEngine", "cel_request"]
+
+_DIMENSIONS = frozenset(DIMENSIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    spec: PolicySpec
+    program: cel.Program
+    match: MatchedPolicy
+
+
+def _union(fields: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    out: set[str] = set()
+    for item in fields:
+        if item is None:
+            return None
+        out |= item
+    return frozenset(out)
+
+
+def _cel_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if value is None or isinstance(value, str | int | float | bool | list | dict | bytes):
+        return value
+    return str(value)
+
+
+def cel_request(request: Mapping[str, Any], fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """The `request` variable: known fields always present (defaults for None), None values dropped.
+
+    With `fields`, only those fields are converted (see the module docstring).
+    """
+    out: dict[str, Any] = {}
+    if fields is None:
+        names: Iterable[str] = {**REQUEST_DEFAULTS, **request}.keys()
+    else:
+        names = fields
+    for name in names:
+        value = request.get(name)
+        if value is None:
+            if name in REQUEST_DEFAULTS:
+                out[name] = REQUEST_DEFAULTS[name]
+            continue
+        out[name] = _cel_value(value)
+    return out
+
+
+def _cel_ctx(ctx: Context, fields: frozenset[str] | None) -> dict[str, Any]:
+    if fields is None:
+        return ctx.as_cel()
+    out: dict[str, Any] = {}
+    for name in fields:
+        if name in _DIMENSIONS:
+            out[name] = getattr(ctx, name) or ""
+        elif name == "tags":
+            out[name] = dict(ctx.tags)
+        elif name == "key":
+            out[name] = ctx.key_id or ""
+    return out
+
+
+class PolicyEngine:
+    """Evaluates a bundle's policies and budget scopes. Immutable; safe to share between threads."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        rules: dict[str, list[_Rule]] = {hook: [] for hook in HOOKS}
+        for spec in bundle.policies:
+            compiled = bundle.when[spec.name]
+            match = MatchedPolicy(spec.name, spec.effect, spec.reason, spec.priority)
+            rules.setdefault(spec.hook, []).append(_Rule(spec, compiled.program, match))
+        self._rules = {hook: tuple(items) for hook, items in rules.items()}
+        self._budgets = tuple((b, bundle.scopes[b.name].program) for b in bundle.budgets)
+        self._fields: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {}
+        scopes: list[CompiledExpr] = [bundle.scopes[b.name] for b in bundle.budgets]
+        for hook, items in self._rules.items():
+            exprs = [bundle.when[r.spec.name] for r in items] + scopes
+            ctx_fields = _union(e.ctx_fields for e in exprs)
+            if ctx_fields is not None:
+                ctx_fields = ctx_fields & frozenset(CTX_FIELDS)
+            self._fields[hook] = (ctx_fields, _union(e.request_fields for e in exprs))
+
+    @property
+    def revision(self) -> str:
+        return self.bundle.revision
+
+    def activation(self, hook: str, ctx: Context, request: Mapping[str, Any]) -> cel.Context:
+        """The one cel.Context a decision evaluates every program against."""
+        ctx_fields, request_fields = self._fields[hook]
+        return cel.Context(
+            {"ctx": _cel_ctx(ctx, ctx_fields), "request": cel_request(request, request_fields)}
+        )
+
+    def decide(
+        self, hook: str, ctx: Context, request: Mapping[str, Any]
+    ) -> tuple[PolicyDecision, list[BudgetSpec]]:
+        """The policy decision for one request and the budgets whose scope matches it."""
+        rules = self._rules.get(hook)
+        if rules is None:
+            raise ValueError(f"unknown hook {hook!r}; expected one of {', '.join(HOOKS)}")
+        activation = self.activation(hook, ctx, request)
+        matched: list[MatchedPolicy] = []
+        notify: list[MatchedPolicy] = []
+        deny: MatchedPolicy | None = None
+        route: _Rule | None = None
+        mutations: dict[str, Any] = {}
+        mutation_priority: dict[str, int] = {}
+        for rule in rules:
+            try:
+                result = rule.program.execute(activation)
+            except Exception as exc:  # any CEL run-time error fails closed
+                result = exc
+            if result is not True:
+                if result is False:
+                    continue
+                failure = _failure(rule.spec, result)
+                matched.append(failure)
+                deny = deny or failure
+                continue
+            matched.append(rule.match)
+            effect = rule.spec.effect
+            if effect == "deny":
+                deny = deny or rule.match
+            elif effect == "route":
+                if route is None or rule.spec.priority > route.spec.priority:
+                    route = rule
+            elif effect == "mutate":
+                _merge(mutations, mutation_priority, rule.spec)
+            elif effect == "notify":
+                notify.append(rule.match)
+        budgets = [spec for spec, program in self._budgets if _scope_applies(program, activation)]
+        return _decision(request, matched, notify, deny, route, mutations), budgets
+
+    def evaluate(self, hook: str, ctx: Context, request: Mapping[str, Any]) -> PolicyDecision:
+        """The policy decision alone."""
+        return self.decide(hook, ctx, request)[0]
+
+    def budgets_for(self, hook: str, ctx: Context, request: Mapping[str, Any]) -> list[BudgetSpec]:
+        """The budgets whose scope matches, without evaluating policies."""
+        if hook not in self._fields:
+            raise ValueError(f"unknown hook {hook!r}; expected one of {', '.join(HOOKS)}")
+        activation = self.activation(hook, ctx, request)
+        return [spec for spec, program in self._budgets if _scope_applies(program, activation)]
+
+
+def _failure(spec: PolicySpec, result: object) -> MatchedPolicy:
+    if isinstance(result, Exception):
+        problem = f"CEL error: {type(result).__name__}: {result}"
+    else:
+        problem = f"`when` returned {type(result).__name__} {result!r}, not a boolean"
+    reason = f"policy {spec.name!r} could not be evaluated, failing closed ({problem})"
+    return MatchedPolicy(spec.name, "deny", reason, spec.priority)
+
+
+def _merge(mutations: dict[str, Any], priorities: dict[str, int], spec: PolicySpec) -> None:
+    for key, value in spec.set.items():
+        if key == "max_tokens":
+            current = mutations.get(key)
+            mutations[key] = value if current is None else min(current, value)
+        elif key not in priorities or spec.priority > priorities[key]:
+            mutations[key] = value
+            priorities[key] = spec.priority
+
+
+def _scope_applies(program: cel.Program, activation: cel.Context) -> bool:
+    try:
+        return program.execute(activation) is not False  # errors and non-bools: the budget applies
+    except Exception:
+        return True
+
+
+def _decision(
+    request: Mapping[str, Any],
+    matched: list[MatchedPolicy],
+    notify: list[MatchedPolicy],
+    deny: MatchedPolicy | None,
+    route: _Rule | None,
+    mutations: dict[str, Any],
+) -> PolicyDecision:
+    requested = request.get("model")
+    model = requested if isinstance(requested, str) else ""
+    if deny is not None:
+        return PolicyDecision("deny", model, {}, tuple(matched), tuple(notify), deny=deny)
+    if "max_tokens" in mutations:
+        asked = request.get("max_tokens")
+        if isinstance(asked, int) and not isinstance(asked, bool) and 0 < asked < mutations["max_tokens"]:
+            mutations["max_tokens"] = asked  # a cap never raises what the client asked for
+    if route is not None:
+        model = str(route.spec.set["model"])
+        effect = "route"
+    else:
+        effect = "mutate" if mutations else "allow"
+    return PolicyDecision(
+        effect,
+        model,
+        mutations,
+        tuple(matched),
+        tuple(notify),
+        route=route.match if route is not None else None,
+    )

@@ -1,0 +1,261 @@
+"""Validation of bundle documents (Policy, Budget, PolicyTest) into the contract types.
+
+Every check records an issue and carries on, so one run reports everything
+that is wrong with a document. The `validate_*` functions return None when a
+document has any issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from costplane.attribution.context import Context, InvalidAttribute
+from costplane.policy.budgetschema import validate_budget
+from costplane.policy.celexpr import REQUEST_DEFAULTS, CompiledExpr
+from costplane.policy.checks import DocChecker, check_expression, check_name, describe
+from costplane.policy.types import EFFECTS, HOOKS, PolicySpec, PolicyTestCase, ValidationIssue
+from costplane.policy.yamlsource import Document, YMap, YNode, YScalar, to_plain
+
+__all__ = [
+    "KINDS",
+    "MUTABLE_PARAMETERS",
+    "POLICY_EFFECTS",
+    "LoadedPolicy",
+    "LoadedTest",
+    "Reference",
+    "validate_document",
+    "validate_policy",
+    "validate_test",
+]
+
+KINDS: tuple[str, ...] = ("Policy", "Budget", "PolicyTest")
+POLICY_KEYS = ("kind", "name", "description", "on", "when", "effect", "set", "priority", "reason")
+TEST_KEYS = ("kind", "name", "description", "hook", "context", "request", "expect")
+EXPECT_KEYS = ("effect", "model", "max_tokens", "policies", "notify", "reason_contains", "budgets")
+POLICY_EFFECTS = ("allow", "deny", "route", "mutate", "notify")
+DECISION_EFFECTS = tuple(e for e in EFFECTS if e != "notify")
+#: mutate `set` keys: name -> (kind, minimum, maximum) or (kind, choices)
+MUTABLE_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
+    "max_tokens": ("int", 1, None),
+    "n": ("int", 1, 128),
+    "temperature": ("number", Decimal(0), Decimal(2)),
+    "top_p": ("number", Decimal(0), Decimal(1)),
+    "presence_penalty": ("number", Decimal(-2), Decimal(2)),
+    "frequency_penalty": ("number", Decimal(-2), Decimal(2)),
+    "reasoning_effort": ("choice", ("minimal", "low", "medium", "high"), None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPolicy:
+    spec: PolicySpec
+    when: CompiledExpr
+    name_line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A name a test case refers to (checked against the bundle once all documents are read)."""
+
+    line: int
+    field: str
+    kind: str  # Policy | Budget
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTest:
+    spec: PolicyTestCase
+    name_line: int
+    references: tuple[Reference, ...]
+
+
+def _check_set(chk: DocChecker, node: YNode | None, effect: str | None) -> dict[str, Any] | None:
+    if effect in ("allow", "deny", "notify"):
+        if node is not None:
+            chk.issue(node.line, "set", f"effect {effect!r} takes no `set`; only route and mutate do")
+            return None
+        return {}
+    if effect == "route":
+        setm = chk.mapping(node, "set", what="a mapping {model: NAME}")
+        if node is None:
+            chk.issue(chk.doc_line, "set.model", "effect 'route' requires set.model, the model to route to")
+            return None
+        if setm is None:
+            return None
+        chk.keys(setm, "set", ("model",), ("model",))
+        model = chk.string(setm.get("model"), "set.model", what="a model name")
+        return {"model": model} if model is not None and set(setm.entries) == {"model"} else None
+    if effect == "mutate":
+        allowed = tuple(MUTABLE_PARAMETERS)
+        setm = chk.mapping(node, "set", what=f"a mapping of parameters ({', '.join(allowed)})")
+        if node is None:
+            chk.issue(chk.doc_line, "set", f"effect 'mutate' requires `set` with one of {', '.join(allowed)}")
+            return None
+        if setm is None:
+            return None
+        if not setm.entries:
+            chk.issue(setm.line, "set", f"expected at least one of {', '.join(allowed)}")
+            return None
+        before = len(chk.issues)
+        chk.keys(setm, "set", allowed)
+        out: dict[str, Any] = {}
+        for key, entry in setm.entries.items():
+            spec = MUTABLE_PARAMETERS.get(key)
+            if spec is None:
+                continue
+            kind, low, high = spec
+            field = f"set.{key}"
+            if kind == "int":
+                limit = f" and <= {high}" if high is not None else ""
+                out[key] = chk.integer(
+                    entry.node, field, minimum=low, maximum=high, what=f"an integer > 0{limit}"
+                )
+            elif kind == "number":
+                exact = chk.decimal(
+                    entry.node, field, minimum=low, maximum=high, what=f"a number {low}..{high}"
+                )
+                out[key] = None if exact is None else float(exact)
+            else:
+                out[key] = chk.string(entry.node, field, choices=low)
+        return out if len(chk.issues) == before else None
+    return None
+
+
+def validate_policy(chk: DocChecker, doc: YMap) -> LoadedPolicy | None:
+    before = len(chk.issues)
+    chk.keys(doc, "", POLICY_KEYS, ("name", "on", "effect"))
+    name = check_name(chk, doc)
+    hook = chk.string(doc.get("on"), "on", choices=HOOKS, noun="hook")
+    effect = chk.string(doc.get("effect"), "effect", choices=POLICY_EFFECTS, noun="effect")
+    when = check_expression(chk, doc.get("when"), "when")
+    settings = _check_set(chk, doc.get("set"), effect)
+    priority = chk.integer(doc.get("priority"), "priority", what="an integer priority")
+    reason = chk.string(doc.get("reason"), "reason", what="a reason text", allow_empty=True)
+    description = chk.string(doc.get("description"), "description", allow_empty=True)
+    del description
+    if len(chk.issues) != before or name is None or hook is None or effect is None or when is None:
+        return None
+    spec = PolicySpec(
+        name=name,
+        hook=hook,
+        when=when.source,
+        effect=effect,
+        set=settings or {},
+        reason=reason or "",
+        priority=priority or 0,
+        location=chk.location(doc.line),
+    )
+    name_node = doc.get("name")
+    return LoadedPolicy(spec, when, name_node.line if name_node else doc.line)
+
+
+def _check_request(chk: DocChecker, node: YNode | None) -> dict[str, Any] | None:
+    req = chk.mapping(node, "request", what="a mapping of request fields (model, input_tokens, ...)")
+    if node is None:
+        return {}
+    if req is None:
+        return None
+    before = len(chk.issues)
+    for key, entry in req.entries.items():
+        default = REQUEST_DEFAULTS.get(key)
+        field = f"request.{key}"
+        if isinstance(default, bool):
+            chk.boolean(entry.node, field)
+        elif isinstance(default, int):
+            chk.integer(entry.node, field, minimum=0, what="an integer >= 0")
+        elif isinstance(default, str):
+            chk.string(entry.node, field, what="a string")
+    return to_plain(req) if len(chk.issues) == before else None
+
+
+def _check_expect(chk: DocChecker, node: YNode | None, refs: list[Reference]) -> dict[str, Any] | None:
+    exp = chk.mapping(node, "expect", what=f"a mapping with any of {', '.join(EXPECT_KEYS)}")
+    if exp is None:
+        return None
+    before = len(chk.issues)
+    chk.keys(exp, "expect", EXPECT_KEYS)
+    if not exp.entries:
+        chk.issue(exp.line, "expect", f"expected at least one of {', '.join(EXPECT_KEYS)}")
+    out: dict[str, Any] = {}
+    effect_node = exp.get("effect")
+    if isinstance(effect_node, YScalar) and effect_node.value == "notify":
+        chk.issue(
+            effect_node.line,
+            "expect.effect",
+            "notify is never a decision's effect; use expect.notify: [names]",
+        )
+    else:
+        out["effect"] = chk.string(effect_node, "expect.effect", choices=DECISION_EFFECTS)
+    out["model"] = chk.string(exp.get("model"), "expect.model", what="a model name")
+    out["max_tokens"] = chk.integer(
+        exp.get("max_tokens"), "expect.max_tokens", minimum=0, what="an integer >= 0"
+    )
+    out["reason_contains"] = chk.string(exp.get("reason_contains"), "expect.reason_contains")
+    for key, kind in (("policies", "Policy"), ("notify", "Policy"), ("budgets", "Budget")):
+        field = f"expect.{key}"
+        names = chk.string_list(exp.get(key), field, what=f"a list of {kind.lower()} names")
+        out[key] = names
+        seq = exp.get(key)
+        if names is not None and seq is not None:
+            refs.extend(Reference(seq.line, field, kind, name) for name in names)
+    return (
+        {k: v for k, v in out.items() if v is not None and k in exp.entries}
+        if len(chk.issues) == before
+        else None
+    )
+
+
+def validate_test(chk: DocChecker, doc: YMap) -> LoadedTest | None:
+    before = len(chk.issues)
+    chk.keys(doc, "", TEST_KEYS, ("name", "expect"))
+    name = check_name(chk, doc, free_text=True)
+    hook_node = doc.get("hook")
+    hook = chk.string(hook_node, "hook", choices=HOOKS, noun="hook") if hook_node is not None else HOOKS[0]
+    chk.string(doc.get("description"), "description", allow_empty=True)
+    context: Mapping[str, Any] = {}
+    ctx_node = chk.mapping(doc.get("context"), "context", what="a mapping of dimension to value")
+    if ctx_node is not None:
+        plain = to_plain(ctx_node)
+        try:
+            Context.from_mapping(plain, source="context")
+            context = plain
+        except InvalidAttribute as exc:
+            line = ctx_node.line
+            leaf = exc.source.split(".")[-1]
+            entry = ctx_node.entries.get(leaf)
+            if entry is not None:
+                line = entry.node.line
+            chk.issue(line, exc.source, f"invalid value {exc.value!r}; expected {exc.expected}")
+    request = _check_request(chk, doc.get("request"))
+    refs: list[Reference] = []
+    expect = _check_expect(chk, doc.get("expect"), refs)
+    if len(chk.issues) != before or name is None or hook is None or request is None or expect is None:
+        return None
+    spec = PolicyTestCase(name, hook, context, request, expect, chk.location(doc.line))
+    name_node = doc.get("name")
+    return LoadedTest(spec, name_node.line if name_node else doc.line, tuple(refs))
+
+
+def validate_document(doc: Document, issues: list[ValidationIssue]) -> tuple[str, Any] | None:
+    """Validate one document; returns (kind, LoadedPolicy | LoadedBudget | LoadedTest) or None."""
+    chk = DocChecker(doc.file, issues, doc.line)
+    root = doc.root
+    if not isinstance(root, YMap):
+        chk.issue(doc.line, "(document)", f"expected a mapping with a `kind`, got {describe(root)}")
+        return None
+    kind = chk.string(root.get("kind"), "kind", choices=KINDS, noun="kind")
+    if root.get("kind") is None:
+        chk.issue(doc.line, "kind", f"required key 'kind' is missing; expected one of {', '.join(KINDS)}")
+    if kind == "Policy":
+        loaded: Any = validate_policy(chk, root)
+    elif kind == "Budget":
+        loaded = validate_budget(chk, root)
+    elif kind == "PolicyTest":
+        loaded = validate_test(chk, root)
+    else:
+        return None
+    return None if loaded is None else (kind, loaded)
