@@ -19,7 +19,16 @@ import yaml
 from costplane.ledger.windows import WindowError, parse_duration
 from costplane.pricing.config import PricingConfig, PricingConfigError
 
-__all__ = ["SETTINGS", "Config", "ConfigError", "GatewaySettings", "ProviderConfig", "load_config"]
+__all__ = [
+    "SETTINGS",
+    "Config",
+    "ConfigError",
+    "GatewaySettings",
+    "ProviderConfig",
+    "load_config",
+    "parse_config",
+    "settings_table",
+]
 
 PROVIDER_TYPES = ("openai", "anthropic", "openai-compatible")
 
@@ -50,6 +59,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("key_cache_seconds", 2, "int", "how long a verified key is trusted before the store is asked again"),
     Setting("reload_interval", "2s", "duration", "how often the bundle directory is checked for changes"),
 )
+
+
+def settings_table() -> str:
+    """The gateway.* settings as a Markdown table (docs/configuration.md embeds it; a test checks)."""
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    rows += [f"| `gateway.{s.name}` | `{s.default}` | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True, slots=True)

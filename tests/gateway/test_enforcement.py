@@ -185,3 +185,18 @@ reason: ml is frozen
     assert gw.app.bundle.revision != before
     with pytest.raises(openai.PermissionDeniedError, match="freeze-ml"):
         client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+
+
+def test_a_mutate_policy_can_opt_into_the_cache(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway(BUDGETS + """---
+kind: Policy
+name: cache-embeddings
+on: llm.request
+when: request.endpoint == "embeddings"
+effect: mutate
+set: {cache: true}
+""")
+    client = gw.openai(gw.key(team="ml"))
+    client.embeddings.create(model="text-embedding-3-small", input="the same document")
+    raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="the same document")
+    assert raw.headers["x-costplane-cache"] == "hit"

@@ -46,6 +46,8 @@ MUTABLE_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
     "presence_penalty": ("number", Decimal(-2), Decimal(2)),
     "frequency_penalty": ("number", Decimal(-2), Decimal(2)),
     "reasoning_effort": ("choice", ("minimal", "low", "medium", "high"), None),
+    # steers the gateway (opt into the exact-match response cache); never sent upstream
+    "cache": ("bool", None, None),
 }
 
 
@@ -119,6 +121,8 @@ def _check_set(chk: DocChecker, node: YNode | None, effect: str | None) -> dict[
                     entry.node, field, minimum=low, maximum=high, what=f"a number {low}..{high}"
                 )
                 out[key] = None if exact is None else float(exact)
+            elif kind == "bool":
+                out[key] = chk.boolean(entry.node, field)
             else:
                 out[key] = chk.string(entry.node, field, choices=low)
         return out if len(chk.issues) == before else None
