@@ -75,9 +75,9 @@ def test_anthropic_plain_and_stream_with_cache_tokens(make_gateway) -> None:  # 
     client = gw.anthropic(gw.key(team="support"))
     system = [{"type": "text", "text": "You are a careful support agent. " * 40,
                "cache_control": {"type": "ephemeral"}}]
-    first = client.messages.create(model="claude-sonnet-4-5", max_tokens=200, system=system,
+    first = client.messages.create(model="claude-haiku-4-5", max_tokens=200, system=system,
                                    messages=[{"role": "user", "content": "Where is my parcel?"}])
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=200, system=system,
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=200, system=system,
                                 messages=[{"role": "user", "content": "Where is my parcel?"}]) as stream:
         streamed = stream.get_final_message()
     wants = []
@@ -85,7 +85,7 @@ def test_anthropic_plain_and_stream_with_cache_tokens(make_gateway) -> None:  # 
         u = message.usage
         read = u.cache_read_input_tokens or 0
         write = u.cache_creation_input_tokens or 0
-        wants.append(expected_nano("claude-sonnet-4-5", "anthropic", input_tokens=u.input_tokens + read + write,
+        wants.append(expected_nano("claude-haiku-4-5", "anthropic", input_tokens=u.input_tokens + read + write,
                                    cache_read_tokens=read, cache_write_tokens=write, output_tokens=u.output_tokens))
     assert (first.usage.cache_creation_input_tokens or 0) > 0
     assert (streamed.usage.cache_read_input_tokens or 0) > 0
