@@ -63,7 +63,7 @@ def test_cut_openai_stream_settles_for_tokens_seen(make_gateway, faulty) -> None
 def test_cut_anthropic_stream_settles_for_tokens_seen(make_gateway, faulty) -> None:  # type: ignore[no-untyped-def]
     gw = make_gateway(simulator_url=faulty["cut"])
     client = gw.anthropic(gw.key(team="support"))
-    with pytest.raises(anthropic.APIError), client.messages.stream(  # noqa: PT012
+    with pytest.raises(anthropic.APIError), client.messages.stream(
         model="claude-haiku-4-5", max_tokens=150, messages=ASK
     ) as stream:
         for _ in stream.text_stream:

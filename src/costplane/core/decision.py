@@ -22,9 +22,9 @@ from costplane.core.requests import Admission, Denial, LlmRequest, Settlement, t
 from costplane.ledger.store import CachedResponse, Store, StoreUnavailable
 from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reservation
 from costplane.money import format_usd
+from costplane.policy.types import BudgetSpec, PolicyDecision
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
-from costplane.policy.types import BudgetSpec, PolicyDecision
 
 __all__ = ["DecisionCore", "new_id"]
 
@@ -168,7 +168,8 @@ class DecisionCore:
                 f"{format_usd(state.limit_nano or 0)} USD, window {window}"
             )
         elif limit == "calls":
-            message = f"budget {state.budget!r}{scope}: {state.calls} calls > limit {state.limit_calls}, window {window}"
+            message = (f"budget {state.budget!r}{scope}: {state.calls} calls > limit {state.limit_calls}, "
+                       f"window {window}")
         else:
             message = (f"budget {state.budget!r}{scope}: {state.concurrent} concurrent requests > limit "
                        f"{state.limit_concurrent}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,7 +28,7 @@ class UpstreamResponse:
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamError("timeout", "upstream timed out while sending its response") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError("broken", f"upstream broke the connection: {exc}") from exc
@@ -40,7 +39,7 @@ class UpstreamResponse:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamError("timeout", "upstream timed out mid-stream") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError("broken", f"upstream stream was cut: {exc}") from exc
@@ -79,7 +78,7 @@ class AiohttpTransport:
                 method, url, data=body, headers=dict(headers),
                 timeout=aiohttp.ClientTimeout(total=timeout),
             )
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamError("timeout", f"upstream did not answer within {timeout:g}s") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError("connect", f"upstream unreachable: {exc}") from exc

@@ -20,9 +20,9 @@ __all__ = [
     "CostEvent",
     "DecisionRecord",
     "KeyRecord",
-    "ReserveResult",
     "Reservation",
     "ReservationStatus",
+    "ReserveResult",
 ]
 
 

@@ -94,10 +94,8 @@ def plan_answer(
     half of the tokens (rounded up) on reasoning.
     """
     seed = int.from_bytes(digest[:8], "big")
-    if forced_tokens is not None:
-        wanted = forced_tokens
-    else:
-        wanted = min_tokens + seed % (max_default_tokens - min_tokens + 1)
+    default = min_tokens + seed % (max_default_tokens - min_tokens + 1)
+    wanted = forced_tokens if forced_tokens is not None else default
     truncated = max_tokens is not None and wanted > max_tokens
     total = max_tokens if truncated and max_tokens is not None else wanted
     if reasoning is None:

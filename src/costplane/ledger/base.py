@@ -1,0 +1,239 @@
+"""The store logic shared by SQLite and PostgreSQL: one SQL text, two drivers.
+
+SQL here is written with `?` placeholders (the PostgreSQL driver rewrites them
+to `%s`) and never contains `%`. Column names that come from callers are only
+ever the validated names of `codec.QUERY_COLUMNS`; values are always bound.
+
+A subclass supplies the transaction runner (`_write` / `_read`), and may
+override `_lock_partitions` (PostgreSQL row locks; SQLite's `BEGIN IMMEDIATE`
+already serialises writers) and `_window_sums` (one query instead of one per claim).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from costplane.ledger import codec
+from costplane.ledger.codec import column_list
+from costplane.ledger.migrations import LATEST, MIGRATIONS, VERSION_TABLE, statements
+from costplane.ledger.queries import INSERT_DECISION, INSERT_EVENT, Row, SqlQueries, Tx, insert_sql
+from costplane.ledger.store import StoreError
+from costplane.ledger.types import (
+    BudgetClaim,
+    ClaimState,
+    CostEvent,
+    DecisionRecord,
+    Reservation,
+    ReservationStatus,
+    ReserveResult,
+)
+
+__all__ = ["Row", "SqlStore", "Sums", "Tx", "partition_keys"]
+
+Sums = tuple[int, int, int, int]  # spent, reserved, calls, concurrent of one claim's window
+
+_INSERT_RESERVATION = insert_sql("reservations", codec.RESERVATION_COLUMNS)
+# Every counter change is "add this delta to the row", created on first use.
+_ADD_COUNTERS = (
+    'INSERT INTO budget_counters (budget, "partition", bucket, spent_nano, reserved_nano, calls, concurrent)'
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (budget, \"partition\", bucket) DO UPDATE SET"
+    " spent_nano = budget_counters.spent_nano + excluded.spent_nano,"
+    " reserved_nano = budget_counters.reserved_nano + excluded.reserved_nano,"
+    " calls = budget_counters.calls + excluded.calls,"
+    " concurrent = budget_counters.concurrent + excluded.concurrent"
+)
+_WINDOW_SUMS = (
+    "SELECT CAST(COALESCE(SUM(spent_nano), 0) AS BIGINT), CAST(COALESCE(SUM(reserved_nano), 0) AS BIGINT),"
+    " CAST(COALESCE(SUM(calls), 0) AS BIGINT), CAST(COALESCE(SUM(concurrent), 0) AS BIGINT)"
+    ' FROM budget_counters WHERE budget = ? AND "partition" = ? AND bucket >= ?'
+)
+_SELECT_RESERVATION = f"SELECT {column_list(codec.RESERVATION_COLUMNS)} FROM reservations"
+_CLOSED = (ReservationStatus.RELEASED, ReservationStatus.EXPIRED)
+
+
+def partition_keys(claims: Iterable[BudgetClaim]) -> list[tuple[str, str]]:
+    """The distinct (budget, partition) pairs of some claims, in the one global lock order."""
+    return sorted({(c.budget, c.partition) for c in claims})
+
+
+def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
+    return ClaimState(
+        budget=claim.budget,
+        partition=claim.partition,
+        spent_nano=sums[0],
+        reserved_nano=sums[1],
+        calls=sums[2],
+        concurrent=sums[3],
+        limit_nano=claim.limit_nano,
+        limit_calls=claim.limit_calls,
+        limit_concurrent=claim.limit_concurrent,
+        hard=claim.hard,
+    )
+
+
+class SqlStore(SqlQueries):
+    """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
+    in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _lock_partitions(self, tx: Tx, keys: Sequence[tuple[str, str]]) -> None:
+        """Serialise every writer of these (budget, partition) windows until commit."""
+
+    def _migration_lock(self, tx: Tx) -> None:
+        """Serialise concurrent `migrate` calls (SQLite: already, by BEGIN IMMEDIATE)."""
+
+    def _window_sums(self, tx: Tx, claims: Sequence[BudgetClaim]) -> list[Sums]:
+        out: list[Sums] = []
+        for c in claims:
+            row = tx.one(_WINDOW_SUMS, (c.budget, c.partition, c.window_start))
+            assert row is not None
+            out.append((int(row[0]), int(row[1]), int(row[2]), int(row[3])))
+        return out
+
+    # -- schema ---------------------------------------------------------------------
+    def migrate(self, target: int | None = None) -> None:
+        """Apply every missing schema version up to `target` (default: latest), idempotently."""
+        target = LATEST if target is None else target
+        now = codec.to_us(datetime.now(UTC))
+
+        def body(tx: Tx) -> None:
+            self._migration_lock(tx)
+            tx.exec(VERSION_TABLE)
+            have = {int(r[0]) for r in tx.all("SELECT version FROM schema_version")}
+            for version, _ in MIGRATIONS:
+                if version > target or version in have:
+                    continue
+                for statement in statements(self.dialect, version):
+                    tx.exec(statement)
+                tx.exec("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, now))
+
+        self._write(body)
+
+    # -- reservations and budgets -----------------------------------------------------
+    def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
+        claims = reservation.claims
+        res_row = codec.reservation_to_row(reservation)
+        res_row = (res_row[0], ReservationStatus.OPEN, *res_row[2:])
+        dec_row = codec.decision_to_row(decision)
+
+        def body(tx: Tx) -> ReserveResult:
+            self._lock_partitions(tx, partition_keys(claims))
+            sums = self._window_sums(tx, claims)
+            states: list[ClaimState] = []
+            earlier: list[BudgetClaim] = []  # claims of this reservation already added
+            for claim, (spent, reserved, calls, conc) in zip(claims, sums, strict=True):
+                for prev in earlier:  # two claims on one window: the second sees the first
+                    if (prev.budget, prev.partition) == (claim.budget, claim.partition) and (
+                        prev.bucket >= claim.window_start
+                    ):
+                        reserved, calls, conc = reserved + prev.amount_nano, calls + 1, conc + 1
+                state = _state(claim, (spent, reserved + claim.amount_nano, calls + 1, conc + 1))
+                broken = state.exceeded if claim.hard else None
+                if broken is not None:
+                    return ReserveResult(ok=False, refused=state, refused_limit=broken)
+                states.append(state)
+                earlier.append(claim)
+            tx.many(_ADD_COUNTERS, [_delta(c, reserved=c.amount_nano, calls=1, concurrent=1) for c in claims])
+            tx.exec(_INSERT_RESERVATION, res_row)
+            tx.exec(INSERT_DECISION, dec_row)
+            return ReserveResult(ok=True, states=tuple(states))
+
+        return self._write(body)
+
+    def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
+        event_row = codec.event_to_row(event)
+
+        def body(tx: Tx) -> tuple[ClaimState, ...]:
+            row = tx.one(
+                "UPDATE reservations SET status = ? WHERE id = ? AND status = ? RETURNING claims",
+                (ReservationStatus.SETTLED, reservation_id, ReservationStatus.OPEN),
+            )
+            prior = ReservationStatus.OPEN
+            if row is None:
+                row = tx.one("SELECT claims, status FROM reservations WHERE id = ?", (reservation_id,))
+                if row is None:
+                    raise StoreError(f"unknown reservation {reservation_id!r}")
+                prior = row[1]
+                if prior != ReservationStatus.SETTLED:
+                    tx.exec("UPDATE reservations SET status = ? WHERE id = ?",
+                            (ReservationStatus.SETTLED, reservation_id))  # fmt: skip
+            claims = codec.claims_from_json(row[0])
+            self._lock_partitions(tx, partition_keys(claims))
+            cost = int(event.cost_nano) if tx.exec(INSERT_EVENT, event_row) == 1 else 0
+            if prior == ReservationStatus.OPEN:
+                deltas = [_delta(c, spent=cost, reserved=-c.amount_nano, concurrent=-1) for c in claims]
+            elif cost:  # released/expired earlier: the call (given back then) and its money count again
+                call = 1 if prior in _CLOSED else 0
+                deltas = [_delta(c, spent=cost, calls=call) for c in claims]
+            else:
+                deltas = []
+            if deltas:
+                tx.many(_ADD_COUNTERS, deltas)
+            return tuple(_state(c, s) for c, s in zip(claims, self._window_sums(tx, claims), strict=True))
+
+        return self._write(body)
+
+    def release(self, reservation_id: str, status: str = ReservationStatus.RELEASED) -> bool:
+        if status not in _CLOSED:
+            raise ValueError(f"release status must be 'released' or 'expired', got {status!r}")
+
+        def body(tx: Tx) -> bool:
+            row = tx.one(
+                "UPDATE reservations SET status = ? WHERE id = ? AND status = ? RETURNING claims",
+                (status, reservation_id, ReservationStatus.OPEN),
+            )
+            if row is None:
+                return False
+            claims = codec.claims_from_json(row[0])
+            self._lock_partitions(tx, partition_keys(claims))
+            back = [_delta(c, reserved=-c.amount_nano, calls=-1, concurrent=-1) for c in claims]
+            tx.many(_ADD_COUNTERS, back)
+            return True
+
+        return self._write(body)
+
+    def expire_reservations(self, now: datetime) -> int:
+        due = self._read(lambda tx: tx.all(
+            "SELECT id FROM reservations WHERE status = ? AND expires_at <= ? ORDER BY expires_at",
+            (ReservationStatus.OPEN, codec.to_us(now)),
+        ))  # fmt: skip
+        return sum(1 for (rid,) in due if self.release(rid, ReservationStatus.EXPIRED))
+
+    def open_reservations(self) -> int:
+        return self._count("SELECT COUNT(*) FROM reservations WHERE status = ?", (ReservationStatus.OPEN,))
+
+    def get_reservation(self, reservation_id: str) -> Reservation | None:
+        row = self._read(lambda tx: tx.one(f"{_SELECT_RESERVATION} WHERE id = ?", (reservation_id,)))
+        return None if row is None else codec.row_to_reservation(row)
+
+    def claim_states(self, claims: Sequence[BudgetClaim]) -> tuple[ClaimState, ...]:
+        sums = self._read(lambda tx: self._window_sums(tx, claims))
+        return tuple(_state(c, s) for c, s in zip(claims, sums, strict=True))
+
+    def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
+        """Insert an event without a reservation; its cost is added to each claim's row as
+        spent (calls and concurrency are not touched: no upstream call was reserved)."""
+        event_row = codec.event_to_row(event)
+
+        def body(tx: Tx) -> bool:
+            self._lock_partitions(tx, partition_keys(claims))
+            if tx.exec(INSERT_EVENT, event_row) != 1:
+                return False
+            if claims:
+                tx.many(_ADD_COUNTERS, [_delta(c, spent=int(event.cost_nano)) for c in claims])
+            return True
+
+        return self._write(body)
+
+
+
+def _delta(claim: BudgetClaim, *, spent: int = 0, reserved: int = 0, calls: int = 0,
+           concurrent: int = 0) -> Row:  # fmt: skip
+    """Parameters of `_ADD_COUNTERS` for one claim's row."""
+    return (claim.budget, claim.partition, claim.bucket, spent, reserved, calls, concurrent)
+
+

@@ -1,0 +1,152 @@
+"""Versioned schema of the ledger, one list of steps rendered for each dialect.
+
+Every step is a list of DDL statements written once with type placeholders
+(`{json}`, `{blob}`, `{bool}`) that each dialect fills in. `schema_version`
+records every applied version; `migrate` applies the missing ones in order,
+each in its own transaction, so running it again is a no-op. The stores call
+`pending()` / `statements()` inside their own locked transaction (SQLite:
+`BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock), so several
+processes starting at once migrate exactly once.
+
+Conventions: times are BIGINT microseconds since the epoch (UTC), money is
+BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from costplane.attribution.context import DIMENSIONS
+
+__all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
+
+DIALECTS: dict[str, dict[str, str]] = {
+    "sqlite": {"json": "TEXT", "blob": "BLOB", "bool": "INTEGER", "false": "0"},
+    "postgres": {"json": "JSONB", "blob": "BYTEA", "bool": "BOOLEAN", "false": "FALSE"},
+}
+
+VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    applied_at BIGINT NOT NULL
+)"""
+
+# quoted: `user` is a reserved word in PostgreSQL
+_DIMENSION_COLUMNS = ",\n    ".join(f'"{name}" TEXT' for name in DIMENSIONS)
+
+_V1 = [
+    f"""CREATE TABLE cost_events (
+    id TEXT PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    {_DIMENSION_COLUMNS},
+    key_id TEXT,
+    tags {{json}} NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requested_model TEXT,
+    kind TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+    unit_prices {{json}} NOT NULL,
+    cost_nano BIGINT NOT NULL,
+    saved_nano BIGINT NOT NULL DEFAULT 0,
+    decision_id TEXT,
+    reservation_id TEXT,
+    latency_ms BIGINT NOT NULL DEFAULT 0,
+    price_flagged {{bool}} NOT NULL DEFAULT {{false}},
+    request_hash TEXT
+)""",
+    "CREATE INDEX cost_events_ts ON cost_events (ts)",
+    "CREATE INDEX cost_events_loop ON cost_events (run, request_hash, ts)",
+    """CREATE TABLE reservations (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    decision_id TEXT NOT NULL,
+    key_id TEXT,
+    claims {json} NOT NULL
+)""",
+    "CREATE INDEX reservations_open ON reservations (status, expires_at)",
+    """CREATE TABLE budget_counters (
+    budget TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    spent_nano BIGINT NOT NULL DEFAULT 0,
+    reserved_nano BIGINT NOT NULL DEFAULT 0,
+    calls BIGINT NOT NULL DEFAULT 0,
+    concurrent BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (budget, partition, bucket)
+)""",
+    """CREATE TABLE decisions (
+    id TEXT PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    hook TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    bundle_revision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    key_id TEXT,
+    context {json} NOT NULL,
+    team TEXT,
+    agent TEXT,
+    run TEXT,
+    input {json} NOT NULL,
+    result {json} NOT NULL,
+    policies {json} NOT NULL,
+    budgets {json} NOT NULL
+)""",
+    "CREATE INDEX decisions_ts ON decisions (ts)",
+    "CREATE INDEX decisions_effect_ts ON decisions (effect, ts)",
+    """CREATE TABLE virtual_keys (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attributes {json} NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+)""",
+    """CREATE TABLE response_cache (
+    request_hash TEXT PRIMARY KEY,
+    body {blob} NOT NULL,
+    content_type TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    cost_nano BIGINT NOT NULL,
+    usage_json TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+)""",
+    "CREATE INDEX response_cache_expires ON response_cache (expires_at)",
+]
+
+# v2: the per-(budget, partition) lock rows PostgreSQL serialises reservations on,
+# and indexes for the common spend group-bys (time-leading so range scans stay cheap).
+_V2 = [
+    """CREATE TABLE budget_locks (
+    budget TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    PRIMARY KEY (budget, partition)
+)""",
+    "CREATE INDEX cost_events_team_ts ON cost_events (team, ts)",
+    "CREATE INDEX cost_events_model_ts ON cost_events (model, ts)",
+    "CREATE INDEX cost_events_key_ts ON cost_events (key_id, ts)",
+    "CREATE INDEX cost_events_run ON cost_events (run)",
+    "CREATE INDEX decisions_run ON decisions (run)",
+]
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, tuple(_V1)), (2, tuple(_V2)))
+LATEST = MIGRATIONS[-1][0]
+
+
+def statements(dialect: str, version: int) -> list[str]:
+    """The DDL of one version rendered for `dialect` ('sqlite' or 'postgres')."""
+    types = DIALECTS[dialect]
+    for number, steps in MIGRATIONS:
+        if number == version:
+            return [step.format(**types) if "{" in step else step for step in steps]
+    raise ValueError(f"no schema version {version}")

@@ -1,0 +1,221 @@
+"""The shared store: PostgreSQL (psycopg 3), correct with many processes and replicas.
+
+Transactions run under READ COMMITTED. Every transaction that changes budget
+counters first locks one row per (budget, partition) in `budget_locks`,
+always in the same global order (budget, partition, compared bytewise — the
+same order Python's `sorted` gives and `COLLATE "C"` gives), then reads the
+window sums. Because each READ COMMITTED statement takes a fresh snapshot, the
+sums read *after* the lock is granted include everything committed by the
+previous holder, so check-then-add cannot interleave: no hard window can be
+pushed over its limit. A missing lock row is created first (`INSERT … ON
+CONFLICT DO NOTHING`, which also waits for a concurrent inserter of that row).
+A deadlock — impossible by the ordering, but PostgreSQL is the judge — or a
+serialisation failure is retried a few times; a lock wait past `lock_timeout`
+or a lost connection raises `StoreUnavailable`.
+
+Each thread has its own connection. `schema=` (URL query parameter or
+constructor argument) selects the schema via `search_path`; `lock_timeout=`
+(ms, default 5000) bounds lock waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from costplane.ledger.base import Row, SqlStore, Sums, Tx
+from costplane.ledger.store import StoreError, StoreUnavailable
+from costplane.ledger.types import BudgetClaim
+
+__all__ = ["PostgresStore", "redact_url"]
+
+T = TypeVar("T")
+_RETRIES = 5
+_OWN_PARAMS = ("schema", "lock_timeout")
+_MIGRATION_LOCK = 0x636F7374706C616E  # "costplan": one advisory lock id for all schema upgrades
+
+_LOCK_ROWS = (
+    'SELECT 1 FROM budget_locks WHERE (budget, "partition") IN (SELECT * FROM unnest(?::text[], ?::text[]))'
+    ' ORDER BY budget COLLATE "C", "partition" COLLATE "C" FOR UPDATE'
+)
+_CREATE_LOCK_ROWS = (
+    'INSERT INTO budget_locks (budget, "partition") SELECT * FROM unnest(?::text[], ?::text[])'
+    " ON CONFLICT DO NOTHING"
+)
+_WINDOW_SUMS = (
+    "SELECT CAST(COALESCE(SUM(c.spent_nano), 0) AS BIGINT),"
+    " CAST(COALESCE(SUM(c.reserved_nano), 0) AS BIGINT),"
+    " CAST(COALESCE(SUM(c.calls), 0) AS BIGINT), CAST(COALESCE(SUM(c.concurrent), 0) AS BIGINT)"
+    " FROM unnest(?::text[], ?::text[], ?::bigint[]) WITH ORDINALITY AS k(b, p, ws, i)"
+    ' LEFT JOIN budget_counters c ON c.budget = k.b AND c."partition" = k.p AND c.bucket >= k.ws'
+    " GROUP BY k.i ORDER BY k.i"
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
+
+
+class _PgTx(Tx):
+    __slots__ = ("_cur",)
+    _sql: ClassVar[dict[str, str]] = {}  # '?' -> '%s' rewrites, shared (pure function of the text)
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    @classmethod
+    def _q(cls, sql: str) -> str:
+        out = cls._sql.get(sql)
+        if out is None:
+            out = cls._sql[sql] = sql.replace("?", "%s")
+        return out
+
+    def exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cur.execute(self._q(sql), params)
+        return self._cur.rowcount
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if len(rows) == 1:
+            self._cur.execute(self._q(sql), rows[0])
+        elif rows:
+            self._cur.executemany(self._q(sql), rows)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cur.execute(self._q(sql), params)
+        return list(self._cur.fetchall())
+
+
+class PostgresStore(SqlStore):
+    """`Store` on a PostgreSQL database shared by any number of processes."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, schema: str | None = None, lock_timeout_ms: int | None = None) -> None:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        own = {k: v for k, v in query if k in _OWN_PARAMS}
+        self.url = url
+        self.safe_url = redact_url(url)
+        self.schema = schema or own.get("schema") or None
+        self.lock_timeout_ms = int(lock_timeout_ms or own.get("lock_timeout") or 5000)
+        libpq_query = urlencode([(k, v) for k, v in query if k not in _OWN_PARAMS])
+        conninfo = urlunsplit(parts._replace(query=libpq_query))
+        options = [f"-c lock_timeout={self.lock_timeout_ms}"]
+        if self.schema:
+            if not self.schema.replace("_", "").isalnum():
+                raise StoreError(f"invalid schema name {self.schema!r}")
+            options.append(f"-c search_path={self.schema}")
+        self._conninfo = conninfo
+        self._kwargs: dict[str, Any] = {"options": " ".join(options), "application_name": "costplane"}
+        if "connect_timeout" not in dict(query):
+            self._kwargs["connect_timeout"] = 5
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._all_lock = threading.Lock()
+        self._known_locks: set[tuple[str, str]] = set()
+        self._closed = False
+
+    # -- connections --------------------------------------------------------------------
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            return conn
+        if self._closed:
+            raise StoreError(f"store {self.safe_url} is closed")
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
+        except psycopg.Error as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        self._closed = True
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # -- transactions ---------------------------------------------------------------------
+    def _run(self, body: Callable[[Tx], T]) -> T:
+        for attempt in range(_RETRIES):
+            conn = self._conn()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    return body(_PgTx(cur))
+            except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
+                if attempt == _RETRIES - 1:
+                    raise self._unavailable("too many lock conflicts", None) from None
+            except (pgerrors.LockNotAvailable, pgerrors.QueryCanceled) as exc:
+                raise StoreUnavailable(
+                    f"PostgreSQL at {self.safe_url}: lock wait exceeded {self.lock_timeout_ms} ms"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if conn.broken or conn.closed:
+                    self._local.conn = None
+                raise self._unavailable("unavailable", exc) from exc
+            except psycopg.IntegrityError as exc:
+                raise StoreError(f"PostgreSQL constraint violated: {_first_line(exc)}") from exc
+            except psycopg.Error as exc:
+                if conn.broken:
+                    self._local.conn = None
+                    raise self._unavailable("unavailable", exc) from exc
+                raise StoreError(f"PostgreSQL error: {_first_line(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unavailable(self, what: str, exc: BaseException | None) -> StoreUnavailable:
+        detail = f": {_first_line(exc)}" if exc is not None else ""
+        return StoreUnavailable(f"PostgreSQL at {self.safe_url}: {what}{detail}")
+
+    _write = _run
+    _read = _run
+
+    def _table_exists(self, tx: Tx, table: str) -> bool:
+        row = tx.one("SELECT to_regclass(?) IS NOT NULL", (table,))
+        return bool(row and row[0])
+
+    def _migration_lock(self, tx: Tx) -> None:
+        tx.exec("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+
+    def _lock_partitions(self, tx: Tx, keys: Sequence[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        budgets = [k[0] for k in keys]
+        partitions = [k[1] for k in keys]
+        if not self._known_locks.issuperset(keys):
+            tx.exec(_CREATE_LOCK_ROWS, (budgets, partitions))
+        locked = tx.exec(_LOCK_ROWS, (budgets, partitions))
+        if locked != len(keys):  # a cached row whose creating transaction rolled back
+            tx.exec(_CREATE_LOCK_ROWS, (budgets, partitions))
+            locked = tx.exec(_LOCK_ROWS, (budgets, partitions))
+            if locked != len(keys):  # pragma: no cover - lock rows are never deleted
+                raise StoreError(f"budget lock rows missing: locked {locked} of {len(keys)}")
+        self._known_locks.update(keys)
+
+    def _window_sums(self, tx: Tx, claims: Sequence[BudgetClaim]) -> list[Sums]:
+        if not claims:
+            return []
+        rows = tx.all(_WINDOW_SUMS, ([c.budget for c in claims], [c.partition for c in claims],
+                                     [c.window_start for c in claims]))  # fmt: skip
+        return [(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,260 @@
+"""Read-side and bookkeeping queries of the SQL stores: events, spend breakdowns,
+decisions, the response cache, virtual keys, stats. Shared by SQLite and PostgreSQL.
+
+SQL is written with `?` placeholders (the PostgreSQL driver rewrites them to `%s`)
+and never contains `%`. The only caller-supplied names that reach SQL text are
+validated against `codec.QUERY_COLUMNS`; every value is bound.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from costplane.ledger import codec
+from costplane.ledger.codec import column_list
+from costplane.ledger.store import CachedResponse, SpendRow
+from costplane.ledger.types import CostEvent, DecisionRecord, KeyRecord, ReservationStatus
+
+__all__ = ["INSERT_DECISION", "INSERT_EVENT", "Row", "SqlQueries", "Tx", "insert_sql"]
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+class Tx(ABC):
+    """One open transaction: the few calls the shared logic needs."""
+
+    @abstractmethod
+    def exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns the number of rows it changed."""
+
+    @abstractmethod
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+
+def insert_sql(table: str, columns: Sequence[str], conflict: str = "") -> str:
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({column_list(columns)}) VALUES ({marks}){conflict}"
+
+
+INSERT_EVENT = insert_sql("cost_events", codec.EVENT_COLUMNS, " ON CONFLICT (id) DO NOTHING")
+INSERT_DECISION = insert_sql("decisions", codec.DECISION_COLUMNS, " ON CONFLICT (id) DO NOTHING")
+_INSERT_KEY = insert_sql("virtual_keys", codec.KEY_COLUMNS)
+_PUT_CACHE = insert_sql(
+    "response_cache",
+    codec.CACHE_COLUMNS,
+    " ON CONFLICT (request_hash) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in codec.CACHE_COLUMNS[1:]),
+)
+_SELECT_EVENT = f"SELECT {column_list(codec.EVENT_COLUMNS)} FROM cost_events"
+_SELECT_DECISION = f"SELECT {column_list(codec.DECISION_COLUMNS)} FROM decisions"
+_SELECT_KEY = f"SELECT {column_list(codec.KEY_COLUMNS)} FROM virtual_keys"
+_BUCKET_US = {"hour": 3_600_000_000, "day": 86_400_000_000}
+
+
+class SqlQueries(ABC):
+    """The `Store` methods that are plain queries; a subclass supplies the transactions."""
+
+    url: str
+    dialect: str
+
+    @abstractmethod
+    def _write(self, body: Callable[[Tx], T]) -> T:
+        """Run `body` in one write transaction (serialised with other writers where needed)."""
+
+    @abstractmethod
+    def _read(self, body: Callable[[Tx], T]) -> T: ...
+
+    @abstractmethod
+    def _table_exists(self, tx: Tx, table: str) -> bool: ...
+
+    def schema_version(self) -> int:
+        def body(tx: Tx) -> int:
+            if not self._table_exists(tx, "schema_version"):
+                return 0
+            row = tx.one("SELECT MAX(version) FROM schema_version")
+            return int(row[0]) if row and row[0] is not None else 0
+
+        return self._read(body)
+
+    # -- decisions --------------------------------------------------------------------
+    def record_decision(self, decision: DecisionRecord) -> None:
+        row = codec.decision_to_row(decision)
+        self._write(lambda tx: tx.exec(INSERT_DECISION, row))
+
+    def list_decisions(
+        self, *, effect: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[DecisionRecord]:
+        """Newest first."""
+        where, params = self._filters(since=since)
+        if effect is not None:
+            where.append("effect = ?")
+            params.append(effect)
+        sql = f"{_SELECT_DECISION}{_where(where)} ORDER BY ts DESC, id DESC LIMIT ?"
+        rows = self._read(lambda tx: tx.all(sql, (*params, int(limit))))
+        return [codec.row_to_decision(r) for r in rows]
+
+    # -- events and queries -------------------------------------------------------------
+    def get_event(self, event_id: str) -> CostEvent | None:
+        row = self._read(lambda tx: tx.one(f"{_SELECT_EVENT} WHERE id = ?", (event_id,)))
+        return None if row is None else codec.row_to_event(row)
+
+    def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]:
+        """Newest first."""
+        where, params = self._filters(since=since)
+        sql = f"{_SELECT_EVENT}{_where(where)} ORDER BY ts DESC, id DESC LIMIT ?"
+        rows = self._read(lambda tx: tx.all(sql, (*params, int(limit))))
+        return [codec.row_to_event(r) for r in rows]
+
+    def count_events(self) -> int:
+        return self._count("SELECT COUNT(*) FROM cost_events")
+
+    def spend(
+        self,
+        *,
+        group_by: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        where: Mapping[str, str] | None = None,
+        bucket: str | None = None,
+    ) -> list[SpendRow]:
+        names = list(dict.fromkeys(group_by))
+        columns = [_column(name) for name in names]
+        conditions, params = self._filters(since=since, until=until)
+        for name, value in (where or {}).items():
+            conditions.append(f"{_column(name)} = ?")
+            params.append(value)
+        if bucket is not None and bucket not in _BUCKET_US:
+            raise ValueError(f"unknown time bucket {bucket!r}: use 'hour' or 'day'")
+        bucket_expr = f"(ts / {_BUCKET_US[bucket]}) * {_BUCKET_US[bucket]}" if bucket else "NULL"
+        keys = [*columns, bucket_expr]
+        sql = (
+            f"SELECT {', '.join(keys)}, CAST(SUM(cost_nano) AS BIGINT), CAST(SUM(saved_nano) AS BIGINT),"
+            " COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT)"
+            f" FROM cost_events{_where(conditions)}"
+        )
+        if columns or bucket:
+            sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(keys) - (0 if bucket else 1)))
+        rows = self._read(lambda tx: tx.all(sql, params))
+        n = len(names)
+        out = [
+            SpendRow(
+                group={name: r[i] for i, name in enumerate(names)},
+                bucket=None if r[n] is None else codec.from_us(r[n]),
+                cost_nano=int(r[n + 1] or 0),
+                saved_nano=int(r[n + 2] or 0),
+                events=int(r[n + 3]),
+                input_tokens=int(r[n + 4] or 0),
+                output_tokens=int(r[n + 5] or 0),
+            )
+            for r in rows
+            if int(r[n + 3])  # an ungrouped SUM over no rows still yields one row
+        ]
+        out.sort(key=lambda s: (s.bucket or codec.from_us(0), -s.cost_nano,
+                                tuple((v is None, v or "") for v in s.group.values())))  # fmt: skip
+        return out
+
+    def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
+        return self._count(
+            "SELECT COUNT(*) FROM cost_events WHERE run = ? AND request_hash = ? AND ts >= ?",
+            (run, request_hash, codec.to_us(since)),
+        )
+
+    # -- response cache -------------------------------------------------------------------
+    def cache_get(self, request_hash: str, now: datetime) -> CachedResponse | None:
+        sql = (f"SELECT {column_list(codec.CACHE_COLUMNS)} FROM response_cache"
+               " WHERE request_hash = ? AND expires_at > ?")  # fmt: skip
+        row = self._read(lambda tx: tx.one(sql, (request_hash, codec.to_us(now))))
+        return None if row is None else codec.row_to_cache(row)
+
+    def cache_put(self, entry: CachedResponse) -> None:
+        row = codec.cache_to_row(entry)
+        self._write(lambda tx: tx.exec(_PUT_CACHE, row))
+
+    def cache_purge(self, now: datetime) -> int:
+        """Delete expired cache entries (not part of the protocol; housekeeping)."""
+        return self._write(lambda tx: tx.exec("DELETE FROM response_cache WHERE expires_at <= ?",
+                                              (codec.to_us(now),)))  # fmt: skip
+
+    # -- virtual keys ------------------------------------------------------------------------
+    def create_key(self, key: KeyRecord) -> None:
+        row = codec.key_to_row(key)
+        self._write(lambda tx: tx.exec(_INSERT_KEY, row))
+
+    def key_by_hash(self, secret_hash: str) -> KeyRecord | None:
+        row = self._read(lambda tx: tx.one(f"{_SELECT_KEY} WHERE secret_hash = ?", (secret_hash,)))
+        return None if row is None else codec.row_to_key(row)
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        row = self._read(lambda tx: tx.one(f"{_SELECT_KEY} WHERE id = ?", (key_id,)))
+        return None if row is None else codec.row_to_key(row)
+
+    def list_keys(self) -> list[KeyRecord]:
+        rows = self._read(lambda tx: tx.all(f"{_SELECT_KEY} ORDER BY created_at, id"))
+        return [codec.row_to_key(r) for r in rows]
+
+    def revoke_key(self, key_id: str, now: datetime) -> bool:
+        sql = "UPDATE virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+        return self._write(lambda tx: tx.exec(sql, (codec.to_us(now), key_id))) == 1
+
+    # -- introspection -----------------------------------------------------------------------
+    def stats(self) -> Mapping[str, Any]:
+        def body(tx: Tx) -> dict[str, Any]:
+            def count(sql: str, params: Sequence[Any] = ()) -> int:
+                row = tx.one(sql, params)
+                return int(row[0]) if row else 0
+
+            return {
+                "backend": self.dialect,
+                "events": count("SELECT COUNT(*) FROM cost_events"),
+                "open_reservations": count(
+                    "SELECT COUNT(*) FROM reservations WHERE status = ?", (ReservationStatus.OPEN,)
+                ),
+                "decisions": count("SELECT COUNT(*) FROM decisions"),
+                "keys": count("SELECT COUNT(*) FROM virtual_keys"),
+            }
+
+        out = self._read(body)
+        out["schema_version"] = self.schema_version()
+        return out
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        row = self._read(lambda tx: tx.one(sql, params))
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _filters(
+        *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(codec.to_us(since))
+        if until is not None:
+            where.append("ts < ?")
+            params.append(codec.to_us(until))
+        return where, params
+
+
+
+def _column(name: str) -> str:
+    try:
+        return codec.QUERY_COLUMNS[name]
+    except KeyError:
+        allowed = ", ".join(codec.QUERY_COLUMNS)
+        raise ValueError(f"unknown dimension {name!r} for a spend query; use one of: {allowed}") from None
+
+
+def _where(conditions: list[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""

@@ -1,0 +1,190 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+* Every write is one `BEGIN IMMEDIATE` transaction: it takes the database's
+  single write lock up front, so the read-check-write of a reservation can
+  never interleave with another writer — thread, process or anything else
+  that opens the same file. Threads of one process first queue on an
+  in-process lock (cheap), so SQLite's sleeping busy handler only arbitrates
+  between processes, up to `busy_timeout` ms; past that the store raises
+  `StoreUnavailable`.
+* Each thread has its own connection (`threading.local`); reads run in
+  autocommit mode and never block writers (WAL).
+* WAL checkpoints (copying the log back into the database file, with an
+  fsync) run on a background thread of the store every `checkpoint_interval`
+  seconds (default 1.0), not inside a request's commit — SQLite's automatic
+  checkpoint would otherwise stall every ~1000th write by milliseconds.
+  `checkpoint_interval=0` restores SQLite's automatic checkpoints.
+* Durability: `synchronous=NORMAL` (default) — a committed transaction
+  survives the process being killed (kill -9) because it is in the WAL;
+  only a power loss or OS crash can drop the last commits. Add
+  `?synchronous=FULL` to the URL to fsync every commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from costplane.ledger.base import Row, SqlStore, Tx
+from costplane.ledger.store import StoreError, StoreUnavailable
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class _SqliteTx(Tx):
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+
+class SqliteStore(SqlStore):
+    """`Store` on one SQLite database file (WAL)."""
+
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 5000,
+        checkpoint_interval: float = 1.0,
+        url: str | None = None,
+    ) -> None:
+        if str(path) in ("", ":memory:"):
+            raise StoreError("the SQLite store needs a file path (connections share it), not :memory:")
+        sync = synchronous.upper()
+        if sync not in _SYNC_MODES:
+            raise StoreError(f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = sync
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self.url = url or f"sqlite:///{self.path}"
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        self.checkpoint_interval = float(checkpoint_interval)
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+
+    # -- connections ------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError(f"store {self.url} is closed")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout_ms / 1000,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,  # only `close()` touches another thread's connection
+                cached_statements=256,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if self.checkpoint_interval > 0:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+            if self.checkpoint_interval > 0 and self._checkpointer is None:
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_loop, name=f"costplane-checkpoint {self.path.name}", daemon=True
+                )
+                self._checkpointer.start()
+        return conn
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database file off the request path (PASSIVE: never blocks writers)."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
+        except sqlite3.Error:  # pragma: no cover - the writers' connection opened fine
+            return
+        try:
+            while not self._stop.wait(self.checkpoint_interval):
+                with contextlib.suppress(sqlite3.Error):  # busy: another process checkpoints
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._stop.set()
+        if self._checkpointer is not None and self._checkpointer is not threading.current_thread():
+            self._checkpointer.join(timeout=5)
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # -- transactions -------------------------------------------------------------------
+    def _write(self, body: Callable[[Tx], T]) -> T:
+        conn = self._conn()
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            try:
+                result = body(_SqliteTx(conn))
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc) from exc
+                raise
+            return result
+
+    def _read(self, body: Callable[[Tx], T]) -> T:
+        try:
+            return body(_SqliteTx(self._conn()))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _table_exists(self, tx: Tx, table: str) -> bool:
+        return tx.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) is not None
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in text or "busy" in text or "unable to open" in text or "disk I/O" in text
+        ):
+            return StoreUnavailable(
+                f"SQLite database {self.path} unavailable ({text}); busy_timeout={self.busy_timeout_ms} ms"
+            )
+        if isinstance(exc, sqlite3.IntegrityError):
+            return StoreError(f"SQLite constraint violated in {self.path}: {text}")
+        return StoreError(f"SQLite error in {self.path}: {text}")
