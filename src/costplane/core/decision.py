@@ -18,6 +18,7 @@ from costplane.attribution.context import Context
 from costplane.config import Config, ProviderConfig
 from costplane.core.bundle_state import ActiveBundle
 from costplane.core.claims import budget_claims
+from costplane.core.notify import LoggingNotifier, Notification, Notifier, crossed_alerts
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement, tightest_remaining
 from costplane.ledger.store import CachedResponse, Store, StoreUnavailable
 from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reservation
@@ -51,12 +52,14 @@ class DecisionCore:
         catalog: Catalog,
         bundle: Callable[[], ActiveBundle],
         clock: Callable[[], datetime] = _utcnow,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.catalog = catalog
         self._bundle = bundle
         self._clock = clock
+        self.notifier: Notifier = notifier or LoggingNotifier()
 
     # -- admission --------------------------------------------------------------------
     def admit(self, ctx: Context, req: LlmRequest) -> Admission | Denial:
@@ -147,14 +150,27 @@ class DecisionCore:
         except StoreUnavailable:
             if budgets and all(b.fail_open for b in budgets):
                 return Admission(decision_id, effect, ctx, req, provider, model, max_tokens, params, price,
-                                 None, (), reason + "; store unavailable, budgets fail open")
+                                 None, (), worst, reason + "; store unavailable, budgets fail open")
             return None, None, None
         if outcome.ok:
+            self._notify_admission(decision_id, policy, outcome.states)
             return Admission(decision_id, effect, ctx, req, provider, model, max_tokens, params, price,
-                             reservation, outcome.states, reason)
+                             reservation, outcome.states, worst, reason)
         refused = outcome.refused
         spec = bundle.budgets.get(refused.budget) if refused is not None else None
         return refused, outcome.refused_limit, spec
+
+    def _notify_admission(self, decision_id: str, policy: PolicyDecision, states: tuple[ClaimState, ...]) -> None:
+        for match in policy.notify:
+            self.notifier.notify(Notification("policy", match.name, match.reason, decision_id))
+        for state in states:
+            broken = state.exceeded
+            if broken is not None and not state.hard:
+                self.notifier.notify(Notification(
+                    "soft_budget_exceeded", state.budget,
+                    f"soft budget {state.budget!r} is over its {broken} limit (spent {format_usd(state.spent_nano)}"
+                    f" + reserved {format_usd(state.reserved_nano)} USD); the request was allowed", decision_id,
+                    {"partition": state.partition, "limit": broken}))
 
     def _budget_denial(self, deny: Callable[..., Denial], state: ClaimState, limit: str,
                        spec: BudgetSpec | None) -> Denial:
@@ -207,6 +223,8 @@ class DecisionCore:
             self.store.record_event(event, ())
             return Settlement(event.id, cost, None)
         states = self.store.settle(admission.reservation.id, event)
+        for alert in crossed_alerts(states, self._bundle().budgets, cost, admission.decision_id):
+            self.notifier.notify(alert)
         return Settlement(event.id, cost, tightest_remaining(states))
 
     def _route_saving(self, admission: Admission, usage: TokenUsage, cost: int) -> int:

@@ -70,11 +70,8 @@ class Admission:
     price: PriceSheet
     reservation: Reservation | None
     states: tuple[ClaimState, ...]
+    worst_nano: int  # the provable upper bound of this call's cost (what every claim holds)
     reason: str = ""
-
-    @property
-    def reserved_nano(self) -> int:
-        return self.reservation.amount_nano if self.reservation else 0
 
     @property
     def remaining_nano(self) -> int | None:

@@ -143,7 +143,7 @@ class GovernedProxy:
         meter: OpenAIStreamMeter | AnthropicStreamMeter = (
             OpenAIStreamMeter(hide_usage_chunk=not client_wants_usage) if proto == "openai"
             else AnthropicStreamMeter())
-        out_headers = self._headers(admission, admission.reserved_nano, admission.remaining_nano)
+        out_headers = self._headers(admission, admission.worst_nano, admission.remaining_nano)
         out_headers["x-costplane-cost-final"] = "false"
         return StreamingResponse(self._relay(admission, upstream.chunks(), meter, started),
                                  media_type="text/event-stream", headers=out_headers)
