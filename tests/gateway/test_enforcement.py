@@ -9,21 +9,9 @@ import pytest
 
 from costplane.money import parse_usd
 
-BUDGETS = """
-kind: Policy
-name: experiments-use-small-models
-on: llm.request
-when: ctx.tier == "experiment" && request.model == "gpt-4o"
-effect: route
-set: {model: gpt-4o-mini}
-reason: experiment tier uses the small model
----
-kind: Policy
-name: no-reasoning-models-in-experiments
-on: llm.request
-when: ctx.tier == "experiment" && request.model.startsWith("o3")
-effect: deny
-reason: reasoning models are not allowed in the experiment tier
+from .conftest import DEFAULT_BUNDLE
+
+BUDGETS = DEFAULT_BUNDLE + """
 ---
 kind: Budget
 name: growth-daily
