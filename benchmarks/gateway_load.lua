@@ -1,0 +1,64 @@
+-- wrk load script for benchmarks/bench_gateway.py: POST a small chat completion.
+--
+--   COSTPLANE_KEY=cpk_... wrk -t2 -c50 -d10s --latency -s benchmarks/gateway_load.lua http://127.0.0.1:PORT
+--
+-- Every request is unique (thread id + counter in the prompt), so the gateway's loop detector
+-- (same normalised request N times in one run) never fires, and it carries a run id
+-- (x-costplane-run, 64 runs per thread) so per-run budgets apply. The prompt is ~20 tokens,
+-- model gpt-4o-mini, max_tokens 16, not streamed.
+--
+-- done() prints one line "COSTPLANE_WRK {json}" with the exact response counts per status
+-- (collected in response() on every thread), which the Python driver parses.
+
+local threads = {}
+local thread_count = 0
+
+function setup(thread)
+   thread_count = thread_count + 1
+   thread:set("tid", thread_count)
+   table.insert(threads, thread)
+end
+
+local key = os.getenv("COSTPLANE_KEY") or "none"
+local path = "/v1/chat/completions"
+local headers = {
+   ["Content-Type"] = "application/json",
+   ["Authorization"] = "Bearer " .. key,
+}
+local counter = 0
+statuses = {}
+
+function request()
+   counter = counter + 1
+   headers["x-costplane-run"] = "bench-" .. tid .. "-" .. (counter % 64)
+   local body = '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":'
+      .. '"Summarise the cloud spend of team bench for last week in one short sentence, please. Request '
+      .. tid .. "-" .. counter .. '."}]}'
+   return wrk.format("POST", path, headers, body)
+end
+
+function response(status, hdrs, body)
+   statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+   local merged = {}
+   for _, thread in ipairs(threads) do
+      local counts = thread:get("statuses")
+      for status, n in pairs(counts) do
+         merged[status] = (merged[status] or 0) + n
+      end
+   end
+   local parts = {}
+   for status, n in pairs(merged) do
+      table.insert(parts, string.format('"%d":%d', status, n))
+   end
+   local e = summary.errors
+   io.write(string.format(
+      'COSTPLANE_WRK {"requests":%d,"duration_us":%d,"statuses":{%s},'
+         .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
+         .. '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+      summary.requests, summary.duration, table.concat(parts, ","),
+      e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
