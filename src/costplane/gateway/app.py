@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -19,6 +19,7 @@ from costplane.gateway.errors import error_response
 from costplane.gateway.keys import KeyVerifier
 from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.upstream import AiohttpTransport, UpstreamError, UpstreamTransport
+from costplane.ledger.executor import StoreExecutor
 
 __all__ = ["create_gateway"]
 
@@ -29,8 +30,9 @@ def create_gateway(application: Application, transport: UpstreamTransport | None
     settings = application.config.gateway
     transport = transport or AiohttpTransport()
     keys = KeyVerifier(application.store, settings.key_cache_seconds)
+    store = StoreExecutor(application.store)
     proxy = GovernedProxy(application.core, keys, transport, settings.max_request_bytes,
-                          float(settings.upstream_timeout))
+                          float(settings.upstream_timeout), store)
 
     async def chat(request: Request) -> Response:
         return await proxy.handle(OPENAI_CHAT, request)
@@ -74,14 +76,19 @@ def create_gateway(application: Application, transport: UpstreamTransport | None
         expired = application.core.expire_reservations()
         if expired:
             log.warning("released %d stale reservations at start-up", expired)
-        tasks = [asyncio.create_task(_every(5.0, application.core.expire_reservations)),
-                 asyncio.create_task(_every(float(settings.reload_interval), application.reload_if_changed))]
+        tasks = [
+            asyncio.create_task(_every(5.0, lambda: store.run(application.core.expire_reservations))),
+            # loading a bundle reads files and may ask git: keep it off the event loop
+            asyncio.create_task(_every(float(settings.reload_interval),
+                                       lambda: asyncio.to_thread(application.reload_if_changed))),
+        ]
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await transport.close()
+            store.close()
 
     routes = [
         Route("/v1/chat/completions", chat, methods=["POST"]),
@@ -93,10 +100,10 @@ def create_gateway(application: Application, transport: UpstreamTransport | None
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-async def _every(seconds: float, job: Callable[[], object]) -> None:
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
     while True:
         await asyncio.sleep(seconds)
         try:
-            job()
+            await job()
         except Exception:  # a periodic job must never kill the loop; it logs and tries again
             log.exception("periodic job failed")

@@ -17,13 +17,14 @@ from starlette.responses import Response, StreamingResponse
 from costplane.attribution.context import InvalidAttribute
 from costplane.attribution.resolve import AttributionConflict, resolve_context
 from costplane.core.decision import DecisionCore
-from costplane.core.requests import Admission, Denial, LlmRequest
+from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
 from costplane.gateway.endpoints import BodyError, Endpoint
 from costplane.gateway.errors import error_response
 from costplane.gateway.keys import KeyVerifier
 from costplane.gateway.metering import AnthropicStreamMeter, OpenAIStreamMeter
 from costplane.gateway.tokens import request_hash
 from costplane.gateway.upstream import UpstreamError, UpstreamTransport
+from costplane.ledger.executor import StoreExecutor
 from costplane.ledger.store import StoreUnavailable
 from costplane.money import format_usd
 from costplane.pricing.types import TokenUsage
@@ -53,8 +54,9 @@ def _deterministic(endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
 
 class GovernedProxy:
     def __init__(self, core: DecisionCore, keys: KeyVerifier, transport: UpstreamTransport,
-                 max_request_bytes: int, upstream_timeout: float) -> None:
+                 max_request_bytes: int, upstream_timeout: float, store: StoreExecutor) -> None:
         self.core = core
+        self.store = store
         self.keys = keys
         self.transport = transport
         self.max_request_bytes = max_request_bytes
@@ -102,7 +104,7 @@ class GovernedProxy:
             cache_hash=request_hash(body, normalise=False) if _deterministic(endpoint, body) else None,
         )
         try:
-            outcome = self.core.admit(ctx, llm)
+            outcome = await self.store.run(self.core.admit, ctx, llm)
         except StoreUnavailable as exc:
             return error_response(proto, 503, "spend_unverifiable",
                                   f"spend cannot be verified (store unavailable: {exc}); failing closed",
@@ -114,7 +116,8 @@ class GovernedProxy:
         admission = outcome
         use_cache = llm.cache_hash is not None and (cache_wanted or admission.params.get("cache") is True)
         if use_cache:
-            hit = self.core.serve_cached(admission, latency_ms=int((time.perf_counter() - started) * 1000))
+            hit = await self.store.run(self.core.serve_cached, admission,
+                                       int((time.perf_counter() - started) * 1000))
             if hit is not None:
                 entry, settlement = hit
                 headers = self._headers(admission, 0, settlement.remaining_nano)
@@ -136,7 +139,7 @@ class GovernedProxy:
         try:
             upstream = await self.transport.post(url, headers, orjson.dumps(upstream_body), self.upstream_timeout)
         except UpstreamError as exc:
-            self.core.release(admission)
+            await self.store.run(self.core.release, admission)
             return self._upstream_failure(proto, exc, admission)
         if upstream.status >= 400 or not stream:
             return await self._plain(endpoint, admission, upstream, started, use_cache)
@@ -154,12 +157,12 @@ class GovernedProxy:
         try:
             payload_bytes = await upstream.read()
         except UpstreamError as exc:
-            self.core.release(admission)
+            await self.store.run(self.core.release, admission)
             return self._upstream_failure(proto, exc, admission)
         latency = int((time.perf_counter() - started) * 1000)
         content_type = upstream.headers.get("content-type", "application/json")
         if upstream.status >= 400:
-            self.core.release(admission)
+            await self.store.run(self.core.release, admission)
             headers = self._headers(admission, 0, admission.remaining_nano)
             return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
         try:
@@ -172,40 +175,50 @@ class GovernedProxy:
             # No silent $0: charge the bound of what may have been consumed, and say so.
             usage = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens)
             status = "estimated"
-        settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
-        if use_cache and status == "ok":
-            self.core.cache_response(admission, payload_bytes, content_type, usage, settlement.cost_nano)
+        settlement = await self.store.run(self._settle, admission, usage, status, latency,
+                                          payload_bytes if use_cache and status == "ok" else None, content_type)
         headers = self._headers(admission, settlement.cost_nano, settlement.remaining_nano)
         return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
+
+    def _settle(self, admission: Admission, usage: TokenUsage, status: str, latency: int,
+                cache_body: bytes | None = None, content_type: str = "") -> Settlement:
+        """Runs on a store thread: settle, and fill the response cache when asked to."""
+        settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
+        if cache_body is not None:
+            self.core.cache_response(admission, cache_body, content_type, usage, settlement.cost_nano)
+        return settlement
 
     async def _relay(self, admission: Admission, chunks: AsyncIterator[bytes],
                      meter: OpenAIStreamMeter | AnthropicStreamMeter, started: float) -> AsyncIterator[bytes]:
         settled = False
 
-        def settle(status: str) -> str:
-            nonlocal settled
-            settled = True
+        def usage_for(status: str) -> TokenUsage:
             usage = meter.usage
             if usage is None or (status == "cut" and isinstance(meter, OpenAIStreamMeter)):
                 # Cut before the final usage: charge what was seen — the whole prompt
                 # (it was read) and one token per content delta received.
                 usage = TokenUsage(input_tokens=admission.request.input_estimate, output_tokens=meter.deltas)
+            return usage
+
+        async def settle(status: str) -> str:
+            nonlocal settled
+            settled = True
             latency = int((time.perf_counter() - started) * 1000)
-            settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
+            settlement = await self.store.run(self._settle, admission, usage_for(status), status, latency)
             return format_usd(settlement.cost_nano)
 
         try:
             async for chunk in chunks:
                 for event, final in meter.feed(chunk):
                     if final and not settled:
-                        cost = settle("ok")
+                        cost = await settle("ok")
                         yield f": x-costplane-cost-usd={cost} decision={admission.decision_id}\n\n".encode()
                     yield event
             if not settled:
-                settle("ok" if meter.done else "cut")
+                await settle("ok" if meter.done else "cut")
         except UpstreamError as exc:
             if not settled:
-                settle("cut")
+                await settle("cut")
             message = f"upstream stream was cut ({exc.kind}); charged for the tokens received"
             if admission.request.protocol == "anthropic":
                 err = {"type": "error", "error": {"type": "api_error", "message": message}}
@@ -214,8 +227,10 @@ class GovernedProxy:
                 yield b"data: " + orjson.dumps({"error": {"message": message, "type": "api_error",
                                                           "code": "upstream_cut"}}) + b"\n\n"
         finally:
-            if not settled:  # the client went away mid-stream
-                settle("cut")
+            if not settled:  # the client went away mid-stream: settle without waiting for it
+                settled = True
+                latency = int((time.perf_counter() - started) * 1000)
+                self.store.submit(self._settle, admission, usage_for("cut"), "cut", latency)
 
     def _headers(self, admission: Admission, cost_nano: int, remaining: int | None) -> dict[str, str]:
         headers = {
