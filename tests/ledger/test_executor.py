@@ -1,0 +1,70 @@
+"""StoreExecutor: store work off the event loop; on SQLite, concurrent calls share one commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from ledger_helpers import claim, event, reserve
+
+from costplane.ledger.executor import StoreExecutor
+from costplane.ledger.open import open_store
+from costplane.ledger.sqlite import SqliteStore
+from costplane.ledger.store import Store, StoreError
+
+
+def test_a_failing_call_rolls_back_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = open_store(f"sqlite:///{tmp_path}/g.db")
+    store.migrate()
+    assert isinstance(store, SqliteStore)
+
+    def boom() -> None:
+        store.record_event(event(7, eid="evt-doomed"), [claim(amount=0)])
+        raise RuntimeError("this call fails after writing")
+
+    outcomes = store.run_grouped([
+        lambda: store.record_event(event(5, eid="evt-a"), [claim(amount=0)]),
+        boom,
+        lambda: store.record_event(event(11, eid="evt-b"), [claim(amount=0)]),
+    ])
+    assert [ok for ok, _ in outcomes] == [True, False, True]
+    assert isinstance(outcomes[1][1], RuntimeError)
+    assert store.get_event("evt-doomed") is None  # rolled back to its savepoint
+    assert {e.id for e in store.list_events()} == {"evt-a", "evt-b"}
+    [state] = store.claim_states([claim(amount=0)])
+    assert state.spent_nano == 16
+    store.close()
+
+
+def test_concurrent_reserves_through_the_executor_never_overspend(store_url: Callable[[], str]) -> None:
+    # store_url is parametrized over SQLite (grouped, one writer) and PostgreSQL (4 workers)
+    store: Store = open_store(store_url())
+    store.migrate()
+    executor = StoreExecutor(store, workers=4)
+    hard = claim(budget="exec", amount=100, limit_nano=10_000)  # room for exactly 100
+
+    async def main() -> list[bool]:
+        return await asyncio.gather(*(executor.run(lambda: reserve(store, [hard])[1].ok) for _ in range(300)))
+
+    results = asyncio.run(main())
+    executor.close()
+    assert results.count(True) == 100
+    [state] = store.claim_states([hard])
+    assert state.reserved_nano == 10_000 and state.calls == 100
+    store.close()
+
+
+def test_exceptions_reach_the_awaiting_caller(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = open_store(f"sqlite:///{tmp_path}/e.db")
+    store.migrate()
+    executor = StoreExecutor(store)
+
+    async def main() -> None:
+        with pytest.raises(StoreError, match="unknown reservation"):
+            await executor.run(store.settle, "res_missing", event(1))
+        assert await executor.run(store.count_events) == 0
+
+    asyncio.run(main())
+    executor.close()
+    store.close()
