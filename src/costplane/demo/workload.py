@@ -1,0 +1,233 @@
+"""The personas of the demo and the mixed workload they drive through the gateway.
+
+Each job is one unit of work (a support ticket, an experiment run, an agent run, a re-index
+pass, an ad campaign) that starts at a seeded moment of the run, so the live view fills up
+steadily; steps within a job are sequential, like a real agent's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from costplane.demo import corpus
+from costplane.demo.calls import Clients, Outcome
+
+__all__ = ["DEFAULT_REQUESTS", "Plan", "Workload", "plan_for"]
+
+DEFAULT_REQUESTS = 250
+EXPERIMENT_BAGGAGE = "costplane.experiment=fraud-train,costplane.pipeline=fraud-detection"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How big the workload is and how long it is spread over."""
+
+    duration: float  # seconds over which jobs start
+    tickets: int = 30
+    experiment_runs: int = 6
+    research_runs: int = 4
+    kb_docs: int = 12
+    growth_workers: int = 3
+
+
+def plan_for(duration: float, requests: int = DEFAULT_REQUESTS) -> Plan:
+    """Scale the persona sizes to roughly `requests` calls; every behaviour stays in."""
+    scale = max(requests, 1) / DEFAULT_REQUESTS
+    return Plan(duration=max(duration, 1.0), tickets=max(4, round(30 * scale)),
+                experiment_runs=max(3, round(6 * scale)), research_runs=max(1, round(4 * scale)),
+                kb_docs=max(3, round(12 * scale)))
+
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+class Workload:
+    def __init__(self, clients: Clients, plan: Plan, seed: int) -> None:
+        self.clients = clients
+        self.plan = plan
+        self.seed = seed
+        self._pace = plan.duration / 25.0
+        self._start = time.monotonic()
+
+    def jobs(self) -> list[Job]:
+        p = self.plan
+        jobs: list[Job] = []
+        jobs += [self._bind(self.support_ticket, 1001 + i) for i in range(p.tickets)]
+        jobs += [self._bind(self.experiment_run, j + 1) for j in range(p.experiment_runs)]
+        jobs += [self._bind(self.research_run, r + 1) for r in range(p.research_runs)]
+        jobs += [self.research_loop, self.research_crawler, self.research_deep_dive]
+        jobs += [self._bind(self.kb_reindex, n + 1) for n in range(3)]
+        jobs += [self._bind(self.growth_campaign, w + 1) for w in range(p.growth_workers)]
+        return jobs
+
+    async def run(self) -> None:
+        self._start = time.monotonic()
+        async with asyncio.TaskGroup() as group:
+            for job in self.jobs():
+                group.create_task(job())
+
+    # -- timing ---------------------------------------------------------------------------
+    @staticmethod
+    def _bind(method: Callable[[int], Coroutine[Any, Any, None]], arg: int) -> Job:
+        return lambda: method(arg)
+
+    def _rng(self, name: str) -> random.Random:
+        return random.Random(f"{self.seed}:{name}")
+
+    async def _at(self, fraction: float) -> None:
+        """Sleep until `fraction` of the planned duration has passed."""
+        delay = self._start + fraction * self.plan.duration - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _think(self, rng: random.Random, low: float = 0.05, high: float = 0.3) -> None:
+        await asyncio.sleep(rng.uniform(low, high) * self._pace)
+
+    # -- support: the support-bot agent, one run per ticket ----------------------------------
+    async def support_ticket(self, number: int) -> None:
+        rng = self._rng(f"ticket-{number}")
+        await self._at(rng.uniform(0.0, 0.85))
+        text = corpus.ticket(rng, number)
+        run = {"x-costplane-run": f"t-{number}"}
+        steps = rng.randint(2, 4)
+        outcome = "resolved" if rng.random() < 0.8 else "escalated"
+        for step in range(1, steps + 1):
+            headers = dict(run)
+            if step == steps:
+                headers["x-costplane-outcome"] = outcome
+            if step == 1:
+                result = await self.clients.chat(
+                    "support-bot", "gpt-4o-mini", f"Classify this ticket (billing/auth/bug/howto): {text}",
+                    {**headers, "x-costplane-step": "classify"}, max_tokens=60)
+            elif step == 2:
+                # Every tenth ticket drags its whole e-mail thread along: a prompt-inflation notice.
+                thread = corpus.filler(rng, 12_500 if number % 10 == 2 else 90)
+                result = await self.clients.message(
+                    "support-bot", "claude-haiku-4-5", f"Draft a reply to: {text}\nContext: {thread}",
+                    {**headers, "x-costplane-step": "draft", "x-costplane-tool": "kb.search"},
+                    max_tokens=400, stream=number % 3 == 0)
+            elif step == 3:
+                result = await self.clients.chat(
+                    "support-bot", "gpt-4o-mini", f"Check this draft for tone and accuracy: {text}",
+                    {**headers, "x-costplane-step": "review"}, max_tokens=200, stream=number % 2 == 0)
+            else:
+                result = await self.clients.message(
+                    "support-bot", "claude-haiku-4-5", f"Write the final e-mail for: {text}",
+                    {**headers, "x-costplane-step": "reply", "x-costplane-tool": "email.send"},
+                    max_tokens=300, stream=True)
+            if not result.ok:
+                return
+            await self._think(rng)
+
+    # -- ml: the fraud-train experiment (experiment tier) -------------------------------------
+    async def experiment_run(self, number: int) -> None:
+        rng = self._rng(f"exp-{number}")
+        await self._at(rng.uniform(0.0, 0.8))
+        base = {"x-costplane-run": f"exp-{number}", "baggage": EXPERIMENT_BAGGAGE}
+        for step in range(1, 5):
+            prompt = f"Fraudulent? Answer yes/no with one reason. {corpus.transaction(rng)}"
+            await self.clients.chat("ml-experiments", "gpt-4o", prompt,
+                                    {**base, "x-costplane-step": f"label-{step}"}, max_tokens=120)
+            await self._think(rng)
+        if number % 3 == 2:
+            model = "o3-mini" if number % 2 == 0 else "o1"
+            await self.clients.chat("ml-experiments", model, "Reason step by step about the label errors.",
+                                    {**base, "x-costplane-step": "reasoning-check"})
+        if number % 2 == 1:
+            batch = "\n".join(corpus.transaction(rng) for _ in range(240))
+            await self.clients.chat("ml-experiments", "gpt-4o", f"Find the fraud ring in:\n{batch}",
+                                    {**base, "x-costplane-step": "batch-analysis"}, max_tokens=2048)
+
+    # -- ml: the research agent ----------------------------------------------------------------
+    async def research_run(self, number: int) -> None:
+        rng = self._rng(f"research-{number}")
+        await self._at(rng.uniform(0.0, 0.8))
+        run = {"x-costplane-run": f"r-{number}"}
+        topic = rng.choice(("card testing", "account takeover", "refund abuse", "mule accounts"))
+        for step in range(1, rng.randint(3, 5) + 1):
+            headers = {**run, "x-costplane-step": f"step-{step}"}
+            if step % 3 == 1:
+                result = await self.clients.chat("research-agent", "gpt-4o", f"Plan step {step} on {topic}.",
+                                                  {**headers, "x-costplane-tool": "planner"}, max_tokens=200)
+            elif step % 3 == 2:
+                sources = corpus.filler(rng, 300)
+                result = await self.clients.message(
+                    "research-agent", "claude-sonnet-4-6", f"Summarise the sources on {topic}: {sources}",
+                    {**headers, "x-costplane-tool": "web.search"}, max_tokens=2048)
+            else:
+                result = await self.clients.chat("research-agent", "gpt-4o-mini", f"List facts on {topic}.",
+                                                  {**headers, "x-costplane-tool": "extract"}, stream=True)
+            if not result.ok:
+                return
+            await self._think(rng)
+
+    async def research_loop(self) -> None:
+        """A stuck agent: the same search again and again in one run, until the loop guard stops it."""
+        rng = self._rng("research-loop")
+        await self._at(0.2)
+        headers = {"x-costplane-run": "r-loop-1", "x-costplane-step": "search",
+                   "x-costplane-tool": "web.search"}
+        for _ in range(12):
+            result = await self.clients.chat("research-agent", "gpt-4o-mini",
+                                             "Search the web for: newest card-testing patterns 2025", headers,
+                                             max_tokens=150)
+            if not result.ok:
+                return
+            await self._think(rng, 0.1, 0.4)
+
+    async def research_crawler(self) -> None:
+        """A run that fetches page after page, until the per-run call limit stops it."""
+        rng = self._rng("research-crawler")
+        await self._at(0.3)
+        for page in range(1, 61):
+            headers = {"x-costplane-run": "r-crawl-1", "x-costplane-step": f"fetch-{page}",
+                       "x-costplane-tool": "web.fetch"}
+            result = await self.clients.chat(
+                "research-agent", "gpt-4o-mini", f"List the claims of page {page}: {corpus.filler(rng, 40)}",
+                headers, max_tokens=80)
+            if not result.ok:
+                return
+            await self._think(rng, 0.01, 0.04)
+
+    async def research_deep_dive(self) -> None:
+        """Long contexts on a large model: the per-run dollar limit stops the run."""
+        rng = self._rng("research-deep")
+        await self._at(0.45)
+        for step in range(1, 21):
+            context = corpus.document(rng, 10_000, f"Regulatory filing {step}")
+            headers = {"x-costplane-run": "r-deep-1", "x-costplane-step": f"read-{step}",
+                       "x-costplane-tool": "file.read"}
+            result = await self.clients.message(
+                "research-agent", "claude-sonnet-4-6", f"Find each mention of chargebacks:\n{context}",
+                headers, max_tokens=1024)
+            if not result.ok:
+                return
+            await self._think(rng, 0.1, 0.3)
+
+    # -- support: the knowledge-base indexer (embeddings, response cache) ------------------------
+    async def kb_reindex(self, number: int) -> None:
+        rng = self._rng("kb-articles")  # the same articles on every pass: that is what the cache saves
+        articles = corpus.kb_articles(rng, self.plan.kb_docs)
+        await self._at((0.05, 0.4, 0.75)[(number - 1) % 3])
+        headers = {"x-costplane-run": f"reindex-{number}", "x-costplane-step": "embed",
+                   "x-costplane-cache": "on"}
+        for article in articles:
+            await self.clients.embed("kb-indexer", "text-embedding-3-small", [article], headers)
+
+    # -- growth: ad copy on gpt-4o until the tiny daily budget runs out -----------------------
+    async def growth_campaign(self, worker: int) -> None:
+        rng = self._rng(f"growth-{worker}")
+        await self._at(0.02 + 0.04 * worker)
+        interval = self.plan.duration * 0.75 / 12
+        for number in range(1, 121):
+            result: Outcome = await self.clients.chat(
+                "growth-campaigns", "gpt-4o", corpus.ad_brief(rng, number),
+                {"x-costplane-project": f"launch-{worker}", "x-costplane-step": "copy"}, max_tokens=400)
+            if not result.ok and result.status == 402:
+                return  # the campaign is paused: the budget is spent
+            await asyncio.sleep(rng.uniform(0.6, 1.4) * interval)

@@ -1,0 +1,124 @@
+"""`costplane demo --fast`: the whole product end to end, checked against what the ledger recorded."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from costplane.cli.main import app
+from costplane.ledger.open import open_store
+from costplane.ledger.store import Store
+from costplane.ledger.types import CostEvent, DecisionRecord
+from costplane.money import parse_usd
+
+pytest.importorskip("openai")
+pytest.importorskip("anthropic")
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    directory: Path
+    output: str
+    exit_code: int
+    store: Store
+    events: list[CostEvent]
+    denials: list[DecisionRecord]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    directory = tmp_path_factory.mktemp("demo") / "run"
+    result = CliRunner().invoke(app, ["demo", "--fast", "--dir", str(directory), "--seed", "3"])
+    store = open_store(f"sqlite:///{directory / 'costplane.db'}")
+    try:
+        yield DemoRun(directory, result.output, result.exit_code, store, store.list_events(limit=1_000_000),
+                      store.list_decisions(effect="deny", limit=1_000_000))
+    finally:
+        store.close()
+
+
+def _codes(run: DemoRun) -> Counter[str]:
+    return Counter(str(d.result.get("code")) for d in run.denials)
+
+
+def test_the_demo_finishes_and_says_where_to_go_next(demo_run: DemoRun) -> None:
+    assert demo_run.exit_code == 0, demo_run.output
+    assert "Spend by team" in demo_run.output
+    assert "Example denials" in demo_run.output
+    assert "budget_threshold" in demo_run.output  # the core's alerts are collected, not logged
+    output = demo_run.output.replace("\n", "")
+    assert str(demo_run.directory / "costplane.db") in output
+    assert f"costplane serve --config {demo_run.directory / 'costplane.yaml'}" in output
+    assert (demo_run.directory / "costplane.yaml").is_file()
+
+
+def test_every_team_spent_money(demo_run: DemoRun) -> None:
+    spend = {row.group["team"]: row.cost_nano for row in demo_run.store.spend(group_by=["team"])}
+    for team in ("ml", "support", "growth"):
+        assert spend.get(team, 0) > 0, spend
+
+
+def test_experiment_prompts_were_rerouted(demo_run: DemoRun) -> None:
+    rerouted = [e for e in demo_run.events if e.requested_model == "gpt-4o" and e.model == "gpt-4o-mini"]
+    assert rerouted
+    assert all(e.context.tier == "experiment" for e in rerouted)
+    assert sum(e.saved_nano for e in rerouted) > 0
+
+
+def test_reasoning_models_were_denied_by_policy(demo_run: DemoRun) -> None:
+    denied = [d for d in demo_run.denials if d.result.get("code") == "policy_denied"]
+    assert denied and denied[0].status_code == 403
+    assert "experiments-no-reasoning-models" in denied[0].reason
+
+
+def test_the_loop_guard_and_the_run_limits_stopped_the_research_agent(demo_run: DemoRun) -> None:
+    codes = _codes(demo_run)
+    assert codes["loop_detected"] >= 1
+    assert codes["call_limit_exceeded"] >= 1
+    run_limits = [d for d in demo_run.denials if d.result.get("budget") == "agent-run-limits"]
+    assert {d.result.get("limit") for d in run_limits} >= {"calls", "amount"}
+
+
+def test_the_growth_budget_ran_out_and_was_never_exceeded(demo_run: DemoRun) -> None:
+    growth = [d for d in demo_run.denials if d.result.get("budget") == "team-growth-daily"]
+    assert growth and all(d.status_code == 402 for d in growth)
+    assert "team-growth-daily" in growth[0].reason and "0.05 USD" in growth[0].reason
+    spent = sum(e.cost_nano for e in demo_run.events if e.context.team == "growth")
+    assert 0 < spent <= parse_usd("0.05 USD")
+
+
+def test_repeated_embeddings_were_served_from_the_cache(demo_run: DemoRun) -> None:
+    hits = [e for e in demo_run.events if e.kind == "cache_hit"]
+    assert hits
+    assert all(e.cost_nano == 0 and e.saved_nano > 0 for e in hits)
+
+
+def test_nothing_is_left_reserved_and_the_books_balance(demo_run: DemoRun) -> None:
+    assert demo_run.store.open_reservations() == 0
+    total = sum(row.cost_nano for row in demo_run.store.spend())
+    assert total == sum(e.cost_nano for e in demo_run.events) > 0
+    assert len(demo_run.events) == demo_run.store.count_events()
+
+
+def test_a_directory_that_is_not_empty_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "something").write_text("x")
+    result = CliRunner().invoke(app, ["demo", "--fast", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output
+
+
+def test_missing_sdks_are_named_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import costplane.demo
+
+    monkeypatch.setattr(costplane.demo, "missing_dependencies", lambda: ["anthropic"])
+    result = CliRunner().invoke(app, ["demo", "--fast"])
+    assert result.exit_code == 3
+    assert "anthropic is not installed" in result.output
+    assert "costplane[demo]" in result.output
