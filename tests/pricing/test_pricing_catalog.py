@@ -213,3 +213,19 @@ def test_describe_reports_history_and_not_metered() -> None:
     with pytest.raises(UnknownPrice):
         cat.describe("no-such-model-xyz")
     assert "gpt-4o-mini" in cat.suggest("gpt-4o-mnii")
+
+
+def test_worst_case_only_reaches_tiers_the_input_bound_can_reach() -> None:
+    from decimal import Decimal
+
+    from costplane.pricing.types import PriceSheet, TokenUsage
+
+    sheet = PriceSheet("m", "p", input=Decimal(3), output=Decimal(15), cache_write=Decimal("3.75"),
+                       tiers=((200_000, {"input": Decimal(6), "output": Decimal("22.5")}),))
+    # below the tier: the base rates (cache write is the dearest input-side rate)
+    assert sheet.max_cost_nano(100_000, 1_000) == 100_000 * 3750 + 1_000 * 15_000
+    # a bound above the tier start may reach it: the tier's rates (undeclared cache write follows input)
+    assert sheet.max_cost_nano(300_000, 1_000) == 300_000 * 6000 + 1_000 * 22_500
+    for usage in (TokenUsage(input_tokens=200_000, output_tokens=1_000),
+                  TokenUsage(input_tokens=200_001, output_tokens=1_000, cache_write_tokens=5)):
+        assert sheet.cost_nano(usage) <= sheet.max_cost_nano(usage.input_tokens, usage.output_tokens)

@@ -1,6 +1,6 @@
 """Notifications the core raises: notify policies, soft budgets over their limit, alert thresholds.
 
-The core hands each one to a Notifier. The default writes it to the
+The core hands each one to a Notifier. The default logs it at INFO to the
 `costplane.notify` logger (one line, key=value); webhooks and the dashboard
 plug in here later without touching the core.
 """
@@ -37,7 +37,7 @@ class LoggingNotifier:
         self._log = logger or logging.getLogger("costplane.notify")
 
     def notify(self, notification: Notification) -> None:
-        self._log.warning("%s %s: %s (decision %s)", notification.kind, notification.subject,
+        self._log.info("%s %s: %s (decision %s)", notification.kind, notification.subject,
                           notification.message, notification.decision_id)
 
 

@@ -92,15 +92,17 @@ class PriceSheet:
     effective_from: date | None = None
     flagged_default: bool = False  # true when this is a declared default for an unknown model
     _femto: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _max_rates: tuple[int, int] = field(default=(0, 0), init=False, repr=False, compare=False)
+    #: (tier start or -1 for the base, dearest input-side rate, dearest output-side rate), femto-USD
+    _max_rates: tuple[tuple[int, int, int], ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_femto", {name: _to_femto(rate) for name, rate in self.rates().items()})
-        in_rate = out_rate = 0
-        for rates in [self.rates(0)] + [self.rates(start + 1) for start, _ in self.tiers]:
-            in_rate = max(in_rate, *(_to_femto(rates[k]) for k in ("input", "cache_read", "cache_write")))
-            out_rate = max(out_rate, _to_femto(rates["output"]), _to_femto(rates["reasoning"]))
-        object.__setattr__(self, "_max_rates", (in_rate, out_rate))
+        levels = []
+        for start, rates in [(-1, self.rates(0))] + [(start, self.rates(start + 1)) for start, _ in self.tiers]:
+            in_rate = max(_to_femto(rates[k]) for k in ("input", "cache_read", "cache_write"))
+            out_rate = max(_to_femto(rates["output"]), _to_femto(rates["reasoning"]))
+            levels.append((start, in_rate, out_rate))
+        object.__setattr__(self, "_max_rates", tuple(levels))
 
     def rates(self, input_tokens: int = 0) -> dict[str, Decimal]:
         """USD per million tokens for every token type at this call size.
@@ -141,9 +143,14 @@ class PriceSheet:
         return (total + _FEMTO_PER_NANO // 2) // _FEMTO_PER_NANO
 
     def max_cost_nano(self, input_tokens: int, output_tokens: int) -> int:
-        """Upper bound of a call's cost: every input token at the dearest input-side rate
-        and every output token at the dearest output-side rate, all tiers considered; rounded up."""
-        in_rate, out_rate = self._max_rates
+        """Upper bound of a call with at most `input_tokens` input and `output_tokens` output:
+        every token at the dearest rate of its side (input: input, cache read, cache write;
+        output: output, reasoning) among the tiers such a call can reach; rounded up."""
+        in_rate = out_rate = 0
+        for start, tier_in, tier_out in self._max_rates:
+            if start < input_tokens:  # a tier applies only above its start
+                in_rate = max(in_rate, tier_in)
+                out_rate = max(out_rate, tier_out)
         total = input_tokens * in_rate + output_tokens * out_rate
         return -(-total // _FEMTO_PER_NANO)
 
