@@ -45,7 +45,8 @@ def test_concurrent_reserves_through_the_executor_never_overspend(store_url: Cal
     hard = claim(budget="exec", amount=100, limit_nano=10_000)  # room for exactly 100
 
     async def main() -> list[bool]:
-        return await asyncio.gather(*(executor.run(lambda: reserve(store, [hard])[1].ok) for _ in range(300)))
+        with executor.request(), executor.request():  # busy: every call is queued to the store thread(s)
+            return await asyncio.gather(*(executor.run(lambda: reserve(store, [hard])[1].ok) for _ in range(300)))
 
     results = asyncio.run(main())
     executor.close()
@@ -61,9 +62,12 @@ def test_exceptions_reach_the_awaiting_caller(tmp_path) -> None:  # type: ignore
     executor = StoreExecutor(store)
 
     async def main() -> None:
-        with pytest.raises(StoreError, match="unknown reservation"):
+        with pytest.raises(StoreError, match="unknown reservation"):  # inline (idle)
             await executor.run(store.settle, "res_missing", event(1))
-        assert await executor.run(store.count_events) == 0
+        with executor.request(), executor.request():  # queued (busy)
+            with pytest.raises(StoreError, match="unknown reservation"):
+                await executor.run(store.settle, "res_missing", event(1))
+            assert await executor.run(store.count_events) == 0
 
     asyncio.run(main())
     executor.close()

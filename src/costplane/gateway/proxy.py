@@ -63,6 +63,10 @@ class GovernedProxy:
         self.upstream_timeout = upstream_timeout
 
     async def handle(self, endpoint: Endpoint, request: Request) -> Response:
+        with self.store.request():
+            return await self._handle(endpoint, request)
+
+    async def _handle(self, endpoint: Endpoint, request: Request) -> Response:
         started = time.perf_counter()
         proto = endpoint.protocol
         secret = _secret(request)

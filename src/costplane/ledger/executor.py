@@ -8,6 +8,12 @@ COMMIT, so N concurrent requests cost one commit instead of N. Other stores
 (PostgreSQL) get several worker threads, each with its own connection, so
 round trips overlap instead of blocking the event loop.
 
+When a caller is alone (no other request in progress, nothing queued), `run`
+calls `fn` inline on the event loop: a thread hop costs more than it saves
+for a lone request, and batching needs company. Under load the calls go to
+the store thread(s) and group there. Callers say how busy they are with
+`with executor.request(): ...`.
+
 A result is handed back only after its transaction committed: a client never
 sees an answer whose cost event could still be lost.
 """
@@ -15,10 +21,11 @@ sees an answer whose cost event could still be lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from costplane.ledger.store import Store
@@ -45,6 +52,9 @@ class StoreExecutor:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        # both touched only on the event loop thread:
+        self._requests = 0  # requests in progress (callers' `request()` scopes)
+        self._queued_calls = 0  # `run` calls waiting for a store thread
 
     @property
     def grouped(self) -> bool:
@@ -59,14 +69,29 @@ class StoreExecutor:
                 thread.start()
                 self._threads.append(thread)
 
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Mark one request in progress for the duration of the block."""
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(*args) on a store thread and return its result (or raise its exception)."""
+        """Run fn(*args) — inline when the caller is alone, else on a store thread — and return its result."""
+        if self._requests <= 1 and self._queued_calls == 0:
+            return fn(*args)
         if not self._threads:
             self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((lambda: fn(*args), loop, future))
-        return await future
+        self._queued_calls += 1
+        try:
+            self._queue.put((lambda: fn(*args), loop, future))
+            return await future
+        finally:
+            self._queued_calls -= 1
 
     def submit(self, fn: Callable[..., object], *args: Any) -> None:
         """Run fn(*args) on a store thread without waiting (e.g. settling after a client left)."""
