@@ -64,6 +64,7 @@ class AiohttpTransport:
     def __init__(self, limit: int = 1000) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # built once per value, not per request
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -76,13 +77,19 @@ class AiohttpTransport:
         try:
             response = await self._client().request(
                 method, url, data=body, headers=dict(headers),
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=self._timeout(timeout),
             )
         except TimeoutError as exc:
             raise UpstreamError("timeout", f"upstream did not answer within {timeout:g}s") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError("connect", f"upstream unreachable: {exc}") from exc
         return UpstreamResponse(response.status, response.headers, response)
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> UpstreamResponse:
         return await self._send("POST", url, headers, body, timeout)

@@ -12,10 +12,11 @@ Both dialects store the same columns with the same meaning:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from costplane.attribution.context import DIMENSIONS, Context
 from costplane.ledger.store import CachedResponse
@@ -116,8 +117,12 @@ def _opt_dt(value: int | None) -> datetime | None:
     return None if value is None else from_us(value)
 
 
+_JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def dump_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    """Compact JSON with sorted keys (a stable form); values JSON cannot hold are written as text."""
+    return orjson.dumps(value, option=_JSON_OPTIONS, default=str).decode()
 
 
 def load_json(value: Any) -> Any:
@@ -125,7 +130,7 @@ def load_json(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, str | bytes | bytearray):
-        return json.loads(value)
+        return orjson.loads(value)
     return value
 
 
