@@ -3,11 +3,16 @@
     .venv/bin/python benchmarks/bench_store.py                 # SQLite + PostgreSQL, 5000 pairs
     .venv/bin/python benchmarks/bench_store.py --pairs 20000 --events 1000000
     .venv/bin/python benchmarks/bench_store.py --only sqlite
+    .venv/bin/python benchmarks/bench_store.py --only postgres --pg-path both   # v3 functions vs v2 path
 
 PostgreSQL comes from --pg or env COSTPLANE_TEST_PG (default
 postgresql://postgres@127.0.0.1:5432/test); the benchmark works in a throw-away
 schema. Single thread, one reserve (one claim + decision) and one settle (event)
 per pair: this is the store's share of every governed gateway request.
+
+PostgreSQL runs each write as one server-side function call (schema v3, one
+round trip); `--pg-path statements` runs the multi-statement transactions of
+schema v2 instead, `--pg-path both` runs the two alternately in one process.
 """
 
 from __future__ import annotations
@@ -100,10 +105,19 @@ def breakdowns(store: Store) -> None:
 def run(kind: str, url: str, args: argparse.Namespace, sqlite_path: Path | None, schema: str | None) -> None:
     store = open_store(url)
     store.migrate()
-    pairs(store, min(200, args.pairs))  # warm-up
-    rate, p50, p99 = pairs(store, args.pairs)
     where = url.split("?")[0]
-    print(f"{kind:<8} reserve+settle: {rate:8.0f} pairs/s   p50 {p50:7.0f} µs   p99 {p99:7.0f} µs  ({where})")
+    if kind == "postgres":
+        paths = {"functions": [True], "statements": [False], "both": [True, False, True, False]}[args.pg_path]
+    else:
+        paths = [True]
+    for use_functions in paths:
+        label = kind
+        if kind == "postgres":
+            store.use_functions = use_functions  # type: ignore[attr-defined]
+            label = f"postgres ({'functions' if use_functions else 'statements'})"
+        pairs(store, min(200, args.pairs))  # warm-up
+        rate, p50, p99 = pairs(store, args.pairs)
+        print(f"{label:<22} reserve+settle: {rate:8.0f} pairs/s   p50 {p50:7.0f} µs   p99 {p99:7.0f} µs  ({where})")
     if args.events:
         t0 = time.perf_counter()
         bulk_load(kind, url, sqlite_path, schema, args.events)
@@ -119,6 +133,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5000)
     parser.add_argument("--events", type=int, default=0, help="also time spend breakdowns over N events")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--pg-path", choices=["functions", "statements", "both"], default="functions",
+                        help="PostgreSQL: v3 server-side functions (default), v2 multi-statement transactions, or both")
     parser.add_argument("--synchronous", default="NORMAL", help="SQLite synchronous (NORMAL or FULL)")
     parser.add_argument("--pg", default=os.environ.get("COSTPLANE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()

@@ -8,6 +8,11 @@ each in its own transaction, so running it again is a no-op. The stores call
 `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock), so several
 processes starting at once migrate exactly once.
 
+A step may also be dialect-specific (`_DIALECT_STEPS`): version 3 installs
+PostgreSQL's server-side functions (`pg_functions`) and is an empty step —
+only recorded — on SQLite. Those statements are used verbatim (no
+placeholder rendering: PL/pgSQL bodies are full of braces).
+
 Conventions: times are BIGINT microseconds since the epoch (UTC), money is
 BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
 """
@@ -15,6 +20,7 @@ BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
 from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
+from costplane.ledger import pg_functions
 
 __all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
 
@@ -139,8 +145,15 @@ _V2 = [
     "CREATE INDEX decisions_run ON decisions (run)",
 ]
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, tuple(_V1)), (2, tuple(_V2)))
+# v3: PostgreSQL only — reserve/settle/release/record_event as PL/pgSQL functions, one round
+# trip each (see pg_functions). SQLite records the version and changes nothing.
+_V3: list[str] = []
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, tuple(_V1)), (2, tuple(_V2)), (3, tuple(_V3)))
 LATEST = MIGRATIONS[-1][0]
+
+# version -> dialect -> extra statements, used verbatim after the version's shared steps
+_DIALECT_STEPS: dict[int, dict[str, tuple[str, ...]]] = {3: {"postgres": pg_functions.DDL}}
 
 
 def statements(dialect: str, version: int) -> list[str]:
@@ -148,5 +161,6 @@ def statements(dialect: str, version: int) -> list[str]:
     types = DIALECTS[dialect]
     for number, steps in MIGRATIONS:
         if number == version:
-            return [step.format(**types) if "{" in step else step for step in steps]
+            shared = [step.format(**types) if "{" in step else step for step in steps]
+            return shared + list(_DIALECT_STEPS.get(version, {}).get(dialect, ()))
     raise ValueError(f"no schema version {version}")

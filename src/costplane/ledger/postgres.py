@@ -13,6 +13,16 @@ A deadlock — impossible by the ordering, but PostgreSQL is the judge — or a
 serialisation failure is retried a few times; a lock wait past `lock_timeout`
 or a lost connection raises `StoreUnavailable`.
 
+Since schema version 3 the counter-changing operations — `reserve`,
+`settle`, `release`, `record_event` — are PL/pgSQL functions (`pg_functions`)
+that run exactly this algorithm server-side: each operation is ONE statement
+on an autocommit connection, i.e. one round trip and one implicit
+transaction (it was 5–7 round trips: BEGIN, lock, sums, upserts, inserts,
+COMMIT). On an older schema (before `migrate()`) or with
+`use_functions = False` the same operations run as multi-statement
+transactions from `base.SqlStore`; both paths take the same lock rows in the
+same order, so replicas of either kind can share a database.
+
 Each thread has its own connection. `schema=` (URL query parameter or
 constructor argument) selects the schema via `search_path`; `lock_timeout=`
 (ms, default 5000) bounds lock waits.
@@ -29,9 +39,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import errors as pgerrors
 
-from costplane.ledger.base import Row, SqlStore, Sums, Tx
+from costplane.ledger import codec, pg_functions
+from costplane.ledger.base import Row, SqlStore, Sums, Tx, _state
 from costplane.ledger.store import StoreError, StoreUnavailable
-from costplane.ledger.types import BudgetClaim
+from costplane.ledger.types import (
+    BudgetClaim,
+    ClaimState,
+    CostEvent,
+    DecisionRecord,
+    Reservation,
+    ReservationStatus,
+    ReserveResult,
+)
 
 __all__ = ["PostgresStore", "redact_url"]
 
@@ -56,6 +75,10 @@ _WINDOW_SUMS = (
     ' LEFT JOIN budget_counters c ON c.budget = k.b AND c."partition" = k.p AND c.bucket >= k.ws'
     " GROUP BY k.i ORDER BY k.i"
 )
+
+
+class _NoFunctions(Exception):
+    """The schema predates version 3: the server-side functions are not installed."""
 
 
 def redact_url(url: str) -> str:
@@ -126,6 +149,9 @@ class PostgresStore(SqlStore):
         self._all_lock = threading.Lock()
         self._known_locks: set[tuple[str, str]] = set()
         self._closed = False
+        #: run reserve/settle/release/record_event as one server-side function call each (schema v3);
+        #: False: as multi-statement transactions (the pre-v3 path; for comparisons and tests)
+        self.use_functions = True
 
     # -- connections --------------------------------------------------------------------
     def _conn(self) -> psycopg.Connection[Any]:
@@ -153,12 +179,23 @@ class PostgresStore(SqlStore):
         self._local = threading.local()
 
     # -- transactions ---------------------------------------------------------------------
-    def _run(self, body: Callable[[Tx], T]) -> T:
+    def _run(self, body: Callable[[Tx], T], *, single: bool = False) -> T:
+        """Run `body` in one transaction, retried on deadlock/serialisation failure.
+
+        `single=True`: `body` sends exactly one statement, which on this autocommit
+        connection is a transaction by itself — no BEGIN/COMMIT round trips."""
         for attempt in range(_RETRIES):
             conn = self._conn()
             try:
+                if single:
+                    with conn.cursor() as cur:
+                        return body(_PgTx(cur))
                 with conn.transaction(), conn.cursor() as cur:
                     return body(_PgTx(cur))
+            except pgerrors.UndefinedFunction as exc:
+                if single:
+                    raise _NoFunctions from exc
+                raise StoreError(f"PostgreSQL error: {_first_line(exc)}") from exc
             except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
                 if attempt == _RETRIES - 1:
                     raise self._unavailable("too many lock conflicts", None) from None
@@ -183,8 +220,70 @@ class PostgresStore(SqlStore):
         detail = f": {_first_line(exc)}" if exc is not None else ""
         return StoreUnavailable(f"PostgreSQL at {self.safe_url}: {what}{detail}")
 
-    _write = _run
-    _read = _run
+    def _write(self, body: Callable[[Tx], T]) -> T:
+        return self._run(body)
+
+    def _read(self, body: Callable[[Tx], T]) -> T:
+        return self._run(body)
+
+    # -- the hot path: one server-side function call each (schema v3) ----------------------
+    def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
+        if not self.use_functions:
+            return super().reserve(reservation, decision)
+        claims = reservation.claims
+        res_row = codec.reservation_to_row(reservation)
+        params = (res_row[0], *res_row[2:], *codec.decision_to_row(decision), *_claim_arrays(claims))
+        try:
+            rows = self._run(lambda tx: tx.all(pg_functions.RESERVE_SQL, params), single=True)
+        except _NoFunctions:
+            return super().reserve(reservation, decision)
+        states: list[ClaimState] = []
+        for claim, (_, spent, reserved, calls, concurrent, broken) in zip(claims, rows, strict=False):
+            state = _state(claim, (int(spent), int(reserved), int(calls), int(concurrent)))
+            if broken is not None:
+                return ReserveResult(ok=False, refused=state, refused_limit=str(broken))
+            states.append(state)
+        if len(states) != len(claims):  # pragma: no cover - the function returns one row per claim
+            raise StoreError(f"costplane_reserve returned {len(rows)} rows for {len(claims)} claims")
+        return ReserveResult(ok=True, states=tuple(states))
+
+    def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
+        if not self.use_functions:
+            return super().settle(reservation_id, event)
+        params = (reservation_id, *codec.event_to_row(event))
+        try:
+            row = self._run(lambda tx: tx.one(pg_functions.SETTLE_SQL, params), single=True)
+        except _NoFunctions:
+            return super().settle(reservation_id, event)
+        assert row is not None
+        prior, claims_json, spent, reserved, calls, concurrent = row
+        if prior is None:
+            raise StoreError(f"unknown reservation {reservation_id!r}")
+        claims = codec.claims_from_json(claims_json)
+        sums = zip(spent, reserved, calls, concurrent, strict=True)
+        return tuple(_state(c, (int(s), int(r), int(n), int(x))) for c, (s, r, n, x) in zip(claims, sums, strict=True))
+
+    def release(self, reservation_id: str, status: str = ReservationStatus.RELEASED) -> bool:
+        if not self.use_functions or status not in _CLOSED:  # the base raises the ValueError
+            return super().release(reservation_id, status)
+        try:
+            row = self._run(lambda tx: tx.one(pg_functions.RELEASE_SQL, (reservation_id, status)), single=True)
+        except _NoFunctions:
+            return super().release(reservation_id, status)
+        return bool(row and row[0])
+
+    def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
+        if not self.use_functions:
+            return super().record_event(event, claims)
+        params = (*codec.event_to_row(event), [c.budget for c in claims], [c.partition for c in claims],
+                  [c.bucket for c in claims])  # fmt: skip
+        try:
+            row = self._run(lambda tx: tx.one(pg_functions.RECORD_EVENT_SQL, params), single=True)
+        except _NoFunctions:
+            return super().record_event(event, claims)
+        return bool(row and row[0])
+
+    # -- the multi-statement path (schema < 3, use_functions=False) -------------------------
 
     def _table_exists(self, tx: Tx, table: str) -> bool:
         row = tx.one("SELECT to_regclass(?) IS NOT NULL", (table,))
@@ -214,6 +313,18 @@ class PostgresStore(SqlStore):
         rows = tx.all(_WINDOW_SUMS, ([c.budget for c in claims], [c.partition for c in claims],
                                      [c.window_start for c in claims]))  # fmt: skip
         return [(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+_CLOSED = (ReservationStatus.RELEASED, ReservationStatus.EXPIRED)
+
+
+def _claim_arrays(claims: Sequence[BudgetClaim]) -> tuple[list[Any], ...]:
+    """A reservation's claims as the parallel arrays `costplane_reserve` takes (pg_functions.CLAIM_PARAMS)."""
+    return (
+        [c.budget for c in claims], [c.partition for c in claims], [c.bucket for c in claims],
+        [c.window_start for c in claims], [c.amount_nano for c in claims], [c.limit_nano for c in claims],
+        [c.limit_calls for c in claims], [c.limit_concurrent for c in claims], [bool(c.hard) for c in claims],
+    )  # fmt: skip
 
 
 def _first_line(exc: BaseException) -> str:
