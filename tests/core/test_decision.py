@@ -117,3 +117,35 @@ def test_unknown_model_is_a_400_and_writes_nothing(core: tuple[DecisionCore, Rec
     denial = decision_core.admit(Context(), request(model="mistral-large"))
     assert isinstance(denial, Denial) and denial.status == 400 and denial.decision_id is None
     assert decision_core.store.list_decisions() == []
+
+
+def test_unverifiable_spend_fails_closed_unless_every_budget_fails_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    from costplane.ledger.sqlite import SqliteStore
+
+    def core_with(bundle_text: str) -> DecisionCore:
+        root = tmp_path / f"b{abs(hash(bundle_text))}"
+        root.mkdir()
+        (root / "bundle.yaml").write_text(textwrap.dedent(bundle_text))
+        bundle = load_bundle(root)
+        active = ActiveBundle(bundle.revision, PolicyEngine(bundle), {b.name: b for b in bundle.budgets})
+        config = parse_config({"providers": {"oa": {"type": "openai", "base_url": "http://127.0.0.1:1/v1"}}})
+        store = SqliteStore(tmp_path / "locked.db", busy_timeout_ms=50)
+        store.migrate()
+        return DecisionCore(config, store, Catalog.load(), lambda: active, notifier=Recorder())
+
+    closed = core_with("kind: Budget\nname: strict\namount: 10 USD\n")
+    opened = core_with("kind: Budget\nname: lenient\namount: 10 USD\nfail: open\n")
+    blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock: spend cannot be verified
+    try:
+        denial = closed.admit(Context(), request())
+        assert isinstance(denial, Denial)
+        assert (denial.status, denial.code) == (503, "spend_unverifiable") and denial.retryable
+        allowed = opened.admit(Context(), request())
+        assert isinstance(allowed, Admission) and allowed.reservation is None
+        assert "fail open" in allowed.reason
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()

@@ -83,13 +83,14 @@ def list_keys(config: Path | None = CONFIG_OPTION) -> None:
         keys = store.list_keys()
     finally:
         store.close()
-    table = Table("id", "name", "prefix", "bound to", "created", "expires", "revoked")
+    table = Table("name", "prefix", "bound to", "created", "expires", "revoked")
+    table.add_column("id", no_wrap=True)  # copied into `keys revoke`: never wrapped
     for key in keys:
-        table.add_row(key.id, key.name, key.prefix + "…",
+        table.add_row(key.name, key.prefix + "…",
                       ", ".join(f"{k}={v}" for k, v in key.attributes.items()),
                       key.created_at.strftime("%Y-%m-%d %H:%M UTC"),
                       key.expires_at.strftime("%Y-%m-%d %H:%M UTC") if key.expires_at else "-",
-                      key.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if key.revoked_at else "-")
+                      key.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if key.revoked_at else "-", key.id)
     console.print(table)
 
 
