@@ -11,9 +11,11 @@ already serialises writers) and `_window_sums` (one query instead of one per cla
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from costplane.ledger import codec
 from costplane.ledger.codec import column_list
@@ -44,11 +46,22 @@ _ADD_COUNTERS = (
     " calls = budget_counters.calls + excluded.calls,"
     " concurrent = budget_counters.concurrent + excluded.concurrent"
 )
-_WINDOW_SUMS = (
-    "SELECT CAST(COALESCE(SUM(spent_nano), 0) AS BIGINT), CAST(COALESCE(SUM(reserved_nano), 0) AS BIGINT),"
-    " CAST(COALESCE(SUM(calls), 0) AS BIGINT), CAST(COALESCE(SUM(concurrent), 0) AS BIGINT)"
-    ' FROM budget_counters WHERE budget = ? AND "partition" = ? AND bucket >= ?'
-)
+
+
+@functools.cache
+def _window_sums_sql(n: int) -> str:
+    """Sums of every claim's window (bucket >= window_start) as rows (claim index, spent, reserved,
+    calls, concurrent); the casts let PostgreSQL type the VALUES list."""
+    keys = ", ".join(f"({i}, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT))" for i in range(n))
+    return (
+        f"WITH k(i, b, p, ws) AS (VALUES {keys}) "
+        "SELECT k.i, CAST(COALESCE(SUM(c.spent_nano), 0) AS BIGINT), CAST(COALESCE(SUM(c.reserved_nano), 0) AS BIGINT),"
+        " CAST(COALESCE(SUM(c.calls), 0) AS BIGINT), CAST(COALESCE(SUM(c.concurrent), 0) AS BIGINT)"
+        ' FROM k LEFT JOIN budget_counters c ON c.budget = k.b AND c."partition" = k.p AND c.bucket >= k.ws'
+        " GROUP BY k.i"
+    )
+
+
 _SELECT_RESERVATION = f"SELECT {column_list(codec.RESERVATION_COLUMNS)} FROM reservations"
 _CLOSED = (ReservationStatus.RELEASED, ReservationStatus.EXPIRED)
 
@@ -87,12 +100,15 @@ class SqlStore(SqlQueries):
         """Serialise concurrent `migrate` calls (SQLite: already, by BEGIN IMMEDIATE)."""
 
     def _window_sums(self, tx: Tx, claims: Sequence[BudgetClaim]) -> list[Sums]:
-        out: list[Sums] = []
+        """What every claim's window has used, in ONE statement whatever the number of claims."""
+        if not claims:
+            return []
+        params: list[Any] = []
         for c in claims:
-            row = tx.one(_WINDOW_SUMS, (c.budget, c.partition, c.window_start))
-            assert row is not None
-            out.append((int(row[0]), int(row[1]), int(row[2]), int(row[3])))
-        return out
+            params += [c.budget, c.partition, c.window_start]
+        sums = {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in tx.all(_window_sums_sql(len(claims)),
+                                                                                      params)}
+        return [sums[i] for i in range(len(claims))]
 
     # -- schema ---------------------------------------------------------------------
     def migrate(self, target: int | None = None) -> None:
