@@ -124,11 +124,14 @@ class StoreExecutor:
                         self._queue.put(None)  # keep the stop signal for the loop above
                         break
                     jobs.append(job)
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], tuple[bool, Any]]]] = {}
             for (_, loop, future), outcome in zip(jobs, self._execute([j[0] for j in jobs]), strict=True):
                 if loop is not None and future is not None:
-                    loop.call_soon_threadsafe(_resolve, future, outcome)
+                    answers.setdefault(loop, []).append((future, outcome))
                 elif not outcome[0]:
                     log.error("background store job failed: %s", outcome[1])
+            for loop, pairs in answers.items():  # one wake-up of each event loop per group, not per call
+                loop.call_soon_threadsafe(_resolve_all, pairs)
 
     def _execute(self, calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         if self._grouper is not None:
@@ -142,11 +145,11 @@ class StoreExecutor:
         return outcomes
 
 
-def _resolve(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if future.done():  # the awaiting request was cancelled
-        return
-    ok, value = outcome
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _resolve_all(pairs: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
+    for future, (ok, value) in pairs:
+        if future.done():  # the awaiting request was cancelled
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
