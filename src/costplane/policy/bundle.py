@@ -17,8 +17,9 @@ from typing import Any
 from costplane.policy.budgetschema import LoadedBudget
 from costplane.policy.celexpr import CompiledExpr, compile_expr
 from costplane.policy.revision import bundle_files, bundle_revision, content_hash
-from costplane.policy.schema import KINDS, POLICY_EFFECTS, LoadedPolicy, LoadedTest, validate_document
+from costplane.policy.schema import KINDS, LoadedPolicy, LoadedTest, validate_document
 from costplane.policy.types import (
+    HOOK_EFFECTS,
     HOOKS,
     BudgetSpec,
     BundleError,
@@ -92,8 +93,9 @@ class Bundle:
         for policy in policies:
             if policy.hook not in HOOKS:
                 issues.append(ValidationIssue(policy.location, "on", f"unknown hook {policy.hook!r}"))
-            if policy.effect not in POLICY_EFFECTS:
-                issues.append(ValidationIssue(policy.location, "effect", f"unknown effect {policy.effect!r}"))
+            if policy.effect not in HOOK_EFFECTS.get(policy.hook, ()):
+                issues.append(ValidationIssue(policy.location, "effect",
+                                              f"effect {policy.effect!r} is not available at hook {policy.hook!r}"))
             if policy.effect == "route" and not isinstance(policy.set.get("model"), str):
                 issues.append(ValidationIssue(policy.location, "set.model", "a route needs set.model"))
         if issues:

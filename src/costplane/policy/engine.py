@@ -22,7 +22,7 @@ import cel
 from costplane.attribution.context import DIMENSIONS, Context
 from costplane.policy.bundle import Bundle
 from costplane.policy.celexpr import CTX_FIELDS, REQUEST_DEFAULTS, CompiledExpr
-from costplane.policy.types import HOOKS, BudgetSpec, MatchedPolicy, PolicyDecision, PolicySpec
+from costplane.policy.types import EFFECTS, HOOKS, BudgetSpec, MatchedPolicy, PolicyDecision, PolicySpec
 
 __all__ = ["PolicyEngine", "cel_request"]
 
@@ -89,6 +89,10 @@ def _cel_ctx(ctx: Context, fields: frozenset[str] | None) -> dict[str, Any]:
     return out
 
 
+#: effects the engine reports for the hook's caller to carry out
+ACTION_EFFECTS = frozenset({"require_approval", "teardown", "suspend", "throttle"})
+
+
 class PolicyEngine:
     """Evaluates a bundle's policies and budget scopes. Immutable; safe to share between threads."""
 
@@ -135,6 +139,7 @@ class PolicyEngine:
         route: _Rule | None = None
         mutations: dict[str, Any] = {}
         mutation_priority: dict[str, int] = {}
+        actions: list[MatchedPolicy] = []
         for rule in rules:
             try:
                 result = rule.program.execute(activation)
@@ -158,8 +163,10 @@ class PolicyEngine:
                 _merge(mutations, mutation_priority, rule.spec)
             elif effect == "notify":
                 notify.append(rule.match)
+            elif effect in ACTION_EFFECTS:
+                actions.append(rule.match)
         budgets = [spec for spec, program in self._budgets if _scope_applies(program, activation)]
-        return _decision(request, matched, notify, deny, route, mutations), budgets
+        return _decision(request, matched, notify, deny, route, mutations, actions), budgets
 
     def evaluate(self, hook: str, ctx: Context, request: Mapping[str, Any]) -> PolicyDecision:
         """The policy decision alone."""
@@ -206,11 +213,12 @@ def _decision(
     deny: MatchedPolicy | None,
     route: _Rule | None,
     mutations: dict[str, Any],
+    actions: list[MatchedPolicy],
 ) -> PolicyDecision:
     requested = request.get("model")
     model = requested if isinstance(requested, str) else ""
     if deny is not None:
-        return PolicyDecision("deny", model, {}, tuple(matched), tuple(notify), deny=deny)
+        return PolicyDecision("deny", model, {}, tuple(matched), tuple(notify), deny=deny, actions=tuple(actions))
     if "max_tokens" in mutations:
         asked = request.get("max_tokens")
         if isinstance(asked, int) and not isinstance(asked, bool) and 0 < asked < mutations["max_tokens"]:
@@ -220,6 +228,8 @@ def _decision(
         effect = "route"
     else:
         effect = "mutate" if mutations else "allow"
+    if actions:
+        effect = min((a.effect for a in actions), key=EFFECTS.index)
     return PolicyDecision(
         effect,
         model,
@@ -227,4 +237,5 @@ def _decision(
         tuple(matched),
         tuple(notify),
         route=route.match if route is not None else None,
+        actions=tuple(actions),
     )

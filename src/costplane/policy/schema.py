@@ -13,10 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from costplane.attribution.context import Context, InvalidAttribute
+from costplane.ledger.windows import WindowError, parse_duration
 from costplane.policy.budgetschema import validate_budget
 from costplane.policy.celexpr import REQUEST_DEFAULTS, CompiledExpr
 from costplane.policy.checks import DocChecker, check_expression, check_name, describe
-from costplane.policy.types import EFFECTS, HOOKS, PolicySpec, PolicyTestCase, ValidationIssue
+from costplane.policy.types import EFFECTS, HOOK_EFFECTS, HOOKS, PolicySpec, PolicyTestCase, ValidationIssue
 from costplane.policy.yamlsource import Document, YMap, YNode, YScalar, to_plain
 
 __all__ = [
@@ -35,9 +36,9 @@ KINDS: tuple[str, ...] = ("Policy", "Budget", "PolicyTest")
 POLICY_KEYS = ("kind", "name", "description", "on", "when", "effect", "set", "priority", "reason")
 TEST_KEYS = ("kind", "name", "description", "hook", "context", "request", "expect")
 EXPECT_KEYS = ("effect", "model", "max_tokens", "policies", "notify", "reason_contains", "budgets")
-POLICY_EFFECTS = ("allow", "deny", "route", "mutate", "notify")
+POLICY_EFFECTS = EFFECTS
 DECISION_EFFECTS = tuple(e for e in EFFECTS if e != "notify")
-#: mutate `set` keys: name -> (kind, minimum, maximum) or (kind, choices)
+#: mutate `set` keys of an LLM request: name -> (kind, minimum, maximum) or (kind, choices)
 MUTABLE_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
     "max_tokens": ("int", 1, None),
     "n": ("int", 1, 128),
@@ -48,6 +49,21 @@ MUTABLE_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
     "reasoning_effort": ("choice", ("minimal", "low", "medium", "high"), None),
     # steers the gateway (opt into the exact-match response cache); never sent upstream
     "cache": ("bool", None, None),
+}
+#: mutate `set` keys of an environment launch or extension
+ENVIRONMENT_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
+    "ttl": ("duration", None, None),  # shorten (never lengthen) the requested TTL
+}
+#: throttle `set` keys (slo.breach)
+THROTTLE_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
+    "max_calls_per_minute": ("int", 1, None),
+    "max_concurrent": ("int", 1, None),
+}
+#: the `set` table of each (hook family, effect) that takes parameters
+SET_PARAMETERS: dict[tuple[str, str], dict[str, tuple[str, Any, Any]]] = {
+    ("llm", "mutate"): MUTABLE_PARAMETERS,
+    ("environment", "mutate"): ENVIRONMENT_PARAMETERS,
+    ("slo", "throttle"): THROTTLE_PARAMETERS,
 }
 
 
@@ -75,10 +91,12 @@ class LoadedTest:
     references: tuple[Reference, ...]
 
 
-def _check_set(chk: DocChecker, node: YNode | None, effect: str | None) -> dict[str, Any] | None:
-    if effect in ("allow", "deny", "notify"):
+def _check_set(chk: DocChecker, node: YNode | None, effect: str | None, hook: str | None) -> dict[str, Any] | None:
+    family = (hook or "llm.request").split(".")[0]
+    table = SET_PARAMETERS.get((family, effect or ""))
+    if effect not in ("route", "mutate", "throttle") or (effect != "route" and table is None):
         if node is not None:
-            chk.issue(node.line, "set", f"effect {effect!r} takes no `set`; only route and mutate do")
+            chk.issue(node.line, "set", f"effect {effect!r} takes no `set` at hook {hook!r}")
             return None
         return {}
     if effect == "route":
@@ -91,11 +109,11 @@ def _check_set(chk: DocChecker, node: YNode | None, effect: str | None) -> dict[
         chk.keys(setm, "set", ("model",), ("model",))
         model = chk.string(setm.get("model"), "set.model", what="a model name")
         return {"model": model} if model is not None and set(setm.entries) == {"model"} else None
-    if effect == "mutate":
-        allowed = tuple(MUTABLE_PARAMETERS)
+    if table is not None:
+        allowed = tuple(table)
         setm = chk.mapping(node, "set", what=f"a mapping of parameters ({', '.join(allowed)})")
         if node is None:
-            chk.issue(chk.doc_line, "set", f"effect 'mutate' requires `set` with one of {', '.join(allowed)}")
+            chk.issue(chk.doc_line, "set", f"effect {effect!r} requires `set` with one of {', '.join(allowed)}")
             return None
         if setm is None:
             return None
@@ -106,7 +124,7 @@ def _check_set(chk: DocChecker, node: YNode | None, effect: str | None) -> dict[
         chk.keys(setm, "set", allowed)
         out: dict[str, Any] = {}
         for key, entry in setm.entries.items():
-            spec = MUTABLE_PARAMETERS.get(key)
+            spec = table.get(key)
             if spec is None:
                 continue
             kind, low, high = spec
@@ -123,6 +141,12 @@ def _check_set(chk: DocChecker, node: YNode | None, effect: str | None) -> dict[
                 out[key] = None if exact is None else float(exact)
             elif kind == "bool":
                 out[key] = chk.boolean(entry.node, field)
+            elif kind == "duration":
+                text = chk.string(entry.node, field, what="a duration such as 30m, 4h or 2d")
+                try:
+                    out[key] = parse_duration(text) if text is not None else None
+                except WindowError as exc:
+                    chk.issue(entry.node.line, field, str(exc))
             else:
                 out[key] = chk.string(entry.node, field, choices=low)
         return out if len(chk.issues) == before else None
@@ -135,8 +159,12 @@ def validate_policy(chk: DocChecker, doc: YMap) -> LoadedPolicy | None:
     name = check_name(chk, doc)
     hook = chk.string(doc.get("on"), "on", choices=HOOKS, noun="hook")
     effect = chk.string(doc.get("effect"), "effect", choices=POLICY_EFFECTS, noun="effect")
+    if hook is not None and effect is not None and effect not in HOOK_EFFECTS[hook]:
+        line = doc.get("effect").line  # type: ignore[union-attr]  # effect parsed, so the node exists
+        chk.issue(line, "effect", f"effect {effect!r} is not available at hook {hook!r}; expected one of "
+                                  f"{', '.join(HOOK_EFFECTS[hook])}")
     when = check_expression(chk, doc.get("when"), "when")
-    settings = _check_set(chk, doc.get("set"), effect)
+    settings = _check_set(chk, doc.get("set"), effect, hook)
     priority = chk.integer(doc.get("priority"), "priority", what="an integer priority")
     reason = chk.string(doc.get("reason"), "reason", what="a reason text", allow_empty=True)
     description = chk.string(doc.get("description"), "description", allow_empty=True)

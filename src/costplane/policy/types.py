@@ -15,6 +15,7 @@ from costplane.ledger.windows import Window
 __all__ = [
     "EFFECTS",
     "HOOKS",
+    "HOOK_EFFECTS",
     "BudgetSpec",
     "BundleError",
     "MatchedPolicy",
@@ -25,10 +26,30 @@ __all__ = [
     "ValidationIssue",
 ]
 
-#: Hook points. Later issues add environment.*, iac.plan, slo.breach.
-HOOKS: tuple[str, ...] = ("llm.request",)
+#: Hook points: where a decision is asked for. Every hook sees the CEL variables `ctx` (the
+#: attribution context) and `request` (the facts of what is being decided at that hook).
+HOOKS: tuple[str, ...] = (
+    "llm.request",  # an LLM call, before it is sent
+    "environment.launch",  # a governed environment, before it starts
+    "environment.extend",  # an environment's TTL extension
+    "environment.runtime",  # a running environment (scheduler: idle, budget exhausted, …)
+    "iac.plan",  # one resource of a terraform plan
+    "slo.breach",  # an economic SLO that is breached
+)
 #: Effects, in the order of their precedence when several policies match.
-EFFECTS: tuple[str, ...] = ("deny", "route", "mutate", "notify", "allow")
+EFFECTS: tuple[str, ...] = (
+    "deny", "require_approval", "teardown", "suspend", "throttle", "route", "mutate", "notify", "allow",
+)
+#: The effects each hook accepts. `require_approval`, `suspend`, `teardown` and `throttle` are
+#: hook-specific actions: the engine reports them (PolicyDecision.actions) and the caller acts.
+HOOK_EFFECTS: dict[str, tuple[str, ...]] = {
+    "llm.request": ("allow", "deny", "route", "mutate", "notify"),
+    "environment.launch": ("allow", "deny", "require_approval", "mutate", "notify"),
+    "environment.extend": ("allow", "deny", "require_approval", "mutate", "notify"),
+    "environment.runtime": ("allow", "suspend", "teardown", "notify"),
+    "iac.plan": ("allow", "deny", "notify"),
+    "slo.breach": ("route", "throttle", "notify"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +138,11 @@ class MatchedPolicy:
 class PolicyDecision:
     """What the policies say about one request, before any budget is consulted.
 
-    effect: "deny" if any matching policy denies; else "route" if a route
-    matched (the highest priority route wins, ties by bundle order); else
-    "mutate" if a mutation matched; else "allow". Notifications ride along.
+    effect: "deny" if any matching policy denies; else the strongest matching
+    action in EFFECTS order (require_approval, teardown, suspend, throttle); else
+    "route" if a route matched (the highest priority route wins, ties by bundle
+    order); else "mutate" if a mutation matched; else "allow". Mutations and
+    notifications ride along whatever the effect.
     """
 
     effect: str
@@ -129,6 +152,9 @@ class PolicyDecision:
     notify: tuple[MatchedPolicy, ...] = ()
     deny: MatchedPolicy | None = None
     route: MatchedPolicy | None = None
+    #: matching policies with a hook-specific effect (require_approval, suspend, teardown,
+    #: throttle), in bundle order; the caller of the hook acts on them
+    actions: tuple[MatchedPolicy, ...] = ()
 
     @property
     def policy_names(self) -> tuple[str, ...]:
