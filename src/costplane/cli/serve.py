@@ -24,9 +24,9 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from costplane.app import Application
-        from costplane.gateway.app import create_gateway
         from costplane.ledger.store import StoreError
         from costplane.policy.types import BundleError
+        from costplane.server import create_server
 
         settings = load(config)
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
             fail(f"the bundle does not load:\n{exc}", 2)
         except StoreError as exc:
             fail(f"the store cannot be opened: {exc}", 2)
-        gateway = create_gateway(application)
+        gateway = create_server(application)
         bind_host = host or settings.host
         bind_port = port or settings.port
         typer.echo(f"costplane gateway on http://{bind_host}:{bind_port}  bundle {application.bundle.revision}  "

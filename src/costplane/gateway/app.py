@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from costplane.app import Application
 from costplane.gateway.endpoints import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS
@@ -26,7 +26,15 @@ __all__ = ["create_gateway"]
 log = logging.getLogger("costplane.gateway")
 
 
-def create_gateway(application: Application, transport: UpstreamTransport | None = None) -> Starlette:
+def create_gateway(
+    application: Application,
+    transport: UpstreamTransport | None = None,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    background: Sequence[tuple[float, Callable[[], Awaitable[object]]]] = (),
+) -> Starlette:
+    """The gateway app. `extra_routes` (API, receivers) are served by the same app, and each
+    (seconds, job) of `background` runs every `seconds` while it serves (schedulers)."""
     settings = application.config.gateway
     transport = transport or AiohttpTransport()
     keys = KeyVerifier(application.store, settings.key_cache_seconds)
@@ -81,6 +89,7 @@ def create_gateway(application: Application, transport: UpstreamTransport | None
             # loading a bundle reads files and may ask git: keep it off the event loop
             asyncio.create_task(_every(float(settings.reload_interval),
                                        lambda: asyncio.to_thread(application.reload_if_changed))),
+            *(asyncio.create_task(_every(seconds, job)) for seconds, job in background),
         ]
         try:
             yield
@@ -96,6 +105,7 @@ def create_gateway(application: Application, transport: UpstreamTransport | None
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
+        *extra_routes,
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
