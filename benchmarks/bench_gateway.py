@@ -193,11 +193,14 @@ def python_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "costplane", *args]
 
 
-def run_wrk(url: str, key: str, connections: int, duration: int, target: str) -> WrkResult:
+def run_wrk(url: str, key: str, connections: int, duration: int, target: str, rate: int = 0) -> WrkResult:
+    """One wrk run. rate > 0 paces the connections to offer about `rate` requests/s in all."""
     threads = 1 if connections == 1 else 2
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
             "-s", str(LUA), url]
     env = {**os.environ, "COSTPLANE_KEY": key}
+    if rate > 0:
+        env["COSTPLANE_DELAY_MS"] = str(max(1, connections * 1000 // rate))
     out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=duration + 60, check=False)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("COSTPLANE_WRK ")), None)
     if out.returncode != 0 or line is None:
@@ -415,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --profile: wall-clock of the event-loop thread (py-spy --idle), "
                              "so time blocked in synchronous store calls shows")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (config, logs, db)")
+    parser.add_argument("--rate", type=int, default=0,
+                        help="offered load in requests/s (paced connections, below saturation); "
+                             "default 0 = as fast as possible")
     args = parser.parse_args(argv)
     conns = [int(c) for c in args.connections.split(",") if c.strip()]
     if not 1 <= args.duration <= 600 or not conns or any(not 1 <= c <= 1000 for c in conns):
@@ -475,8 +481,8 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     in_flight = 0  # sum of connections over gateway runs: the most requests wrk can abandon
     for c in conns:
         for target, base in (("direct", sim_url), ("gateway", gw_url)):
-            warm = run_wrk(base, key, c, WARMUP_S, target)
-            measured = run_wrk(base, key, c, args.duration, target)
+            warm = run_wrk(base, key, c, WARMUP_S, target, args.rate)
+            measured = run_wrk(base, key, c, args.duration, target, args.rate)
             if target == "gateway":
                 gateway_ok += warm.ok + measured.ok
                 in_flight += 2 * c

@@ -28,6 +28,16 @@ local headers = {
 local counter = 0
 statuses = {}
 
+-- COSTPLANE_DELAY_MS paces each connection (bench_gateway.py --rate): with C connections each
+-- waiting D ms between requests, the offered load is about C * 1000 / D requests/s, so latency
+-- can be measured below saturation (wrk itself is a closed loop).
+local delay_ms = tonumber(os.getenv("COSTPLANE_DELAY_MS") or "0")
+if delay_ms > 0 then
+   function delay()
+      return delay_ms
+   end
+end
+
 function request()
    counter = counter + 1
    headers["x-costplane-run"] = "bench-" .. tid .. "-" .. (counter % 64)

@@ -1,21 +1,22 @@
-"""Store work off the event loop, with group commit where the store supports it.
+"""Where the decision core's store work runs, so the event loop is blocked as little as possible.
 
-The gateway awaits `StoreExecutor.run(fn, *args)`; `fn` (e.g. the decision
-core's admit or settle) runs on a store thread. On a store with
-`run_grouped` (SQLite), ONE writer thread takes everything queued at that
-moment and runs it in one transaction — a savepoint per call — with a single
-COMMIT, so N concurrent requests cost one commit instead of N. Other stores
-(PostgreSQL) get several worker threads, each with its own connection, so
-round trips overlap instead of blocking the event loop.
+The gateway awaits `StoreExecutor.run(fn, *args)` for every store-touching step
+(admit, settle, release, cache). What is fastest depends on the store — measured
+with benchmarks/bench_gateway.py (docs/performance.md):
 
-When a caller is alone (no other request in progress, nothing queued), `run`
-calls `fn` inline on the event loop: a thread hop costs more than it saves
-for a lone request, and batching needs company. Under load the calls go to
-the store thread(s) and group there. Callers say how busy they are with
-`with executor.request(): ...`.
+* **In-process store (SQLite):** `fn` runs inline on the event loop. A call
+  takes tens to hundreds of microseconds of CPU. Handing it to a thread costs
+  more than it saves: under the GIL the hand-offs make latency at moderate load
+  4–10× worse (a convoy). We tried group commit on a writer thread; it gained
+  10–30 % at saturation but lost that latency, so it is not used.
+* **Networked store (PostgreSQL):** a call waits on the network (about 1–2 ms a
+  round trip). Inline, that would block every other request, so under load the
+  calls go to worker threads, each with its own connection. A request that is
+  alone still runs inline, because a thread hop would only add to its latency.
+  Callers say how busy they are with `with executor.request(): ...`.
 
-A result is handed back only after its transaction committed: a client never
-sees an answer whose cost event could still be lost.
+Either way a result is handed back only after its transaction committed: a
+client never sees an answer whose cost event could still be lost.
 """
 
 from __future__ import annotations
@@ -25,30 +26,24 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+from costplane.ledger.sqlite import SqliteStore
 from costplane.ledger.store import Store
 
 __all__ = ["StoreExecutor"]
 
 T = TypeVar("T")
-MAX_GROUP = 128
 log = logging.getLogger("costplane.store")
-
-
-@runtime_checkable
-class GroupCommit(Protocol):
-    def run_grouped(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]: ...
-
 
 _Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Future[Any] | None"]
 
 
 class StoreExecutor:
     def __init__(self, store: Store, workers: int = 8) -> None:
-        self._grouper: GroupCommit | None = store if isinstance(store, GroupCommit) else None
-        self._count = 1 if self._grouper is not None else max(1, workers)
+        self._always_inline = isinstance(store, SqliteStore)
+        self._workers = max(1, workers)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -57,17 +52,9 @@ class StoreExecutor:
         self._queued_calls = 0  # `run` calls waiting for a store thread
 
     @property
-    def grouped(self) -> bool:
-        return self._grouper is not None
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._threads:
-                return
-            for index in range(self._count):
-                thread = threading.Thread(target=self._work, name=f"costplane-store-{index}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
+    def inline(self) -> bool:
+        """True when every call runs inline (an in-process store)."""
+        return self._always_inline
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
@@ -79,8 +66,8 @@ class StoreExecutor:
             self._requests -= 1
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(*args) — inline when the caller is alone, else on a store thread — and return its result."""
-        if self._requests <= 1 and self._queued_calls == 0:
+        """Run fn(*args), inline or on a store thread (see the module doc), and return its result."""
+        if self._always_inline or (self._requests <= 1 and self._queued_calls == 0):
             return fn(*args)
         if not self._threads:
             self._start()
@@ -94,7 +81,13 @@ class StoreExecutor:
             self._queued_calls -= 1
 
     def submit(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run fn(*args) on a store thread without waiting (e.g. settling after a client left)."""
+        """Run fn(*args) without waiting for it, e.g. to settle after a client went away."""
+        if self._always_inline:
+            try:
+                fn(*args)
+            except Exception as exc:
+                log.error("store job failed: %s", exc)
+            return
         if not self._threads:
             self._start()
         self._queue.put((lambda: fn(*args), None, None))
@@ -108,48 +101,36 @@ class StoreExecutor:
         for thread in threads:
             thread.join(timeout)
 
+    def _start(self) -> None:
+        with self._lock:
+            if self._threads:
+                return
+            for index in range(self._workers):
+                thread = threading.Thread(target=self._work, name=f"costplane-store-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
     def _work(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            job = self._queue.get()
+            if job is None:
                 return
-            jobs = [first]
-            if self._grouper is not None:
-                while len(jobs) < MAX_GROUP:
-                    try:
-                        job = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        self._queue.put(None)  # keep the stop signal for the loop above
-                        break
-                    jobs.append(job)
-            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], tuple[bool, Any]]]] = {}
-            for (_, loop, future), outcome in zip(jobs, self._execute([j[0] for j in jobs]), strict=True):
-                if loop is not None and future is not None:
-                    answers.setdefault(loop, []).append((future, outcome))
-                elif not outcome[0]:
-                    log.error("background store job failed: %s", outcome[1])
-            for loop, pairs in answers.items():  # one wake-up of each event loop per group, not per call
-                loop.call_soon_threadsafe(_resolve_all, pairs)
-
-    def _execute(self, calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-        if self._grouper is not None:
-            return self._grouper.run_grouped(calls)
-        outcomes: list[tuple[bool, Any]] = []
-        for call in calls:
+            call, loop, future = job
             try:
-                outcomes.append((True, call()))
+                outcome: tuple[bool, Any] = (True, call())
             except Exception as exc:
-                outcomes.append((False, exc))
-        return outcomes
+                outcome = (False, exc)
+            if loop is not None and future is not None:
+                loop.call_soon_threadsafe(_resolve, future, outcome)
+            elif not outcome[0]:
+                log.error("background store job failed: %s", outcome[1])
 
 
-def _resolve_all(pairs: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
-    for future, (ok, value) in pairs:
-        if future.done():  # the awaiting request was cancelled
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+def _resolve(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():  # the awaiting request was cancelled
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

@@ -14,11 +14,6 @@
   seconds (default 1.0), not inside a request's commit — SQLite's automatic
   checkpoint would otherwise stall every ~1000th write by milliseconds.
   `checkpoint_interval=0` restores SQLite's automatic checkpoints.
-* Group commit: `run_grouped(calls)` runs several callables — each making
-  ordinary store calls — in ONE write transaction, each inside its own
-  SAVEPOINT, and commits once. A failing call rolls back to its savepoint
-  only; the others commit. No result is handed out before the COMMIT.
-  `StoreExecutor` uses it to batch concurrent gateway requests.
 * Durability: `synchronous=NORMAL` (default) — a committed transaction
   survives the process being killed (kill -9) because it is in the WAL;
   only a power loss or OS crash can drop the last commits. Add
@@ -37,11 +32,9 @@ from typing import Any, TypeVar
 from costplane.ledger.base import Row, SqlStore, Tx
 from costplane.ledger.store import StoreError, StoreUnavailable
 
-__all__ = ["GroupOutcome", "SqliteStore"]
+__all__ = ["SqliteStore"]
 
 T = TypeVar("T")
-#: (True, result) or (False, the exception the call raised)
-GroupOutcome = tuple[bool, Any]
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
@@ -157,45 +150,8 @@ class SqliteStore(SqlStore):
         self._local = threading.local()
 
     # -- transactions -------------------------------------------------------------------
-    def run_grouped(self, calls: Sequence[Callable[[], Any]]) -> list[GroupOutcome]:
-        """Run `calls` in one write transaction (a SAVEPOINT each) and commit once."""
-        conn = self._conn()
-        with self._write_lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                error = self._error(exc)
-                return [(False, error) for _ in calls]
-            self._local.grouped = True
-            outcomes: list[GroupOutcome] = []
-            try:
-                for call in calls:
-                    conn.execute("SAVEPOINT grouped_call")
-                    try:
-                        outcomes.append((True, call()))
-                    except Exception as exc:  # the call's own failure: undo it alone
-                        conn.execute("ROLLBACK TO grouped_call")
-                        outcomes.append((False, self._error(exc) if isinstance(exc, sqlite3.Error) else exc))
-                    conn.execute("RELEASE grouped_call")
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                failure = self._error(exc) if isinstance(exc, sqlite3.Error) else exc
-                if not isinstance(failure, Exception):
-                    raise
-                return [(False, failure) for _ in calls]
-            finally:
-                self._local.grouped = False
-            return outcomes
-
     def _write(self, body: Callable[[Tx], T]) -> T:
         conn = self._conn()
-        if getattr(self._local, "grouped", False):  # inside run_grouped: its transaction and savepoint
-            try:
-                return body(_SqliteTx(conn))
-            except sqlite3.Error as exc:
-                raise self._error(exc) from exc
         with self._write_lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
