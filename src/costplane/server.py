@@ -13,6 +13,8 @@ from starlette.routing import BaseRoute
 
 from costplane.app import Application
 from costplane.gateway.app import create_gateway
+from costplane.lifecycle.service import lifecycle_parts
+from costplane.runs.service import runs_parts
 
 __all__ = ["create_server"]
 
@@ -20,4 +22,10 @@ __all__ = ["create_server"]
 def create_server(application: Application) -> Starlette:
     routes: list[BaseRoute] = []
     background: list[tuple[float, Callable[[], Awaitable[object]]]] = []
+    env_routes, env_jobs = lifecycle_parts(application)  # governed environments + their scheduler (issue 3)
+    routes += env_routes
+    background += env_jobs
+    run_routes, run_jobs = runs_parts(application)  # runs, outcomes, OTLP receiver, economic SLOs (issue 4)
+    routes += run_routes
+    background += run_jobs
     return create_gateway(application, extra_routes=routes, background=background)

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import pytest
 import yaml
 
 from costplane.serving import free_port
-
-PG_URL = os.environ.get("COSTPLANE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from store_fixtures import pg_schema  # noqa: F401 - re-exported for the gateway tests
 
 
 def write_config(path: Path, data: dict[str, Any]) -> Path:
@@ -54,22 +47,3 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-
-
-@contextmanager
-def pg_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema; yields a store URL that selects it."""
-    try:
-        conn = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
-    schema = f"cp_gw_{uuid.uuid4().hex[:10]}"
-    with conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

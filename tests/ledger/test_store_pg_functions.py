@@ -49,9 +49,9 @@ def test_upgrade_from_v2_with_data(store_url: Callable[[], str]) -> None:
         assert store.record_event(event(100, eid="cached"), [team])
         assert _sums(store, team) == (700, 2000, 3, 2)
 
-        store.migrate()
-        assert store.schema_version() == LATEST == 3
-        store.migrate()  # idempotent
+        store.migrate(target=3)  # the upgrade under test: v2 -> v3 (the server-side functions)
+        assert store.schema_version() == 3
+        store.migrate(target=3)  # idempotent
         if isinstance(store, PostgresStore):
             with store._conn().cursor() as cur:
                 cur.execute("SELECT count(*) FROM pg_proc WHERE proname = ANY(%s) AND pronamespace = "
@@ -74,6 +74,8 @@ def test_upgrade_from_v2_with_data(store_url: Callable[[], str]) -> None:
         assert not refused.ok and refused.refused_limit == "amount" and refused.refused is not None
         assert (refused.refused.budget, refused.refused.reserved_nano) == ("team", 3000)
         assert store.count_events() == 3 and store.get_event("cached") is not None
+        store.migrate()  # later versions (environments, runs …) apply on top of the upgraded data
+        assert store.schema_version() == LATEST and store.count_events() == 3
     finally:
         store.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from costplane.cli import demo, keys, policy, prices, serve, simulate
+from costplane.cli import demo, env, iac, keys, outcomes, policy, prices, runs, serve, simulate
 
 __all__ = ["app", "main"]
 
@@ -18,6 +18,10 @@ app = typer.Typer(
 app.add_typer(prices.app, name="prices")
 app.add_typer(policy.app, name="policy")
 app.add_typer(keys.app, name="keys")
+app.add_typer(runs.app, name="runs")
+app.add_typer(outcomes.app, name="outcomes")
+app.add_typer(env.app, name="env")
+app.add_typer(iac.app, name="iac")
 serve.register(app)
 demo.register(app)
 simulate.register(app)

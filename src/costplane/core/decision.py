@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -26,6 +26,9 @@ from costplane.money import format_usd
 from costplane.policy.types import BudgetSpec, PolicyDecision
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
+
+if TYPE_CHECKING:  # core.slo imports the policy engine; only its type is needed here
+    from costplane.core.slo import SloGate
 
 __all__ = ["DecisionCore", "new_id"]
 
@@ -60,6 +63,7 @@ class DecisionCore:
         self._bundle = bundle
         self._clock = clock
         self.notifier: Notifier = notifier or LoggingNotifier()
+        self.slo_gate: SloGate | None = None  # economic SLOs (core/slo.py), set by server.create_server
 
     # -- admission --------------------------------------------------------------------
     def admit(self, ctx: Context, req: LlmRequest) -> Admission | Denial:
@@ -80,6 +84,11 @@ class DecisionCore:
                       {"code": code, **(extra or {})})
             return Denial(status, code, text, decision_id, retryable)
 
+        # Economic SLOs (core/slo.py): while an SLO is breached, its slo.breach policies route or throttle.
+        if self.slo_gate is not None:
+            policy, throttled = self.slo_gate.apply(ctx, req.model, policy, now)
+            if throttled is not None:
+                return deny(429, "slo_throttled", throttled, retryable=True)
         if policy.effect == "deny" and policy.deny is not None:
             return deny(403, "policy_denied", f"denied by policy {policy.deny.name!r}: {policy.deny.reason}")
 

@@ -19,8 +19,10 @@ from typing import Any
 
 from costplane.ledger import codec
 from costplane.ledger.codec import column_list
+from costplane.ledger.envqueries import EnvQueries
 from costplane.ledger.migrations import LATEST, MIGRATIONS, VERSION_TABLE, statements
 from costplane.ledger.queries import INSERT_DECISION, INSERT_EVENT, Row, SqlQueries, Tx, insert_sql
+from costplane.ledger.runqueries import RunQueries
 from costplane.ledger.store import StoreError
 from costplane.ledger.types import (
     BudgetClaim,
@@ -86,7 +88,7 @@ def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
     )
 
 
-class SqlStore(SqlQueries):
+class SqlStore(SqlQueries, RunQueries, EnvQueries):  # RunQueries: runs (v5); EnvQueries: environments (v4)
     """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
     in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""
 

@@ -20,7 +20,7 @@ BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
 from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
-from costplane.ledger import pg_functions
+from costplane.ledger import pg_functions, schema_environments, schema_runs
 
 __all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
 
@@ -150,6 +150,10 @@ _V2 = [
 _V3: list[str] = []
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, tuple(_V1)), (2, tuple(_V2)), (3, tuple(_V3)))
+# v5: run trees, outcomes, SLO state (issue 4; see schema_runs). Kept sorted by version.
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (5, schema_runs.V5)), key=lambda step: step[0]))
+# v4: governed environments and their transitions (issue 3; see schema_environments).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (4, schema_environments.V4)), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps

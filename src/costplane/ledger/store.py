@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from costplane.ledger.envtypes import EnvironmentRecord, EnvTransition
+from costplane.ledger.runtypes import OutcomeRecord, RunNode, SloState
 from costplane.ledger.types import (
     BudgetClaim,
     ClaimState,
@@ -145,6 +147,54 @@ class Store(Protocol):
     def list_keys(self) -> list[KeyRecord]: ...
 
     def revoke_key(self, key_id: str, now: datetime) -> bool: ...
+
+    # -- run trees, outcomes, economic SLOs (schema v5; ledger/runqueries.py) -------------------
+    def record_nodes(self, nodes: Sequence[RunNode], events: Sequence[CostEvent] = ()) -> None:
+        """Upsert run-tree nodes and insert events without claims (idempotent by id), in one
+        transaction."""
+
+    def run_nodes(self, run: str) -> list[RunNode]: ...
+
+    def run_roots(self, *, since: datetime | None = None, limit: int = 100) -> list[RunNode]: ...
+
+    def run_events(self, run: str) -> list[CostEvent]: ...
+
+    def record_outcome(self, outcome: OutcomeRecord) -> bool: ...
+
+    def list_outcomes(self, *, outcome: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None) -> list[OutcomeRecord]: ...
+
+    def put_slo_state(self, state: SloState) -> None: ...
+
+    def slo_states(self) -> list[SloState]: ...
+
+    # -- governed environments (schema v4; ledger/envqueries.py) ----------------------------------
+    def create_environment(self, env: EnvironmentRecord, decision: DecisionRecord | None = None) -> None: ...
+
+    def get_environment(self, env_id: str) -> EnvironmentRecord | None: ...
+
+    def list_environments(self, *, states: Sequence[str] = (), limit: int = 1000) -> list[EnvironmentRecord]: ...
+
+    def due_environments(self, now: datetime, limit: int = 1000) -> list[EnvironmentRecord]:
+        """Open environments whose next_action_at <= now, most overdue first."""
+
+    def update_environment(self, env_id: str, changes: Mapping[str, Any], *,
+                           states: Sequence[str] = ()) -> bool: ...
+
+    def transition_environment(self, env_id: str, from_states: Sequence[str], to_state: str, *, ts: datetime,
+                               reason: str, decision: DecisionRecord | None = None,
+                               changes: Mapping[str, Any] | None = None) -> EnvironmentRecord | None:
+        """Compare-and-set the state, apply changes, record the transition and decision atomically."""
+
+    def environment_transitions(self, env_id: str) -> list[EnvTransition]: ...
+
+    def accrue(self, reservation_id: str, event: CostEvent, *, close: bool = False,
+               environment_id: str | None = None, accrued_until: datetime | None = None) -> tuple[ClaimState, ...]:
+        """Record the event and move its cost from reserved to spent, keeping the reservation open."""
+
+    def grow_reservation(self, reservation_id: str, extra_nano: int, expires_at: datetime,
+                         decision: DecisionRecord | None = None) -> ReserveResult:
+        """Atomically hold more on every claim (limit-checked like reserve) and move the expiry."""
 
     # -- introspection -----------------------------------------------------------------------
     def schema_version(self) -> int: ...

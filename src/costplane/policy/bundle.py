@@ -14,10 +14,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from costplane.policy.blueprintschema import BlueprintSpec
 from costplane.policy.budgetschema import LoadedBudget
 from costplane.policy.celexpr import CompiledExpr, compile_expr
 from costplane.policy.revision import bundle_files, bundle_revision, content_hash
 from costplane.policy.schema import KINDS, LoadedPolicy, LoadedTest, validate_document
+from costplane.policy.sloschema import LoadedSlo, SloSpec
 from costplane.policy.types import (
     HOOK_EFFECTS,
     HOOKS,
@@ -50,6 +52,13 @@ class Bundle:
     #: `sha256:<hex>` of the bundle files, whatever the revision says: a dirty git tree keeps
     #: the revision `git:<sha>+dirty` across edits, the digest changes with every edit
     digest: str = ""
+    #: governed environment templates (kind: Blueprint), in bundle order
+    blueprints: tuple[BlueprintSpec, ...] = ()
+    #: economic SLOs (kind: SLO), in bundle order
+    slos: tuple[SloSpec, ...] = ()
+
+    def blueprint(self, name: str) -> BlueprintSpec | None:
+        return next((b for b in self.blueprints if b.name == name), None)
 
     def policy(self, name: str) -> PolicySpec | None:
         return next((p for p in self.policies if p.name == name), None)
@@ -150,6 +159,8 @@ def load_bundle(path: Path | str) -> Bundle:
     policies: list[LoadedPolicy] = []
     budgets: list[LoadedBudget] = []
     tests: list[LoadedTest] = []
+    blueprints: list[BlueprintSpec] = []
+    slos: list[LoadedSlo] = []
     declared: list[tuple[str, str, SourceLocation]] = []
     for file in files:
         display = str(root / file.relative_to(root))
@@ -167,6 +178,10 @@ def load_bundle(path: Path | str) -> Bundle:
                 policies.append(item)
             elif kind == "Budget":
                 budgets.append(item)
+            elif kind == "Blueprint":
+                blueprints.append(item)
+            elif kind == "SLO":
+                slos.append(item)
             else:
                 tests.append(item)
     _check_duplicates(declared, issues)
@@ -194,4 +209,6 @@ def load_bundle(path: Path | str) -> Bundle:
         when=MappingProxyType({p.spec.name: p.when for p in policies}),
         scopes=MappingProxyType({b.spec.name: b.scope for b in budgets}),
         digest=content_hash(root, files),
+        blueprints=tuple(blueprints),
+        slos=tuple(s.spec for s in slos),
     )

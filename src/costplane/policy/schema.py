@@ -14,9 +14,11 @@ from typing import Any
 
 from costplane.attribution.context import Context, InvalidAttribute
 from costplane.ledger.windows import WindowError, parse_duration
+from costplane.policy.blueprintschema import validate_blueprint
 from costplane.policy.budgetschema import validate_budget
 from costplane.policy.celexpr import REQUEST_DEFAULTS, CompiledExpr
 from costplane.policy.checks import DocChecker, check_expression, check_name, describe
+from costplane.policy.sloschema import validate_slo
 from costplane.policy.types import EFFECTS, HOOK_EFFECTS, HOOKS, PolicySpec, PolicyTestCase, ValidationIssue
 from costplane.policy.yamlsource import Document, YMap, YNode, YScalar, to_plain
 
@@ -32,7 +34,8 @@ __all__ = [
     "validate_test",
 ]
 
-KINDS: tuple[str, ...] = ("Policy", "Budget", "PolicyTest")
+KINDS: tuple[str, ...] = ("Policy", "Budget", "PolicyTest", "Blueprint")
+KINDS = (*KINDS, "SLO")  # economic SLOs (sloschema.py)
 POLICY_KEYS = ("kind", "name", "description", "on", "when", "effect", "set", "priority", "reason")
 TEST_KEYS = ("kind", "name", "description", "hook", "context", "request", "expect")
 EXPECT_KEYS = ("effect", "model", "max_tokens", "policies", "notify", "reason_contains", "budgets")
@@ -288,6 +291,10 @@ def validate_document(doc: Document, issues: list[ValidationIssue]) -> tuple[str
         loaded = validate_budget(chk, root)
     elif kind == "PolicyTest":
         loaded = validate_test(chk, root)
+    elif kind == "Blueprint":
+        loaded = validate_blueprint(chk, root)
+    elif kind == "SLO":
+        loaded = validate_slo(chk, root)
     else:
         return None
     return None if loaded is None else (kind, loaded)

@@ -11,6 +11,8 @@ from costplane.pricing.config import (
 from costplane.pricing.describe import HistoryItem, PriceDetail
 from costplane.pricing.genai import NotMetered
 from costplane.pricing.history import PriceHistory, PriceRule
+from costplane.pricing.skuconfig import SkuOverride
+from costplane.pricing.skus import SkuCatalog, SkuPrice, UnknownSku
 from costplane.pricing.types import TOKEN_TYPES, PriceSheet, TokenUsage, UnknownPrice
 
 __all__ = [
@@ -26,8 +28,12 @@ __all__ = [
     "PriceSheet",
     "PricingConfig",
     "PricingConfigError",
+    "SkuCatalog",
+    "SkuOverride",
+    "SkuPrice",
     "TokenUsage",
     "UnknownPrice",
     "UnknownPriceRule",
+    "UnknownSku",
     "parse_price",
 ]

@@ -28,6 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from costplane.pricing.skuconfig import SkuOverride, parse_sku_overrides
 from costplane.pricing.types import TOKEN_TYPES
 
 __all__ = ["Override", "PricingConfig", "PricingConfigError", "UnknownPriceRule", "parse_price"]
@@ -88,6 +89,7 @@ class PricingConfig:
     overrides: tuple[Override, ...] = ()
     unknown_price: UnknownPriceRule = UnknownPriceRule()
     source: str = "costplane.yaml"
+    skus: tuple[SkuOverride, ...] = ()  # pricing.skus: machine/GPU SKU prices (pricing/skuconfig.py)
 
     @classmethod
     def parse(
@@ -162,8 +164,8 @@ class _Parser:
     def config(self, data: Any) -> PricingConfig:
         if data is None:
             return PricingConfig(source=self.source)
-        raw = self.mapping("pricing", data, ("overrides", "unknown_price"), "a mapping with overrides and "
-                           "unknown_price")
+        raw = self.mapping("pricing", data, ("overrides", "unknown_price", "skus"), "a mapping with overrides, "
+                           "unknown_price and skus")
         if raw is None:
             return PricingConfig(source=self.source)
         overrides: list[Override] = []
@@ -183,7 +185,8 @@ class _Parser:
             seen[key] = index
             overrides.append(override)
         rule = self.rule(raw.get("unknown_price", "deny"))
-        return PricingConfig(tuple(overrides), rule, self.source)
+        skus = parse_sku_overrides(raw.get("skus"), self.error)
+        return PricingConfig(tuple(overrides), rule, self.source, skus)
 
     def override(self, index: int, item: Any) -> Override | None:
         path = f"pricing.overrides[{index}]"

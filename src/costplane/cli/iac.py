@@ -1,0 +1,100 @@
+"""`costplane iac check plan.json`: the IaC plan cost gate (offline; exit 1 on deny, for CI)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from costplane.cli.common import CONFIG_OPTION, console, fail, load
+from costplane.iac import PlanError, PlanReport, check_plan, load_plan
+from costplane.money import format_usd
+from costplane.policy.bundle import load_bundle
+from costplane.policy.engine import PolicyEngine
+from costplane.policy.types import BundleError
+from costplane.pricing.skus import SkuCatalog
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, help="Infrastructure-as-code cost gate: price a terraform plan, "
+                                              "evaluate iac.plan policies.")
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _engine(bundle: Path | None) -> PolicyEngine | None:
+    if bundle is None:
+        return None
+    if not bundle.is_dir():
+        fail(f"--bundle: {bundle} is not a directory", 2)
+    try:
+        return PolicyEngine(load_bundle(bundle))
+    except BundleError as exc:
+        fail("the bundle is invalid:\n" + "\n".join(str(i) for i in exc.issues), 2)
+
+
+def _print(report: PlanReport) -> None:
+    table = Table("resource", "action", "type", "gpu", "hourly USD", "monthly USD", "decision")
+    for verdict in report.verdicts:
+        p = verdict.priced
+        gpu = f"{p.gpu_count}× {p.gpu_type}" if p.gpu_count else "-"
+        money = ("?", "?") if p.unknown else (format_usd(p.hourly_nano, places=4), format_usd(p.monthly_nano,
+                                                                                                places=2))
+        style = {"deny": "red", "notify": "yellow"}.get(verdict.effect, "green")
+        decision = f"[{style}]{verdict.effect}[/{style}]"
+        if verdict.policies:
+            decision += " " + ", ".join(verdict.policies)
+        table.add_row(p.resource.address, p.resource.action, p.instance_type or "?", gpu, *money, decision)
+    console.print(table)
+    console.print(f"total monthly (priced resources, 730 h): [bold]{format_usd(report.total_monthly_nano, places=2)}"
+                  "[/bold] USD")
+    for verdict in report.verdicts:
+        for reason in verdict.reasons:
+            label = "denied" if verdict.denied else "note"
+            console.print(f"{label}: {verdict.priced.resource.address}: {reason}", highlight=False)
+    if report.skipped:
+        console.print(f"not priced (not a VM type): {', '.join(report.skipped)}", highlight=False)
+    if report.bundle_revision is None:
+        console.print("no bundle: prices only, no iac.plan policies evaluated (pass --bundle or set bundle in "
+                      "costplane.yaml)")
+    console.print("[red]plan denied[/red]" if report.denied else "[green]plan allowed[/green]")
+
+
+@app.command()
+def check(
+    plan: Path = typer.Argument(..., help="`terraform show -json PLANFILE` output"),
+    fmt: Format = typer.Option(Format.text, "--format", help="text (tables) or json"),
+    bundle: Path | None = typer.Option(None, "--bundle", help="bundle directory (default: bundle in costplane.yaml)"),
+    context: list[str] = typer.Option([], "--context", help="context for every resource, name=value (repeatable), "
+                                                           "e.g. --context tier=experiment; overrides tags"),
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Price the plan's aws_instance / google_compute_instance / azurerm_linux_virtual_machine resources and
+    evaluate iac.plan policies. Exit 0: allowed; 1: denied (or a resource without a known price); 2: bad input."""
+    settings = load(config)
+    given: dict[str, str] = {}
+    for item in context:
+        if "=" not in item:
+            fail(f"--context: expected name=value, got {item!r}", 2)
+        name, value = item.split("=", 1)
+        given[name.strip()] = value.strip()
+    try:
+        resources = load_plan(plan)
+    except PlanError as exc:
+        fail(str(exc), 2)
+    engine = _engine(bundle or settings.bundle)
+    try:
+        report = check_plan(resources, SkuCatalog.load(settings.pricing), engine, given)
+    except ValueError as exc:  # an invalid --context value
+        fail(str(exc), 2)
+    if fmt is Format.json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _print(report)
+    raise typer.Exit(1 if report.denied else 0)

@@ -1,0 +1,161 @@
+"""Economic SLOs at run time: evaluate them, act on a breach, and let the decision core obey.
+
+* `SloMonitor.evaluate()` (a background job of the server) measures every `kind: SLO` of the
+  bundle over its rolling window — cost per outcome from the ledger, `runs.report` — and
+  stores the result (`slo_state`). On a breach it asks the policy engine at hook
+  `slo.breach` (ctx = the SLO's scope; request = the SLO and its numbers) and stores the
+  actions of the matching policies: `route` (set.model) and `throttle`
+  (set.max_calls_per_minute); `notify` policies and the breach itself are notified once,
+  when the SLO turns breached. Back within its objective, the actions are lifted.
+* `SloGate.apply()` is the decision core's hook (`DecisionCore.admit`): for a request inside
+  a breached SLO's scope it routes to the cheaper model, or refuses it (429) while the
+  scope's calls in the last minute are at the throttle limit. It reads the state from the
+  store (cached for `ttl` seconds), so every gateway replica on one store obeys.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from costplane.attribution.context import Context
+from costplane.core.notify import Notification, Notifier
+from costplane.ledger.runtypes import SloState
+from costplane.ledger.store import Store
+from costplane.money import format_usd
+from costplane.policy.engine import PolicyEngine
+from costplane.policy.sloschema import SloSpec
+from costplane.policy.types import MatchedPolicy, PolicyDecision
+
+__all__ = ["SloGate", "SloMonitor", "measure"]
+
+HOOK = "slo.breach"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def measure(store: Store, spec: SloSpec, now: datetime) -> dict[str, Any]:
+    """Cost, outcomes and cost per outcome of one SLO's scope over its window."""
+    from costplane.runs.report import cost_per_outcome
+
+    rows = cost_per_outcome(store, spec.outcome, since=now - timedelta(seconds=spec.window_seconds), until=None,
+                            group_by=(), where=dict(spec.scope) or None)
+    cost = sum(r.cost_nano for r in rows)
+    outcomes = sum((r.outcomes for r in rows), Decimal(0))
+    limit_count = max(outcomes, Decimal(spec.min_outcomes))
+    breached = Decimal(cost) > Decimal(spec.objective_nano) * limit_count
+    per = int(Decimal(cost) / outcomes) if outcomes else None
+    return {"cost_nano": cost, "outcomes": str(outcomes), "cost_per_outcome_nano": per,
+            "objective_nano": spec.objective_nano, "window_seconds": spec.window_seconds, "breached": breached}
+
+
+class SloMonitor:
+    """Evaluates the bundle's SLOs and stores their state (run it every few seconds)."""
+
+    def __init__(self, store: Store, engine: Callable[[], PolicyEngine], notifier: Notifier,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self.store = store
+        self._engine = engine
+        self.notifier = notifier
+        self._clock = clock
+
+    def evaluate(self) -> list[SloState]:
+        now = self._clock()
+        engine = self._engine()
+        previous = {s.name: s for s in self.store.slo_states()}
+        out: list[SloState] = []
+        for spec in engine.bundle.slos:
+            numbers = measure(self.store, spec, now)
+            before = previous.get(spec.name)
+            actions: tuple[Mapping[str, Any], ...] = ()
+            since = None
+            if numbers["breached"]:
+                since = before.since if before is not None and before.breached and before.since else now
+                actions = self._actions(engine, spec, numbers, newly=before is None or not before.breached)
+            state = SloState(spec.name, bool(numbers["breached"]), now, since, dict(spec.scope), numbers, actions)
+            self.store.put_slo_state(state)
+            out.append(state)
+        return out
+
+    def _actions(self, engine: PolicyEngine, spec: SloSpec, numbers: Mapping[str, Any],
+                 newly: bool) -> tuple[Mapping[str, Any], ...]:
+        scope = {k: v for k, v in spec.scope.items() if k != "model"}
+        ctx = Context.from_mapping(scope, source=f"SLO {spec.name} scope")
+        per = numbers["cost_per_outcome_nano"]
+        request = {"slo": spec.name, "outcome": spec.outcome, "model": spec.scope.get("model", ""),
+                   "cost_nano": numbers["cost_nano"], "outcomes": int(Decimal(numbers["outcomes"])),
+                   "cost_per_outcome_nano": per if per is not None else numbers["cost_nano"],
+                   "objective_nano": spec.objective_nano}
+        decision = engine.evaluate(HOOK, ctx, request)
+        actions: list[Mapping[str, Any]] = []
+        if decision.route is not None:
+            actions.append({"effect": "route", "model": decision.model, "policy": decision.route.name,
+                            "reason": decision.route.reason})
+        for match in decision.actions:
+            policy = engine.bundle.policy(match.name)
+            if match.effect == "throttle" and policy is not None:
+                actions.append({"effect": "throttle", "policy": match.name, "reason": match.reason,
+                                **{k: v for k, v in policy.set.items()}})
+        if newly:
+            shown = "none" if per is None else format_usd(per)
+            message = (f"SLO {spec.name!r} breached: cost per {spec.outcome} {shown} USD > objective "
+                       f"{format_usd(spec.objective_nano)} USD ({format_usd(numbers['cost_nano'])} USD for "
+                       f"{numbers['outcomes']} outcomes over {spec.window_seconds}s); actions: "
+                       f"{', '.join(str(a['effect']) for a in actions) or 'none'}")
+            self.notifier.notify(Notification("slo_breach", spec.name, message, "", {"measured": dict(numbers)}))
+            for match in decision.notify:
+                self.notifier.notify(Notification("policy", match.name, match.reason, "", {"slo": spec.name}))
+        return tuple(actions)
+
+
+class SloGate:
+    """The decision core's view of breached SLOs (read from the store, cached `ttl` seconds)."""
+
+    def __init__(self, store: Store, ttl: float = 1.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._cached: tuple[float, list[SloState]] = (-1e18, [])
+
+    def _active(self) -> list[SloState]:
+        stamp, states = self._cached
+        if time.monotonic() - stamp > self.ttl:
+            states = [s for s in self.store.slo_states() if s.breached and s.actions]
+            self._cached = (time.monotonic(), states)
+        return states
+
+    def refresh(self) -> None:
+        self._cached = (-1e18, [])
+
+    def apply(self, ctx: Context, model: str, policy: PolicyDecision,
+              now: datetime) -> tuple[PolicyDecision, str | None]:
+        """The policy decision with breached SLOs' actions applied; or a throttle message."""
+        if policy.effect == "deny":
+            return policy, None
+        for state in self._active():
+            scope = state.scope
+            if any(ctx.get(k) != v for k, v in scope.items() if k != "model"):
+                continue
+            if scope.get("model") and scope["model"] != model:
+                continue
+            for action in state.actions:
+                if action.get("effect") == "route" and action.get("model") and action["model"] != policy.model:
+                    match = MatchedPolicy(str(action.get("policy", state.name)), "route",
+                                          f"SLO {state.name!r} is breached: {action.get('reason') or 'route'}")
+                    effect = policy.effect if policy.actions else "route"
+                    policy = replace(policy, effect=effect, model=str(action["model"]), route=match,
+                                     matched=(*policy.matched, match))
+                elif action.get("effect") == "throttle" and action.get("max_calls_per_minute"):
+                    limit = int(action["max_calls_per_minute"])
+                    where = {k: v for k, v in scope.items() if k != "model"}
+                    rows = self.store.spend(where=where or None, since=now - timedelta(minutes=1))
+                    calls = sum(r.events for r in rows)
+                    if calls >= limit:
+                        return policy, (f"throttled by policy {action.get('policy')!r} while SLO {state.name!r} is "
+                                        f"breached: {calls} calls in the last minute, limit {limit} per minute")
+        return policy, None

@@ -1,0 +1,272 @@
+"""The runtime scheduler: TTLs, expiry notices, accrual, idle rules and budget exhaustion.
+
+Durable: everything it needs is in the store (`next_action_at` of each open environment),
+so after a crash or restart the first tick finds every overdue action and runs it. Only
+the leader acts: with PostgreSQL a session advisory lock (one replica holds it; it is
+released when that replica's connection dies), with SQLite an exclusive `flock` on a file
+next to the database (released by the OS when the process dies). Teardowns run on a
+small thread pool, so a slow driver never delays the TTLs of other environments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from costplane.core.environments import EnvironmentCore
+from costplane.core.notify import Notification
+from costplane.ledger.envtypes import EnvironmentRecord, EnvState
+from costplane.ledger.types import ClaimState
+from costplane.lifecycle.drivers import DriverError
+
+__all__ = ["Leadership", "Scheduler"]
+
+log = logging.getLogger("costplane.scheduler")
+_RUNNING = (EnvState.ACTIVE, EnvState.EXPIRING)
+_SAMPLE_SECONDS = 5.0  # how often a driver's own metrics are read while an idle rule watches
+
+
+class Leadership:
+    """Exactly one scheduler acts per store: a PostgreSQL advisory lock or a SQLite lock file."""
+
+    def __init__(self, store_url: str) -> None:
+        self.url = store_url
+        self._file: TextIO | None = None
+        self._conn: Any = None
+
+    def acquire(self) -> bool:
+        if self._file is not None or (self._conn is not None and not self._conn.closed):
+            return True
+        if self.url.startswith("sqlite"):
+            path = Path(urlsplit(self.url).path.lstrip("/") if "///" not in self.url else self.url.split("///", 1)[1])
+            path = Path(str(path).split("?", 1)[0])
+            handle = open(f"{path}.scheduler.lock", "a")  # noqa: SIM115 - held for the process's lifetime
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._file = handle
+            return True
+        import psycopg
+
+        parts = urlsplit(self.url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = dict(query).get("schema", "public")
+        conninfo = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query
+                                                              if k not in ("schema", "lock_timeout")])))
+        key = int.from_bytes(hashlib.sha256(f"costplane-scheduler:{schema}".encode()).digest()[:8], "big",
+                             signed=True)
+        try:
+            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        except psycopg.Error as exc:
+            log.warning("scheduler leader lock unavailable: %s", exc)
+            return False
+        if not row or not row[0]:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+class Scheduler:
+    def __init__(self, core: EnvironmentCore, leadership: Leadership | None = None, *, workers: int = 8,
+                 batch: int = 5000) -> None:
+        self.core = core
+        self.leadership = leadership
+        self.batch = batch
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="costplane-teardown")
+        self._inflight: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self.is_leader = leadership is None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self.leadership is not None:
+            self.leadership.release()
+
+    def tick(self) -> int:
+        """One pass over the due environments; returns how many were looked at. Blocking: run off the loop."""
+        if self.leadership is not None and not self.is_leader:
+            self.is_leader = self.leadership.acquire()
+            if self.is_leader:
+                log.info("this server now runs the environment scheduler")
+        if not self.is_leader:
+            return 0
+        now = self.core.clock()
+        due = self.core.store.due_environments(now, self.batch)
+        for env in due:
+            try:
+                self._visit(env, now)
+            except Exception:  # one environment's failure must not stop the others
+                log.exception("scheduler failed on environment %s", env.id)
+        return len(due)
+
+    def _teardown_async(self, env: EnvironmentRecord, reason: str, policies: tuple[str, ...] = ()) -> None:
+        with self._lock:
+            running = self._inflight.get(env.id)
+            if running is not None and not running.done():
+                return
+            self._inflight[env.id] = self._pool.submit(self._teardown, env.id, reason, policies)
+
+    def _teardown(self, env_id: str, reason: str, policies: tuple[str, ...]) -> None:
+        try:
+            self.core.teardown(env_id, reason, hook="environment.runtime", policies=policies)
+        finally:
+            with self._lock:
+                self._inflight.pop(env_id, None)
+
+    def _visit(self, env: EnvironmentRecord, now: datetime) -> None:
+        store = self.core.store
+        if env.state == EnvState.PENDING:
+            self.core.reject(env.id, env.context, "approval timed out")
+            return
+        if now >= env.expires_at:
+            self._teardown_async(env, f"ttl expired at {env.expires_at.isoformat()}")
+            store.update_environment(env.id, {"next_action_at": now + timedelta(seconds=5)})
+            return
+        if env.state == EnvState.SUSPENDED:
+            store.update_environment(env.id, {"next_action_at": env.expires_at})
+            return
+        driver = self.core.drivers.get(str(env.driver.get("type")))
+        if env.handle and not driver.alive(env.handle):
+            self._teardown_async(env, "exited: the environment's work ended")
+            store.update_environment(env.id, {"next_action_at": now + timedelta(seconds=5)})
+            return
+        life = env.lifecycle
+        changes: dict[str, Any] = {}
+        metrics = dict(env.metrics)
+        idle_rule: Mapping[str, Any] | None = life.get("idle")
+        if idle_rule and env.handle:
+            try:
+                for name, value in driver.metrics(env.handle).items():
+                    metrics[name] = {"value": value, "at": now.isoformat(), "source": "driver"}
+                    changes["metrics"] = metrics
+            except DriverError as exc:
+                log.warning("metrics of %s: %s", env.id, exc)
+        idle_since = env.idle_since
+        if idle_rule:
+            reading = metrics.get(str(idle_rule["metric"]))
+            below = Decimal(str(idle_rule["below"]))
+            if isinstance(reading, Mapping) and Decimal(str(reading["value"])) < below:
+                idle_since = idle_since or datetime.fromisoformat(str(reading["at"]))
+            else:
+                idle_since = None
+            changes["idle_since"] = idle_since
+            idle_for = (now - idle_since).total_seconds() if idle_since is not None else -1.0
+            if idle_since is not None and idle_for >= int(idle_rule["for"]) and self._idle_action(
+                    env, idle_rule, now, idle_since):
+                return
+        if not env.notice_sent and now >= env.expires_at - timedelta(seconds=int(life.get("notice") or 0)):
+            left = int((env.expires_at - now).total_seconds())
+            self.core.notifier.notify(Notification(
+                "environment_expiring", env.id, f"environment {env.id} ({env.blueprint}, owner {env.owner or '?'}) "
+                f"is torn down in {left}s at {env.expires_at.isoformat()}; extend it to keep it", env.decision_id))
+            store.transition_environment(env.id, (EnvState.ACTIVE,), EnvState.EXPIRING, ts=now,
+                                         reason=f"expiry notice: {left}s left", changes={"notice_sent": True})
+            changes["notice_sent"] = True
+        every = int(life.get("accrue_every") or 60)
+        accrued_until = env.accrued_until or env.started_at or now
+        if (now - accrued_until).total_seconds() >= every:
+            self.core.accrue(env, now)
+            accrued_until = now
+            if self._budget_check(env, now):
+                return
+        changes["next_action_at"] = self._next(env, now, accrued_until, idle_since, bool(changes.get("notice_sent")))
+        store.update_environment(env.id, changes, states=_RUNNING)
+
+    def _idle_action(self, env: EnvironmentRecord, rule: Mapping[str, Any], now: datetime,
+                     since: datetime) -> bool:
+        action = str(rule.get("action") or "teardown")
+        why = (f"idle: {rule['metric']} below {rule['below']} since {since.isoformat()} "
+               f"(rule: for {rule['for']}s)")
+        if action == "teardown":
+            self._teardown_async(env, why)
+            self.core.store.update_environment(env.id, {"next_action_at": now + timedelta(seconds=5)})
+            return True
+        if action == "suspend":
+            self._suspend(env, why, now)
+            return True
+        self.core.notifier.notify(Notification("environment_idle", env.id, why, env.decision_id))
+        return False
+
+    def _suspend(self, env: EnvironmentRecord, why: str, now: datetime) -> None:
+        if env.handle:
+            self.core.drivers.get(str(env.driver.get("type"))).teardown(env.handle, float(
+                env.lifecycle.get("grace") or 10))
+        self.core.accrue(env, now)
+        self.core.store.transition_environment(env.id, _RUNNING, EnvState.SUSPENDED, ts=now, reason=why,
+                                               changes={"next_action_at": env.expires_at, "handle": {}})
+
+    def _budget_check(self, env: EnvironmentRecord, now: datetime) -> bool:
+        """Hook environment.runtime: the runtime policies and exhausted hard budgets. True if it acted."""
+        bundle = self.core.bundle()
+        states: tuple[ClaimState, ...] = ()
+        if env.reservation_id is not None:
+            reservation = self.core.store.get_reservation(env.reservation_id)
+            if reservation is not None:
+                states = self.core.store.claim_states(reservation.claims)
+        remaining = [s.limit_nano - s.spent_nano for s in states if s.limit_nano is not None and s.hard]
+        fresh = self.core.store.get_environment(env.id) or env
+        facts = {"blueprint": env.blueprint, "environment_id": env.id, "accrued_usd": fresh.accrued_nano / 1e9,
+                 "projected_usd": fresh.projected_nano / 1e9, "hourly_usd": env.hourly_nano / 1e9,
+                 "time_left_seconds": int((env.expires_at - now).total_seconds()),
+                 "budget_remaining_usd": min(remaining) / 1e9 if remaining else -1.0,
+                 "idle_seconds": int((now - env.idle_since).total_seconds()) if env.idle_since else 0}
+        for name, reading in fresh.metrics.items():
+            if isinstance(reading, Mapping):
+                facts[name] = float(reading["value"])
+        if remaining and min(remaining) <= 0:
+            self._teardown_async(env, "budget exhausted: a hard budget of this environment has no money left")
+            return True
+        policy, _ = bundle.engine.decide("environment.runtime", env.context, facts)
+        for match in policy.notify:
+            self.core.notifier.notify(Notification("policy", match.name, match.reason, env.decision_id))
+        names = tuple(a.name for a in policy.actions)
+        if policy.effect == "teardown":
+            self._teardown_async(env, f"runtime policy {names[0]!r}: {policy.actions[0].reason}", names)
+            return True
+        if policy.effect == "suspend":
+            self._suspend(env, f"runtime policy {names[0]!r}: {policy.actions[0].reason}", now)
+            return True
+        return False
+
+    @staticmethod
+    def _next(env: EnvironmentRecord, now: datetime, accrued_until: datetime, idle_since: datetime | None,
+              noticed: bool) -> datetime:
+        life = env.lifecycle
+        candidates = [env.expires_at, accrued_until + timedelta(seconds=int(life.get("accrue_every") or 60))]
+        if not (env.notice_sent or noticed):
+            candidates.append(env.expires_at - timedelta(seconds=int(life.get("notice") or 0)))
+        idle = life.get("idle")
+        if idle:
+            candidates.append(now + timedelta(seconds=_SAMPLE_SECONDS))
+            if idle_since is not None:
+                candidates.append(idle_since + timedelta(seconds=int(idle["for"])))
+        if env.driver.get("type") == "process":  # notice a process that ended by itself
+            candidates.append(now + timedelta(seconds=_SAMPLE_SECONDS))
+        return max(now + timedelta(milliseconds=100), min(candidates))
+
+

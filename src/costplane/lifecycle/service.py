@@ -1,0 +1,52 @@
+"""Wire lifecycle governance into a server: the environment core, its API routes and the scheduler job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from starlette.routing import BaseRoute
+
+from costplane.app import Application
+from costplane.core.environments import EnvironmentCore
+from costplane.gateway.keys import KeyVerifier
+from costplane.lifecycle.api import environment_routes
+from costplane.lifecycle.drivers import DriverSet
+from costplane.lifecycle.scheduler import Leadership, Scheduler
+from costplane.pricing.skus import SkuCatalog
+
+__all__ = ["TICK_SECONDS", "build_core", "lifecycle_parts", "state_dir"]
+
+TICK_SECONDS = 0.5
+
+
+def state_dir(application: Application) -> Path:
+    """Where drivers keep logs and terraform workspaces: next to costplane.yaml (or the working dir)."""
+    config = application.config
+    base = config.path.parent if config.path is not None else Path.cwd()
+    return base / ".costplane" / "environments"
+
+
+def build_core(application: Application) -> EnvironmentCore:
+    return EnvironmentCore(application.store, SkuCatalog.load(application.config.pricing), lambda: application.bundle,
+                           DriverSet(state_dir(application)), notifier=application.core.notifier)
+
+
+def lifecycle_parts(application: Application) -> tuple[list[BaseRoute], list[tuple[float, Callable[[],
+                                                                                                   Awaitable[object]]]]]:
+    """The /v1/environments routes and the scheduler's (seconds, job) for `create_gateway`."""
+    core = build_core(application)
+    keys = KeyVerifier(application.store, application.config.gateway.key_cache_seconds)
+    scheduler = Scheduler(core, Leadership(application.config.store_url))
+    running: list[asyncio.Future[int]] = []
+
+    async def tick() -> object:
+        if running and not running[0].done():  # a slow pass is never run twice at once
+            return None
+        running.clear()
+        future = asyncio.ensure_future(asyncio.to_thread(scheduler.tick))
+        running.append(future)
+        return await future
+
+    return environment_routes(core, keys), [(TICK_SECONDS, tick)]

@@ -1,0 +1,253 @@
+"""OpenTelemetry GenAI spans → run-tree nodes and priced cost events.
+
+Attribute names are those of semantic conventions v1.41 (`gen_ai.*`); `ALIASES` maps older
+and vendor names onto them (first name present wins). Token counts follow the semconv rule
+that `gen_ai.usage.input_tokens` already INCLUDES cached tokens, so cache reads/writes are
+sub-counts of it — never added on top (exactly the `TokenUsage` convention).
+
+Spans become the run tree of their trace: the run is `costplane.run` (span or resource
+attribute) or the trace id; a synthetic root node (id = run) holds the trace's spans, which
+nest by parent span id. A span with a model and token usage (operation chat,
+text_completion, generate_content, embeddings, …) is an LLM call: priced with the Catalog
+and recorded as a cost event with id `otel-<trace>-<span>` — idempotent by span id — that
+hangs under its parent span's node (tag `node`); other spans (invoke_agent, execute_tool, …)
+and LLM spans that cannot be priced are nodes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from costplane.attribution.context import DIMENSIONS, Context, validate_tag_name, validate_value
+from costplane.ledger.runtypes import RunNode
+from costplane.ledger.types import CostEvent
+from costplane.otel.aliases import ALIASES, normalise
+from costplane.otel.decode import SpanData
+from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
+
+__all__ = ["ALIASES", "PROVIDERS", "SpanIngest", "ingest_spans", "normalise"]
+
+#: semconv provider names -> genai-prices provider ids
+PROVIDERS: dict[str, str] = {
+    "openai": "openai", "anthropic": "anthropic", "azure.ai.openai": "azure", "az.ai.openai": "azure",
+    "gcp.gemini": "google", "gcp.vertex_ai": "google", "gcp.gen_ai": "google", "aws.bedrock": "aws",
+    "mistral_ai": "mistral", "groq": "groq", "deepseek": "deepseek", "x_ai": "x-ai", "cohere": "cohere",
+}
+_INVALID = re.compile(r"[^A-Za-z0-9._:/@+=-]+")
+_RUN_KINDS = {"invoke_agent": "agent", "execute_tool": "tool"}
+
+
+def _get(attrs: Mapping[str, Any], name: str) -> Any:
+    """`attrs` is normalised: canonical names only."""
+    return attrs.get(name)
+
+
+def _tokens(attrs: Mapping[str, Any], name: str) -> int:
+    value = _get(attrs, name)
+    try:
+        number = int(value) if value is not None and not isinstance(value, bool) else 0
+    except (TypeError, ValueError):
+        return 0
+    return max(number, 0)
+
+
+def _clean(value: Any) -> str | None:
+    """A context value from free text: invalid characters become '-', at most 128 characters."""
+    if value is None:
+        return None
+    text = _INVALID.sub("-", str(value)).strip("-._:/@+=")[:128]
+    return text or None
+
+
+def _time(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns > 0 else datetime.now(UTC)
+
+
+@dataclass
+class SpanIngest:
+    """What one batch produced: nodes and events to store, and the spans it could not price."""
+
+    nodes: list[RunNode] = field(default_factory=list)
+    events: list[CostEvent] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+def _prefixed(attrs: Mapping[str, Any], clean: Callable[[Any], str | None]) -> dict[str, str]:
+    """`costplane.<dimension>` / `costplane.tag.<name>` attributes as context values."""
+    out: dict[str, str] = {}
+    for name, raw in attrs.items():
+        if name.startswith("costplane.") and name != "costplane.run":
+            dim = name[len("costplane."):]
+            value = clean(raw)
+            if value and (dim in DIMENSIONS or dim.startswith("tag.")):
+                out[dim[4:] if dim.startswith("tag.") else dim] = value
+    return out
+
+
+class _Batch:
+    """Per-batch caches: cleaned values, resource-level context, ancestors' agent/conversation,
+    validated (name, value) pairs — the same few values recur in every span of a batch."""
+
+    def __init__(self, spans: Sequence[SpanData], bound: Mapping[str, str], key_id: str | None) -> None:
+        self.by_id = {s.span_id: s for s in spans}
+        self.bound, self.key_id = bound, key_id
+        self._clean: dict[Any, str | None] = {}
+        self._resources: dict[int, dict[str, str]] = {}
+        self._inherited: dict[str, dict[str, str]] = {}
+        self._valid: set[tuple[str, str]] = set()
+
+    def clean(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        key = value if isinstance(value, str | int) else str(value)
+        if key not in self._clean:
+            self._clean[key] = _clean(value)
+        return self._clean[key]
+
+    def own(self, span: SpanData) -> dict[str, str]:
+        """agent / conversation a span itself names."""
+        out: dict[str, str] = {}
+        for name, target in (("gen_ai.agent.name", "agent"), ("gen_ai.conversation.id", "conversation")):
+            value = self.clean(span.attributes.get(name))
+            if value:
+                out[target] = value
+        return out
+
+    def inherited(self, span: SpanData) -> dict[str, str]:
+        """agent / conversation of the nearest ancestors present in this batch."""
+        chain: list[SpanData] = []
+        parent = self.by_id.get(span.parent_span_id)
+        while parent is not None and parent.span_id not in self._inherited and len(chain) < 256:
+            chain.append(parent)
+            self._inherited[parent.span_id] = {}  # a cycle ends here
+            parent = self.by_id.get(parent.parent_span_id)
+        values = dict(self._inherited[parent.span_id]) if parent is not None else {}
+        for ancestor in reversed(chain):
+            values = {**values, **self.own(ancestor)}
+            self._inherited[ancestor.span_id] = values
+        return values
+
+    def resource(self, span: SpanData) -> dict[str, str]:
+        found = self._resources.get(id(span.resource))
+        if found is None:
+            found = _prefixed(span.resource, self.clean)
+            service = self.clean(span.resource.get("service.name"))
+            if service:
+                found.setdefault("service", service)
+            self._resources[id(span.resource)] = found
+        return found
+
+    def context(self, span: SpanData, run: str, node: str | None = None) -> Context:
+        values = {**self.inherited(span), **self.resource(span), **_prefixed(span.attributes, self.clean),
+                  **self.own(span)}
+        if span.attributes.get("gen_ai.operation.name") == "execute_tool":
+            tool = self.clean(span.attributes.get("gen_ai.tool.name"))
+            if tool:
+                values["tool"] = tool
+        values.update(run=run, trace=span.trace_id)
+        if node is not None:
+            values["node"] = node
+        values.update(self.bound)  # a key's bound attributes can never be overridden
+        dims: dict[str, str] = {}
+        tags: dict[str, str] = {}
+        for name, value in values.items():
+            if (name, value) not in self._valid:
+                where = f"span {span.span_id} attribute {name}"
+                validate_value(where, value)
+                if name not in DIMENSIONS:
+                    validate_tag_name(where, name)
+                self._valid.add((name, value))
+            (dims if name in DIMENSIONS else tags)[name] = value
+        return Context(**dims, tags=tags, key_id=self.key_id)
+
+
+def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, datetime], PriceSheet],
+                 bound: Mapping[str, str] = {}, key_id: str | None = None) -> SpanIngest:
+    """Turn a batch of spans into nodes and priced events. `price(model, provider, at)` is
+    `Catalog.resolve` (raises UnknownPrice)."""
+    out = SpanIngest()
+    spans = [s if s.normalised else replace(s, attributes=normalise(s.attributes), normalised=True) for s in spans]
+    batch = _Batch(spans, bound, key_id)
+    rates: dict[int, tuple[PriceSheet, dict[str, str]]] = {}
+    roots: dict[str, RunNode] = {}
+    for span in spans:
+        run = batch.clean(span.attributes.get("costplane.run") or span.resource.get("costplane.run")) or span.trace_id
+        operation = str(_get(span.attributes, "gen_ai.operation.name") or "")
+        model = _get(span.attributes, "gen_ai.response.model") or _get(span.attributes, "gen_ai.request.model")
+        input_tokens = _tokens(span.attributes, "gen_ai.usage.input_tokens")
+        output_tokens = _tokens(span.attributes, "gen_ai.usage.output_tokens")
+        is_llm = bool(model) and operation not in _RUN_KINDS and bool(input_tokens or output_tokens)
+        parent = span.parent_span_id or run
+        # an LLM call is a leaf: its cost event hangs under its parent's node (tag `node`), no node of its own
+        ctx = batch.context(span, run, parent if is_llm else None)
+        started, ended = _time(span.start_ns), _time(span.end_ns)
+        if run not in roots:
+            name = batch.clean(span.resource.get("service.name")) or run
+            roots[run] = RunNode(id=run, run=run, kind="run", name=name, started_at=started, status="ok",
+                                 context=Context(trace=span.trace_id, run=run, tags={k: v for k, v in ctx.tags.items()
+                                                                                      if k == "service"}))
+        attributes: dict[str, Any] = {"span_id": span.span_id, "operation": operation}
+        status = "error" if span.error else "ok"
+        if is_llm:
+            event, problem = _event(span, ctx, str(model), input_tokens, output_tokens, price, ended, rates)
+            if event is not None:
+                out.events.append(event)
+                continue
+            out.rejected.append(problem)  # kept as a node, so the tree shows the unpriced call
+            attributes["unpriced"] = problem
+            status = "unpriced"
+        kind = "llm" if is_llm else _RUN_KINDS.get(operation, "span")
+        out.nodes.append(RunNode(id=span.span_id, run=run, kind=kind, name=span.name or operation or kind,
+                                 started_at=started, parent_id=parent, ended_at=ended, status=status, context=ctx,
+                                 attributes=attributes))
+    out.nodes[:0] = roots.values()
+    return out
+
+
+def _event(span: SpanData, ctx: Context, model: str, input_tokens: int, output_tokens: int,
+           price: Callable[[str, str | None, datetime], PriceSheet], at: datetime,
+           rates: dict[int, tuple[PriceSheet, dict[str, str]]]) -> tuple[CostEvent | None, str]:
+    attrs = span.attributes
+    cache_read = _tokens(attrs, "gen_ai.usage.cache_read.input_tokens")
+    cache_write = _tokens(attrs, "gen_ai.usage.cache_creation.input_tokens")
+    reasoning = min(_tokens(attrs, "gen_ai.usage.reasoning.output_tokens"), output_tokens)
+    if cache_read + cache_write > input_tokens:  # an instrumentation that reports input WITHOUT cache
+        input_tokens += cache_read + cache_write
+    usage = TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning)
+    raw_provider = _get(attrs, "gen_ai.provider.name")
+    provider = PROVIDERS.get(str(raw_provider), str(raw_provider)) if raw_provider else None
+    requested = _get(attrs, "gen_ai.request.model")
+    sheet = None
+    for candidate in dict.fromkeys([model, str(requested) if requested else model]):
+        try:
+            sheet = price(candidate, provider, at)
+            model = candidate
+            break
+        except UnknownPrice:
+            continue
+    if sheet is None:
+        return None, f"span {span.span_id}: no known price for model {model!r} (provider {provider!r}); not charged"
+    cost = sheet.cost_nano(usage)
+    operation = str(_get(attrs, "gen_ai.operation.name") or "chat")
+    return CostEvent(
+        id=f"otel-{span.trace_id}-{span.span_id}", ts=at, context=ctx, provider=str(raw_provider or provider or ""),
+        model=model, cost_nano=cost, kind="llm", endpoint=operation, usage=usage,
+        unit_prices=_unit_prices(sheet, usage.input_tokens, rates),
+        latency_ms=max(0, (span.end_ns - span.start_ns) // 1_000_000), status="error" if span.error else "ok",
+        price_flagged=sheet.flagged_default, requested_model=str(requested) if requested else None,
+    ), ""
+
+
+def _unit_prices(sheet: PriceSheet, input_tokens: int, cache: dict[int, tuple[PriceSheet, dict[str, str]]]
+                 ) -> dict[str, str]:
+    """The rates as text; cached per sheet (within a batch) when it has no tiers."""
+    if sheet.tiers:
+        return {k: str(v) for k, v in sheet.rates(input_tokens).items()}
+    hit = cache.get(id(sheet))
+    if hit is None or hit[0] is not sheet:
+        hit = cache[id(sheet)] = (sheet, {k: str(v) for k, v in sheet.rates(0).items()})
+    return hit[1]

@@ -1,0 +1,33 @@
+"""What issue 4 contributes to the server: run/outcome/SLO API, the OTLP receiver, the SLO job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from starlette.routing import BaseRoute
+
+from costplane.app import Application
+from costplane.core.slo import SloGate, SloMonitor
+from costplane.otel.receiver import otlp_routes
+from costplane.runs.api import run_routes
+
+__all__ = ["SLO_INTERVAL", "runs_parts"]
+
+#: seconds between SLO evaluations
+SLO_INTERVAL = 5.0
+
+
+def runs_parts(application: Application, slo_interval: float = SLO_INTERVAL) -> tuple[
+        list[BaseRoute], list[tuple[float, Callable[[], Awaitable[object]]]]]:
+    """Routes and background jobs; also installs the SLO gate on the application's decision core."""
+    gate = SloGate(application.store)
+    application.core.slo_gate = gate
+    monitor = SloMonitor(application.store, lambda: application.bundle.engine, application.core.notifier)
+
+    async def evaluate() -> object:
+        states = await asyncio.to_thread(monitor.evaluate)
+        gate.refresh()
+        return states
+
+    return [*run_routes(application), *otlp_routes(application)], [(slo_interval, evaluate)]

@@ -1,0 +1,164 @@
+"""One instrumented LLM call: guard check, context propagation, metering and recording.
+
+Used by `instrument.py` for every wrapped `create`, sync or async, plain or streamed.
+The token bound and usage parsing are the gateway's own (`gateway.tokens`,
+`gateway.metering`); prices come from the session's `Catalog`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from costplane.attribution.context import DIMENSIONS, Context
+from costplane.gateway.metering import anthropic_usage, openai_usage
+from costplane.gateway.tokens import InputSize, measure_anthropic, measure_openai_chat
+from costplane.ledger.types import CostEvent
+from costplane.pricing.types import PriceSheet, TokenUsage
+from costplane.sdk.context import Frame, current_frame
+from costplane.sdk.guards import RunGuard
+from costplane.sdk.session import Session
+
+__all__ = ["ANTHROPIC", "DEFAULT_MAX_TOKENS", "OPENAI", "Call", "Protocol"]
+
+#: the output cap the SDK sets when a budgeted run's call sets none (so the worst case is a bound)
+DEFAULT_MAX_TOKENS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    name: str  # openai | anthropic
+    endpoint: str  # chat.completions | messages
+    measure: Callable[[Mapping[str, Any]], InputSize]
+    usage: Callable[[Mapping[str, Any] | None], TokenUsage | None]
+    max_token_keys: tuple[str, ...]
+
+
+OPENAI = Protocol("openai", "chat.completions", measure_openai_chat, openai_usage,
+                  ("max_completion_tokens", "max_tokens"))
+ANTHROPIC = Protocol("anthropic", "messages", measure_anthropic, anthropic_usage, ("max_tokens",))
+
+
+def propagation_headers(frame: Frame) -> dict[str, str]:
+    """x-costplane-<dimension> / x-costplane-tag-<name> headers and the same as W3C baggage."""
+    headers: dict[str, str] = {}
+    baggage: list[str] = []
+    values = dict(frame.values)
+    if frame.node:
+        values["node"] = frame.node
+    for name, value in values.items():
+        if name in DIMENSIONS:
+            headers[f"x-costplane-{name}"] = value
+            baggage.append(f"costplane.{name}={quote(value, safe='')}")
+        else:
+            headers[f"x-costplane-tag-{name.replace('_', '-')}"] = value
+            baggage.append(f"costplane.tag.{name}={quote(value, safe='')}")
+    if baggage:
+        headers["baggage"] = ",".join(baggage)
+    return headers
+
+
+def _budgeted(guard: RunGuard | None) -> bool:
+    return guard is not None and any(g.budget_nano is not None for g in guard.chain())
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else value
+
+
+class Call:
+    """The life of one call: `begin` (may raise a GuardError), then `finish` or `fail`."""
+
+    def __init__(self, proto: Protocol, mode: str, session: Session | None, kwargs: dict[str, Any]) -> None:
+        self.proto, self.mode = proto, mode
+        frame = current_frame()
+        self.frame = frame
+        self.session = frame.session or session
+        if mode == "direct" and self.session is None:
+            raise RuntimeError("a direct-mode client needs a costplane Session: costplane.instrument(client, "
+                               "session=costplane.Session('sqlite:///costplane.db')) or a run started with one")
+        self.kwargs = dict(kwargs)
+        self.model = str(kwargs.get("model", ""))
+        self.stream = bool(kwargs.get("stream"))
+        self.guard = frame.run.guard if frame.run is not None else None
+        self.worst = 0
+        self.price: PriceSheet | None = None
+        self.size: InputSize | None = None
+        self.hide_usage = False
+        self.max_tokens: int | None = next((int(kwargs[k]) for k in proto.max_token_keys
+                                            if isinstance(kwargs.get(k), int)), None)
+        if mode == "gateway":
+            extra = dict(propagation_headers(frame))
+            extra.update(self.kwargs.get("extra_headers") or {})
+            self.kwargs["extra_headers"] = extra
+        elif self.stream and proto.name == "openai":
+            options = dict(self.kwargs.get("stream_options") or {})
+            self.hide_usage = not options.get("include_usage")
+            self.kwargs["stream_options"] = {**options, "include_usage": True}
+        if self.guard is not None:
+            if _budgeted(self.guard):
+                if self.max_tokens is None:
+                    self.max_tokens = DEFAULT_MAX_TOKENS
+                    self.kwargs["max_tokens"] = DEFAULT_MAX_TOKENS
+                price = self._price(self.model)
+                self.worst = price.max_cost_nano(self._size().bound, self.max_tokens)
+            self.guard.admit_llm(self.worst, f"a {self.model} call")
+        if mode == "direct":
+            self._price(self.model)  # an unknown price fails before the call, never a $0 event
+        self.started = time.perf_counter()
+
+    def _size(self) -> InputSize:
+        if self.size is None:
+            self.size = self.proto.measure(self.kwargs)
+        return self.size
+
+    def _price(self, model: str) -> PriceSheet:
+        if self.price is None or self.price.model != model:
+            assert self.session is not None
+            self.price = self.session.catalog.resolve(model, self.proto.name)
+        return self.price
+
+    def fail(self) -> None:
+        """The call raised: nothing was charged; give the guard its reservation back."""
+        if self.guard is not None:
+            self.guard.settle_llm(self.worst, 0)
+
+    def finish(self, usage_value: Any, model: str | None, status: str = "ok") -> int:
+        """Meter, record (direct mode) and settle the guard; returns the cost in nano-USD."""
+        usage = self.proto.usage(_plain(usage_value)) if usage_value is not None else None
+        if usage is None:  # no silent $0: charge the bound of what may have been consumed
+            usage = TokenUsage(input_tokens=self._size().bound, output_tokens=self.max_tokens or DEFAULT_MAX_TOKENS)
+            status = "estimated" if status == "ok" else status
+        cost = 0
+        priced_model = self.model if self.mode == "direct" else (model or self.model)
+        if self.mode == "direct" or _budgeted(self.guard):
+            try:
+                price = self._price(priced_model)
+            except LookupError:
+                price = self._price(self.model)
+            cost = price.cost_nano(usage)
+            if self.mode == "direct":
+                self._record(usage, price, cost, status, priced_model)
+        if self.guard is not None:
+            self.guard.settle_llm(self.worst, cost)
+        return cost
+
+    def _record(self, usage: TokenUsage, price: PriceSheet, cost: int, status: str, model: str) -> None:
+        assert self.session is not None
+        frame = self.frame
+        ctx: Context = frame.context()
+        if frame.node:
+            ctx = ctx.with_values(tags={**ctx.tags, "node": frame.node})  # type: ignore[arg-type]
+        event = CostEvent(
+            id=f"evt_{uuid.uuid4().hex}", ts=self.session.clock(), context=ctx, provider=self.proto.name,
+            model=model, cost_nano=cost, kind="llm", endpoint=self.proto.endpoint, usage=usage,
+            unit_prices={k: str(v) for k, v in price.rates(usage.input_tokens).items()},
+            latency_ms=int((time.perf_counter() - self.started) * 1000), status=status,
+            price_flagged=price.flagged_default, requested_model=self.model,
+        )
+        self.session.record(events=[event])

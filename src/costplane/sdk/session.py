@@ -1,0 +1,191 @@
+"""Session: where the SDK sends what it records, and the prices it uses.
+
+A Session owns a recorder — a local store (`Session("sqlite:///costplane.db")`, the same
+ledger the server uses) or the server's API (`Session(api_url=…, api_key="cpk_…")`) —
+and the pricing `Catalog`. Recording is buffered: the hot path appends to a list, a
+background thread writes batches (one transaction each), and `flush()` (called when a
+run ends, and by `close()`) waits until everything recorded so far is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from costplane.ledger.runtypes import OutcomeRecord, RunNode
+from costplane.ledger.store import Store
+from costplane.ledger.types import CostEvent
+from costplane.pricing.catalog import Catalog
+from costplane.pricing.config import PricingConfig
+
+__all__ = ["ApiRecorder", "Recorder", "Session", "StoreRecorder"]
+
+log = logging.getLogger("costplane.sdk")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Recorder(Protocol):
+    def write(self, nodes: Sequence[RunNode], events: Sequence[CostEvent], outcomes: Sequence[OutcomeRecord]) -> None:
+        """Store one batch (idempotent by id)."""
+
+    def close(self) -> None: ...
+
+
+class StoreRecorder:
+    """Writes into a ledger store (SQLite or PostgreSQL URL, or an open Store)."""
+
+    def __init__(self, store: Store | str) -> None:
+        if isinstance(store, str):
+            from costplane.ledger.open import open_store
+
+            store = open_store(store)
+            store.migrate()
+            self._owned = True
+        else:
+            self._owned = False
+        self.store = store
+
+    def write(self, nodes: Sequence[RunNode], events: Sequence[CostEvent], outcomes: Sequence[OutcomeRecord]) -> None:
+        if nodes or events:
+            self.store.record_nodes(nodes, events)
+        for outcome in outcomes:
+            self.store.record_outcome(outcome)
+
+    def close(self) -> None:
+        if self._owned:
+            self.store.close()
+
+
+class ApiRecorder:
+    """Posts batches to a costplane server: `POST /v1/runs/ingest` with a costplane key."""
+
+    def __init__(self, api_url: str, api_key: str, timeout: float = 10.0) -> None:
+        import httpx
+
+        self._client = httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout,
+                                    headers={"authorization": f"Bearer {api_key}"})
+
+    def write(self, nodes: Sequence[RunNode], events: Sequence[CostEvent], outcomes: Sequence[OutcomeRecord]) -> None:
+        from costplane.runs.wire import batch_to_json
+
+        response = self._client.post("/v1/runs/ingest", content=orjson.dumps(batch_to_json(nodes, events, outcomes)),
+                                     headers={"content-type": "application/json"})
+        if response.status_code >= 300:
+            raise RuntimeError(f"costplane API refused a batch: HTTP {response.status_code}: {response.text[:300]}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class Session:
+    """Where the SDK records (store or API) and how it prices (the Catalog); no global state."""
+
+    def __init__(self, store: Store | str | None = None, *, api_url: str | None = None, api_key: str | None = None,
+                 pricing: PricingConfig | None = None, catalog: Catalog | None = None,
+                 clock: Callable[[], datetime] = _utcnow, flush_interval: float = 0.2) -> None:
+        if store is not None:
+            self.recorder: Recorder = StoreRecorder(store)
+        elif api_url is not None and api_key is not None:
+            self.recorder = ApiRecorder(api_url, api_key)
+        else:
+            raise ValueError("Session needs a store (URL or Store) or api_url and api_key")
+        self._pricing = pricing
+        self._catalog = catalog
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)
+        self._pending: tuple[list[RunNode], list[CostEvent], list[OutcomeRecord]] = ([], [], [])
+        self._interval = flush_interval
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._busy = False
+        self.errors: list[str] = []  # batches that could not be written (also logged)
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog.load(self._pricing)
+        return self._catalog
+
+    # -- recording ---------------------------------------------------------------------
+    def record(self, nodes: Sequence[RunNode] = (), events: Sequence[CostEvent] = (),
+               outcomes: Sequence[OutcomeRecord] = ()) -> None:
+        with self._lock:
+            self._pending[0].extend(nodes)
+            self._pending[1].extend(events)
+            self._pending[2].extend(outcomes)
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._loop, name="costplane-sdk-recorder", daemon=True)
+                self._thread.start()
+
+    def flush(self) -> None:
+        """Write everything recorded so far, now, in this thread."""
+        with self._lock:
+            while self._busy:
+                self._written.wait(5.0)
+            self._busy = True
+            batch, self._pending = self._pending, ([], [], [])
+        try:
+            self._write(batch)
+        finally:
+            with self._lock:
+                self._busy = False
+                self._written.notify_all()
+
+    def _write(self, batch: tuple[list[RunNode], list[CostEvent], list[OutcomeRecord]]) -> None:
+        if not any(batch):
+            return
+        try:
+            self.recorder.write(*batch)
+        except Exception as exc:
+            message = f"costplane SDK could not record {len(batch[0])} nodes, {len(batch[1])} events: {exc}"
+            log.error(message)
+            self.errors.append(message)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self.flush()
+        self.recorder.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def activate(self) -> Any:
+        """A scope (context manager or decorator) inside which runs, outcomes and direct-mode
+        clients use this session without being passed it."""
+        from costplane.sdk.context import SessionScope
+
+        return SessionScope(self)
+
+    # -- conveniences: the same as the module functions with session=self -------------------
+    def agent_run(self, name: str, **kwargs: Any) -> Any:
+        from costplane.sdk.runs import agent_run
+
+        return agent_run(name, session=self, **kwargs)
+
+    def pipeline_run(self, name: str, **kwargs: Any) -> Any:
+        from costplane.sdk.runs import pipeline_run
+
+        return pipeline_run(name, session=self, **kwargs)
+
+    def instrument(self, client: Any, mode: str = "direct") -> Any:
+        from costplane.sdk.instrument import instrument
+
+        return instrument(client, mode=mode, session=self)
