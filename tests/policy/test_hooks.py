@@ -90,3 +90,15 @@ set: {max_tokens: 10}
     assert "'require_approval' is not available at hook 'llm.request'" in effect.message
     assert find(found, "set.ttl").location.line == 10
     assert "ttl" in find(found, "set.max_tokens").message  # names what this hook accepts
+
+
+def test_a_throttle_only_accepts_what_the_gate_enforces(tmp_path: Path) -> None:
+    write(tmp_path, "slo.yaml", """
+kind: Policy
+name: throttle-concurrency
+on: slo.breach
+effect: throttle
+set: {max_concurrent: 4}
+""")
+    problem = find(issues(tmp_path), "set.max_concurrent")
+    assert "allowed: max_calls_per_minute" in problem.message

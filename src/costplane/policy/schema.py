@@ -60,7 +60,6 @@ ENVIRONMENT_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
 #: throttle `set` keys (slo.breach)
 THROTTLE_PARAMETERS: dict[str, tuple[str, Any, Any]] = {
     "max_calls_per_minute": ("int", 1, None),
-    "max_concurrent": ("int", 1, None),
 }
 #: the `set` table of each (hook family, effect) that takes parameters
 SET_PARAMETERS: dict[tuple[str, str], dict[str, tuple[str, Any, Any]]] = {
