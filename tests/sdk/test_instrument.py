@@ -116,3 +116,30 @@ def test_threads_without_context_carry_nothing(make_server: Callable[..., Server
             future.result()
     session.close()
     assert len(_events(server, "run-pool")) == 8
+
+
+def test_anthropic_stream_helper_is_metered_in_direct_mode(make_server: Callable[..., Server]) -> None:
+    """`messages.stream()` posts on its own (not through create): it must not go unmetered."""
+    server = make_server()
+    session = server.session()
+    ant = costplane.instrument(anthropic.Anthropic(base_url=server.simulator_url, api_key="sk-sim", max_retries=0),
+                               mode="direct", session=session)
+    aant = costplane.instrument(anthropic.AsyncAnthropic(base_url=server.simulator_url, api_key="sk-sim",
+                                                         max_retries=0), mode="direct", session=session)
+    with session.agent_run("stream-bot", run="run-stream"):
+        with ant.messages.stream(model="claude-haiku-4-5", messages=MESSAGES, max_tokens=60) as stream:
+            final = stream.get_final_message()
+
+        async def streamed() -> None:
+            async with aant.messages.stream(model="claude-haiku-4-5", messages=MESSAGES, max_tokens=60) as astream:
+                async for _ in astream.text_stream:
+                    pass
+
+        asyncio.run(streamed())
+    session.close()
+    recorded = _events(server, "run-stream")
+    assert len(recorded) == 2 and all(e.status == "ok" for e in recorded)
+    price = server.app.catalog.resolve("claude-haiku-4-5", "anthropic")
+    for event in recorded:
+        assert event.usage.output_tokens == final.usage.output_tokens  # same prompt, deterministic simulator
+        assert event.cost_nano == price.cost_nano(event.usage) > 0

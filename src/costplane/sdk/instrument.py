@@ -3,8 +3,8 @@
     client = costplane.instrument(OpenAI(base_url="http://gateway/v1", api_key="cpk_…"), mode="gateway")
     client = costplane.instrument(OpenAI(), mode="direct", session=costplane.Session("sqlite:///c.db"))
 
-The client's `chat.completions.create` (OpenAI) or `messages.create` (Anthropic) is
-wrapped on that client instance only:
+The client's `chat.completions.create` (OpenAI), or `messages.create` and the
+`messages.stream(...)` helper (Anthropic), is wrapped on that client instance only:
 
 * **gateway** mode: the current context goes out as `x-costplane-<dimension>` headers and
   W3C `baggage` (`costplane.<dimension>=…`); the gateway meters and records.
@@ -47,7 +47,85 @@ def instrument(client: C, *, mode: str = "direct", session: Session | None = Non
         return client
     is_async = type(client).__name__.startswith("Async") or inspect.iscoroutinefunction(resource.create)
     resource.create = _wrap(resource.create, proto, mode, session, is_async)
+    if proto is ANTHROPIC and hasattr(resource, "stream"):
+        # messages.stream() posts on its own, not through create(): wrap it too, so no stream goes unmetered
+        resource.stream = _wrap_stream_helper(resource.stream, mode, session, is_async)
     return client
+
+
+def _wrap_stream_helper(stream: Callable[..., Any], mode: str, session: Session | None,
+                        is_async: bool) -> Callable[..., Any]:
+    def open_stream(*args: Any, **kwargs: Any) -> Any:
+        call = Call(ANTHROPIC, mode, session, kwargs)  # the guard's pre-check happens here
+        try:
+            manager = stream(*args, **call.kwargs)
+        except BaseException:
+            call.fail()
+            raise
+        return _AsyncStreamManager(manager, call) if is_async else _StreamManager(manager, call)
+
+    open_stream.__costplane__ = True  # type: ignore[attr-defined]
+    return open_stream
+
+
+def _settle_snapshot(call: Call, message_stream: Any, cut: bool) -> None:
+    """Meter an Anthropic MessageStream from its accumulated message (usage from message_start,
+    output tokens from message_delta); a stream that never started charged nothing."""
+    try:
+        snapshot = message_stream.current_message_snapshot if message_stream is not None else None
+    except Exception:  # the SDK raises when no message_start arrived
+        snapshot = None
+    if snapshot is None:
+        call.fail()
+        return
+    finished = getattr(snapshot, "stop_reason", None) is not None and not cut
+    call.finish(snapshot.usage, getattr(snapshot, "model", None), "ok" if finished else "cut")
+
+
+class _StreamManager:
+    """anthropic's MessageStreamManager, settled from the stream's snapshot when the block ends."""
+
+    def __init__(self, manager: Any, call: Call) -> None:
+        self._manager = manager
+        self._call = call
+        self._stream: Any = None
+
+    def __enter__(self) -> Any:
+        try:
+            self._stream = self._manager.__enter__()
+        except BaseException:
+            self._call.fail()
+            raise
+        return self._stream
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self._manager.__exit__(exc_type, exc, tb)
+        finally:
+            _settle_snapshot(self._call, self._stream, cut=exc_type is not None)
+
+
+class _AsyncStreamManager:
+    """anthropic's AsyncMessageStreamManager, settled from the stream's snapshot when the block ends."""
+
+    def __init__(self, manager: Any, call: Call) -> None:
+        self._manager = manager
+        self._call = call
+        self._stream: Any = None
+
+    async def __aenter__(self) -> Any:
+        try:
+            self._stream = await self._manager.__aenter__()
+        except BaseException:
+            self._call.fail()
+            raise
+        return self._stream
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self._manager.__aexit__(exc_type, exc, tb)
+        finally:
+            _settle_snapshot(self._call, self._stream, cut=exc_type is not None)
 
 
 def _wrap(create: Callable[..., Any], proto: Protocol, mode: str, session: Session | None,
