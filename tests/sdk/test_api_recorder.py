@@ -35,3 +35,19 @@ def test_gateway_mode_with_api_session(make_server: Callable[..., Server]) -> No
     bad = httpx.post(f"{server.url}/v1/runs/ingest", headers={"authorization": f"Bearer {key}"},
                      json={"nodes": [{"id": "x", "run": "r", "kind": "step"}]}, timeout=10)
     assert bad.status_code == 400 and "nodes[0].name" in bad.text
+
+
+def test_ingested_llm_events_are_priced_by_the_server(make_server: Callable[..., Server]) -> None:
+    server = make_server()
+    key = server.key(team="support")
+    event = {"id": "evt-claimed-cheap", "ts": "2026-11-22T12:00:00+00:00", "provider": "openai",
+             "model": "gpt-4o-mini", "cost_nano": 1,
+             "usage": {"input_tokens": 1000, "output_tokens": 500}, "context": {"run": "run-claims"}}
+    unknown = {**event, "id": "evt-unknown", "model": "gpt-acme-private", "cost_nano": 777}
+    sent = httpx.post(f"{server.url}/v1/runs/ingest", headers={"authorization": f"Bearer {key}"},
+                      json={"events": [event, unknown]}, timeout=10)
+    assert sent.status_code == 200, sent.text
+    priced = server.app.store.get_event("evt-claimed-cheap")
+    assert priced is not None and priced.cost_nano == 1000 * 150 + 500 * 600  # the catalog's price, not the claim
+    flagged = server.app.store.get_event("evt-unknown")
+    assert flagged is not None and flagged.cost_nano == 777 and flagged.price_flagged

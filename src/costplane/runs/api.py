@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,13 +27,30 @@ from starlette.routing import BaseRoute, Route
 from costplane.app import Application
 from costplane.attribution.context import InvalidAttribute
 from costplane.gateway.keys import KeyVerifier
-from costplane.ledger.types import KeyRecord
+from costplane.ledger.types import CostEvent, KeyRecord
+from costplane.pricing.catalog import Catalog
+from costplane.pricing.types import UnknownPrice
 from costplane.runs.auth import api_error, authenticate
 from costplane.runs.report import cost_per_outcome
 from costplane.runs.tree import build_tree, list_runs
 from costplane.runs.wire import WireError, batch_from_json, outcome_from_json
 
 __all__ = ["parse_time", "run_routes"]
+
+
+def _repriced(catalog: Catalog, event: CostEvent) -> CostEvent:
+    """An LLM event is priced by the server, from its tokens, with the same catalog as the gateway:
+    the cost an SDK reports is not trusted. A model the server cannot price keeps the reported
+    cost and is flagged, so it is never silently $0 nor silently trusted."""
+    if event.kind != "llm":
+        return event
+    try:
+        sheet = catalog.resolve(event.model, event.provider or None, event.ts)
+    except UnknownPrice:
+        return replace(event, price_flagged=True)
+    rates = sheet.rates(event.usage.input_tokens)
+    return replace(event, cost_nano=sheet.cost_nano(event.usage), price_flagged=sheet.flagged_default,
+                   unit_prices={name: str(rate) for name, rate in rates.items()})
 
 
 def parse_time(text: str | None, name: str) -> datetime | None:
@@ -81,6 +99,7 @@ def run_routes(application: Application) -> list[BaseRoute]:
     async def ingest(request: Request, key: KeyRecord) -> Response:
         payload = _json(await request.body())
         nodes, events, outcomes = batch_from_json(payload, key.attributes, key.id, datetime.now(UTC), _new_id)
+        events = [_repriced(application.catalog, event) for event in events]
 
         def write() -> None:
             store.record_nodes(nodes, events)
