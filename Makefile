@@ -16,7 +16,7 @@ demo: setup
 	$(BIN)/costplane demo
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy --strict src/costplane
 
 test: lint
