@@ -20,11 +20,14 @@ from costplane.ledger.windows import WindowError, parse_duration
 from costplane.pricing.config import PricingConfig, PricingConfigError
 
 __all__ = [
+    "ALERT_KINDS",
     "SETTINGS",
+    "AlertsConfig",
     "Config",
     "ConfigError",
     "GatewaySettings",
     "ProviderConfig",
+    "WebhookConfig",
     "load_config",
     "parse_config",
     "settings_table",
@@ -102,6 +105,29 @@ class ProviderConfig:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
 
 
+#: kinds of alert a webhook can subscribe to (alerts.webhooks[].kinds); see docs/visibility.md
+ALERT_KINDS = ("budget_threshold", "soft_budget_exceeded", "policy", "forecast_exhaustion", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    url: str
+    kinds: tuple[str, ...] = ALERT_KINDS
+    timeout: int = 10  # seconds per delivery attempt
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """alerts: webhooks (Slack-compatible JSON), delivery and forecast settings (issue 5)."""
+
+    webhooks: tuple[WebhookConfig, ...] = ()
+    retries: int = 3  # delivery attempts after the first one fails
+    backlog: int = 1000  # alerts waiting for delivery; beyond it new alerts are dropped and logged
+    forecast_interval: int = 300  # seconds between exhaustion forecasts of calendar budgets
+    forecast_min_elapsed: int = 3600  # no forecast before this much of the period has passed
+    policy_repeat: int = 3600  # a notify policy alerts at most once per this many seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: Path | None
@@ -112,6 +138,7 @@ class Config:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     providers: tuple[ProviderConfig, ...] = ()
     pricing: PricingConfig | None = None
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def provider_for(self, model: str, protocol: str) -> tuple[ProviderConfig, str] | None:
         """The first provider speaking `protocol` that serves `model` (after its aliases)."""
@@ -151,7 +178,7 @@ def parse_config(
     errors = _Errors(source, lines or {})
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing"))
+    errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing", "alerts"))
     base = base or Path.cwd()
 
     server = data.get("server") or {}
@@ -183,8 +210,9 @@ def parse_config(
             pricing = PricingConfig.parse(data["pricing"], source=source, lines=lines)
         except PricingConfigError as exc:
             errors.messages.append(str(exc))
+    alerts = _alerts(data.get("alerts") or {}, errors)
     errors.raise_if_any()
-    return Config(path, host, port, store, bundle_path, gateway, providers, pricing)
+    return Config(path, host, port, store, bundle_path, gateway, providers, pricing, alerts=alerts)
 
 
 def _gateway(raw: Any, errors: _Errors) -> GatewaySettings:
@@ -241,6 +269,48 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
             pricing_provider=spec.get("pricing_provider", default_pricing),
         ))
     return tuple(out)
+
+
+_ALERT_DURATIONS = ("forecast_interval", "forecast_min_elapsed", "policy_repeat")
+
+
+def _alerts(raw: Any, errors: _Errors) -> AlertsConfig:
+    """alerts: {webhooks: [{url, kinds, timeout}], retries, backlog, forecast_interval, …}."""
+    if not isinstance(raw, Mapping):
+        errors.add("alerts", "expected a mapping with webhooks: [{url: …, kinds: […]}]")
+        return AlertsConfig()
+    errors.unknown("alerts", raw, ("webhooks", "retries", "backlog", *_ALERT_DURATIONS))
+    hooks: list[WebhookConfig] = []
+    listed = raw.get("webhooks") or []
+    if not isinstance(listed, list):
+        errors.add("alerts.webhooks", "expected a list of {url: …, kinds: […]}")
+        listed = []
+    for index, spec in enumerate(listed):
+        where = f"alerts.webhooks[{index}]"
+        if not isinstance(spec, Mapping):
+            errors.add(where, "expected a mapping with url and optional kinds, timeout")
+            continue
+        errors.unknown(where, spec, ("url", "kinds", "timeout"))
+        url = spec.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            errors.add(f"{where}.url", f"expected an http(s) URL, got {url!r}")
+            continue
+        kinds = spec.get("kinds", list(ALERT_KINDS))
+        if not isinstance(kinds, list) or not kinds or any(k not in ALERT_KINDS for k in kinds):
+            errors.add(f"{where}.kinds", f"expected a non-empty list of {', '.join(ALERT_KINDS)}, got {kinds!r}")
+            continue
+        timeout = errors.integer(f"{where}.timeout", spec.get("timeout", 10), 1, 300)
+        hooks.append(WebhookConfig(url, tuple(str(k) for k in kinds), timeout))
+    values: dict[str, int] = {}
+    for name in _ALERT_DURATIONS:
+        if name in raw:
+            try:
+                values[name] = parse_duration(str(raw[name]))
+            except WindowError as exc:
+                errors.add(f"alerts.{name}", str(exc))
+    retries = errors.integer("alerts.retries", raw.get("retries", 3), 0, 20)
+    backlog = errors.integer("alerts.backlog", raw.get("backlog", 1000), 1, 1_000_000)
+    return AlertsConfig(tuple(hooks), retries, backlog, **values)
 
 
 class _Errors:

@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from costplane.alerts.service import alerts_parts
 from costplane.app import Application
 from costplane.gateway.app import create_gateway
 from costplane.lifecycle.service import lifecycle_parts
+from costplane.metrics.service import metrics_parts
 from costplane.runs.service import runs_parts
 
 __all__ = ["create_server"]
@@ -28,4 +30,7 @@ def create_server(application: Application) -> Starlette:
     run_routes, run_jobs = runs_parts(application)  # runs, outcomes, OTLP receiver, economic SLOs (issue 4)
     routes += run_routes
     background += run_jobs
-    return create_gateway(application, extra_routes=routes, background=background)
+    metrics = metrics_parts(application)  # Prometheus /metrics + gateway latency histograms (issue 5)
+    routes += metrics.routes
+    background += alerts_parts(application)  # alert webhooks and exhaustion forecasts (issue 5)
+    return metrics.install(create_gateway(application, extra_routes=routes, background=background))

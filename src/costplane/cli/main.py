@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from costplane.cli import demo, env, iac, keys, outcomes, policy, prices, runs, serve, simulate
+from costplane.cli import (  # issue 5: alerts, export; issue 6: assess, recommend
+    alerts,
+    assess,
+    demo,
+    env,
+    export,
+    iac,
+    keys,
+    outcomes,
+    policy,
+    prices,
+    recommend,
+    runs,
+    serve,
+    simulate,
+)
 
 __all__ = ["app", "main"]
 
@@ -22,9 +37,13 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(outcomes.app, name="outcomes")
 app.add_typer(env.app, name="env")
 app.add_typer(iac.app, name="iac")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(export.app, name="export")
 serve.register(app)
 demo.register(app)
 simulate.register(app)
+assess.register(app)  # costplane assess (cli/assess.py)
+recommend.register(app)  # costplane recommend (cli/recommend.py)
 
 
 def main() -> None:

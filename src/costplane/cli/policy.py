@@ -127,3 +127,28 @@ def test_command(path: BundleDir, fmt: FormatOption = OutputFormat.text) -> None
         typer.echo(f"{passed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("replay")
+def replay_command(
+    path: BundleDir,
+    since: Annotated[str, typer.Option("--since", help="how far back to replay: 7d, 30d, 12h …")] = "30d",
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="COSTPLANE_CONFIG",
+                                                help="costplane.yaml (its store, providers, prices)")] = None,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Re-decide the recorded llm.request decisions under a candidate bundle; report what would change.
+    Read-only: nothing is written (costplane.optimize.replay)."""
+    from costplane.cli.optimizing import Sources
+    from costplane.optimize.replay import render_text, replay
+
+    bundle = _load(path, fmt)
+    sources = Sources(config)
+    try:
+        report = replay(sources.history(since), bundle, sources.config, sources.catalog)
+    finally:
+        sources.close()
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        typer.echo(render_text(report))

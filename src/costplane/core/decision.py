@@ -304,7 +304,9 @@ class DecisionCore:
             id=decision_id, ts=now, hook=HOOK, effect=effect, bundle_revision=bundle.revision, context=ctx,
             input={"endpoint": req.endpoint, "model": req.model, "input_tokens_bound": req.input_bound,
                    "input_tokens_estimate": req.input_estimate, "max_tokens": req.max_tokens,
-                   "stream": req.stream, "request_hash": req.loop_hash},
+                   "stream": req.stream, "request_hash": req.loop_hash,
+                   # for policy replay and the optimizer (costplane.optimize)
+                   "protocol": req.protocol, "params": dict(req.params), "cache_hash": req.cache_hash},
             result=dict(result), policies=policy.policy_names, budgets=budgets, reason=reason,
             key_id=ctx.key_id, status_code=status,
         )

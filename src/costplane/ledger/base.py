@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from costplane.ledger import codec
+from costplane.ledger.alertqueries import AlertQueries
 from costplane.ledger.codec import column_list
 from costplane.ledger.envqueries import EnvQueries
 from costplane.ledger.migrations import LATEST, MIGRATIONS, VERSION_TABLE, statements
@@ -88,7 +89,9 @@ def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
     )
 
 
-class SqlStore(SqlQueries, RunQueries, EnvQueries):  # RunQueries: runs (v5); EnvQueries: environments (v4)
+# RunQueries: runs (v5); EnvQueries: environments (v4); AlertQueries: alert marks (v6) and the
+# visibility queries of issue 5
+class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries):
     """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
     in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""
 

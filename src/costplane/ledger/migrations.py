@@ -20,7 +20,7 @@ BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
 from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
-from costplane.ledger import pg_functions, schema_environments, schema_runs
+from costplane.ledger import pg_functions, schema_alerts, schema_environments, schema_runs
 
 __all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
 
@@ -154,6 +154,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, tuple(_V1)), (2, tupl
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (5, schema_runs.V5)), key=lambda step: step[0]))
 # v4: governed environments and their transitions (issue 3; see schema_environments).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (4, schema_environments.V4)), key=lambda step: step[0]))
+# v6: alert de-duplication marks (issue 5; see schema_alerts).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (6, schema_alerts.V6)), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps

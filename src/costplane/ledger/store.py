@@ -196,6 +196,21 @@ class Store(Protocol):
                          decision: DecisionRecord | None = None) -> ReserveResult:
         """Atomically hold more on every claim (limit-checked like reserve) and move the expiry."""
 
+    # -- visibility: alerts, metrics, exports (schema v6; ledger/alertqueries.py) ---------------
+    def claim_alert(self, dedup_key: str, kind: str, subject: str, now: datetime) -> bool:
+        """Record that the alert `dedup_key` was raised; True only for the first caller (any replica)."""
+
+    def decision_counts(self) -> dict[tuple[str, str], int]:
+        """Number of logged decisions per (hook, effect)."""
+
+    def budget_partitions(self, budget: str, window_start: int, limit: int = 20) -> list[str]:
+        """The partitions of a budget with counter rows in the window (bucket >= window_start),
+        most used first, at most `limit`."""
+
+    def events_page(self, *, since: datetime | None = None, until: datetime | None = None,
+                    after: tuple[datetime, str] | None = None, limit: int = 1000) -> list[CostEvent]:
+        """Events with since <= ts < until, oldest first (ts, id), strictly after the (ts, id) `after`."""
+
     # -- introspection -----------------------------------------------------------------------
     def schema_version(self) -> int: ...
 

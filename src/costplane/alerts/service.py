@@ -1,0 +1,48 @@
+"""What alerts add to the server: the webhook notifier composed into the core, and background jobs
+(delivery every 0.25 s, exhaustion forecasts every `alerts.forecast_interval`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from costplane.alerts.forecast import forecast_exhaustions
+from costplane.alerts.webhook import CompositeNotifier, WebhookNotifier
+from costplane.app import Application
+
+__all__ = ["DRAIN_INTERVAL", "alerts_parts", "install_webhooks", "run_forecasts"]
+
+DRAIN_INTERVAL = 0.25  # seconds between delivery rounds
+
+Job = tuple[float, Callable[[], Awaitable[object]]]
+
+
+def install_webhooks(application: Application) -> WebhookNotifier | None:
+    """Compose a WebhookNotifier after the core's current notifier (logging); None when no webhook
+    is configured (the core is left as it was)."""
+    config = application.config.alerts
+    if not config.webhooks:
+        return None
+    webhooks = WebhookNotifier(config, application.store, lambda: application.bundle.budgets)
+    application.core.notifier = CompositeNotifier([application.core.notifier, webhooks])
+    return webhooks
+
+
+def run_forecasts(application: Application, now: datetime | None = None) -> int:
+    """Raise a notification for every calendar budget forecast to run out this period; returns how many
+    (each is de-duplicated per window by the webhook notifier)."""
+    found = forecast_exhaustions(application.store, application.bundle.budgets, now or datetime.now(UTC),
+                                 min_elapsed=application.config.alerts.forecast_min_elapsed)
+    for notification in found:
+        application.core.notifier.notify(notification)
+    return len(found)
+
+
+def alerts_parts(application: Application) -> list[Job]:
+    webhooks = install_webhooks(application)
+    if webhooks is None:
+        return []
+    interval = float(application.config.alerts.forecast_interval)
+    return [(DRAIN_INTERVAL, webhooks.drain),
+            (interval, lambda: asyncio.to_thread(run_forecasts, application))]

@@ -1,0 +1,266 @@
+"""Policy replay: re-decide recorded `llm.request` decisions under a candidate bundle.
+
+For every recorded request (time order) the candidate's `PolicyEngine.decide` runs on the recorded
+context and request; the outcome is compared with what was recorded:
+
+* **denied** — the candidate denies an admitted request (policy deny, a route to a model no provider
+  serves, or to a model with no price when unknown prices are denied): its whole recorded cost is saved;
+* **rerouted** — the candidate sends it to another model: the recorded usage is re-priced on that
+  model with the Catalog (at the request's time); the difference is saved (negative = costs more);
+* **cached** — a candidate `mutate` sets `cache: true` on a cacheable request that a simulated
+  response cache (the gateway's TTL) already holds: its cost is saved;
+* **budget refused** — the candidate's budgets, simulated in memory in time order with the decision
+  core's own claims and windows, have no room: its (re-priced) cost is saved. A budget with
+  `on_exceed: route` degrades the request instead, as the core does.
+
+Requests the candidate would admit but that were denied when recorded are counted as
+`newly_admitted` (their cost is unknown: nothing was spent). Nothing is written: a replay only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from costplane.config import Config
+from costplane.core.claims import budget_claims
+from costplane.ledger.types import BudgetClaim
+from costplane.money import format_usd
+from costplane.optimize.budgetsim import BudgetSimulation
+from costplane.optimize.cache import CacheSimulation
+from costplane.optimize.history import HOOK, History, RecordedRequest, cache_key, protocol_of
+from costplane.optimize.pricing import price_sheet, reprice, route_target
+from costplane.policy.bundle import Bundle
+from costplane.policy.engine import PolicyEngine
+from costplane.policy.types import BudgetSpec, PolicyDecision
+from costplane.pricing.catalog import Catalog
+from costplane.pricing.types import PriceSheet
+
+__all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "ScopeTotals", "render_text", "replay", "request_facts"]
+
+CHANGE_KINDS = ("denied", "rerouted", "cached", "budget_refused")
+
+
+@dataclass(slots=True)
+class ScopeTotals:
+    """Changed requests and money saved within one scope (a policy, budget, team or agent)."""
+
+    requests: int = 0
+    saved_nano: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, saved_nano: int) -> None:
+        self.requests += 1
+        self.saved_nano += saved_nano
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "saved_nano": self.saved_nano, "saved_usd": format_usd(self.saved_nano),
+                "kinds": dict(sorted(self.kinds.items()))}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    decision_id: str
+    ts: datetime
+    kind: str  # denied | rerouted | cached | budget_refused
+    cause: str  # the policy or budget that made the change
+    recorded_model: str
+    model: str | None  # the model the candidate would call (None when refused)
+    recorded_nano: int
+    replayed_nano: int
+    team: str | None
+    agent: str | None
+
+    @property
+    def saved_nano(self) -> int:
+        return self.recorded_nano - self.replayed_nano
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    candidate_revision: str
+    since: datetime
+    until: datetime
+    requests: int = 0
+    recorded_nano: int = 0
+    replayed_nano: int = 0
+    newly_admitted: int = 0
+    changes: list[Change] = field(default_factory=list)
+    by_kind: dict[str, ScopeTotals] = field(default_factory=dict)
+    by_cause: dict[str, ScopeTotals] = field(default_factory=dict)
+    by_team: dict[str, ScopeTotals] = field(default_factory=dict)
+    by_agent: dict[str, ScopeTotals] = field(default_factory=dict)
+    reroutes: dict[str, ScopeTotals] = field(default_factory=dict)  # "from -> to"
+
+    @property
+    def saved_nano(self) -> int:
+        return self.recorded_nano - self.replayed_nano
+
+    def record(self, change: Change) -> None:
+        self.changes.append(change)
+        saved = change.saved_nano
+        for table, key in ((self.by_kind, change.kind), (self.by_cause, change.cause),
+                           (self.by_team, change.team or "(none)"), (self.by_agent, change.agent or "(none)")):
+            table.setdefault(key, ScopeTotals()).add(change.kind, saved)
+        if change.kind == "rerouted":
+            self.reroutes.setdefault(f"{change.recorded_model} -> {change.model}", ScopeTotals()).add("rerouted", saved)
+
+    def to_json(self, *, changes: int = 50) -> dict[str, Any]:
+        def table(data: Mapping[str, ScopeTotals]) -> dict[str, Any]:
+            ordered = sorted(data.items(), key=lambda kv: (-kv[1].saved_nano, kv[0]))
+            return {k: v.to_json() for k, v in ordered}
+
+        return {
+            "candidate_revision": self.candidate_revision,
+            "since": self.since.isoformat(), "until": self.until.isoformat(),
+            "requests": self.requests, "changed": len(self.changes), "newly_admitted": self.newly_admitted,
+            "recorded_nano": self.recorded_nano, "replayed_nano": self.replayed_nano,
+            "saved_nano": self.saved_nano, "saved_usd": format_usd(self.saved_nano),
+            "by_kind": table(self.by_kind), "by_policy_or_budget": table(self.by_cause),
+            "reroutes": table(self.reroutes), "by_team": table(self.by_team), "by_agent": table(self.by_agent),
+            "changes": [{"decision_id": c.decision_id, "ts": c.ts.isoformat(), "kind": c.kind, "cause": c.cause,
+                         "recorded_model": c.recorded_model, "model": c.model, "recorded_nano": c.recorded_nano,
+                         "replayed_nano": c.replayed_nano, "team": c.team, "agent": c.agent}
+                        for c in sorted(self.changes, key=lambda c: -c.saved_nano)[:changes]],
+        }
+
+
+def request_facts(request: RecordedRequest, provider: str | None) -> dict[str, Any]:
+    """The `request` CEL variable as `LlmRequest.cel` built it when the request was decided."""
+    recorded = request.decision.input
+    params: Mapping[str, Any] = recorded.get("params") or {}
+    facts: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+    facts.update(
+        model=str(recorded.get("model", "")), provider=provider or "", endpoint=str(recorded.get("endpoint", "")),
+        input_tokens=int(recorded.get("input_tokens_estimate") or 0),
+        input_tokens_bound=int(recorded.get("input_tokens_bound") or 0),
+        max_tokens=int(recorded.get("max_tokens") or 0), stream=bool(recorded.get("stream")),
+    )
+    return facts
+
+
+class _Replayer:
+    def __init__(self, bundle: Bundle, config: Config, catalog: Catalog, report: ReplayReport) -> None:
+        self.engine = PolicyEngine(bundle)
+        self.bundle = bundle
+        self.config = config
+        self.catalog = catalog
+        self.report = report
+        self.budgets = BudgetSimulation()
+        self.cache = CacheSimulation(config.gateway.cache_ttl)
+        self.cachers = {p.name for p in bundle.policies if p.effect == "mutate" and p.set.get("cache") is True}
+
+    def change(self, request: RecordedRequest, kind: str, cause: str, model: str | None, replayed: int) -> None:
+        ctx = request.decision.context
+        self.report.replayed_nano += replayed
+        self.report.record(Change(request.decision.id, request.ts, kind, cause, request.served_model, model,
+                                  request.cost_nano, replayed, ctx.team, ctx.agent))
+
+    def max_tokens(self, request: RecordedRequest, policy: PolicyDecision) -> int:
+        """The decision core's rule (`DecisionCore._max_tokens`)."""
+        if request.decision.input.get("endpoint") == "embeddings":
+            return 0
+        cap = policy.mutations.get("max_tokens")
+        candidates = [v for v in (request.decision.input.get("max_tokens"), cap) if isinstance(v, int) and v > 0]
+        return min(candidates) if candidates else self.config.gateway.default_max_tokens
+
+    def claims(self, request: RecordedRequest, budgets: list[BudgetSpec], model: str, sheet: PriceSheet,
+               max_tokens: int) -> tuple[BudgetClaim, ...]:
+        bound = int(request.decision.input.get("input_tokens_bound") or 0)
+        worst = sheet.max_cost_nano(bound, max_tokens)
+        return budget_claims(budgets, request.decision.context, model, worst, request.ts)
+
+    def run(self, request: RecordedRequest) -> None:
+        report = self.report
+        protocol = protocol_of(request.decision)
+        asked = route_target(self.config, str(request.decision.input.get("model", "")), protocol)
+        policy, budgets = self.engine.decide(HOOK, request.decision.context,
+                                             request_facts(request, asked[1] if asked else None))
+        report.requests += 1
+        report.recorded_nano += request.cost_nano
+        if not request.admitted:
+            report.replayed_nano += request.cost_nano
+            if policy.effect != "deny":
+                report.newly_admitted += 1
+            return
+        if policy.effect == "deny" and policy.deny is not None:
+            self.change(request, "denied", policy.deny.name, None, 0)
+            return
+        target = route_target(self.config, policy.model, protocol)
+        if target is None:
+            self.change(request, "denied", policy.route.name if policy.route else policy.model, None, 0)
+            return
+        model, provider = target
+        kind, cause = "", ""
+        sheet = price_sheet(self.catalog, model, provider, request.ts)
+        if sheet is None:
+            self.change(request, "denied", policy.route.name if policy.route else model, None, 0)
+            return
+        cost = request.cost_nano
+        if model != request.served_model:
+            cost = reprice(request.events, sheet)
+            kind, cause = "rerouted", policy.route.name if policy.route else model
+        max_tokens = self.max_tokens(request, policy)
+        claims = self.claims(request, budgets, model, sheet, max_tokens)
+        refusal = self.budgets.check(claims)
+        if refusal is not None:
+            spec = self.bundle.budget(refusal.budget)
+            degraded = None
+            if refusal.limit == "amount" and spec is not None and spec.on_exceed == "route" and spec.route_to:
+                degraded = route_target(self.config, spec.route_to, protocol)
+            cheaper = price_sheet(self.catalog, degraded[0], degraded[1], request.ts) if degraded else None
+            if degraded is not None and cheaper is not None and degraded[0] != model:
+                model, sheet = degraded[0], cheaper
+                claims = self.claims(request, budgets, model, sheet, max_tokens)
+                refusal = self.budgets.check(claims)
+                cost = reprice(request.events, sheet) if model != request.served_model else request.cost_nano
+                kind, cause = "rerouted", refusal.budget if refusal else spec.name if spec else model
+            if refusal is not None:
+                self.change(request, "budget_refused", refusal.budget, None, 0)
+                return
+        key = cache_key(request.decision, request.events)
+        recorded_params: Mapping[str, Any] = request.decision.result.get("params") or {}
+        wants_cache = policy.mutations.get("cache") is True and recorded_params.get("cache") is not True
+        if wants_cache and key is not None and not request.cached and self.cache.hit(key, request.ts):
+            self.budgets.settle(claims, 0, count_call=False)  # a hit gives its reservation back
+            matched = [m.name for m in policy.matched if m.effect == "mutate" and m.name in self.cachers]
+            self.change(request, "cached", matched[0] if matched else "cache", model, 0)
+            return
+        self.budgets.settle(claims, cost)
+        if kind:
+            self.change(request, kind, cause, model, cost)
+        else:
+            report.replayed_nano += cost
+
+
+def replay(history: History, bundle: Bundle, config: Config, catalog: Catalog) -> ReplayReport:
+    """Re-decide every recorded request of `history` under `bundle`; reads nothing else, writes nothing."""
+    report = ReplayReport(bundle.revision, history.since, history.until)
+    replayer = _Replayer(bundle, config, catalog, report)
+    for request in history.requests:
+        replayer.run(request)
+    return report
+
+
+def render_text(report: ReplayReport) -> str:
+    """A human summary: totals, then the changes by kind, policy/budget, reroute, team and agent."""
+    lines = [
+        f"replayed {report.requests} llm.request decisions from {report.since:%Y-%m-%d %H:%M} to "
+        f"{report.until:%Y-%m-%d %H:%M} UTC under {report.candidate_revision}",
+        f"recorded cost {format_usd(report.recorded_nano)} USD -> replayed {format_usd(report.replayed_nano)} USD: "
+        f"saved {format_usd(report.saved_nano)} USD",
+        f"changed {len(report.changes)} requests; {report.newly_admitted} recorded denials would be admitted",
+    ]
+    sections = (("by change", report.by_kind), ("by policy / budget", report.by_cause),
+                ("reroutes", report.reroutes), ("by team", report.by_team), ("by agent", report.by_agent))
+    for title, table in sections:
+        if not table:
+            continue
+        lines.append(f"{title}:")
+        for key, totals in sorted(table.items(), key=lambda kv: (-kv[1].saved_nano, kv[0])):
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(totals.kinds.items()))
+            lines.append(f"  {key}: {totals.requests} requests ({kinds}), saved {format_usd(totals.saved_nano)} USD")
+    return "\n".join(lines)

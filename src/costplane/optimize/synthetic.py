@@ -1,0 +1,193 @@
+"""A deterministic (seeded) synthetic `llm.request` history with waste patterns of KNOWN size.
+
+`generate(spec, catalog)` returns decision records and cost events shaped exactly like the decision
+core's (same input/result keys, costs from the Catalog at each call's time), plus `known`: the
+saving each planted pattern represents, computed from the generator's own parameters:
+
+* `model_oversizing` — agent `triage-bot` (team support) sends `oversized_calls` short requests
+  (input 200–900, output 40–300 tokens) to gpt-4o while it also uses gpt-4o-mini; known saving =
+  those calls re-priced on gpt-4o-mini;
+* `cache_opportunity` — agent `faq-bot` (team support) asks `faq_questions` distinct deterministic
+  questions (temperature 0) each 3–8 times within 20 minutes; known saving = the cost of every
+  repeat (all of them are inside the default 1 h cache TTL).
+
+The control traffic (always present) must raise no finding: agents that use one model, or a large
+model only for long prompts, non-deterministic repeats (temperature 0.7), unique deterministic
+requests. `write(store, history)` stores it (decisions one by one, events in one transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from costplane.attribution.context import Context
+from costplane.config import Config, ProviderConfig
+from costplane.ledger.store import Store
+from costplane.ledger.types import CostEvent, DecisionRecord
+from costplane.pricing.catalog import Catalog
+from costplane.pricing.types import TokenUsage
+
+__all__ = ["SyntheticHistory", "SyntheticSpec", "generate", "synthetic_config", "write"]
+
+REVISION = "synthetic"
+
+
+def synthetic_config() -> Config:
+    """Two providers (OpenAI and Anthropic protocol) priced as genai-prices' openai / anthropic."""
+    return Config(path=None, providers=(
+        ProviderConfig(name="openai", type="openai", base_url="http://127.0.0.1:9/v1",
+                       models=("gpt-*", "text-embedding-*"), pricing_provider="openai"),
+        ProviderConfig(name="anthropic", type="anthropic", base_url="http://127.0.0.1:9/v1",
+                       models=("claude-*",), pricing_provider="anthropic"),
+    ))
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticSpec:
+    seed: int = 7
+    start: datetime = datetime(2025, 3, 1, tzinfo=UTC)
+    days: int = 30
+    control_calls: int = 600  # per control agent
+    oversizing: bool = True
+    oversized_calls: int = 1000
+    cache: bool = True
+    faq_questions: int = 40
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticHistory:
+    start: datetime
+    end: datetime
+    decisions: tuple[DecisionRecord, ...]
+    events: tuple[CostEvent, ...]
+    known: Mapping[str, int] = field(default_factory=dict)  # pattern -> saving over the history, nano-USD
+
+
+class _Builder:
+    def __init__(self, spec: SyntheticSpec, catalog: Catalog) -> None:
+        self.spec = spec
+        self.catalog = catalog
+        self.rng = random.Random(spec.seed)
+        self.decisions: list[DecisionRecord] = []
+        self.events: list[CostEvent] = []
+        self.seq = 0
+
+    def when(self) -> datetime:
+        return self.spec.start + timedelta(seconds=self.rng.randrange(self.spec.days * 86400 - 3600))
+
+    def call(self, ts: datetime, ctx: Context, model: str, input_tokens: int, output_tokens: int, *,
+             prompt: str | None = None, temperature: float = 0.7) -> int:
+        """Record one admitted call; returns its cost."""
+        self.seq += 1
+        provider = "anthropic" if model.startswith("claude") else "openai"
+        protocol = provider
+        endpoint = "messages" if provider == "anthropic" else "chat.completions"
+        body = prompt if prompt is not None else f"request-{self.spec.seed}-{self.seq}"
+        exact = hashlib.sha256(f"{model}|{body}|{temperature}".encode()).hexdigest()
+        deterministic = temperature == 0
+        usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+        sheet = self.catalog.resolve(model, provider, ts)
+        cost = sheet.cost_nano(usage)
+        decision_id = f"dec_syn{self.spec.seed}_{self.seq:08d}"
+        params: dict[str, Any] = {"temperature": temperature}
+        self.decisions.append(DecisionRecord(
+            id=decision_id, ts=ts, hook="llm.request", effect="allow", bundle_revision=REVISION, context=ctx,
+            input={"endpoint": endpoint, "model": model, "input_tokens_bound": input_tokens + 64,
+                   "input_tokens_estimate": input_tokens, "max_tokens": 1024, "stream": False,
+                   "request_hash": exact, "protocol": protocol, "params": params,
+                   "cache_hash": exact if deterministic else None},
+            result={"model": model, "provider": provider, "max_tokens": 1024,
+                    "reserved_nano": sheet.max_cost_nano(input_tokens + 64, 1024),
+                    "reservation_id": f"res_syn{self.spec.seed}_{self.seq:08d}", "params": {}},
+            key_id="key_synthetic", status_code=200,
+        ))
+        self.events.append(CostEvent(
+            id=f"evt_syn{self.spec.seed}_{self.seq:08d}", ts=ts + timedelta(milliseconds=800), context=ctx,
+            provider=provider, model=model, cost_nano=cost, endpoint=endpoint, usage=usage,
+            unit_prices={k: str(v) for k, v in sheet.rates(input_tokens).items()},
+            decision_id=decision_id, latency_ms=800, request_hash=exact, requested_model=model,
+        ))
+        return cost
+
+
+def _context(team: str, agent: str, rng: random.Random) -> Context:
+    return Context(org="acme", team=team, project=f"{team}-prod", owner=f"{team}-lead", tier="production",
+                   agent=agent, run=f"run-{agent}-{rng.randrange(10**6):06d}")
+
+
+def _control(b: _Builder) -> None:
+    rng, n = b.rng, b.spec.control_calls
+    for _ in range(n):  # one model only
+        b.call(b.when(), _context("support", "support-bot", rng), "gpt-4o-mini",
+               rng.randint(300, 3000), rng.randint(50, 800))
+    for _ in range(n):  # large model for long prompts only, small model for the short ones
+        ts, ctx = b.when(), _context("ml", "research-agent", rng)
+        if rng.random() < 0.5:
+            b.call(ts, ctx, "gpt-4o", rng.randint(6000, 20000), rng.randint(500, 2000))
+        else:
+            b.call(ts, ctx, "gpt-4o-mini", rng.randint(200, 900), rng.randint(40, 300))
+    for _ in range(n // 2):  # non-deterministic repeats: not cacheable
+        b.call(b.when(), _context("data", "summarizer", rng), "claude-3-5-haiku-latest",
+               rng.randint(500, 4000), rng.randint(100, 600), prompt=f"digest-{rng.randrange(5)}")
+    for i in range(n // 2):  # deterministic, all distinct
+        b.call(b.when(), _context("data", "classifier", rng), "gpt-4o-mini",
+               rng.randint(100, 500), rng.randint(1, 10), prompt=f"classify-{i}", temperature=0)
+
+
+def _oversizing(b: _Builder) -> int:
+    rng, saving = b.rng, 0
+    for _ in range(b.spec.control_calls // 2):
+        b.call(b.when(), _context("support", "triage-bot", rng), "gpt-4o-mini",
+               rng.randint(200, 900), rng.randint(40, 300))
+    for _ in range(b.spec.oversized_calls):
+        ts, inp, out = b.when(), rng.randint(200, 900), rng.randint(40, 300)
+        cost = b.call(ts, _context("support", "triage-bot", rng), "gpt-4o", inp, out)
+        small = b.catalog.resolve("gpt-4o-mini", "openai", ts).cost_nano(TokenUsage(inp, out))
+        saving += cost - small
+    for _ in range(b.spec.oversized_calls // 3):  # long prompts stay on gpt-4o: not part of the pattern
+        b.call(b.when(), _context("support", "triage-bot", rng), "gpt-4o",
+               rng.randint(5000, 12000), rng.randint(300, 900))
+    return saving
+
+
+def _cache(b: _Builder) -> int:
+    rng, saving = b.rng, 0
+    for question in range(b.spec.faq_questions):
+        start = b.when()
+        inp, out = rng.randint(800, 2500), rng.randint(150, 500)
+        for repeat in range(rng.randint(3, 8)):
+            ts = start + timedelta(seconds=rng.randint(0, 1200) if repeat else 0)
+            ts = max(ts, start + timedelta(seconds=repeat))  # the first ask comes first
+            cost = b.call(ts, _context("support", "faq-bot", rng), "gpt-4o", inp, out,
+                          prompt=f"faq-{question}", temperature=0)
+            if repeat:
+                saving += cost
+    return saving
+
+
+def generate(spec: SyntheticSpec, catalog: Catalog) -> SyntheticHistory:
+    builder = _Builder(spec, catalog)
+    _control(builder)
+    known: dict[str, int] = {}
+    if spec.oversizing:
+        known["model_oversizing"] = _oversizing(builder)
+    if spec.cache:
+        known["cache_opportunity"] = _cache(builder)
+    order = sorted(range(len(builder.decisions)), key=lambda i: (builder.decisions[i].ts, builder.decisions[i].id))
+    return SyntheticHistory(
+        start=spec.start, end=spec.start + timedelta(days=spec.days),
+        decisions=tuple(builder.decisions[i] for i in order), events=tuple(builder.events[i] for i in order),
+        known=known,
+    )
+
+
+def write(store: Store, history: SyntheticHistory, batch: int = 5000) -> None:
+    for decision in history.decisions:
+        store.record_decision(decision)
+    for i in range(0, len(history.events), batch):
+        store.record_nodes((), history.events[i:i + batch])
