@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_optimize.py [--scale N]
 
-`--scale N` multiplies the seeded synthetic history (~3.7k requests per unit) N times.
+`--scale N` multiplies the seeded synthetic history (~8.6k requests per unit, all six
+planted patterns) N times.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=100)
     args = parser.parse_args()
     catalog, config = Catalog.load(), synthetic_config()
-    spec = SyntheticSpec(control_calls=600 * args.scale, oversized_calls=1000 * args.scale,
-                         faq_questions=40 * args.scale)
+    spec = SyntheticSpec.all_patterns(
+        control_calls=600 * args.scale, oversized_calls=1000 * args.scale, faq_questions=40 * args.scale,
+        inflation_calls=800 * args.scale, amplification_runs=300 * args.scale, chatter_runs=200 * args.scale,
+        leaked_calls=600 * args.scale)
     started = time.perf_counter()
     synthetic = generate(spec, catalog)
     history = History.build(synthetic.start, synthetic.end, synthetic.decisions, synthetic.events)

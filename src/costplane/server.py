@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from costplane.alerts.service import alerts_parts
+from costplane.api import api_routes
 from costplane.app import Application
 from costplane.gateway.app import create_gateway
 from costplane.lifecycle.service import lifecycle_parts
@@ -30,6 +31,7 @@ def create_server(application: Application) -> Starlette:
     run_routes, run_jobs = runs_parts(application)  # runs, outcomes, OTLP receiver, economic SLOs (issue 4)
     routes += run_routes
     background += run_jobs
+    routes += api_routes(application)  # /api/v1: users' API tokens, roles, OpenAPI document (issue 5)
     metrics = metrics_parts(application)  # Prometheus /metrics + gateway latency histograms (issue 5)
     routes += metrics.routes
     background += alerts_parts(application)  # alert webhooks and exhaustion forecasts (issue 5)

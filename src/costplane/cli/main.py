@@ -10,6 +10,7 @@ from costplane.cli import (  # issue 5: alerts, export; issue 6: assess, recomme
     demo,
     env,
     export,
+    forecast,
     iac,
     keys,
     outcomes,
@@ -19,6 +20,7 @@ from costplane.cli import (  # issue 5: alerts, export; issue 6: assess, recomme
     runs,
     serve,
     simulate,
+    users,
 )
 
 __all__ = ["app", "main"]
@@ -39,11 +41,13 @@ app.add_typer(env.app, name="env")
 app.add_typer(iac.app, name="iac")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(export.app, name="export")
+app.add_typer(users.app, name="users")  # issue 5: API users and tokens (cli/users.py)
 serve.register(app)
 demo.register(app)
 simulate.register(app)
 assess.register(app)  # costplane assess (cli/assess.py)
 recommend.register(app)  # costplane recommend (cli/recommend.py)
+forecast.register(app)  # costplane forecast, anomalies (cli/forecast.py)
 
 
 def main() -> None:

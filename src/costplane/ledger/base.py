@@ -34,6 +34,7 @@ from costplane.ledger.types import (
     ReservationStatus,
     ReserveResult,
 )
+from costplane.ledger.userqueries import UserQueries
 
 __all__ = ["Row", "SqlStore", "Sums", "Tx", "partition_keys"]
 
@@ -91,7 +92,7 @@ def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
 
 # RunQueries: runs (v5); EnvQueries: environments (v4); AlertQueries: alert marks (v6) and the
 # visibility queries of issue 5
-class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries):
+class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries):
     """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
     in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""
 

@@ -20,7 +20,7 @@ BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
 from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
-from costplane.ledger import pg_functions, schema_alerts, schema_environments, schema_runs
+from costplane.ledger import pg_functions, schema_alerts, schema_environments, schema_runs, schema_users
 
 __all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
 
@@ -156,6 +156,8 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (5, schema_runs.V5)), key=lambda step: s
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (4, schema_environments.V4)), key=lambda step: step[0]))
 # v6: alert de-duplication marks (issue 5; see schema_alerts).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (6, schema_alerts.V6)), key=lambda step: step[0]))
+# v7: local users and API tokens (issue 5; see schema_users).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (7, schema_users.V7)), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps

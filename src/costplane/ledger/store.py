@@ -24,6 +24,7 @@ from costplane.ledger.types import (
     Reservation,
     ReserveResult,
 )
+from costplane.ledger.usertypes import ApiTokenRecord, DecisionQuery, UserRecord
 
 __all__ = ["CachedResponse", "SpendRow", "Store", "StoreError", "StoreUnavailable"]
 
@@ -210,6 +211,28 @@ class Store(Protocol):
     def events_page(self, *, since: datetime | None = None, until: datetime | None = None,
                     after: tuple[datetime, str] | None = None, limit: int = 1000) -> list[CostEvent]:
         """Events with since <= ts < until, oldest first (ts, id), strictly after the (ts, id) `after`."""
+
+    # -- users, API tokens, filtered decisions log (schema v7; ledger/userqueries.py) -------------
+    def create_user(self, user: UserRecord) -> None: ...
+
+    def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    def user_by_name(self, name: str) -> UserRecord | None: ...
+
+    def list_users(self) -> list[UserRecord]: ...
+
+    def disable_user(self, user_id: str, now: datetime) -> bool: ...
+
+    def create_api_token(self, token: ApiTokenRecord) -> None: ...
+
+    def api_token_by_hash(self, secret_hash: str) -> ApiTokenRecord | None: ...
+
+    def list_api_tokens(self, user_id: str) -> list[ApiTokenRecord]: ...
+
+    def revoke_api_token(self, token_id: str, now: datetime) -> bool: ...
+
+    def query_decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
+        """Decisions matching every set filter (effect, policy, key, time, teams), newest first."""
 
     # -- introspection -----------------------------------------------------------------------
     def schema_version(self) -> int: ...

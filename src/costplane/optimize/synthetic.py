@@ -11,6 +11,18 @@ saving each planted pattern represents, computed from the generator's own parame
   questions (temperature 0) each 3–8 times within 20 minutes; known saving = the cost of every
   repeat (all of them are inside the default 1 h cache TTL).
 
+Four agent patterns are off by default (`SyntheticSpec.all_patterns()` turns every pattern on); each
+draws from its own seeded random stream, so switching one on changes no other figure:
+
+* `prompt_inflation` — agent `kb-assistant` (team support, gpt-4o): input tokens rise linearly by
+  `inflation_growth` over the window; known saving = the added tokens priced at gpt-4o's input rate;
+* `inference_amplification` — agent `claims-agent` (team claims, gpt-4o): calls per run rise from 3
+  to 3 + `amplification_growth`; known saving = the cost of every run's calls beyond the third;
+* `agent_chatter` — agent `crawler` (team ml, gpt-4o): runs of 3-5 distinct steps, half of them
+  then repeat their last request 4-12 times; known saving = the cost of the repeats;
+* `tier_leakage` — experiment-tier traffic (team ml, no agent) on claude-3-5-sonnet while the
+  provider's claude-3-5-haiku serves production; known saving = those calls re-priced on haiku.
+
 The control traffic (always present) must raise no finding: agents that use one model, or a large
 model only for long prompts, non-deterministic repeats (temperature 0.7), unique deterministic
 requests. `write(store, history)` stores it (decisions one by one, events in one transaction).
@@ -57,6 +69,21 @@ class SyntheticSpec:
     oversized_calls: int = 1000
     cache: bool = True
     faq_questions: int = 40
+    inflation: bool = False
+    inflation_calls: int = 800
+    inflation_growth: int = 3000  # input tokens added per request from the start to the end of the window
+    amplification: bool = False
+    amplification_runs: int = 300
+    amplification_growth: int = 6  # calls per run added from the start to the end of the window
+    chatter: bool = False
+    chatter_runs: int = 200
+    leakage: bool = False
+    leaked_calls: int = 600
+
+    @classmethod
+    def all_patterns(cls, **values: Any) -> SyntheticSpec:
+        """A spec with every planted pattern on (the four agent patterns are off by default)."""
+        return cls(**{"inflation": True, "amplification": True, "chatter": True, "leakage": True, **values})
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +197,64 @@ def _cache(b: _Builder) -> int:
     return saving
 
 
+def _inflation(b: _Builder) -> int:
+    rng, saving, span = b.rng, 0, b.spec.days * 86400
+    for _ in range(b.spec.inflation_calls):
+        ts = b.when()
+        extra = round(b.spec.inflation_growth * (ts - b.spec.start).total_seconds() / span)
+        inp, out = rng.randint(1300, 1700) + extra, rng.randint(200, 400)
+        cost = b.call(ts, _context("support", "kb-assistant", rng), "gpt-4o", inp, out)
+        saving += cost - b.catalog.resolve("gpt-4o", "openai", ts).cost_nano(TokenUsage(inp - extra, out))
+    return saving
+
+
+def _amplification(b: _Builder) -> int:
+    rng, saving, span = b.rng, 0, b.spec.days * 86400
+    for _ in range(b.spec.amplification_runs):
+        start = b.when()
+        calls = 3 + round(b.spec.amplification_growth * (start - b.spec.start).total_seconds() / span)
+        ctx = _context("claims", "claims-agent", rng)
+        for step in range(calls):
+            cost = b.call(start + timedelta(seconds=30 * step), ctx, "gpt-4o",
+                          rng.randint(1000, 3000), rng.randint(100, 400))
+            saving += cost if step >= 3 else 0
+    return saving
+
+
+def _chatter(b: _Builder) -> int:
+    rng, saving = b.rng, 0
+    for _ in range(b.spec.chatter_runs):
+        start, ctx = b.when(), _context("ml", "crawler", rng)
+        steps = rng.randint(3, 5)
+        repeats = rng.randint(4, 12) if rng.random() < 0.5 else 0
+        inp, out = rng.randint(800, 2000), rng.randint(100, 300)
+        for step in range(steps + repeats):
+            prompt = f"{ctx.run}-step-{min(step, steps - 1)}"
+            if step < steps - 1:
+                inp, out = rng.randint(800, 2000), rng.randint(100, 300)
+            cost = b.call(start + timedelta(seconds=20 * step), ctx, "gpt-4o", inp, out, prompt=prompt)
+            saving += cost if step >= steps else 0
+    return saving
+
+
+def _leakage(b: _Builder) -> int:
+    rng, saving = b.rng, 0
+    for _ in range(b.spec.leaked_calls):
+        ts, inp, out = b.when(), rng.randint(500, 4000), rng.randint(100, 800)
+        ctx = Context(org="acme", team="ml", project="ml-research", owner="ml-lead", tier="experiment",
+                      pipeline="eval", experiment=f"exp-{rng.randrange(12):02d}",
+                      run=f"run-eval-{rng.randrange(10**6):06d}")
+        cost = b.call(ts, ctx, "claude-3-5-sonnet-latest", inp, out)
+        small = b.catalog.resolve("claude-3-5-haiku-latest", "anthropic", ts).cost_nano(TokenUsage(inp, out))
+        saving += cost - small
+    return saving
+
+
+_AGENT_PATTERNS = (("inflation", "prompt_inflation", _inflation),
+                   ("amplification", "inference_amplification", _amplification),
+                   ("chatter", "agent_chatter", _chatter), ("leakage", "tier_leakage", _leakage))
+
+
 def generate(spec: SyntheticSpec, catalog: Catalog) -> SyntheticHistory:
     builder = _Builder(spec, catalog)
     _control(builder)
@@ -178,6 +263,10 @@ def generate(spec: SyntheticSpec, catalog: Catalog) -> SyntheticHistory:
         known["model_oversizing"] = _oversizing(builder)
     if spec.cache:
         known["cache_opportunity"] = _cache(builder)
+    for flag, pattern, plant in _AGENT_PATTERNS:
+        if getattr(spec, flag):
+            builder.rng = random.Random(f"{spec.seed}:{pattern}")  # its own stream: no other figure moves
+            known[pattern] = plant(builder)
     order = sorted(range(len(builder.decisions)), key=lambda i: (builder.decisions[i].ts, builder.decisions[i].id))
     return SyntheticHistory(
         start=spec.start, end=spec.start + timedelta(days=spec.days),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from costplane.optimize.detectors import cache, oversizing
+from costplane.optimize.detectors import amplification, cache, chatter, inflation, leakage, oversizing
 from costplane.optimize.findings import DetectorInput, Finding
 from costplane.optimize.history import History
 
@@ -16,6 +16,10 @@ Detector = Callable[[History, DetectorInput], list[Finding]]
 DETECTORS: dict[str, Detector] = {
     oversizing.NAME: oversizing.detect,
     cache.NAME: cache.detect,
+    inflation.NAME: inflation.detect,
+    amplification.NAME: amplification.detect,
+    chatter.NAME: chatter.detect,
+    leakage.NAME: leakage.detect,
 }
 
 

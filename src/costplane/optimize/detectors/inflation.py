@@ -1,0 +1,96 @@
+"""Prompt inflation: input tokens per request trending up for the same agent and model.
+
+Per (agent, provider, model), the successful calls' input tokens are regressed on their time in the
+window (0 = start, 1 = end). A rise of at least `min_growth_percent` of the starting level, with a
+slope at least `min_t` standard errors from zero, is inflation. Each call's *extra* tokens are the
+fitted rise since the window start (slope · time); the saving is those tokens priced at the model's
+input rate (Catalog, at the call's time: exact integer nano-USD).
+
+The emitted policy is a **context cap**: `deny` for the agent's requests to that model whose input
+estimate exceeds the starting level plus two residual standard deviations (`cap_tokens`), with a
+reason telling the client to trim its context. Change `effect: deny` to `notify` for an alert-only
+variant (it then saves nothing in a replay).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+
+from costplane.ledger.types import CostEvent
+from costplane.money import format_usd
+from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
+from costplane.optimize.history import History
+from costplane.optimize.pricing import price_sheet, pricing_provider
+from costplane.optimize.trend import fit_line
+
+__all__ = ["NAME", "InflationSettings", "detect"]
+
+NAME = "prompt_inflation"
+
+
+@dataclass(frozen=True, slots=True)
+class InflationSettings:
+    min_requests: int = 50
+    min_growth_percent: int = 20  # rise over the window, as a share of the starting level
+    min_t: float = 5.0
+    min_monthly_saving_nano: int = 1_000_000_000  # $1
+
+
+def detect(history: History, inputs: DetectorInput, settings: InflationSettings | None = None) -> list[Finding]:
+    settings = settings or InflationSettings()
+    groups: dict[tuple[str, str, str], list[CostEvent]] = {}
+    for event in history.events:
+        if event.kind == "llm" and event.status == "ok" and event.context.agent:
+            groups.setdefault((event.context.agent, event.provider, event.model), []).append(event)
+    findings = []
+    for (agent, provider, model), events in sorted(groups.items()):
+        if len(events) >= settings.min_requests:
+            finding = _finding(history, inputs, settings, agent, provider, model, events)
+            if finding is not None:
+                findings.append(finding)
+    return findings
+
+
+def _finding(history: History, inputs: DetectorInput, settings: InflationSettings, agent: str, provider: str,
+             model: str, events: list[CostEvent]) -> Finding | None:
+    span = history.seconds
+    xs = [min(1.0, max(0.0, (e.ts - history.since).total_seconds() / span)) for e in events]
+    line = fit_line(xs, [float(e.usage.input_tokens) for e in events])
+    if (line is None or line.intercept <= 0 or line.t < settings.min_t
+            or line.slope * 100 < settings.min_growth_percent * line.intercept):
+        return None
+    genai_provider = pricing_provider(inputs.config, provider)
+    saving = extra_tokens = 0
+    for event, x in zip(events, xs, strict=True):
+        sheet = price_sheet(inputs.catalog, model, genai_provider, event.ts)
+        usage = event.usage
+        extra = min(usage.uncached_input_tokens, max(0, round(line.slope * x)))
+        if sheet is None or extra == 0:
+            continue
+        extra_tokens += extra
+        saving += sheet.cost_nano(usage) - sheet.cost_nano(replace(usage, input_tokens=usage.input_tokens - extra))
+    per_month = monthly(saving, history.seconds)
+    if per_month < settings.min_monthly_saving_nano:
+        return None
+    start, end = round(line.intercept), round(line.at(1.0))
+    cap = math.ceil(line.intercept + 2 * line.residual_sd)
+    team = Counter(e.context.team for e in events if e.context.team).most_common(1)
+    scope = {"agent": agent, "model": model, **({"team": team[0][0]} if team else {})}
+    when = (f"ctx.agent == {cel_string(agent)} && request.model == {cel_string(model)}"
+            f" && request.input_tokens > {cap}")
+    reason = (f"context cap: agent {agent} sends at most {cap} input tokens to {model}; trim the prompt "
+              f"(costplane recommend: {NAME}, est. {format_usd(per_month)} USD/month)")
+    document = (f"kind: Policy\nname: {policy_name('context-cap', agent, model)}\non: llm.request\n"
+                f"when: {cel_string(when)}\neffect: deny\nreason: {cel_string(reason)}\n")
+    return Finding(
+        detector=NAME,
+        title=f"agent {agent} sends {model} {end - start} more input tokens per request than at the start "
+              f"({start} -> {end})",
+        scope=scope,
+        evidence={"requests": len(events), "input_tokens_start": start, "input_tokens_end": end,
+                  "growth": f"{line.slope / line.intercept:.2f}", "slope_t": f"{line.t:.1f}",
+                  "extra_input_tokens": extra_tokens, "cap_tokens": cap},
+        observed_saving_nano=saving, monthly_saving_nano=per_month, document=document,
+    )

@@ -1,0 +1,94 @@
+"""Tier leakage: experiment-tier traffic on production-priced (large) models.
+
+Per provider, the *small* model is the cheapest (output, then input rate) the history used for at
+least `min_small_requests` successful calls in any tier; a *large* model is one dearer on both
+rates. Experiment-tier (`ctx.tier == "experiment"`) calls to a large model are re-priced on the
+small model (Catalog, at each call's time); the difference is the saving. The emitted policy routes
+experiment-tier requests for the large model to the small one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from costplane.ledger.types import CostEvent
+from costplane.money import format_usd
+from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
+from costplane.optimize.history import History
+from costplane.optimize.pricing import price_sheet, pricing_provider
+from costplane.pricing.types import PriceSheet
+
+__all__ = ["NAME", "TIER", "LeakageSettings", "detect"]
+
+NAME = "tier_leakage"
+TIER = "experiment"
+
+
+@dataclass(frozen=True, slots=True)
+class LeakageSettings:
+    min_small_requests: int = 10
+    min_requests: int = 20
+    min_monthly_saving_nano: int = 1_000_000_000  # $1
+
+
+def detect(history: History, inputs: DetectorInput, settings: LeakageSettings | None = None) -> list[Finding]:
+    settings = settings or LeakageSettings()
+    counts: dict[str, Counter[str]] = {}
+    leaked: dict[tuple[str, str], list[CostEvent]] = {}
+    for event in history.events:
+        if event.kind != "llm" or event.status != "ok":
+            continue
+        counts.setdefault(event.provider, Counter())[event.model] += 1
+        if event.context.tier == TIER:
+            leaked.setdefault((event.provider, event.model), []).append(event)
+    findings = []
+    for provider, models in sorted(counts.items()):
+        genai_provider = pricing_provider(inputs.config, provider)
+        sheets = {m: s for m in models if (s := price_sheet(inputs.catalog, m, genai_provider, history.until))}
+        smalls = [m for m in sheets if models[m] >= settings.min_small_requests]
+        if not smalls:
+            continue
+        small = min(smalls, key=lambda m: (sheets[m].output, sheets[m].input, m))
+        for large, sheet in sorted(sheets.items()):
+            events = leaked.get((provider, large), [])
+            if large != small and _dearer(sheet, sheets[small]) and len(events) >= settings.min_requests:
+                finding = _finding(history, inputs, settings, provider, genai_provider, small, large, events)
+                if finding is not None:
+                    findings.append(finding)
+    return findings
+
+
+def _dearer(large: PriceSheet, small: PriceSheet) -> bool:
+    return large.input > small.input and large.output > small.output
+
+
+def _finding(history: History, inputs: DetectorInput, settings: LeakageSettings, provider: str,
+             genai_provider: str | None, small: str, large: str, events: list[CostEvent]) -> Finding | None:
+    cost = small_cost = 0
+    for event in events:
+        sheet = price_sheet(inputs.catalog, small, genai_provider, event.ts)
+        if sheet is None:
+            return None
+        cost += event.cost_nano
+        small_cost += sheet.cost_nano(event.usage)
+    saving = cost - small_cost
+    per_month = monthly(saving, history.seconds)
+    if per_month < settings.min_monthly_saving_nano:
+        return None
+    teams = Counter(e.context.team or "(none)" for e in events)
+    when = f"ctx.tier == {cel_string(TIER)} && request.model == {cel_string(large)}"
+    reason = (f"experiment-tier requests use {small}, not the production-priced {large} (costplane recommend: "
+              f"{NAME}, est. {format_usd(per_month)} USD/month)")
+    document = (f"kind: Policy\nname: {policy_name('experiment-tier', large, 'to', small)}\non: llm.request\n"
+                f"when: {cel_string(when)}\neffect: route\nset: {{model: {cel_string(small)}}}\n"
+                f"reason: {cel_string(reason)}\n")
+    return Finding(
+        detector=NAME,
+        title=f"{len(events)} experiment-tier requests use the production-priced {large} instead of {small}",
+        scope={"tier": TIER, "provider": provider, "model": large},
+        evidence={"large_model": large, "small_model": small, "calls": len(events), "cost_nano": cost,
+                  "small_cost_nano": small_cost, "teams": dict(teams.most_common(5)),
+                  "experiments": len({e.context.experiment for e in events if e.context.experiment})},
+        observed_saving_nano=saving, monthly_saving_nano=per_month, document=document,
+    )

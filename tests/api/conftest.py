@@ -1,0 +1,1 @@
+from api_harness import make_api  # noqa: F401 - fixture
