@@ -106,7 +106,8 @@ class ProviderConfig:
 
 
 #: kinds of alert a webhook can subscribe to (alerts.webhooks[].kinds); see docs/visibility.md
-ALERT_KINDS = ("budget_threshold", "soft_budget_exceeded", "policy", "forecast_exhaustion", "test")
+ALERT_KINDS = ("budget_threshold", "soft_budget_exceeded", "policy", "forecast_exhaustion", "anomaly", "slo_breach",
+               "test")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class AlertsConfig:
     forecast_interval: int = 300  # seconds between exhaustion forecasts of calendar budgets
     forecast_min_elapsed: int = 3600  # no forecast before this much of the period has passed
     policy_repeat: int = 3600  # a notify policy alerts at most once per this many seconds
+    anomaly_interval: int = 3600  # seconds between spend anomaly scans of the latest complete days
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +273,7 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
     return tuple(out)
 
 
-_ALERT_DURATIONS = ("forecast_interval", "forecast_min_elapsed", "policy_repeat")
+_ALERT_DURATIONS = ("forecast_interval", "forecast_min_elapsed", "policy_repeat", "anomaly_interval")
 
 
 def _alerts(raw: Any, errors: _Errors) -> AlertsConfig:

@@ -6,6 +6,8 @@
 * forecast_exhaustion — budget, partition, window start: once per calendar period;
 * policy — policy name and a time slot of `policy_repeat` seconds: a notify policy matches
   on every request, so it alerts at most once per slot;
+* anomaly — scope and UTC day: once per anomalous day of all spend or of a team;
+* slo_breach — SLO and the instant it turned breached: once per breach episode;
 * test — never de-duplicated.
 """
 
@@ -42,6 +44,10 @@ def dedup_key(notification: Notification, budgets: Mapping[str, BudgetSpec], now
         return f"forecast_exhaustion|{n.subject}|{partition}|{window}"
     if n.kind == "policy":
         return f"policy|{n.subject}|{int(now.timestamp()) // max(1, policy_repeat)}"
+    if n.kind == "anomaly" and data.get("day"):
+        return f"anomaly|{data.get('scope_kind')}:{data.get('scope')}|{data['day']}"
+    if n.kind == "slo_breach" and data.get("breached_since"):
+        return f"slo_breach|{n.subject}|{data['breached_since']}"
     if n.kind == "test":
         return None
     return f"{n.kind}|{n.subject}|{n.decision_id or uuid.uuid4().hex}"

@@ -6,6 +6,7 @@ rest; a program reads `costplane`. Money in `data` stays integer nano-USD; `*_us
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,14 +20,28 @@ _TITLES = {
     "soft_budget_exceeded": "Soft budget exceeded",
     "policy": "Policy notification",
     "forecast_exhaustion": "Budget forecast to run out before the period ends",
+    "anomaly": "Spend anomaly",
+    "slo_breach": "Economic SLO breached",
     "test": "Test alert",
 }
 
 
-def _plain(data: Any) -> dict[str, Any]:
+def _value(value: Any) -> Any:
+    if isinstance(value, str | int | bool | None):
+        return value
+    if isinstance(value, Mapping):
+        return _plain(value)
+    if isinstance(value, list | tuple):
+        return [_value(v) for v in value]
+    return str(value)
+
+
+def _plain(data: Mapping[Any, Any]) -> dict[str, Any]:
+    """JSON-plain copy of `data` (nested mappings and lists kept); every integer `*_nano` also as `*_usd`."""
     out: dict[str, Any] = {}
-    for name, value in dict(data).items():
-        out[str(name)] = value if isinstance(value, str | int | bool | None) else str(value)
+    for key, value in dict(data).items():
+        name = str(key)
+        out[name] = _value(value)
         if name.endswith("_nano") and isinstance(value, int) and not isinstance(value, bool):
             out[name[: -len("_nano")] + "_usd"] = format_usd(value)
     return out

@@ -1,5 +1,6 @@
 """What alerts add to the server: the webhook notifier composed into the core, and background jobs
-(delivery every 0.25 s, exhaustion forecasts every `alerts.forecast_interval`)."""
+(delivery every 0.25 s, exhaustion forecasts every `alerts.forecast_interval`, spend anomaly scans
+every `alerts.anomaly_interval`). SLO breaches reach the webhooks through the core's notifier."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from costplane.alerts.anomaly import anomaly_alerts
 from costplane.alerts.forecast import forecast_exhaustions
 from costplane.alerts.webhook import CompositeNotifier, WebhookNotifier
 from costplane.app import Application
 
-__all__ = ["DRAIN_INTERVAL", "alerts_parts", "install_webhooks", "run_forecasts"]
+__all__ = ["DRAIN_INTERVAL", "alerts_parts", "install_webhooks", "run_anomalies", "run_forecasts"]
 
 DRAIN_INTERVAL = 0.25  # seconds between delivery rounds
 
@@ -39,10 +41,20 @@ def run_forecasts(application: Application, now: datetime | None = None) -> int:
     return len(found)
 
 
+def run_anomalies(application: Application, now: datetime | None = None) -> int:
+    """Raise a notification for every spend anomaly of the latest complete UTC days; returns how many
+    (each is de-duplicated per scope and day by the webhook notifier)."""
+    found = anomaly_alerts(application.store, now or datetime.now(UTC))
+    for notification in found:
+        application.core.notifier.notify(notification)
+    return len(found)
+
+
 def alerts_parts(application: Application) -> list[Job]:
     webhooks = install_webhooks(application)
     if webhooks is None:
         return []
     interval = float(application.config.alerts.forecast_interval)
     return [(DRAIN_INTERVAL, webhooks.drain),
-            (interval, lambda: asyncio.to_thread(run_forecasts, application))]
+            (interval, lambda: asyncio.to_thread(run_forecasts, application)),
+            (float(application.config.alerts.anomaly_interval), lambda: asyncio.to_thread(run_anomalies, application))]

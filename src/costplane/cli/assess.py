@@ -13,9 +13,11 @@ from costplane.cli.common import CONFIG_OPTION, fail
 from costplane.cli.optimizing import Sources
 from costplane.optimize.assess import QUESTIONS, assess, observe, render_markdown
 from costplane.optimize.detectors import run_detectors
+from costplane.optimize.detectors.gpus import load_environments
 from costplane.optimize.history import load_history, parse_since
 from costplane.policy.bundle import Bundle, load_bundle
 from costplane.policy.types import BundleError
+from costplane.pricing.skus import SkuCatalog
 
 __all__ = ["register"]
 
@@ -51,7 +53,9 @@ def assess_command(
     try:
         until = datetime.now(UTC)
         start = until - timedelta(seconds=seconds)
-        findings = run_detectors(load_history(sources.store, start, until), sources.inputs)
+        environments = load_environments(sources.store, start, until, SkuCatalog.load(sources.config.pricing))
+        findings = run_detectors(load_history(sources.store, start, until), sources.inputs,
+                                 environments=environments)
         observations = observe(sources.store, _bundle(sources.config.bundle), start,
                                open_findings_nano=sum(f.monthly_saving_nano for f in findings))
     finally:

@@ -8,9 +8,11 @@ from pathlib import Path
 from costplane.cli.common import fail, load
 from costplane.config import Config
 from costplane.ledger import Store, open_store
+from costplane.optimize.detectors.gpus import EnvironmentHistory, load_environments
 from costplane.optimize.findings import DetectorInput
 from costplane.optimize.history import History, load_history, parse_since
 from costplane.pricing.catalog import Catalog
+from costplane.pricing.skus import SkuCatalog
 
 __all__ = ["Sources", "window"]
 
@@ -50,6 +52,11 @@ class Sources:
     def history(self, since: str) -> History:
         start, end = window(since)
         return load_history(self.store, start, end)
+
+    def environments(self, since: str) -> EnvironmentHistory:
+        """The environments that ran in the window, for the GPU detectors."""
+        start, end = window(since)
+        return load_environments(self.store, start, end, SkuCatalog.load(self.config.pricing))
 
     def close(self) -> None:
         self.store.close()

@@ -11,7 +11,7 @@ import typer
 from costplane.cli.common import CONFIG_OPTION
 from costplane.cli.optimizing import Sources
 from costplane.money import format_usd
-from costplane.optimize.detectors import DETECTORS, run_detectors
+from costplane.optimize.detectors import DETECTORS, ENVIRONMENT_DETECTORS, run_detectors
 
 __all__ = ["register"]
 
@@ -23,7 +23,8 @@ class RecommendFormat(StrEnum):
 
 def recommend(
     since: str = typer.Option("30d", "--since", help="how far back to look: 7d, 30d, 12h …"),
-    detector: list[str] = typer.Option([], "--detector", help=f"only these detectors: {', '.join(DETECTORS)}"),
+    detector: list[str] = typer.Option(
+        [], "--detector", help=f"only these detectors: {', '.join([*DETECTORS, *ENVIRONMENT_DETECTORS])}"),
     fmt: RecommendFormat = typer.Option(RecommendFormat.text, "--format", help="output format"),
     config: Path | None = CONFIG_OPTION,
 ) -> None:
@@ -31,7 +32,8 @@ def recommend(
     sources = Sources(config)
     try:
         try:
-            findings = run_detectors(sources.history(since), sources.inputs, detector)
+            findings = run_detectors(sources.history(since), sources.inputs, detector,
+                                     environments=sources.environments(since))
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

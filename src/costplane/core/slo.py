@@ -77,14 +77,15 @@ class SloMonitor:
             since = None
             if numbers["breached"]:
                 since = before.since if before is not None and before.breached and before.since else now
-                actions = self._actions(engine, spec, numbers, newly=before is None or not before.breached)
+                actions = self._actions(engine, spec, numbers, newly=before is None or not before.breached,
+                                        since=since)
             state = SloState(spec.name, bool(numbers["breached"]), now, since, dict(spec.scope), numbers, actions)
             self.store.put_slo_state(state)
             out.append(state)
         return out
 
     def _actions(self, engine: PolicyEngine, spec: SloSpec, numbers: Mapping[str, Any],
-                 newly: bool) -> tuple[Mapping[str, Any], ...]:
+                 newly: bool, since: datetime | None = None) -> tuple[Mapping[str, Any], ...]:
         scope = {k: v for k, v in spec.scope.items() if k != "model"}
         ctx = Context.from_mapping(scope, source=f"SLO {spec.name} scope")
         per = numbers["cost_per_outcome_nano"]
@@ -108,7 +109,13 @@ class SloMonitor:
                        f"{format_usd(spec.objective_nano)} USD ({format_usd(numbers['cost_nano'])} USD for "
                        f"{numbers['outcomes']} outcomes over {spec.window_seconds}s); actions: "
                        f"{', '.join(str(a['effect']) for a in actions) or 'none'}")
-            self.notifier.notify(Notification("slo_breach", spec.name, message, "", {"measured": dict(numbers)}))
+            self.notifier.notify(Notification("slo_breach", spec.name, message, "", {
+                "measured": dict(numbers), "outcome": spec.outcome, "scope": dict(spec.scope),
+                "objective_nano": spec.objective_nano, "cost_per_outcome_nano": per,
+                "cost_nano": numbers["cost_nano"], "outcomes": numbers["outcomes"],
+                "window_seconds": spec.window_seconds,
+                "breached_since": since.isoformat() if since is not None else None,
+            }))
             for match in decision.notify:
                 self.notifier.notify(Notification("policy", match.name, match.reason, "", {"slo": spec.name}))
         return tuple(actions)

@@ -23,6 +23,20 @@ draws from its own seeded random stream, so switching one on changes no other fi
 * `tier_leakage` — experiment-tier traffic (team ml, no agent) on claude-3-5-sonnet while the
   provider's claude-3-5-haiku serves production; known saving = those calls re-priced on haiku.
 
+Two more patterns are opt-in by name (`all_patterns()` leaves them off, so its set of figures stays
+the same; pass `embeddings=True, gpus=True`), each from its own seeded stream too:
+
+* `duplicate_embeddings` — pipeline `reindex` (team search) re-embeds `embedded_documents` documents
+  (text-embedding-3-large) on 2-6 nights at the same time of day (repeats a day or more apart, so
+  outside the 1 h cache TTL); agent `search-api` embeds distinct queries (its control); known saving
+  = the cost of every re-embedding;
+* `idle_gpu_environments` / `oversized_gpu_environments` — environment records (`environments`,
+  stored by `write`): blueprint `notebook-a100` (1 × aws/gpu/A100-80GB) environments whose latest
+  `gpu_util` reading is below 5 % for their last 2-10 h; blueprint `finetune-a100` (2 × A100-80GB,
+  busy) whose latest `gpu_memory_gb` reading is 8-14 GB, so an L4 (24 GB) fits; blueprint
+  `train-h100` (busy, 60-75 GB) is their control. Known savings = the idle hours at the hourly price;
+  the finetune run time re-priced on aws/gpu/L4.
+
 The control traffic (always present) must raise no finding: agents that use one model, or a large
 model only for long prompts, non-deterministic repeats (temperature 0.7), unique deterministic
 requests. `write(store, history)` stores it (decisions one by one, events in one transaction).
@@ -33,15 +47,18 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from costplane.attribution.context import Context
 from costplane.config import Config, ProviderConfig
+from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.pricing.catalog import Catalog
+from costplane.pricing.skus import SkuCatalog
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["SyntheticHistory", "SyntheticSpec", "generate", "synthetic_config", "write"]
@@ -79,6 +96,10 @@ class SyntheticSpec:
     chatter_runs: int = 200
     leakage: bool = False
     leaked_calls: int = 600
+    embeddings: bool = False
+    embedded_documents: int = 400
+    gpus: bool = False
+    gpu_environments: int = 30  # per GPU blueprint
 
     @classmethod
     def all_patterns(cls, **values: Any) -> SyntheticSpec:
@@ -93,6 +114,7 @@ class SyntheticHistory:
     decisions: tuple[DecisionRecord, ...]
     events: tuple[CostEvent, ...]
     known: Mapping[str, int] = field(default_factory=dict)  # pattern -> saving over the history, nano-USD
+    environments: tuple[EnvironmentRecord, ...] = ()
 
 
 class _Builder:
@@ -250,12 +272,112 @@ def _leakage(b: _Builder) -> int:
     return saving
 
 
+def _embed(b: _Builder, ts: datetime, ctx: Context, model: str, tokens: int, content: str) -> int:
+    """Record one admitted embeddings call; returns its cost."""
+    b.seq += 1
+    exact = hashlib.sha256(f"{model}|embed|{content}".encode()).hexdigest()
+    usage = TokenUsage(input_tokens=tokens, output_tokens=0)
+    sheet = b.catalog.resolve(model, "openai", ts)
+    cost = sheet.cost_nano(usage)
+    decision_id = f"dec_syn{b.spec.seed}_{b.seq:08d}"
+    b.decisions.append(DecisionRecord(
+        id=decision_id, ts=ts, hook="llm.request", effect="allow", bundle_revision=REVISION, context=ctx,
+        input={"endpoint": "embeddings", "model": model, "input_tokens_bound": tokens + 64,
+               "input_tokens_estimate": tokens, "max_tokens": 0, "stream": False, "request_hash": exact,
+               "protocol": "openai", "params": {}, "cache_hash": exact},
+        result={"model": model, "provider": "openai", "max_tokens": 0, "reserved_nano": sheet.max_cost_nano(
+            tokens + 64, 0), "reservation_id": f"res_syn{b.spec.seed}_{b.seq:08d}", "params": {}},
+        key_id="key_synthetic", status_code=200,
+    ))
+    b.events.append(CostEvent(
+        id=f"evt_syn{b.spec.seed}_{b.seq:08d}", ts=ts + timedelta(milliseconds=200), context=ctx, provider="openai",
+        model=model, cost_nano=cost, endpoint="embeddings", usage=usage,
+        unit_prices={k: str(v) for k, v in sheet.rates(tokens).items()}, decision_id=decision_id, latency_ms=200,
+        request_hash=exact, requested_model=model,
+    ))
+    return cost
+
+
+def _embeddings(b: _Builder) -> int:
+    rng, saving, model = b.rng, 0, "text-embedding-3-large"
+    for i in range(b.spec.embedded_documents * 3 // 2):  # control: distinct queries
+        _embed(b, b.when(), _context("search", "search-api", rng), model, rng.randint(20, 200), f"query-{i}")
+    ctx = Context(org="acme", team="search", project="search-prod", owner="search-lead", tier="production",
+                  pipeline="reindex")
+    for doc in range(b.spec.embedded_documents):
+        tokens = rng.randint(4000, 16000)
+        nights = sorted(rng.sample(range(b.spec.days - 1), rng.randint(2, 6)))
+        for n, night in enumerate(nights):
+            ts = b.spec.start + timedelta(days=night, hours=2, seconds=doc * 5)
+            cost = _embed(b, ts, replace(ctx, run=f"run-reindex-{night:02d}"), model, tokens, f"doc-{doc}")
+            saving += cost if n else 0
+    return saving
+
+
+def _environment(b: _Builder, skus: SkuCatalog, blueprint: str, sku: str, count: int, start: datetime,
+                 hours: Decimal, metrics: dict[str, tuple[float, datetime]]) -> EnvironmentRecord:
+    b.seq += 1
+    price = skus.lookup(sku, start)
+    hourly = price.hourly_nano(count)
+    end = start + timedelta(seconds=int(hours * 3600))
+    ctx = Context(org="acme", team="ml", project="ml-research", owner="ml-lead", tier="production")
+    return EnvironmentRecord(
+        id=f"env_syn{b.spec.seed}_{b.seq:08d}", blueprint=blueprint, state=EnvState.TORN_DOWN, context=ctx,
+        inputs={}, resources=({"kind": "gpu", "sku": price.sku, "count": count, "hourly_nano": hourly,
+                               "hourly_usd": str(price.hourly_usd * count), "gpu_type": price.gpu_type,
+                               "gpus_each": price.gpu_count, "source": price.source},),
+        driver={"type": "noop"}, handle={},
+        lifecycle={"ttl": 86400, "max_ttl": 86400, "extend_by": 3600, "max_extensions": 0, "notice": 600,
+                   "accrue_every": 60, "idle": None, "grace": 10},
+        hourly_nano=hourly, projected_nano=hourly * 24, decision_id=f"dec_syn{b.spec.seed}_{b.seq:08d}",
+        bundle_revision=REVISION, created_at=start, expires_at=start + timedelta(days=1),
+        max_expires_at=start + timedelta(days=1), next_action_at=end,
+        accrued_nano=price.cost_nano(int(hours * 3600), count), accrued_until=end, started_at=start,
+        metrics={k: {"value": v, "at": at.isoformat(), "source": "api"} for k, (v, at) in metrics.items()},
+        ended_at=end, end_reason="ttl",
+    )
+
+
+def _gpus(b: _Builder, skus: SkuCatalog) -> tuple[int, int, list[EnvironmentRecord]]:
+    rng, idle_saving, oversized_saving, envs = b.rng, 0, 0, []
+    last = (b.spec.days - 1) * 86400  # every run (≤ 12 h) ends inside the window
+
+    def when() -> datetime:
+        return b.spec.start + timedelta(seconds=rng.randrange(last))
+
+    big, small = "aws/gpu/A100-80GB", "aws/gpu/L4"
+    for _ in range(b.spec.gpu_environments):  # notebooks left running idle
+        start, hours = when(), Decimal(rng.randint(8, 24)) / 2
+        idle = rng.randint(4, int(hours * 2)) * 1800  # the last 2 h to all of the run
+        end = start + timedelta(seconds=int(hours * 3600))
+        env = _environment(b, skus, "notebook-a100", big, 1, start, hours,
+                           {"gpu_util": (rng.randint(0, 40) / 10, end - timedelta(seconds=idle))})
+        idle_saving += (env.hourly_nano * idle * 2 + 3600) // 7200
+        envs.append(env)
+    for _ in range(b.spec.gpu_environments):  # fine-tunes that fit a 24 GB GPU
+        start, hours = when(), Decimal(rng.randint(4, 20)) / 2
+        end = start + timedelta(seconds=int(hours * 3600))
+        env = _environment(b, skus, "finetune-a100", big, 2, start, hours,
+                           {"gpu_util": (rng.randint(60, 95), end), "gpu_memory_gb": (rng.randint(80, 140) / 10, end)})
+        seconds = int(hours * 3600)
+        oversized_saving += skus.lookup(big, start).cost_nano(seconds, 2) - skus.lookup(small, start).cost_nano(
+            seconds, 2)
+        envs.append(env)
+    for _ in range(b.spec.gpu_environments):  # control: busy, memory needs the large GPU
+        start, hours = when(), Decimal(rng.randint(4, 20)) / 2
+        end = start + timedelta(seconds=int(hours * 3600))
+        envs.append(_environment(b, skus, "train-h100", "aws/gpu/H100", 4, start, hours,
+                                 {"gpu_util": (rng.randint(70, 99), end),
+                                  "gpu_memory_gb": (rng.randint(600, 750) / 10, end)}))
+    return idle_saving, oversized_saving, envs
+
+
 _AGENT_PATTERNS = (("inflation", "prompt_inflation", _inflation),
                    ("amplification", "inference_amplification", _amplification),
                    ("chatter", "agent_chatter", _chatter), ("leakage", "tier_leakage", _leakage))
 
 
-def generate(spec: SyntheticSpec, catalog: Catalog) -> SyntheticHistory:
+def generate(spec: SyntheticSpec, catalog: Catalog, skus: SkuCatalog | None = None) -> SyntheticHistory:
     builder = _Builder(spec, catalog)
     _control(builder)
     known: dict[str, int] = {}
@@ -267,11 +389,19 @@ def generate(spec: SyntheticSpec, catalog: Catalog) -> SyntheticHistory:
         if getattr(spec, flag):
             builder.rng = random.Random(f"{spec.seed}:{pattern}")  # its own stream: no other figure moves
             known[pattern] = plant(builder)
+    environments: list[EnvironmentRecord] = []
+    if spec.embeddings:
+        builder.rng = random.Random(f"{spec.seed}:duplicate_embeddings")
+        known["duplicate_embeddings"] = _embeddings(builder)
+    if spec.gpus:
+        builder.rng = random.Random(f"{spec.seed}:gpu_environments")
+        known["idle_gpu_environments"], known["oversized_gpu_environments"], environments = _gpus(
+            builder, skus or SkuCatalog.load())
     order = sorted(range(len(builder.decisions)), key=lambda i: (builder.decisions[i].ts, builder.decisions[i].id))
     return SyntheticHistory(
         start=spec.start, end=spec.start + timedelta(days=spec.days),
         decisions=tuple(builder.decisions[i] for i in order), events=tuple(builder.events[i] for i in order),
-        known=known,
+        known=known, environments=tuple(environments),
     )
 
 
@@ -280,3 +410,5 @@ def write(store: Store, history: SyntheticHistory, batch: int = 5000) -> None:
         store.record_decision(decision)
     for i in range(0, len(history.events), batch):
         store.record_nodes((), history.events[i:i + batch])
+    for env in history.environments:
+        store.create_environment(env)

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from costplane.optimize.detectors import amplification, cache, chatter, inflation, leakage, oversizing
+from costplane.optimize.detectors import (
+    amplification,
+    cache,
+    chatter,
+    embeddings,
+    gpus,
+    inflation,
+    leakage,
+    oversizing,
+)
+from costplane.optimize.detectors.gpus import EnvironmentHistory
 from costplane.optimize.findings import DetectorInput, Finding
 from costplane.optimize.history import History
 
-__all__ = ["DETECTORS", "Detector", "run_detectors"]
+__all__ = ["DETECTORS", "ENVIRONMENT_DETECTORS", "Detector", "EnvironmentDetector", "run_detectors"]
 
 Detector = Callable[[History, DetectorInput], list[Finding]]
+#: detectors over the environment records (`gpus.load_environments`), not the request history
+EnvironmentDetector = Callable[[EnvironmentHistory], list[Finding]]
 
 #: name -> detector, in the order they run
 DETECTORS: dict[str, Detector] = {
@@ -20,14 +32,29 @@ DETECTORS: dict[str, Detector] = {
     amplification.NAME: amplification.detect,
     chatter.NAME: chatter.detect,
     leakage.NAME: leakage.detect,
+    embeddings.NAME: embeddings.detect,
+}
+
+#: name -> environment detector; they run when `run_detectors` is given the environments
+ENVIRONMENT_DETECTORS: dict[str, EnvironmentDetector] = {
+    gpus.IDLE: gpus.detect_idle,
+    gpus.OVERSIZED: gpus.detect_oversized,
 }
 
 
-def run_detectors(history: History, inputs: DetectorInput, names: Sequence[str] = ()) -> list[Finding]:
-    """Every (or the named) detector's findings, largest monthly saving first."""
-    unknown = [n for n in names if n not in DETECTORS]
+def run_detectors(history: History, inputs: DetectorInput, names: Sequence[str] = (),
+                  environments: EnvironmentHistory | None = None) -> list[Finding]:
+    """Every (or the named) detector's findings, largest monthly saving first.
+
+    The environment detectors run only when `environments` is given.
+    """
+    known = [*DETECTORS, *ENVIRONMENT_DETECTORS]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown detector {unknown[0]!r}; known: {', '.join(DETECTORS)}")
+        raise ValueError(f"unknown detector {unknown[0]!r}; known: {', '.join(known)}")
     findings = [f for name, detect in DETECTORS.items() if not names or name in names
                 for f in detect(history, inputs)]
+    if environments is not None:
+        findings += [f for name, detect_env in ENVIRONMENT_DETECTORS.items() if not names or name in names
+                     for f in detect_env(environments)]
     return sorted(findings, key=lambda f: (-f.monthly_saving_nano, f.detector, f.title))
