@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,56 +127,57 @@ class Clients:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         extra: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
         client = self._openai[persona]
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self._timeout + 5):
-                    raw = await client.chat.completions.with_raw_response.create(
-                        model=model, messages=messages,  # type: ignore[arg-type]
-                        stream=stream, extra_headers=dict(headers), **extra)
-                    outcome = _from_headers(raw.http_response.status_code, raw.headers)
-                    parsed: Any = raw.parse()  # openai's raw response parses synchronously
-                    if stream:
-                        async for _ in parsed:
-                            pass
-            except _ERRORS as exc:
-                outcome = _from_error(exc)
-            except TimeoutError as exc:
-                outcome = self._timed_out(exc)
-        self.tally.record(persona, outcome)
-        return outcome
+
+        async def send() -> Outcome:
+            raw = await client.chat.completions.with_raw_response.create(
+                model=model, messages=messages,  # type: ignore[arg-type]
+                stream=stream, extra_headers=dict(headers), **extra)
+            outcome = _from_headers(raw.http_response.status_code, raw.headers)
+            parsed: Any = raw.parse()  # openai's raw response parses synchronously
+            if stream:
+                async for _ in parsed:
+                    pass
+            return outcome
+
+        return await self._call(persona, send)
 
     async def message(self, persona: str, model: str, prompt: str, headers: Headers, *,
                       max_tokens: int = 512, stream: bool = False, system: str | None = None) -> Outcome:
         """An Anthropic message (streamed or not) as `persona`."""
         extra: dict[str, Any] = {} if system is None else {"system": system}
         client = self._anthropic[persona]
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self._timeout + 5):
-                    raw = await client.messages.with_raw_response.create(
-                        model=model, max_tokens=max_tokens, messages=[{"role": "user", "content": prompt}],
-                        stream=stream, extra_headers=dict(headers), **extra)
-                    outcome = _from_headers(raw.http_response.status_code, raw.headers)
-                    parsed: Any = await raw.parse()
-                    if stream:
-                        async for _ in parsed:
-                            pass
-            except _ERRORS as exc:
-                outcome = _from_error(exc)
-            except TimeoutError as exc:
-                outcome = self._timed_out(exc)
-        self.tally.record(persona, outcome)
-        return outcome
+
+        async def send() -> Outcome:
+            raw = await client.messages.with_raw_response.create(
+                model=model, max_tokens=max_tokens, messages=[{"role": "user", "content": prompt}],
+                stream=stream, extra_headers=dict(headers), **extra)
+            outcome = _from_headers(raw.http_response.status_code, raw.headers)
+            parsed: Any = await raw.parse()
+            if stream:
+                async for _ in parsed:
+                    pass
+            return outcome
+
+        return await self._call(persona, send)
 
     async def embed(self, persona: str, model: str, texts: Sequence[str], headers: Headers) -> Outcome:
         client = self._openai[persona]
+
+        async def send() -> Outcome:
+            raw = await client.embeddings.with_raw_response.create(
+                model=model, input=list(texts), extra_headers=dict(headers))
+            outcome = _from_headers(raw.http_response.status_code, raw.headers)
+            raw.parse()
+            return outcome
+
+        return await self._call(persona, send)
+
+    async def _call(self, persona: str, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        """One bounded call: a concurrency slot, a deadline, errors turned into outcomes, tallied."""
         async with self._slots:
             try:
                 async with asyncio.timeout(self._timeout + 5):
-                    raw = await client.embeddings.with_raw_response.create(
-                        model=model, input=list(texts), extra_headers=dict(headers))
-                    outcome = _from_headers(raw.http_response.status_code, raw.headers)
-                    raw.parse()
+                    outcome = await send()
             except _ERRORS as exc:
                 outcome = _from_error(exc)
             except TimeoutError as exc:

@@ -16,7 +16,7 @@ from costplane.ledger.types import CostEvent
 from costplane.money import format_usd
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
 from costplane.optimize.history import History
-from costplane.optimize.pricing import price_sheet, pricing_provider
+from costplane.optimize.pricing import price_sheet, pricing_provider, reprice_each
 from costplane.pricing.types import PriceSheet
 
 __all__ = ["NAME", "TIER", "LeakageSettings", "detect"]
@@ -65,13 +65,10 @@ def _dearer(large: PriceSheet, small: PriceSheet) -> bool:
 
 def _finding(history: History, inputs: DetectorInput, settings: LeakageSettings, provider: str,
              genai_provider: str | None, small: str, large: str, events: list[CostEvent]) -> Finding | None:
-    cost = small_cost = 0
-    for event in events:
-        sheet = price_sheet(inputs.catalog, small, genai_provider, event.ts)
-        if sheet is None:
-            return None
-        cost += event.cost_nano
-        small_cost += sheet.cost_nano(event.usage)
+    costs = reprice_each(inputs.catalog, small, genai_provider, events)
+    if costs is None:
+        return None
+    cost, small_cost = costs
     saving = cost - small_cost
     per_month = monthly(saving, history.seconds)
     if per_month < settings.min_monthly_saving_nano:

@@ -20,7 +20,7 @@ from costplane.ledger.types import CostEvent
 from costplane.money import format_usd
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
 from costplane.optimize.history import History
-from costplane.optimize.pricing import price_sheet, pricing_provider
+from costplane.optimize.pricing import price_sheet, pricing_provider, reprice_each
 from costplane.pricing.types import PriceSheet
 
 __all__ = ["NAME", "OversizingSettings", "detect"]
@@ -76,13 +76,10 @@ def _finding(history: History, inputs: DetectorInput, settings: OversizingSettin
              and e.usage.output_tokens <= settings.max_output_tokens]
     if len(short) < settings.min_requests:
         return None
-    cost = small_cost = 0
-    for event in short:
-        sheet = price_sheet(inputs.catalog, small, genai_provider, event.ts)
-        if sheet is None:
-            return None
-        cost += event.cost_nano
-        small_cost += sheet.cost_nano(event.usage)
+    costs = reprice_each(inputs.catalog, small, genai_provider, short)
+    if costs is None:
+        return None
+    cost, small_cost = costs
     saving = cost - small_cost
     per_month = monthly(saving, history.seconds)
     if per_month < settings.min_monthly_saving_nano:
