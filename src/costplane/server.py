@@ -13,11 +13,13 @@ from starlette.routing import BaseRoute
 
 from costplane.alerts.service import alerts_parts
 from costplane.api import api_routes
+from costplane.api.service import endpoints
 from costplane.app import Application
 from costplane.gateway.app import create_gateway
-from costplane.lifecycle.service import lifecycle_parts
+from costplane.lifecycle.service import build_core, lifecycle_parts
 from costplane.metrics.service import metrics_parts
 from costplane.runs.service import runs_parts
+from costplane.web import web_routes
 
 __all__ = ["create_server"]
 
@@ -25,13 +27,16 @@ __all__ = ["create_server"]
 def create_server(application: Application) -> Starlette:
     routes: list[BaseRoute] = []
     background: list[tuple[float, Callable[[], Awaitable[object]]]] = []
-    env_routes, env_jobs = lifecycle_parts(application)  # governed environments + their scheduler (issue 3)
+    environments = build_core(application)  # ONE environment core: scheduler, /v1/environments and /api/v1
+    env_routes, env_jobs = lifecycle_parts(application, environments)  # environments + their scheduler (issue 3)
     routes += env_routes
     background += env_jobs
     run_routes, run_jobs = runs_parts(application)  # runs, outcomes, OTLP receiver, economic SLOs (issue 4)
     routes += run_routes
     background += run_jobs
-    routes += api_routes(application)  # /api/v1: users' API tokens, roles, OpenAPI document (issue 5)
+    table = endpoints(application, environments)  # the /api/v1 route table (also served by the dashboard)
+    routes += api_routes(application, table)  # /api/v1: users' API tokens, roles, OpenAPI document (issue 5)
+    routes += web_routes(application, table)  # the dashboard under /ui, calling the same table (issue 5)
     metrics = metrics_parts(application)  # Prometheus /metrics + gateway latency histograms (issue 5)
     routes += metrics.routes
     background += alerts_parts(application)  # alert webhooks and exhaustion forecasts (issue 5)

@@ -11,14 +11,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-__all__ = ["Api", "make_api", "seed"]
+__all__ = ["Api", "make_api", "seed", "seed_more"]
+
+from decimal import Decimal
 
 from costplane.api.credentials import issue_token, new_user
 from costplane.app import Application
 from costplane.attribution.context import Context
 from costplane.config import parse_config
 from costplane.core.claims import budget_claims
+from costplane.ledger.envtypes import EnvironmentRecord
+from costplane.ledger.runtypes import OutcomeRecord, RunNode
 from costplane.ledger.types import CostEvent, DecisionRecord
+from costplane.lifecycle.service import build_core
+from costplane.pricing.types import TokenUsage
 from costplane.server import create_server
 from costplane.serving import BackgroundServer
 
@@ -30,6 +36,57 @@ BUDGETS = {
     "beta.yaml": "kind: Budget\nname: beta-only\nscope: ctx.team == \"beta\"\namount: 3 USD\n"
                  "window: {calendar: day, timezone: UTC}\n",
     "org.yaml": "kind: Budget\nname: org\nscope: \"true\"\namount: 100 USD\nwindow: {calendar: month, timezone: UTC}\n",
+    # environments (noop driver; accrual hourly so no cost event appears while a test runs) and SLOs
+    "environments.yaml": """
+kind: Blueprint
+name: noop-box
+inputs: {size: {type: string, allowed: [large, xlarge], default: large}}
+resources: [{kind: instance, sku: "aws/m6i.{size}"}]
+driver: {type: noop}
+lifecycle: {ttl: 1h, max_ttl: 3h, extend_by: 1h, accrue_every: 60s}
+require: [owner]
+---
+kind: Blueprint
+name: big-box
+resources: [{kind: instance, sku: aws/m6i.large}]
+driver: {type: noop}
+lifecycle: {ttl: 1h, max_ttl: 2h, extend_by: 1h, accrue_every: 60s}
+---
+kind: Policy
+name: big-box-needs-approval
+on: environment.launch
+when: request.blueprint == "big-box"
+effect: require_approval
+reason: big boxes need an admin's approval
+---
+kind: Policy
+name: no-forbidden-tier
+on: environment.launch
+when: ctx.tier == "forbidden"
+effect: deny
+reason: the forbidden tier may not launch environments
+""",
+    "slos.yaml": """
+kind: SLO
+name: alpha-ticket-cost
+outcome: ticket_resolved
+objective: 1 USD
+window: {rolling: 1d}
+scope: {team: alpha}
+---
+kind: SLO
+name: beta-ticket-cost
+outcome: ticket_resolved
+objective: 0.05 USD
+window: {rolling: 1d}
+scope: {team: beta}
+---
+kind: SLO
+name: org-ticket-cost
+outcome: ticket_resolved
+objective: 1 USD
+window: {rolling: 1d}
+""",
 }
 
 
@@ -38,6 +95,7 @@ class Api:
     url: str
     app: Application
     tokens: dict[str, str]  # role-ish name -> bearer secret
+    ids: dict[str, str]  # seeded environment name -> id (make_api(..., more=True))
 
     def get(self, who: str, path: str, **params: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", params=params, headers={"authorization": f"Bearer {self.tokens[who]}"},
@@ -64,11 +122,41 @@ def seed(app: Application) -> None:
             policies=(f"{team}-policy",), key_id=f"key-{team}"))
 
 
+def seed_more(app: Application) -> dict[str, str]:
+    """Runs, outcomes and environments of teams alpha, beta and (project px) gamma; returns name -> id."""
+    now = datetime.now(UTC)
+    ids: dict[str, str] = {}
+    for team, project, cost, run in [("alpha", None, 100_000_000, "run-a"), ("beta", None, 200_000_000, "run-b"),
+                                     ("gamma", "px", 300_000_000, "run-x")]:
+        ctx = Context(team=team, project=project, agent=f"{team}-bot", pipeline=f"{team}-pipe", run=run)
+        root = RunNode(id=run, run=run, kind="agent", name=f"{team} agent", started_at=now - timedelta(minutes=5),
+                       ended_at=now, status="ok", context=ctx)
+        step = RunNode(id=f"{run}-step", run=run, kind="step", name="plan", parent_id=run,
+                       started_at=now - timedelta(minutes=4), ended_at=now, status="ok", context=ctx)
+        event = CostEvent(id=f"ev-{run}", ts=now - timedelta(minutes=3), context=Context(
+            **{**ctx.dimensions()}, tags={"node": f"{run}-step"}), provider="openai", model="gpt-4o-mini",
+            cost_nano=cost, usage=TokenUsage(input_tokens=100, output_tokens=10))
+        app.store.record_nodes([root, step], [event])
+        app.store.record_outcome(OutcomeRecord(f"out-{run}", now - timedelta(minutes=2), "ticket_resolved",
+                                               Decimal(1), ctx))
+    # a run only known from cost events (calls that carried x-costplane-run), of team beta
+    app.store.record_nodes([], [CostEvent(id="ev-run-c", ts=now - timedelta(minutes=1),
+                                          context=Context(team="beta", run="run-c"), provider="openai",
+                                          model="gpt-4o-mini", cost_nano=50_000_000)])
+    core = build_core(app)
+    for name, ctx in [("env-alpha", Context(team="alpha", owner="ana")), ("env-beta", Context(team="beta", owner="bo")),
+                      ("env-px", Context(team="gamma", project="px", owner="pia"))]:
+        env = core.launch(ctx, "noop-box", {})
+        assert isinstance(env, EnvironmentRecord), env
+        ids[name] = env.id
+    return ids
+
+
 @pytest.fixture
-def make_api(tmp_path: Path) -> Iterator[Callable[[str | None], Api]]:
+def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
     started: list[tuple[BackgroundServer, Application]] = []
 
-    def make(store_url: str | None = None) -> Api:
+    def make(store_url: str | None = None, more: bool = False) -> Api:
         bundle = tmp_path / f"bundle{len(started)}"
         bundle.mkdir()
         for name, text in BUDGETS.items():
@@ -76,15 +164,18 @@ def make_api(tmp_path: Path) -> Iterator[Callable[[str | None], Api]]:
         app = Application(parse_config({"store": store_url or f"sqlite:///{tmp_path}/api{len(started)}.db",
                                         "bundle": str(bundle)}, base=tmp_path))
         seed(app)
+        ids = seed_more(app) if more else {}
         tokens: dict[str, str] = {}
-        for name, role, teams in [("root", "admin", ()), ("fin", "finance", ()), ("dev-a", "developer", ("alpha",)),
-                                  ("view-a", "viewer", ("alpha",)), ("dev-b", "developer", ("beta",))]:
-            user = new_user(app.store, name, role, teams, password="correct horse")
+        for name, role, teams, projects in [
+                ("root", "admin", (), ()), ("fin", "finance", (), ()), ("dev-a", "developer", ("alpha",), ()),
+                ("view-a", "viewer", ("alpha",), ()), ("dev-b", "developer", ("beta",), ()),
+                ("dev-px", "developer", (), ("px",)), ("dev-ab", "developer", ("alpha", "beta"), ())]:
+            user = new_user(app.store, name, role, teams, password="correct horse", projects=projects)
             tokens[name] = issue_token(app.store, user)[0]
         server = BackgroundServer(create_server(app))
         server.__enter__()
         started.append((server, app))
-        return Api(server.url, app, tokens)
+        return Api(server.url, app, tokens, ids)
 
     yield make
     for server, app in started:

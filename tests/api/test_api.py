@@ -10,17 +10,19 @@ from openapi_spec_validator import validate
 
 from costplane.api.credentials import hash_password, issue_token, verify_password
 from costplane.api.service import endpoints
+from costplane.lifecycle.service import build_core
 
 
 def test_openapi_document_is_valid_and_every_route_is_served(make_api: Callable[[str | None], Api]) -> None:
     api = make_api(None)
     document = httpx.get(f"{api.url}/api/v1/openapi.json", timeout=10).json()
     validate(document)
-    table = endpoints(api.app)
+    table = endpoints(api.app, build_core(api.app))
     assert {(p, m.upper()) for p, ops in document["paths"].items() for m in ops} == {(e.path, e.method)
                                                                                     for e in table}
     for endpoint in table:
-        path = endpoint.path.replace("{key_id}", "key-none")
+        path = endpoint.path.replace("{key_id}", "key-none").replace("{env_id}", "env-none").replace(
+            "{run_id}", "run-none")
         response = httpx.request(endpoint.method, f"{api.url}{path}", timeout=10)
         assert response.status_code == (200 if not endpoint.roles else 401), endpoint.path
         if endpoint.roles:

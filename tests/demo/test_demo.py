@@ -122,3 +122,32 @@ def test_missing_sdks_are_named_with_the_install_command(monkeypatch: pytest.Mon
     assert result.exit_code == 3
     assert "anthropic is not installed" in result.output
     assert "costplane[demo]" in result.output
+
+
+def test_the_demo_ledger_is_browsable_with_the_printed_dashboard_logins(demo_run: DemoRun) -> None:
+    import re
+
+    import httpx
+
+    from costplane.app import Application
+    from costplane.config import load_config
+    from costplane.server import create_server
+    from costplane.serving import BackgroundServer
+
+    output = demo_run.output.replace("\n", "")
+    logins = dict(re.findall(r"(finance|ml-dev|support-dev) / ([A-Za-z0-9_-]{12})", output))
+    assert set(logins) == {"finance", "ml-dev", "support-dev"}, output
+    application = Application(load_config(demo_run.directory / "costplane.yaml"))
+    with BackgroundServer(create_server(application)) as server:
+        seen: dict[str, str] = {}
+        for user in ("finance", "ml-dev"):
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                r = client.post("/ui/login", data={"username": user, "password": logins[user]},
+                                headers={"origin": server.url})
+                assert r.status_code == 303
+                seen[user] = client.get("/ui/").text
+    application.close()
+    for team in ("support", "ml", "growth"):
+        assert f'data-team="{team}"' in seen["finance"]
+    assert 'data-team="ml"' in seen["ml-dev"]
+    assert 'data-team="support"' not in seen["ml-dev"] and 'data-team="growth"' not in seen["ml-dev"]

@@ -11,9 +11,10 @@ Forecast of exhaustion, linear on the window's spend so far (integer arithmetic)
   now + remaining × length / spent (an early warning: spend ageing out is not credited);
 * lifetime window — no forecast.
 
-Scoping (developer, viewer): a budget partitioned by `team` shows only the caller's teams'
-partitions; any other budget is shown only when its scope selects one of the caller's
-teams and does not select a team the caller is not in.
+Scoping (developer, viewer): a budget partitioned by `team` or `project` shows only the
+partitions the caller may read (`Principal.may_read` on the partition's team/project); any
+other budget is shown only when its scope selects one of the caller's teams or projects and
+does not select a context outside the caller's scope (another team and another project).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from costplane.policy.types import BudgetSpec
 
 __all__ = ["BUDGETS_SCHEMA", "budget_states", "budgets_handler"]
 
-_OTHER_TEAM = "(costplane: any other team)"  # stands for a team the caller is not in
+_OTHER = "(costplane: any other)"  # stands for a team / project the caller is not in
 _PARTITIONS = 200
 _MONEY = {"type": ["string", "null"], "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
 BUDGETS_SCHEMA: dict[str, Any] = {
@@ -67,33 +68,36 @@ def _partition_claim(spec: BudgetSpec, partition: str, now: datetime) -> BudgetC
     return claims[0] if claims and claims[0].partition == partition else None
 
 
-def _team_of(partition: str) -> str | None:
+def _part_of(partition: str, name: str) -> str | None:
     for part in partition.split(","):
-        if part.startswith("team="):
-            return part[5:]
+        if part.startswith(f"{name}="):
+            return part[len(name) + 1:]
     return None
 
 
-def _scope_selects(application: Application, spec: BudgetSpec, team: str) -> bool:
-    budgets = application.bundle.engine.budgets_for("llm.request", Context(team=team), {})
+def _scope_selects(application: Application, spec: BudgetSpec, ctx: Context) -> bool:
+    budgets = application.bundle.engine.budgets_for("llm.request", ctx, {})
     return any(b.name == spec.name for b in budgets)
 
 
 def _visible_claims(application: Application, spec: BudgetSpec, principal: Principal,
                     now: datetime) -> list[BudgetClaim]:
     store = application.store
-    teams = principal.teams
-    if teams is not None and "team" not in spec.per:
-        own = any(_scope_selects(application, spec, t) for t in teams)
-        if not own or _scope_selects(application, spec, _OTHER_TEAM):
+    scope = principal.scope
+    by_owner = bool({"team", "project"} & set(spec.per))
+    if scope is not None and not by_owner:
+        mine = [Context(team=t) for t in scope.teams] + [Context(project=p) for p in scope.projects]
+        own = any(_scope_selects(application, spec, ctx) for ctx in mine)
+        if not own or _scope_selects(application, spec, Context(team=_OTHER, project=_OTHER)):
             return []
     if not spec.per:
         return list(budget_claims([spec], Context(), "", 0, now))
     window_start, _ = spec.window.bounds(now)
     claims = [c for part in store.budget_partitions(spec.name, window_start, _PARTITIONS)
               if (c := _partition_claim(spec, part, now)) is not None]
-    if teams is not None and "team" in spec.per:
-        claims = [c for c in claims if _team_of(c.partition) in teams]
+    if scope is not None and by_owner:
+        claims = [c for c in claims
+                  if principal.may_read(_part_of(c.partition, "team"), _part_of(c.partition, "project"))]
     return claims
 
 

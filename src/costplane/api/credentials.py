@@ -69,20 +69,22 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, expected)
 
 
-def new_user(store: Store, name: str, role: str, teams: Sequence[str] = (), password: str | None = None) -> UserRecord:
-    """Create a local user; developers and viewers must be scoped to at least one team."""
+def new_user(store: Store, name: str, role: str, teams: Sequence[str] = (), password: str | None = None,
+             projects: Sequence[str] = ()) -> UserRecord:
+    """Create a local user; developers and viewers must be scoped to at least one team or project."""
     if not _NAME.match(name):
         raise CredentialError("name", f"a user name is 1-64 of letters, digits, _ . @ -, got {name!r}")
     if role not in ROLES:
         raise CredentialError("role", f"role must be one of {', '.join(ROLES)}, got {role!r}")
     clean = tuple(dict.fromkeys(t.strip() for t in teams if t.strip()))
-    if role in ("developer", "viewer") and not clean:
-        raise CredentialError("teams", f"a {role} must be scoped to at least one team")
+    clean_projects = tuple(dict.fromkeys(p.strip() for p in projects if p.strip()))
+    if role in ("developer", "viewer") and not clean and not clean_projects:
+        raise CredentialError("teams", f"a {role} must be scoped to at least one team (or project)")
     if store.user_by_name(name) is not None:
         raise CredentialError("name", f"a user named {name!r} already exists")
     user = UserRecord(id=new_id("usr"), name=name, role=role, teams=clean,
                       password_hash=hash_password(password) if password is not None else "",
-                      created_at=datetime.now(UTC))
+                      created_at=datetime.now(UTC), projects=clean_projects)
     store.create_user(user)
     return user
 

@@ -12,10 +12,14 @@ __all__ = ["ERROR_SCHEMA", "openapi_document"]
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["error"],
     "properties": {"error": {"type": "object", "required": ["code", "message", "field"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}},
+        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
+        "decision_id": {"type": ["string", "null"], "description": "the logged decision of a refusal"},
+        "bundle_revision": {"type": "string"}, "policies": {"type": "array", "items": {"type": "string"}},
+        "reason": {"type": "string"}}}},
 }
 _ERRORS = {"400": "invalid parameter or body (`field` names it)", "401": "missing, unknown, revoked or expired token",
-           "403": "the caller's role or team scope does not allow this", "404": "no such resource"}
+           "403": "the caller's role or team scope does not allow this", "404": "no such resource",
+           "409": "the resource is not in a state that allows this"}
 
 
 def _operation(endpoint: Endpoint) -> dict[str, Any]:
@@ -50,7 +54,8 @@ def openapi_document(endpoints: Sequence[Endpoint], version: str) -> dict[str, A
     return {
         "openapi": "3.1.0",
         "info": {"title": "costplane API", "version": version,
-                 "description": "Spend, budgets, decisions and keys of a costplane server, scoped by role. "
+                 "description": "Spend, budgets, decisions, keys, blueprints, environments, runs, outcomes and "
+                                "SLOs of a costplane server, scoped by role. "
                                 "Authenticate with `Authorization: Bearer <API token>` (`costplane users token`)."},
         "paths": paths,
         "components": {"schemas": {"Error": ERROR_SCHEMA},

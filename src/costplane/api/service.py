@@ -1,11 +1,13 @@
 """The /api/v1 routes: the route table, bearer-token authentication, role checks and dispatch.
 
 Every endpoint is declared once in `endpoints()`; `api_routes` serves exactly that table and
-`GET /api/v1/openapi.json` renders it.
+`GET /api/v1/openapi.json` renders it. The table gets the server's one `EnvironmentCore`, the
+same instance the scheduler and the machine API (`/v1/environments`) use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -16,13 +18,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from costplane.api import budgets, decisions, keys, spend
+from costplane.api import budgets, bundle, decisions, keys, runs, slos, spend
+from costplane.api import environments as envs
 from costplane.api.credentials import token_user
 from costplane.api.errors import ApiError, error_response
 from costplane.api.openapi import openapi_document
+from costplane.api.overview import OVERVIEW_PARAMS, OVERVIEW_SCHEMA, overview_handler
 from costplane.api.principal import ALL_ROLES, Principal
-from costplane.api.table import Call, Endpoint, Param, parse_params
+from costplane.api.table import Call, Endpoint, Param, WithStatus, invoke
 from costplane.app import Application
+from costplane.core.environments import EnvironmentCore
 from costplane.ledger.store import Store
 
 __all__ = ["api_routes", "endpoints"]
@@ -30,23 +35,34 @@ __all__ = ["api_routes", "endpoints"]
 _WHOAMI = {"type": "object", "required": ["user", "role"], "properties": {
     "user": {"type": "string"}, "id": {"type": "string"}, "role": {"type": "string"},
     "teams": {"type": ["array", "null"], "items": {"type": "string"},
-              "description": "null = every team (admin, finance)"}, "token_id": {"type": "string"}}}
+              "description": "null = every team (admin, finance)"},
+    "projects": {"type": ["array", "null"], "items": {"type": "string"},
+                 "description": "projects readable besides the teams; null = every project"},
+    "token_id": {"type": "string"}}}
+_LAUNCHERS = ("admin", "developer")
 
 
 async def _whoami(call: Call) -> dict[str, Any]:
     p = call.principal
     return {"user": p.user.name, "id": p.user.id, "role": p.role,
-            "teams": list(p.teams) if p.teams is not None else None, "token_id": p.token_id}
+            "teams": list(p.teams) if p.teams is not None else None,
+            "projects": list(p.projects) if p.projects is not None else None, "token_id": p.token_id}
 
 
-def endpoints(application: Application) -> tuple[Endpoint, ...]:
+def endpoints(application: Application, environments: EnvironmentCore) -> tuple[Endpoint, ...]:
     """The one route table of the API."""
     store = application.store
+    env = envs.EnvironmentHandlers(environments)
+    env_path = "/api/v1/environments/{env_id}"
+    scoped = "Developers and viewers see only what their teams or projects may read (docs/api.md)."
     return (
         Endpoint("GET", "/api/v1/openapi.json", "openapi", "This OpenAPI 3.1 document", (),
                  {"type": "object"}, tags=("meta",)),
         Endpoint("GET", "/api/v1/whoami", "whoami", "The calling user, role and team scope", ALL_ROLES,
                  _WHOAMI, _whoami, tags=("meta",)),
+        Endpoint("GET", "/api/v1/overview", "overview", "Today, month to date, burn rate, forecast, top movers, "
+                 "denials", ALL_ROLES, OVERVIEW_SCHEMA, overview_handler(application), OVERVIEW_PARAMS,
+                 tags=("spend",), description="Scoped like /api/v1/spend: developers and viewers see their teams."),
         Endpoint("GET", "/api/v1/spend", "spend", "Spend grouped by dimensions and time buckets", ALL_ROLES,
                  spend.SPEND_SCHEMA, spend.spend_handler(store), spend.SPEND_PARAMS, tags=("spend",),
                  description="Developers and viewers see only their teams' events; `team=<other>` is 403."),
@@ -56,7 +72,8 @@ def endpoints(application: Application) -> tuple[Endpoint, ...]:
                  "and viewers."),
         Endpoint("GET", "/api/v1/decisions", "decisions", "The decisions log", ALL_ROLES,
                  decisions.DECISIONS_SCHEMA, decisions.decisions_handler(store), decisions.DECISIONS_PARAMS,
-                 tags=("decisions",), description="Developers and viewers see only their teams' decisions."),
+                 tags=("decisions",), description="Developers and viewers see only their teams' (or projects') "
+                 "decisions. Paged: pass `next_cursor` back as `cursor`; stable under concurrent inserts."),
         Endpoint("GET", "/api/v1/keys", "list_keys", "Virtual keys (never their secrets)", ("admin",),
                  keys.KEYS_SCHEMA, keys.list_handler(store), tags=("keys",)),
         Endpoint("POST", "/api/v1/keys", "create_key", "Create a virtual key; the secret is returned once",
@@ -66,6 +83,50 @@ def endpoints(application: Application) -> tuple[Endpoint, ...]:
                  {"type": "object", "properties": {"id": {"type": "string"}, "revoked": {"type": "boolean"}}},
                  keys.revoke_handler(store), (Param("key_id", "string", "the key's id", location="path"),),
                  tags=("keys",)),
+        Endpoint("GET", "/api/v1/blueprints", "blueprints", "Blueprints: inputs, resources, lifecycle, required "
+                 "tags and the estimated hourly cost of the defaults", ALL_ROLES, bundle.BLUEPRINTS_SCHEMA,
+                 bundle.blueprints_handler(environments), tags=("environments",),
+                 description="Declared configuration: every role sees every blueprint."),
+        Endpoint("GET", "/api/v1/environments", "environments", "Governed environments with TTL left, accrued "
+                 "cost and hourly rate", ALL_ROLES, envs.ENVIRONMENTS_SCHEMA, env.list, envs.LIST_PARAMS,
+                 tags=("environments",), description=scoped),
+        Endpoint("GET", env_path, "environment", "One environment and its transitions", ALL_ROLES,
+                 envs.ENVIRONMENT_SCHEMA, env.show, (envs.ENV_PARAM,), tags=("environments",),
+                 description="Another team's environment is 404, like an unknown one."),
+        Endpoint("POST", "/api/v1/environments", "launch_environment", "Launch an environment from a blueprint; "
+                 "the caller becomes its owner", _LAUNCHERS, envs.ENVIRONMENT_SCHEMA, env.launch,
+                 body=envs.LAUNCH_BODY, status=201, tags=("environments",),
+                 description="201 when running, 202 when it waits for approval (`approval`). A developer launches "
+                 "for one of their teams (403 naming `team` otherwise; default: their only team). Refusals are "
+                 "4xx with the policy or budget, decision id and bundle revision."),
+        Endpoint("POST", env_path + "/extend", "extend_environment", "Extend a running environment's TTL",
+                 _LAUNCHERS, envs.ENVIRONMENT_SCHEMA, env.extend, (envs.ENV_PARAM,), body=envs.EXTEND_BODY,
+                 tags=("environments",), description="Body `{\"by\": \"2h\"}` (default: the blueprint's "
+                 "extend_by). Developers: environments of their teams only."),
+        Endpoint("POST", env_path + "/teardown", "teardown_environment", "Tear an environment down now", _LAUNCHERS,
+                 envs.ENVIRONMENT_SCHEMA, env.teardown, (envs.ENV_PARAM,), body={"type": ["object", "null"]},
+                 tags=("environments",), description="Developers: environments of their teams only."),
+        Endpoint("POST", env_path + "/approve", "approve_environment", "Approve a launch waiting for approval",
+                 ("admin",), envs.ENVIRONMENT_SCHEMA, env.approve, (envs.ENV_PARAM,), body={"type": ["object", "null"]},
+                 tags=("environments",)),
+        Endpoint("POST", env_path + "/reject", "reject_environment", "Reject a launch waiting for approval",
+                 ("admin",), envs.ENVIRONMENT_SCHEMA, env.reject, (envs.ENV_PARAM,), body=envs.REJECT_BODY,
+                 tags=("environments",)),
+        Endpoint("GET", "/api/v1/runs", "runs", "Top-level runs, newest first, with cost and tokens", ALL_ROLES,
+                 runs.RUNS_SCHEMA, runs.runs_handler(store), runs.RUNS_PARAMS, tags=("runs",), description=scoped),
+        Endpoint("GET", "/api/v1/runs/{run_id}", "run", "A run's cost tree: steps, tool calls, nested runs, LLM "
+                 "calls", ALL_ROLES, runs.RUN_SCHEMA, runs.run_handler(store), (runs.RUN_PARAM,), tags=("runs",),
+                 description="Another team's run is 404, like an unknown one."),
+        Endpoint("GET", "/api/v1/outcomes", "outcomes", "Cost per outcome by outcome type, optionally grouped",
+                 ALL_ROLES, runs.OUTCOMES_SCHEMA, runs.outcomes_handler(store), runs.OUTCOMES_PARAMS,
+                 tags=("runs",), description=scoped),
+        Endpoint("GET", "/api/v1/slos", "slos", "Economic SLOs: current value, target and breach state", ALL_ROLES,
+                 slos.SLOS_SCHEMA, slos.slos_handler(application), tags=("runs",),
+                 description="Developers and viewers see only SLOs whose scope names one of their teams or "
+                 "projects."),
+        Endpoint("GET", "/api/v1/bundle", "bundle", "The active bundle: revision, counts and names", ALL_ROLES,
+                 bundle.BUNDLE_SCHEMA, bundle.bundle_handler(application), tags=("meta",),
+                 description="Budgets and SLOs are listed as far as the caller sees them on /budgets and /slos."),
     )
 
 
@@ -80,24 +141,18 @@ def _principal(store: Store, request: Request) -> Principal:
 
 
 def _serve(endpoint: Endpoint, store: Store) -> Any:
-    handler = endpoint.handler
-
     async def serve(request: Request) -> Response:
         try:
             principal = await run_in_threadpool(_principal, store, request)
-            if principal.role not in endpoint.roles:
-                raise ApiError(403, "forbidden_role", f"role {principal.role!r} may not call {endpoint.method} "
-                               f"{endpoint.path} (allowed: {', '.join(endpoint.roles)})", "authorization")
-            params = parse_params(endpoint, request.query_params, request.path_params)
             body: Any = None
-            if endpoint.body is not None:
+            if endpoint.body is not None and principal.role in endpoint.roles:
                 try:
                     body = orjson.loads(await request.body() or b"null")
                 except orjson.JSONDecodeError as exc:
                     raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}", "(body)") from None
-            assert handler is not None
-            result = await handler(Call(principal, params, body))
-            return JSONResponse(result, status_code=endpoint.status)
+            result = await invoke(endpoint, principal, request.query_params, request.path_params, body)
+            status = result.status if isinstance(result, WithStatus) else endpoint.status
+            return JSONResponse(result, status_code=status)
         except ApiError as exc:
             return error_response(exc)
         except ValueError as exc:
@@ -106,8 +161,8 @@ def _serve(endpoint: Endpoint, store: Store) -> Any:
     return serve
 
 
-def api_routes(application: Application) -> list[BaseRoute]:
-    table = endpoints(application)
+def api_routes(application: Application, table: Sequence[Endpoint]) -> list[BaseRoute]:
+    """The routes serving `table` (built by `endpoints`) and its OpenAPI document."""
     try:
         release = version("costplane")
     except PackageNotFoundError:

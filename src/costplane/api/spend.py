@@ -1,8 +1,10 @@
 """`GET /api/v1/spend`: sums of cost by any dimensions and time buckets, scoped to the caller.
 
-A developer or viewer only ever sees events of their teams: the query is grouped by team as
-well, rows of other teams are dropped, and the rows are summed back to what was asked for.
-Asking for another team explicitly (`?team=`) is refused with 403 naming `team`.
+A developer or viewer only ever sees events they may read (`Principal.may_read`: their team or
+their project): the query is grouped by team and project as well, rows they may not read are
+dropped, and the rows are summed back to what was asked for. Asking explicitly for another
+team (`?team=`) is refused with 403 naming `team` when the caller has no project scope that
+could make some of its events readable.
 """
 
 from __future__ import annotations
@@ -60,16 +62,17 @@ def _merge(rows: Sequence[SpendRow], names: Sequence[str]) -> list[SpendRow]:
 
 def scoped_spend(store: Store, principal: Principal, *, group_by: Sequence[str], where: dict[str, str],
                  since: datetime | None, until: datetime | None, bucket: str | None) -> list[SpendRow]:
-    """`store.spend` restricted to the teams the caller may read (blocking)."""
-    teams = principal.teams
-    if teams is None:
+    """`store.spend` restricted to what the caller may read (blocking)."""
+    scope = principal.scope
+    if scope is None:
         return store.spend(group_by=group_by, where=where, since=since, until=until, bucket=bucket)
-    if "team" in where and where["team"] not in teams:
-        raise ApiError(403, "forbidden_scope", f"team: you may read the spend of {', '.join(teams)} only, "
+    if "team" in where and where["team"] not in scope.teams and not scope.projects:
+        raise ApiError(403, "forbidden_scope", f"team: you may read the spend of {', '.join(scope.teams)} only, "
                        f"not {where['team']!r}", "team")
-    inner = list(dict.fromkeys([*group_by, "team"]))
+    inner = list(dict.fromkeys([*group_by, "team", "project"]))
     rows = store.spend(group_by=inner, where=where, since=since, until=until, bucket=bucket)
-    return _merge([r for r in rows if r.group.get("team") in teams], list(group_by))
+    return _merge([r for r in rows if principal.may_read(r.group.get("team"), r.group.get("project"))],
+                  list(group_by))
 
 
 def _row(row: SpendRow) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from costplane.api.errors import ApiError
 from costplane.api.principal import Principal
 
-__all__ = ["Call", "Endpoint", "Handler", "Param", "parse_params"]
+__all__ = ["Call", "Endpoint", "Handler", "Param", "WithStatus", "invoke", "parse_params"]
 
 Json = dict[str, Any]
 
@@ -52,6 +52,15 @@ class Call:
     principal: Principal
     params: Mapping[str, Any]
     body: Any = None
+
+
+class WithStatus(dict[str, Any]):
+    """A handler's result served with another success status than the endpoint's (e.g. 202 for a
+    launch that waits for approval); still a plain dict for callers such as the dashboard."""
+
+    def __init__(self, status: int, body: Json) -> None:
+        super().__init__(body)
+        self.status = status
 
 
 Handler = Callable[[Call], Awaitable[Json]]
@@ -123,3 +132,16 @@ def parse_params(endpoint: Endpoint, query: Mapping[str, str], path: Mapping[str
             continue
         out[param.name] = _parse_one(param, raw)
     return out
+
+
+async def invoke(endpoint: Endpoint, principal: Principal, query: Mapping[str, str], path: Mapping[str, str],
+                 body: Any = None) -> Json:
+    """Check the caller's role, parse the parameters and run the handler: the one way an endpoint is called,
+    whether by the HTTP API or by the dashboard."""
+    if principal.role not in endpoint.roles:
+        raise ApiError(403, "forbidden_role", f"role {principal.role!r} may not call {endpoint.method} "
+                       f"{endpoint.path} (allowed: {', '.join(endpoint.roles)})", "authorization")
+    if endpoint.handler is None:
+        raise ApiError(404, "not_callable", f"{endpoint.operation_id} is served specially")
+    params = parse_params(endpoint, query, path)
+    return await endpoint.handler(Call(principal, params, body))

@@ -17,6 +17,7 @@ from costplane.cli import (  # issue 5: alerts, export; issue 6: assess, recomme
     policy,
     prices,
     recommend,
+    rollups,
     runs,
     serve,
     simulate,
@@ -48,6 +49,7 @@ simulate.register(app)
 assess.register(app)  # costplane assess (cli/assess.py)
 recommend.register(app)  # costplane recommend (cli/recommend.py)
 forecast.register(app)  # costplane forecast, anomalies (cli/forecast.py)
+app.add_typer(rollups.app, name="rollups")  # costplane rollups rebuild (cli/rollups.py)
 
 
 def main() -> None:

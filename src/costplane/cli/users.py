@@ -35,6 +35,7 @@ def create(
     name: str = typer.Argument(..., help="the user's login name"),
     role: str = typer.Option(..., help="admin | finance | developer | viewer"),
     team: list[str] = typer.Option([], "--team", help="a team a developer/viewer is scoped to (repeatable)"),
+    projects: str = typer.Option("", "--projects", help="projects a developer/viewer is also scoped to: p1,p2"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin"),
     no_password: bool = typer.Option(False, "--no-password", help="token-only user (no dashboard login)"),
     config: Path | None = CONFIG_OPTION,
@@ -49,12 +50,14 @@ def create(
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     store = _store(config)
     try:
-        user = new_user(store, name, role, team, password)
+        user = new_user(store, name, role, team, password, projects.split(","))
     except CredentialError as exc:
         fail(f"--{exc.field}: {exc}" if exc.field in ("role", "team", "teams") else f"{exc.field}: {exc}")
     finally:
         store.close()
     scope = ", ".join(user.teams) if user.teams else "every team"
+    if user.projects:
+        scope += f"; projects {', '.join(user.projects)}"
     console.print(f"user [bold]{user.name}[/bold] ({user.role}, {scope}) created: {user.id}")
 
 
@@ -66,9 +69,10 @@ def list_users(config: Path | None = CONFIG_OPTION) -> None:
         users = store.list_users()
     finally:
         store.close()
-    table = Table("name", "role", "teams", "created", "disabled", "id")
+    table = Table("name", "role", "teams", "projects", "created", "disabled", "id")
     for user in users:
-        table.add_row(user.name, user.role, ", ".join(user.teams) or "(all)",
+        table.add_row(user.name, user.role, ", ".join(user.teams) or ("-" if user.projects else "(all)"),
+                      ", ".join(user.projects) or "-",
                       user.created_at.strftime("%Y-%m-%d %H:%M UTC"),
                       user.disabled_at.strftime("%Y-%m-%d %H:%M UTC") if user.disabled_at else "-", user.id)
     console.print(table)

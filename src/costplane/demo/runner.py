@@ -141,7 +141,11 @@ def _report(console: Console, world: DemoWorld, result: DemoResult) -> None:
     console.print("\n[bold]Example denials, verbatim as the clients received them[/bold]")
     for (persona, code), message in sorted(result.examples.items(), key=lambda item: item[0][::-1]):
         console.print(f"  [red]{code}[/red] ({persona}): {escape(message)}", highlight=False, soft_wrap=True)
-    console.print(f"\nledger (SQLite)   {world.db_path}", highlight=False, soft_wrap=True)
+    console.print(f"\ndashboard         {world.dashboard_url}  (while serving: --keep-serving)", highlight=False,
+                  soft_wrap=True)
+    logins = ", ".join(f"{name} / {password}" for name, password in world.logins.items())
+    console.print(f"dashboard logins  {logins}", highlight=False, soft_wrap=True)
+    console.print(f"ledger (SQLite)   {world.db_path}", highlight=False, soft_wrap=True)
     console.print(f"configuration     {world.config_path}", highlight=False, soft_wrap=True)
     console.print("\nKeep exploring:", highlight=False)
     console.print("  costplane simulate-upstream --port 9001 &", highlight=False)
@@ -153,6 +157,9 @@ def _report(console: Console, world: DemoWorld, result: DemoResult) -> None:
 def _serve_until_interrupted(console: Console, world: DemoWorld) -> None:
     console.print(f"\n[bold]Still serving[/bold] — gateway {world.gateway_url}  "
                   f"simulator {world.simulator_url}", highlight=False)
+    console.print(f"  dashboard {world.dashboard_url} — log in as "
+                  + ", ".join(f"{name} / {password}" for name, password in world.logins.items()),
+                  highlight=False, soft_wrap=True)
     console.print(f"  a key for you (team ml, tier production; shown once): {world.keys['explorer']}",
                   highlight=False, soft_wrap=True)
     console.print(f"  curl {world.gateway_url}/v1/chat/completions -H 'authorization: Bearer "

@@ -7,6 +7,7 @@ servers run under uvicorn in background threads, each with a bounded stop.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,11 +17,12 @@ from typing import Any
 import yaml
 
 import costplane
+from costplane.api.credentials import new_user
 from costplane.app import Application
 from costplane.config import parse_config
 from costplane.demo.alerts import AlertLog
-from costplane.gateway.app import create_gateway
 from costplane.gateway.keys import create_key
+from costplane.server import create_server
 from costplane.serving import BackgroundServer
 from costplane.simulator import SimulatorConfig, create_app
 
@@ -34,6 +36,13 @@ KEYS: Mapping[str, Mapping[str, str]] = {
     "research-agent": {"team": "ml", "tier": "experiment", "agent": "research-agent", "owner": "ml-research"},
     "growth-campaigns": {"team": "growth", "tier": "production", "owner": "growth-marketing"},
     "explorer": {"team": "ml", "tier": "production", "owner": "you"},
+}
+
+#: dashboard logins of the demo: user -> (role, teams); passwords are generated and shown once
+LOGINS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "finance": ("finance", ()),
+    "ml-dev": ("developer", ("ml",)),
+    "support-dev": ("developer", ("support",)),
 }
 
 #: Where the written costplane.yaml expects a hand-started simulator (`costplane simulate-upstream`).
@@ -99,6 +108,11 @@ class DemoWorld:
     gateway_url: str
     keys: Mapping[str, str]  # persona -> secret (shown once)
     alerts: AlertLog
+    logins: Mapping[str, str]  # dashboard user -> password (shown once)
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"{self.gateway_url}/ui/"
 
 
 @contextlib.contextmanager
@@ -119,10 +133,14 @@ def open_world(directory: Path, bundle: Path, *, latency_ms: float, seed: int) -
         application.core.notifier = alerts  # shown in the summary rather than logged under the live view
         keys = {persona: create_key(application.store, f"demo-{persona}", attributes)[0]
                 for persona, attributes in KEYS.items()}
-        gateway = BackgroundServer(create_gateway(application))
+        logins = {name: secrets.token_urlsafe(9) for name in LOGINS}
+        for name, (role, teams) in LOGINS.items():
+            new_user(application.store, name, role, teams, password=logins[name])
+        # the whole server: gateway, /api/v1, the dashboard, environments, runs, alerts and metrics
+        gateway = BackgroundServer(create_server(application))
         gateway.start()
         yield DemoWorld(directory, bundle, config_path, db_path, application, simulator.url, gateway.url,
-                        keys, alerts)
+                        keys, alerts, logins)
     finally:
         if gateway is not None:
             gateway.stop(timeout_s=5.0)

@@ -23,6 +23,7 @@ from costplane.ledger.codec import column_list
 from costplane.ledger.envqueries import EnvQueries
 from costplane.ledger.migrations import LATEST, MIGRATIONS, VERSION_TABLE, statements
 from costplane.ledger.queries import INSERT_DECISION, INSERT_EVENT, Row, SqlQueries, Tx, insert_sql
+from costplane.ledger.replayqueries import ReplayQueries
 from costplane.ledger.runqueries import RunQueries
 from costplane.ledger.store import StoreError
 from costplane.ledger.types import (
@@ -92,7 +93,8 @@ def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
 
 # RunQueries: runs (v5); EnvQueries: environments (v4); AlertQueries: alert marks (v6) and the
 # visibility queries of issue 5
-class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries):
+# ReplayQueries: keyset pages of decisions/events for policy replay (issue 6)
+class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, ReplayQueries):
     """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
     in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""
 

@@ -20,7 +20,8 @@ BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
 from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
-from costplane.ledger import pg_functions, schema_alerts, schema_environments, schema_runs, schema_users
+from costplane.ledger import pg_functions, rollups, schema_alerts, schema_environments, schema_runs, schema_users
+from costplane.ledger.optimizequeries import OPTIMIZE_INDEXES
 
 __all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
 
@@ -158,10 +159,18 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (4, schema_environments.V4)), key=lambda
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (6, schema_alerts.V6)), key=lambda step: step[0]))
 # v7: local users and API tokens (issue 5; see schema_users).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (7, schema_users.V7)), key=lambda step: step[0]))
+# v9: users.projects, project scoping of the API (issue 5; see schema_users).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (9, schema_users.V9)), key=lambda step: step[0]))
+# v8: spend rollups kept by triggers (issue 5; see rollups); every statement is dialect-specific.
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (8, ())), key=lambda step: step[0]))
+# v10: indexes of the waste detectors' grouped queries (issue 6; see optimizequeries); dialect-specific.
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (10, ())), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps
 _DIALECT_STEPS: dict[int, dict[str, tuple[str, ...]]] = {3: {"postgres": pg_functions.DDL}}
+_DIALECT_STEPS[8] = rollups.V8_DIALECT  # v8: rollup tables, backfill, triggers
+_DIALECT_STEPS[10] = OPTIMIZE_INDEXES  # v10: the detectors' covering and partial indexes
 
 
 def statements(dialect: str, version: int) -> list[str]:

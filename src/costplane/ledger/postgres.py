@@ -41,6 +41,7 @@ from psycopg import errors as pgerrors
 
 from costplane.ledger import codec, pg_functions
 from costplane.ledger.base import Row, SqlStore, Sums, Tx, _state
+from costplane.ledger.optimizequeries import OptimizeQueries
 from costplane.ledger.store import StoreError, StoreUnavailable
 from costplane.ledger.types import (
     BudgetClaim,
@@ -120,7 +121,7 @@ class _PgTx(Tx):
         return list(self._cur.fetchall())
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste detectors' reads
     """`Store` on a PostgreSQL database shared by any number of processes."""
 
     dialect = "postgres"

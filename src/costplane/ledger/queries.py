@@ -8,15 +8,18 @@ validated against `codec.QUERY_COLUMNS`; every value is bound.
 
 from __future__ import annotations
 
+import functools
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from costplane.ledger import codec
+from costplane.ledger import codec, rollups
 from costplane.ledger.codec import column_list
-from costplane.ledger.store import CachedResponse, SpendRow
+from costplane.ledger.store import CachedResponse, SpendRow, StoreError
 from costplane.ledger.types import CostEvent, DecisionRecord, KeyRecord, ReservationStatus
+from costplane.ledger.usertypes import Scope
 
 __all__ = ["INSERT_DECISION", "INSERT_EVENT", "Row", "SqlQueries", "Tx", "insert_sql"]
 
@@ -59,6 +62,7 @@ _SELECT_EVENT = f"SELECT {column_list(codec.EVENT_COLUMNS)} FROM cost_events"
 _SELECT_DECISION = f"SELECT {column_list(codec.DECISION_COLUMNS)} FROM decisions"
 _SELECT_KEY = f"SELECT {column_list(codec.KEY_COLUMNS)} FROM virtual_keys"
 _BUCKET_US = {"hour": 3_600_000_000, "day": 86_400_000_000}
+_POLICY_DENIAL = re.compile(r"denied by policy '([^']+)'")  # core.decision's message for a policy deny
 
 
 class SqlQueries(ABC):
@@ -66,6 +70,9 @@ class SqlQueries(ABC):
 
     url: str
     dialect: str
+    #: answer `spend` from the rollup tables when they can (schema v8); False forces the raw scan
+    use_rollups: bool = True
+    _has_rollups: bool = False  # memo: the rollup tables exist (they are never dropped)
 
     @abstractmethod
     def _write(self, body: Callable[[Tx], T]) -> T:
@@ -115,6 +122,30 @@ class SqlQueries(ABC):
         rows = self._read(lambda tx: tx.all(sql, (*params, int(limit))))
         return [codec.row_to_event(r) for r in rows]
 
+    def denial_counts(self, *, since: datetime, until: datetime,
+                      scope: Scope | None = None) -> dict[tuple[str, str], int]:
+        """Denials in [since, until) counted by what denied: ('budget', name), ('policy', name) or
+        ('guard', code) — loop detection, unknown price, SLO throttle, …. One grouped query
+        (index decisions_effect_ts); `scope` keeps the decisions it allows (team or project)."""
+        pg = self.dialect == "postgres"
+        code, budget, project = (("(result ->> 'code')", "(result ->> 'budget')", "(context ->> 'project')") if pg
+                                 else ("json_extract(result, '$.code')", "json_extract(result, '$.budget')",
+                                       "json_extract(context, '$.project')"))  # fmt: skip
+        conditions = ["effect = ?", "ts >= ?", "ts < ?"]
+        params: list[Any] = ["deny", codec.to_us(since), codec.to_us(until)]
+        if scope is not None:
+            sql, values = scope.sql("team", project)
+            conditions.append(sql)
+            params += values
+        sql = (f"SELECT {code}, {budget}, MIN(reason), COUNT(*) FROM decisions{_where(conditions)}"
+               f" GROUP BY {code}, {budget}, CAST(policies AS TEXT)")  # fmt: skip
+        out: dict[tuple[str, str], int] = {}
+        for c, b, reason, n in self._read(lambda tx: tx.all(sql, params)):
+            named = _POLICY_DENIAL.search(str(reason or ""))
+            key = ("budget", str(b)) if b else ("policy", named.group(1)) if named else ("guard", str(c or "denied"))
+            out[key] = out.get(key, 0) + int(n)
+        return out
+
     def count_events(self) -> int:
         return self._count("SELECT COUNT(*) FROM cost_events")
 
@@ -129,12 +160,21 @@ class SqlQueries(ABC):
     ) -> list[SpendRow]:
         names = list(dict.fromkeys(group_by))
         columns = [_column(name) for name in names]
-        conditions, params = self._filters(since=since, until=until)
-        for name, value in (where or {}).items():
-            conditions.append(f"{_column(name)} = ?")
-            params.append(value)
+        filters = dict(where or {})
+        for name in filters:
+            _column(name)
         if bucket is not None and bucket not in _BUCKET_US:
             raise ValueError(f"unknown time bucket {bucket!r}: use 'hour' or 'day'")
+        if self._rollups_usable() and rollups.routable(names, filters):
+            since_us = None if since is None else codec.to_us(since)
+            until_us = None if until is None else codec.to_us(until)
+            sql, params = rollups.union_sql(rollups.plan(since_us, until_us, bucket), names, filters, bucket)
+            nullable = [name in rollups.NULLABLE for name in names]
+            return self._spend_rows(sql, params, names, nullable, no_jit=self.dialect == "postgres")
+        conditions, params = self._filters(since=since, until=until)
+        for name, value in filters.items():
+            conditions.append(f"{_column(name)} = ?")
+            params.append(value)
         bucket_expr = f"(ts / {_BUCKET_US[bucket]}) * {_BUCKET_US[bucket]}" if bucket else "NULL"
         keys = [*columns, bucket_expr]
         sql = (
@@ -144,11 +184,50 @@ class SqlQueries(ABC):
         )
         if columns or bucket:
             sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(keys) - (0 if bucket else 1)))
-        rows = self._read(lambda tx: tx.all(sql, params))
+        return self._spend_rows(sql, params, names, [False] * len(names))
+
+    def spend_windows(self, windows: Sequence[tuple[datetime, datetime]], *, group_by: Sequence[str] = (),
+                      where: Mapping[str, str] | None = None) -> list[list[SpendRow]]:
+        """`spend(group_by, since, until, where)` of every [since, until) window, in one statement
+        per 50 windows (a dashboard series in one round trip); rows of window i at index i."""
+        names = list(dict.fromkeys(group_by))
+        filters = dict(where or {})
+        for name in [*names, *filters]:
+            _column(name)
+        routed = self._rollups_usable() and rollups.routable(names, filters)
+        nullable = [name in rollups.NULLABLE for name in names]
+        out: list[list[SpendRow]] = [[] for _ in windows]
+        for first in range(0, len(windows), 50):  # SQLite caps a compound SELECT at 500 terms
+            parts: list[rollups.Part] = []
+            labels: list[int] = []
+            for index in range(first, min(first + 50, len(windows))):
+                lo, hi = (codec.to_us(t) for t in windows[index])
+                pieces = rollups.plan(lo, hi, None) if routed else [rollups.Part("raw", lo, hi)]
+                parts += pieces
+                labels += [index] * len(pieces)
+            sql, params = rollups.union_sql(parts, names, filters, None, labels)
+            for r in self._read(functools.partial(_all, sql=sql, params=params, no_jit=self.dialect == "postgres")):
+                out[int(r[0])] += self._to_rows([r[1:]], names, nullable)
+        for rows_of in out:
+            rows_of.sort(key=lambda s: (-s.cost_nano, tuple((v is None, v or "") for v in s.group.values())))
+        return out
+
+    def _spend_rows(self, sql: str, params: Sequence[Any], names: Sequence[str],
+                    nullable: Sequence[bool], *, no_jit: bool = False) -> list[SpendRow]:
+        """Run a spend query (keys, bucket, cost, saved, events, input, output) into sorted rows;
+        `nullable[i]`: key i reads a rollup, where '' stands for NULL."""
+        read = functools.partial(_all, sql=sql, params=params, no_jit=no_jit)
+        rows = self._to_rows(self._read(read), names, nullable)
+        rows.sort(key=lambda s: (s.bucket or codec.from_us(0), -s.cost_nano,
+                                 tuple((v is None, v or "") for v in s.group.values())))  # fmt: skip
+        return rows
+
+    @staticmethod
+    def _to_rows(rows: Sequence[Row], names: Sequence[str], nullable: Sequence[bool]) -> list[SpendRow]:
         n = len(names)
         out = [
             SpendRow(
-                group={name: r[i] for i, name in enumerate(names)},
+                group={name: (None if nullable[i] and r[i] == "" else r[i]) for i, name in enumerate(names)},
                 bucket=None if r[n] is None else codec.from_us(r[n]),
                 cost_nano=int(r[n + 1] or 0),
                 saved_nano=int(r[n + 2] or 0),
@@ -157,11 +236,33 @@ class SqlQueries(ABC):
                 output_tokens=int(r[n + 5] or 0),
             )
             for r in rows
-            if int(r[n + 3])  # an ungrouped SUM over no rows still yields one row
+            if int(r[n + 3] or 0)  # an ungrouped SUM over no rows still yields one row
         ]
-        out.sort(key=lambda s: (s.bucket or codec.from_us(0), -s.cost_nano,
-                                tuple((v is None, v or "") for v in s.group.values())))  # fmt: skip
         return out
+
+    def rebuild_rollups(self) -> Mapping[str, int]:
+        """Recompute `spend_hourly`/`spend_daily` from `cost_events` in one transaction (repair,
+        or after a bulk load with the triggers dropped); returns the row counts."""
+        if not self._rollups_usable(force=True):
+            raise StoreError("the spend rollups need schema version 8: run migrate() first")
+
+        def body(tx: Tx) -> dict[str, int]:
+            for statement in rollups.rebuild_statements(self.dialect):
+                tx.exec(statement)
+            out: dict[str, int] = {}
+            for table in ("spend_hourly", "spend_daily"):
+                row = tx.one(f"SELECT COUNT(*) FROM {table}")
+                out[table] = int(row[0]) if row else 0
+            return out
+
+        return self._write(body)
+
+    def _rollups_usable(self, *, force: bool = False) -> bool:
+        if not (self.use_rollups or force):
+            return False
+        if not self._has_rollups:
+            self._has_rollups = self._read(lambda tx: self._table_exists(tx, "spend_daily"))
+        return self._has_rollups
 
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
         return self._count(
@@ -254,6 +355,13 @@ def _column(name: str) -> str:
     except KeyError:
         allowed = ", ".join(codec.QUERY_COLUMNS)
         raise ValueError(f"unknown dimension {name!r} for a spend query; use one of: {allowed}") from None
+
+
+def _all(tx: Tx, *, sql: str, params: Sequence[Any], no_jit: bool = False) -> list[Row]:
+    if no_jit:  # rollup reads are small: PostgreSQL would JIT-compile a many-part UNION for seconds,
+        # and start parallel workers that cost more than they save (measured: bench_visibility.py)
+        tx.exec("SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)")
+    return tx.all(sql, params)
 
 
 def _where(conditions: list[str]) -> str:

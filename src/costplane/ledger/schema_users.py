@@ -7,12 +7,15 @@
   (the secret is shown once), with a recognisable prefix, the owning user, and
   created/expires/revoked times.
 
+Schema version 9: `users.projects` — the projects a developer/viewer is scoped to (JSON array,
+`[]` for users created before v9), in addition to their teams.
+
 Same conventions as every version: times are BIGINT µs (UTC), JSON is TEXT/JSONB.
 """
 
 from __future__ import annotations
 
-__all__ = ["V7"]
+__all__ = ["V7", "V9"]
 
 V7: tuple[str, ...] = (
     """CREATE TABLE users (
@@ -36,3 +39,6 @@ V7: tuple[str, ...] = (
 )""",
     "CREATE INDEX api_tokens_user ON api_tokens (user_id)",
 )
+
+# a NOT NULL column added to existing rows needs a default on both dialects
+V9: tuple[str, ...] = ("ALTER TABLE users ADD COLUMN projects {json} NOT NULL DEFAULT '[]'",)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from costplane.ledger.base import Row, SqlStore, Tx
+from costplane.ledger.optimizequeries import OptimizeQueries
 from costplane.ledger.store import StoreError, StoreUnavailable
 
 __all__ = ["SqliteStore"]
@@ -58,7 +59,7 @@ class _SqliteTx(Tx):
         return row
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste detectors' reads
     """`Store` on one SQLite database file (WAL)."""
 
     dialect = "sqlite"

@@ -24,7 +24,7 @@ from costplane.ledger.types import (
     Reservation,
     ReserveResult,
 )
-from costplane.ledger.usertypes import ApiTokenRecord, DecisionQuery, UserRecord
+from costplane.ledger.usertypes import ApiTokenRecord, DecisionQuery, EnvironmentQuery, Scope, UserRecord
 
 __all__ = ["CachedResponse", "SpendRow", "Store", "StoreError", "StoreUnavailable"]
 
@@ -130,6 +130,20 @@ class Store(Protocol):
         """Sum of cost by the given dimensions (context dimensions, 'model', 'provider',
         'kind', 'status', 'key'); `where` filters on the same names."""
 
+    def denial_counts(self, *, since: datetime, until: datetime,
+                      scope: Scope | None = None) -> dict[tuple[str, str], int]:
+        """Denials in [since, until) by ('budget' | 'policy' | 'guard', name), within `scope`."""
+
+    def spend_windows(self, windows: Sequence[tuple[datetime, datetime]], *, group_by: Sequence[str] = (),
+                      where: Mapping[str, str] | None = None) -> list[list[SpendRow]]:
+        """`spend(group_by=…, where=…, since=w[0], until=w[1])` for every window, in one round trip;
+        the rows of window i at index i."""
+
+    def rebuild_rollups(self) -> Mapping[str, int]:
+        """Recompute the spend rollups (schema v8) from the cost events in one transaction;
+        returns the row count of each rollup table. `spend` reads the rollups when every
+        name it is asked for is rolled up, with results equal to a scan of the events."""
+
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
         """How many events of this run carried this request hash since `since` (loop detection)."""
 
@@ -212,6 +226,21 @@ class Store(Protocol):
                     after: tuple[datetime, str] | None = None, limit: int = 1000) -> list[CostEvent]:
         """Events with since <= ts < until, oldest first (ts, id), strictly after the (ts, id) `after`."""
 
+    # -- policy replay: keyset pages (ledger/replayqueries.py) ------------------------------------
+    def replay_decisions(self, hooks: Sequence[str], *, since: datetime | None = None,
+                         until: datetime | None = None, after: tuple[datetime, str] | None = None,
+                         limit: int = 5000) -> list[DecisionRecord]:
+        """Decisions of `hooks` with since <= ts < until, oldest first by (ts, id), strictly after `after`
+        (without reason, policies and budgets)."""
+
+    def replay_events(self, *, since: datetime | None = None, until: datetime | None = None,
+                      after: tuple[datetime, str] | None = None, limit: int = 5000) -> list[CostEvent]:
+        """Events that carry a decision id, since <= ts < until, oldest first by (ts, id), strictly after
+        `after`; without their context (replay takes it from the decision)."""
+
+    def environment_costs(self, decision_ids: Sequence[str]) -> dict[str, int]:
+        """decision id -> sum of the `environment` cost events recorded under it."""
+
     # -- users, API tokens, filtered decisions log (schema v7; ledger/userqueries.py) -------------
     def create_user(self, user: UserRecord) -> None: ...
 
@@ -232,7 +261,49 @@ class Store(Protocol):
     def revoke_api_token(self, token_id: str, now: datetime) -> bool: ...
 
     def query_decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
-        """Decisions matching every set filter (effect, policy, key, time, teams), newest first."""
+        """Decisions matching every set filter (effect, policy, key, time, teams, scope, page), newest first."""
+
+    def query_environments(self, query: EnvironmentQuery) -> list[EnvironmentRecord]:
+        """Environments matching every set filter (states, team, blueprint, scope), newest first."""
+
+    # -- the waste detectors' grouped reads (schema v10; ledger/optimizequeries.py) -------------------
+    # Times are µs since the epoch; rows are plain tuples, documented on each method there.
+    def optimize_model_groups(self, since_us: int, until_us: int, max_input: int,
+                              max_output: int) -> list[tuple[Any, ...]]: ...
+
+    def optimize_model_rows(self, since_us: int, until_us: int, agent: str | None, provider: str, model: str,
+                            tier: str | None, team: str | None, *, max_input: int | None = None,
+                            max_output: int | None = None) -> list[tuple[Any, ...]]: ...
+
+    def optimize_model_costs(self, since_us: int, until_us: int, agent: str | None, provider: str, model: str,
+                             tier: str | None, team: str | None, femto: Sequence[int], *,
+                             max_input: int | None = None, max_output: int | None = None,
+                             by_experiment: bool = False) -> list[tuple[Any, ...]]: ...
+
+    def optimize_agents(self, since_us: int, until_us: int) -> list[str]: ...
+
+    def optimize_run_summary(self, since_us: int, until_us: int, agent: str) -> tuple[Any, ...]: ...
+
+    def optimize_run_keys(self, since_us: int, until_us: int, agent: str) -> int: ...
+
+    def optimize_loop_summary(self, since_us: int, until_us: int, agent: str) -> tuple[Any, ...]: ...
+
+    def optimize_run_steps(self, since_us: int, until_us: int, agent: str) -> list[tuple[Any, ...]]: ...
+
+    def optimize_run_calls(self, since_us: int, until_us: int, agent: str) -> list[tuple[Any, ...]]: ...
+
+    def optimize_agent_days(self, since_us: int, until_us: int, agent: str) -> list[tuple[Any, ...]]: ...
+
+    def optimize_cacheable(self, since_us: int, until_us: int) -> list[tuple[Any, ...]]: ...
+
+    def optimize_cache_legacy(self, since_us: int, until_us: int) -> list[tuple[Any, ...]]: ...
+
+    def optimize_decision_events(self, since_us: int, until_us: int,
+                                 decision_ids: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def optimize_embeddings(self, since_us: int, until_us: int) -> list[tuple[Any, ...]]: ...
+
+    def optimize_outcomes(self, since_us: int, until_us: int) -> list[tuple[Any, ...]]: ...
 
     # -- introspection -----------------------------------------------------------------------
     def schema_version(self) -> int: ...

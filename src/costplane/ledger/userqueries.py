@@ -1,8 +1,9 @@
-"""Store methods of users, API tokens (schema v7) and the filtered decisions log of the API.
+"""Store methods of users, API tokens (schema v7, projects v9) and the API's scoped reads: the
+filtered, paged decisions log and the environment listing.
 
 Mixed into `SqlStore`; same rules as every query module: `?` placeholders, no `%`, values
-always bound, one transaction per method. The only dialect difference is how a decision's
-JSON array of matched policies is searched.
+always bound, one transaction per method. The dialect differences are how a decision's JSON
+array of matched policies is searched and how a field of a JSON context is read.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from typing import Any, TypeVar
 
 from costplane.ledger import codec
 from costplane.ledger.codec import column_list
+from costplane.ledger.envqueries import ENV_COLUMNS, row_to_env
+from costplane.ledger.envtypes import EnvironmentRecord
 from costplane.ledger.queries import Tx
 from costplane.ledger.types import DecisionRecord
-from costplane.ledger.usertypes import ApiTokenRecord, DecisionQuery, UserRecord
+from costplane.ledger.usertypes import ApiTokenRecord, DecisionQuery, EnvironmentQuery, Scope, UserRecord
 
 __all__ = ["UserQueries"]
 
 T = TypeVar("T")
 
-_USER_COLUMNS = ("id", "name", "role", "teams", "password_hash", "created_at", "disabled_at")
+_USER_COLUMNS = ("id", "name", "role", "teams", "password_hash", "created_at", "disabled_at", "projects")
 _TOKEN_COLUMNS = ("id", "secret_hash", "prefix", "user_id", "name", "created_at", "expires_at", "revoked_at")
 _SELECT_USER = f"SELECT {column_list(_USER_COLUMNS)} FROM users"
 _SELECT_TOKEN = f"SELECT {column_list(_TOKEN_COLUMNS)} FROM api_tokens"
 _SELECT_DECISION = f"SELECT {column_list(codec.DECISION_COLUMNS)} FROM decisions"
+_SELECT_ENV = f"SELECT {column_list(ENV_COLUMNS)} FROM environments"
 
 
 def _opt_us(value: datetime | None) -> int | None:
@@ -40,7 +44,8 @@ def _opt_dt(value: Any) -> datetime | None:
 def _user(row: Sequence[Any]) -> UserRecord:
     teams = codec.load_json(row[3]) or []
     return UserRecord(id=str(row[0]), name=str(row[1]), role=str(row[2]), teams=tuple(str(t) for t in teams),
-                      password_hash=str(row[4]), created_at=codec.from_us(int(row[5])), disabled_at=_opt_dt(row[6]))
+                      password_hash=str(row[4]), created_at=codec.from_us(int(row[5])), disabled_at=_opt_dt(row[6]),
+                      projects=tuple(str(p) for p in codec.load_json(row[7]) or []))
 
 
 def _token(row: Sequence[Any]) -> ApiTokenRecord:
@@ -64,7 +69,7 @@ class UserQueries(ABC):
     def create_user(self, user: UserRecord) -> None:
         sql = f"INSERT INTO users ({column_list(_USER_COLUMNS)}) VALUES ({', '.join('?' * len(_USER_COLUMNS))})"
         row = (user.id, user.name, user.role, codec.dump_json(list(user.teams)), user.password_hash,
-               codec.to_us(user.created_at), _opt_us(user.disabled_at))
+               codec.to_us(user.created_at), _opt_us(user.disabled_at), codec.dump_json(list(user.projects)))
         self._write(lambda tx: tx.exec(sql, row))
 
     def get_user(self, user_id: str) -> UserRecord | None:
@@ -101,6 +106,36 @@ class UserQueries(ABC):
         sql = "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
         return self._write(lambda tx: tx.exec(sql, (codec.to_us(now), token_id))) == 1
 
+    # -- scoped reads ----------------------------------------------------------------------
+    def _json_field(self, column: str, name: str) -> str:
+        """SQL reading the string `name` of a JSON object column (a context's dimension)."""
+        if self.dialect == "postgres":
+            return f"({column} ->> '{name}')"
+        return f"json_extract({column}, '$.{name}')"
+
+    def _scope_condition(self, scope: Scope | None, team_expr: str, project_expr: str,
+                         conditions: list[str], params: list[Any]) -> None:
+        if scope is not None:
+            sql, values = scope.sql(team_expr, project_expr)
+            conditions.append(sql)
+            params += values
+
+    def query_environments(self, query: EnvironmentQuery) -> list[EnvironmentRecord]:
+        """Environments matching every set filter of `query`, newest first."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if query.states:
+            conditions.append(f"state IN ({', '.join('?' * len(query.states))})")
+            params += list(query.states)
+        for column, value in (("team", query.team), ("blueprint", query.blueprint)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        self._scope_condition(query.scope, "team", self._json_field("context", "project"), conditions, params)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"{_SELECT_ENV}{where} ORDER BY created_at DESC, id DESC LIMIT ?"
+        return [row_to_env(r) for r in self._read(lambda tx: tx.all(sql, (*params, int(query.limit))))]
+
     # -- decisions log --------------------------------------------------------------------
     def query_decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         """Decisions matching every set filter of `query`, newest first."""
@@ -128,6 +163,11 @@ class UserQueries(ABC):
         if query.teams is not None:
             conditions.append(f"team IN ({', '.join('?' * len(query.teams))})")
             params += list(query.teams)
+        self._scope_condition(query.scope, "team", self._json_field("context", "project"), conditions, params)
+        if query.before is not None:
+            # keyset paging on the sort key: rows inserted meanwhile never shift later pages
+            conditions.append("(ts < ? OR (ts = ? AND id < ?))")
+            params += [query.before[0], query.before[0], query.before[1]]
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = f"{_SELECT_DECISION}{where} ORDER BY ts DESC, id DESC LIMIT ?"
         rows = self._read(lambda tx: tx.all(sql, (*params, int(query.limit))))

@@ -33,10 +33,10 @@ def build_core(application: Application) -> EnvironmentCore:
                            DriverSet(state_dir(application)), notifier=application.core.notifier)
 
 
-def lifecycle_parts(application: Application) -> tuple[list[BaseRoute], list[tuple[float, Callable[[],
-                                                                                                   Awaitable[object]]]]]:
-    """The /v1/environments routes and the scheduler's (seconds, job) for `create_gateway`."""
-    core = build_core(application)
+def lifecycle_parts(application: Application, core: EnvironmentCore) -> tuple[
+        list[BaseRoute], list[tuple[float, Callable[[], Awaitable[object]]]]]:
+    """The /v1/environments routes and the scheduler's (seconds, job) for `create_gateway`, over `core`
+    (built once by the server with `build_core` and shared with /api/v1)."""
     keys = KeyVerifier(application.store, application.config.gateway.key_cache_seconds)
     scheduler = Scheduler(core, Leadership(application.config.store_url))
     running: list[asyncio.Future[int]] = []

@@ -1,0 +1,139 @@
+"""Read queries of policy replay (issue 6): the decisions log and the cost events in (ts, id) pages,
+and the accrued cost of environments. Mixed into `SqlStore` like the other *queries mixins.
+
+Pages are keyset ranges — `ts >= t AND (ts > t OR id > last_id)` — so each page is an index range
+scan on `ts` (the `decisions_ts` / `cost_events_ts` indexes) whatever the depth, and memory holds
+one page. Rows are decoded leanly for replay: a decision keeps id, time, hook, effect, status,
+context, input and result (not its reason or policy/budget lists); an event keeps what re-pricing
+needs (model, kind, usage, cost, decision id, request hash) and no context of its own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from costplane.attribution.context import DIMENSIONS, Context
+from costplane.ledger import codec
+from costplane.ledger.queries import Row, Tx
+from costplane.ledger.types import CostEvent, DecisionRecord
+from costplane.pricing.types import TokenUsage
+
+__all__ = ["EVENT_FIELDS", "ReplayQueries"]
+
+T = TypeVar("T")
+
+_NO_CONTEXT = Context()  # replay reads the request's context from its decision, not its events
+_DECISION_SELECT = ("SELECT id, ts, hook, effect, bundle_revision, status_code, key_id, context, input, result"
+                    " FROM decisions")
+#: the event columns a replay reads, in the order `_event` decodes them
+EVENT_FIELDS: tuple[str, ...] = (
+    "id", "ts", "provider", "model", "kind", "endpoint", "status", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_nano", "decision_id", "request_hash",
+)  # fmt: skip
+_EVENT_SELECT = f"SELECT {', '.join(EVENT_FIELDS)} FROM cost_events"
+_COST_CHUNK = 500  # decision ids per IN (...) list
+
+
+def _keyset(since: datetime | None, until: datetime | None,
+            after: tuple[datetime, str] | None) -> tuple[list[str], list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    if after is not None and (since is None or after[0] >= since):
+        ts = codec.to_us(after[0])
+        conditions.append("ts >= ? AND (ts > ? OR id > ?)")  # (ts, id) > after, as an index range on ts
+        params += [ts, ts, after[1]]
+    elif since is not None:
+        conditions.append("ts >= ?")
+        params.append(codec.to_us(since))
+    if until is not None:
+        conditions.append("ts < ?")
+        params.append(codec.to_us(until))
+    return conditions, params
+
+
+def _context(value: Any, memo: dict[str, Context]) -> Context:
+    """A decision's context column (as `codec` writes it); text values are memoised within a page,
+    since most decisions share a handful of contexts (a key's attributes plus a few headers)."""
+    if isinstance(value, str):
+        cached = memo.get(value)
+        if cached is None:
+            cached = memo[value] = _decode_context(codec.load_json(value))
+        return cached
+    return _decode_context(codec.load_json(value))
+
+
+def _decode_context(data: Any) -> Context:
+    data = dict(data or {})
+    dims = {name: str(data[name]) for name in DIMENSIONS if data.get(name) is not None}
+    tags = {str(k): str(v) for k, v in dict(data.get("tags") or {}).items()}
+    key_id = data.get("key_id")
+    return Context(**dims, tags=tags, key_id=None if key_id is None else str(key_id))
+
+
+def _decision(row: Sequence[Any], memo: dict[str, Context]) -> DecisionRecord:
+    return DecisionRecord(
+        id=row[0], ts=codec.from_us(row[1]), hook=row[2], effect=row[3], bundle_revision=row[4] or "",
+        status_code=int(row[5]), key_id=row[6],
+        context=_context(row[7], memo),
+        input=codec.load_json(row[8]) or {}, result=codec.load_json(row[9]) or {},
+    )
+
+
+def _event(row: Sequence[Any]) -> CostEvent:
+    return CostEvent(
+        id=row[0], ts=codec.from_us(row[1]), context=_NO_CONTEXT, provider=row[2], model=row[3], kind=row[4],
+        endpoint=row[5], status=row[6],
+        usage=TokenUsage(int(row[7]), int(row[8]), int(row[9]), int(row[10]), int(row[11])),
+        cost_nano=int(row[12]), decision_id=row[13], request_hash=row[14],
+    )
+
+
+def _all_rows(sql: str, params: Sequence[Any]) -> Callable[[Tx], list[Row]]:
+    return lambda tx: tx.all(sql, params)
+
+
+class ReplayQueries(ABC):
+    """Keyset pages of decisions and events, and environments' accrued cost, for policy replay."""
+
+    @abstractmethod
+    def _read(self, body: Callable[[Tx], T]) -> T: ...
+
+    def replay_decisions(self, hooks: Sequence[str], *, since: datetime | None = None,
+                         until: datetime | None = None, after: tuple[datetime, str] | None = None,
+                         limit: int = 5000) -> list[DecisionRecord]:
+        """Decisions of `hooks` with since <= ts < until, oldest first by (ts, id), strictly after `after`."""
+        if not hooks:
+            return []
+        conditions, params = _keyset(since, until, after)
+        conditions.append(f"hook IN ({', '.join('?' for _ in hooks)})")
+        params += list(hooks)
+        sql = f"{_DECISION_SELECT} WHERE {' AND '.join(conditions)} ORDER BY ts, id LIMIT ?"
+        rows = self._read(lambda tx: tx.all(sql, (*params, int(limit))))
+        memo: dict[str, Context] = {}
+        return [_decision(r, memo) for r in rows]
+
+    def replay_events(self, *, since: datetime | None = None, until: datetime | None = None,
+                      after: tuple[datetime, str] | None = None, limit: int = 5000) -> list[CostEvent]:
+        """Events with a decision id, since <= ts < until, oldest first by (ts, id), strictly after `after`
+        (context-free: see the module docstring)."""
+        conditions, params = _keyset(since, until, after)
+        where = " AND ".join(conditions) if conditions else "1 = 1"
+        # the decision filter is applied in Python: in SQL it would stop the ts index serving the order
+        sql = f"{_EVENT_SELECT} WHERE {where} ORDER BY ts, id LIMIT ?"
+        rows = self._read(lambda tx: tx.all(sql, (*params, int(limit))))
+        return [_event(r) for r in rows if r[13] is not None]
+
+    def environment_costs(self, decision_ids: Sequence[str]) -> dict[str, int]:
+        """decision id -> the sum of the `environment` cost events recorded under it (its accruals)."""
+        out: dict[str, int] = {}
+        ids = sorted(set(decision_ids))
+        for start in range(0, len(ids), _COST_CHUNK):
+            chunk = ids[start:start + _COST_CHUNK]
+            sql = (f"SELECT decision_id, CAST(SUM(cost_nano) AS BIGINT) FROM cost_events WHERE kind = 'environment'"
+                   f" AND decision_id IN ({', '.join('?' for _ in chunk)}) GROUP BY decision_id")
+            for row in self._read(_all_rows(sql, chunk)):
+                out[str(row[0])] = int(row[1])
+        return out

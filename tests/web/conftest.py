@@ -1,0 +1,1 @@
+from web_harness import dashboard  # noqa: F401 - fixture
