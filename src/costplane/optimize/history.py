@@ -1,15 +1,19 @@
 """The recorded `llm.request` history the optimizer reads: decisions joined with their cost events.
 
-Read-only: `load_history` only calls `Store.list_decisions` and `Store.list_events`.
+Read-only. `load_history` returns a *lazy* history bound to the store: the waste detectors read it
+through the store's grouped queries (`optimize.detectors.source.StoreSource`) and never load it as
+objects; anything that reads `requests`, `events` or `outcomes` (policy replay) loads the window
+then, with `Store.list_decisions`, `Store.list_events` and `Store.list_outcomes`, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from costplane.ledger.runtypes import OutcomeRecord
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.ledger.windows import WindowError, parse_duration
@@ -86,22 +90,68 @@ class RecordedRequest:
         return any(e.kind == "cache_hit" for e in self.events)
 
 
-@dataclass(frozen=True, slots=True)
 class History:
-    """Requests in time order, plus every cost event of the window (with or without a decision)."""
+    """Requests in time order, plus every cost event of the window (with or without a decision) and
+    the outcomes recorded in it. Built from objects (`build`), or bound to a store (`load_history`)
+    and loaded on first use of `requests`, `events` or `outcomes`."""
 
-    since: datetime
-    until: datetime
-    requests: tuple[RecordedRequest, ...]
-    events: tuple[CostEvent, ...] = field(default=())
+    __slots__ = ("_events", "_outcomes", "_requests", "_source", "since", "store", "until")
+
+    def __init__(self, since: datetime, until: datetime, requests: Iterable[RecordedRequest] = (),
+                 events: Iterable[CostEvent] = (), outcomes: Iterable[OutcomeRecord] = (), *,
+                 store: Store | None = None) -> None:
+        self.since, self.until, self.store = since, until, store
+        self._source: Any = None  # the detectors' view of this history (optimize.detectors.source)
+        self._requests: tuple[RecordedRequest, ...] | None = None
+        self._events: tuple[CostEvent, ...] = ()
+        self._outcomes: tuple[OutcomeRecord, ...] = ()
+        if store is None:
+            self._requests, self._events, self._outcomes = tuple(requests), tuple(events), tuple(outcomes)
 
     @property
     def seconds(self) -> int:
         return max(1, int((self.until - self.since).total_seconds()))
 
+    @property
+    def loaded(self) -> bool:
+        """True when the window is held as objects (built so, or loaded from the store since)."""
+        return self._requests is not None
+
+    @property
+    def requests(self) -> tuple[RecordedRequest, ...]:
+        return self._load()[0]
+
+    @property
+    def events(self) -> tuple[CostEvent, ...]:
+        return self._load()[1]
+
+    @property
+    def outcomes(self) -> tuple[OutcomeRecord, ...]:
+        return self._load()[2]
+
+    @property
+    def source(self) -> Any:
+        """The detectors' view attached by `attach` (None until then)."""
+        return self._source
+
+    def attach(self, source: Any) -> None:
+        """Keep the detectors' view, so the detectors of one run share its queries."""
+        self._source = source
+
+    def _load(self) -> tuple[tuple[RecordedRequest, ...], tuple[CostEvent, ...], tuple[OutcomeRecord, ...]]:
+        if self._requests is None:
+            assert self.store is not None
+            decisions = [d for d in self.store.list_decisions(since=self.since, limit=_ALL) if d.ts < self.until]
+            events = [e for e in self.store.list_events(since=self.since, limit=_ALL) if e.ts < self.until]
+            outcomes = self.store.list_outcomes(since=self.since, until=self.until)
+            built = History.build(self.since, self.until, decisions, events, outcomes)
+            self._requests, self._events, self._outcomes = built.requests, built.events, built.outcomes
+            self._source = None  # from now on the objects are the source
+        return self._requests, self._events, self._outcomes
+
     @classmethod
     def build(cls, since: datetime, until: datetime, decisions: Iterable[DecisionRecord],
-              events: Iterable[CostEvent]) -> History:
+              events: Iterable[CostEvent], outcomes: Iterable[OutcomeRecord] = ()) -> History:
         all_events = sorted(events, key=lambda e: (e.ts, e.id))
         by_decision: dict[str, list[CostEvent]] = {}
         for event in all_events:
@@ -110,11 +160,11 @@ class History:
         requests = [RecordedRequest(d, tuple(by_decision.get(d.id, ())))
                     for d in decisions if d.hook == HOOK]
         requests.sort(key=lambda r: (r.ts, r.decision.id))
-        return cls(since, until, tuple(requests), tuple(all_events))
+        return cls(since, until, tuple(requests), tuple(all_events),
+                   tuple(sorted(outcomes, key=lambda o: (o.ts, o.id))))
 
 
 def load_history(store: Store, since: datetime, until: datetime) -> History:
-    """Every `llm.request` decision and cost event with since <= ts < until."""
-    decisions = [d for d in store.list_decisions(since=since, limit=_ALL) if d.ts < until]
-    events = [e for e in store.list_events(since=since, limit=_ALL) if e.ts < until]
-    return History.build(since, until, decisions, events)
+    """Every `llm.request` decision, cost event and outcome with since <= ts < until — bound to the
+    store and read lazily (see the module docstring)."""
+    return History(since, until, store=store)

@@ -15,50 +15,44 @@ context and request; the outcome is compared with what was recorded:
 
 Requests the candidate would admit but that were denied when recorded are counted as
 `newly_admitted` (their cost is unknown: nothing was spent). Nothing is written: a replay only reads.
+
+Environment launches are re-decided too (`optimize.replay_envs`), merged with the requests in time
+order so both draw on the same simulated budgets. `replay_store` streams the requests from the store
+in (ts, id) pages (`optimize.stream`) and keeps only the `keep_changes` biggest changes, so memory
+stays bounded however long the history; `replay` takes an in-memory `History`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from costplane.config import Config
 from costplane.core.claims import budget_claims
+from costplane.ledger.store import Store
 from costplane.ledger.types import BudgetClaim
 from costplane.money import format_usd
 from costplane.optimize.budgetsim import BudgetSimulation
 from costplane.optimize.cache import CacheSimulation
 from costplane.optimize.history import HOOK, History, RecordedRequest, cache_key, protocol_of
 from costplane.optimize.pricing import price_sheet, reprice, route_target
+from costplane.optimize.replay_envs import LaunchReplayer, LaunchReport, RecordedLaunch, load_launches
+from costplane.optimize.replay_totals import ScopeTotals, table_json, table_lines
+from costplane.optimize.stream import DEFAULT_BATCH, event_lag, iter_requests
 from costplane.policy.bundle import Bundle
 from costplane.policy.engine import PolicyEngine
 from costplane.policy.types import BudgetSpec, PolicyDecision
 from costplane.pricing.catalog import Catalog
+from costplane.pricing.skus import SkuCatalog
 from costplane.pricing.types import PriceSheet
 
-__all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "ScopeTotals", "render_text", "replay", "request_facts"]
+__all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "ScopeTotals", "render_text", "replay", "replay_store",
+           "request_facts"]
 
 CHANGE_KINDS = ("denied", "rerouted", "cached", "budget_refused")
-
-
-@dataclass(slots=True)
-class ScopeTotals:
-    """Changed requests and money saved within one scope (a policy, budget, team or agent)."""
-
-    requests: int = 0
-    saved_nano: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
-
-    def add(self, kind: str, saved_nano: int) -> None:
-        self.requests += 1
-        self.saved_nano += saved_nano
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {"requests": self.requests, "saved_nano": self.saved_nano, "saved_usd": format_usd(self.saved_nano),
-                "kinds": dict(sorted(self.kinds.items()))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +82,36 @@ class ReplayReport:
     recorded_nano: int = 0
     replayed_nano: int = 0
     newly_admitted: int = 0
+    changed: int = 0  # every changed request (`changes` may keep only the biggest)
     changes: list[Change] = field(default_factory=list)
     by_kind: dict[str, ScopeTotals] = field(default_factory=dict)
     by_cause: dict[str, ScopeTotals] = field(default_factory=dict)
     by_team: dict[str, ScopeTotals] = field(default_factory=dict)
     by_agent: dict[str, ScopeTotals] = field(default_factory=dict)
     reroutes: dict[str, ScopeTotals] = field(default_factory=dict)  # "from -> to"
+    launches: LaunchReport = field(default_factory=LaunchReport)
+    keep_changes: int | None = None  # None: every change; else only the N that save most
+    _top: list[tuple[int, int, Change]] = field(default_factory=list, repr=False)
 
     @property
     def saved_nano(self) -> int:
+        """Saved on LLM requests (launches: `launches.saved_nano`, both: `total_saved_nano`)."""
         return self.recorded_nano - self.replayed_nano
 
+    @property
+    def total_saved_nano(self) -> int:
+        return self.saved_nano + self.launches.saved_nano
+
     def record(self, change: Change) -> None:
-        self.changes.append(change)
+        self.changed += 1
+        if self.keep_changes is None:
+            self.changes.append(change)
+        else:  # a bounded min-heap on the saving: memory stays flat however many requests change
+            item = (change.saved_nano, self.changed, change)
+            if len(self._top) < self.keep_changes:
+                heapq.heappush(self._top, item)
+            elif self.keep_changes:
+                heapq.heappushpop(self._top, item)
         saved = change.saved_nano
         for table, key in ((self.by_kind, change.kind), (self.by_cause, change.cause),
                            (self.by_team, change.team or "(none)"), (self.by_agent, change.agent or "(none)")):
@@ -108,23 +119,27 @@ class ReplayReport:
         if change.kind == "rerouted":
             self.reroutes.setdefault(f"{change.recorded_model} -> {change.model}", ScopeTotals()).add("rerouted", saved)
 
-    def to_json(self, *, changes: int = 50) -> dict[str, Any]:
-        def table(data: Mapping[str, ScopeTotals]) -> dict[str, Any]:
-            ordered = sorted(data.items(), key=lambda kv: (-kv[1].saved_nano, kv[0]))
-            return {k: v.to_json() for k, v in ordered}
+    def finish(self) -> None:
+        """Move the kept changes (bounded mode) into `changes`, biggest saving first."""
+        if self.keep_changes is not None:
+            self.changes = [c for _, _, c in sorted(self._top, key=lambda t: (-t[0], t[1]))]
 
+    def to_json(self, *, changes: int = 50) -> dict[str, Any]:
         return {
             "candidate_revision": self.candidate_revision,
             "since": self.since.isoformat(), "until": self.until.isoformat(),
-            "requests": self.requests, "changed": len(self.changes), "newly_admitted": self.newly_admitted,
+            "requests": self.requests, "changed": self.changed, "newly_admitted": self.newly_admitted,
             "recorded_nano": self.recorded_nano, "replayed_nano": self.replayed_nano,
             "saved_nano": self.saved_nano, "saved_usd": format_usd(self.saved_nano),
-            "by_kind": table(self.by_kind), "by_policy_or_budget": table(self.by_cause),
-            "reroutes": table(self.reroutes), "by_team": table(self.by_team), "by_agent": table(self.by_agent),
+            "total_saved_nano": self.total_saved_nano, "total_saved_usd": format_usd(self.total_saved_nano),
+            "by_kind": table_json(self.by_kind), "by_policy_or_budget": table_json(self.by_cause),
+            "reroutes": table_json(self.reroutes), "by_team": table_json(self.by_team),
+            "by_agent": table_json(self.by_agent),
             "changes": [{"decision_id": c.decision_id, "ts": c.ts.isoformat(), "kind": c.kind, "cause": c.cause,
                          "recorded_model": c.recorded_model, "model": c.model, "recorded_nano": c.recorded_nano,
                          "replayed_nano": c.replayed_nano, "team": c.team, "agent": c.agent}
                         for c in sorted(self.changes, key=lambda c: -c.saved_nano)[:changes]],
+            "launches": self.launches.to_json(changes=changes),
         }
 
 
@@ -152,6 +167,14 @@ class _Replayer:
         self.budgets = BudgetSimulation()
         self.cache = CacheSimulation(config.gateway.cache_ttl)
         self.cachers = {p.name for p in bundle.policies if p.effect == "mutate" and p.set.get("cache") is True}
+        self._routes: dict[tuple[str, str], tuple[str, str | None] | None] = {}
+
+    def route(self, model: str, protocol: str) -> tuple[str, str | None] | None:
+        """`route_target`, memoised: the configuration does not change during a replay."""
+        key = (model, protocol)
+        if key not in self._routes:
+            self._routes[key] = route_target(self.config, model, protocol)
+        return self._routes[key]
 
     def change(self, request: RecordedRequest, kind: str, cause: str, model: str | None, replayed: int) -> None:
         ctx = request.decision.context
@@ -176,20 +199,21 @@ class _Replayer:
     def run(self, request: RecordedRequest) -> None:
         report = self.report
         protocol = protocol_of(request.decision)
-        asked = route_target(self.config, str(request.decision.input.get("model", "")), protocol)
+        asked = self.route(str(request.decision.input.get("model", "")), protocol)
         policy, budgets = self.engine.decide(HOOK, request.decision.context,
                                              request_facts(request, asked[1] if asked else None))
         report.requests += 1
-        report.recorded_nano += request.cost_nano
+        recorded = request.cost_nano
+        report.recorded_nano += recorded
         if not request.admitted:
-            report.replayed_nano += request.cost_nano
+            report.replayed_nano += recorded
             if policy.effect != "deny":
                 report.newly_admitted += 1
             return
         if policy.effect == "deny" and policy.deny is not None:
             self.change(request, "denied", policy.deny.name, None, 0)
             return
-        target = route_target(self.config, policy.model, protocol)
+        target = self.route(policy.model, protocol)
         if target is None:
             self.change(request, "denied", policy.route.name if policy.route else policy.model, None, 0)
             return
@@ -199,7 +223,7 @@ class _Replayer:
         if sheet is None:
             self.change(request, "denied", policy.route.name if policy.route else model, None, 0)
             return
-        cost = request.cost_nano
+        cost = recorded
         if model != request.served_model:
             cost = reprice(request.events, sheet)
             kind, cause = "rerouted", policy.route.name if policy.route else model
@@ -210,13 +234,13 @@ class _Replayer:
             spec = self.bundle.budget(refusal.budget)
             degraded = None
             if refusal.limit == "amount" and spec is not None and spec.on_exceed == "route" and spec.route_to:
-                degraded = route_target(self.config, spec.route_to, protocol)
+                degraded = self.route(spec.route_to, protocol)
             cheaper = price_sheet(self.catalog, degraded[0], degraded[1], request.ts) if degraded else None
             if degraded is not None and cheaper is not None and degraded[0] != model:
                 model, sheet = degraded[0], cheaper
                 claims = self.claims(request, budgets, model, sheet, max_tokens)
                 refusal = self.budgets.check(claims)
-                cost = reprice(request.events, sheet) if model != request.served_model else request.cost_nano
+                cost = reprice(request.events, sheet) if model != request.served_model else recorded
                 kind, cause = "rerouted", refusal.budget if refusal else spec.name if spec else model
             if refusal is not None:
                 self.change(request, "budget_refused", refusal.budget, None, 0)
@@ -236,31 +260,68 @@ class _Replayer:
             report.replayed_nano += cost
 
 
-def replay(history: History, bundle: Bundle, config: Config, catalog: Catalog) -> ReplayReport:
-    """Re-decide every recorded request of `history` under `bundle`; reads nothing else, writes nothing."""
-    report = ReplayReport(bundle.revision, history.since, history.until)
+def _key(item: RecordedRequest | RecordedLaunch) -> tuple[datetime, str]:
+    if isinstance(item, RecordedLaunch):
+        return item.ts, item.decision.id if item.decision else item.env.id if item.env else ""
+    return item.ts, item.decision.id
+
+
+def _run(report: ReplayReport, requests: Iterable[RecordedRequest], launches: Sequence[RecordedLaunch],
+         bundle: Bundle, config: Config, catalog: Catalog, skus: SkuCatalog | None) -> ReplayReport:
     replayer = _Replayer(bundle, config, catalog, report)
-    for request in history.requests:
-        replayer.run(request)
+    if not launches:
+        for request in requests:
+            replayer.run(request)
+    else:  # launches and requests in one time order: they share the simulated budgets
+        envs = LaunchReplayer(bundle, replayer.engine, skus or SkuCatalog.load(config.pricing), replayer.budgets,
+                              report.launches)
+        merged: Iterator[RecordedRequest | RecordedLaunch] = heapq.merge(requests, launches, key=_key)
+        for item in merged:
+            if isinstance(item, RecordedLaunch):
+                envs.run(item)
+            else:
+                replayer.run(item)
+    report.finish()
     return report
 
 
+def replay(history: History, bundle: Bundle, config: Config, catalog: Catalog, *,
+           launches: Sequence[RecordedLaunch] = (), skus: SkuCatalog | None = None) -> ReplayReport:
+    """Re-decide every recorded request of `history` (and `launches`) under `bundle`; writes nothing."""
+    report = ReplayReport(bundle.revision, history.since, history.until)
+    return _run(report, history.requests, sorted(launches, key=_key), bundle, config, catalog, skus)
+
+
+def replay_store(store: Store, since: datetime, until: datetime, bundle: Bundle, config: Config, catalog: Catalog,
+                 skus: SkuCatalog | None = None, *, batch: int = DEFAULT_BATCH,
+                 keep_changes: int | None = 1000) -> ReplayReport:
+    """Re-decide the requests and environment launches recorded in [since, until), streamed from the
+    store in pages of `batch` rows; keeps the `keep_changes` biggest changes. Read-only."""
+    report = ReplayReport(bundle.revision, since, until, keep_changes=keep_changes)
+    requests = iter_requests(store, since, until, lag=event_lag(config), batch=batch)
+    launches = load_launches(store, since, until, batch=batch)
+    return _run(report, requests, launches, bundle, config, catalog, skus)
+
+
 def render_text(report: ReplayReport) -> str:
-    """A human summary: totals, then the changes by kind, policy/budget, reroute, team and agent."""
+    """A human summary: totals, then the changes by kind, policy/budget, reroute, team and agent, then
+    the environment launches."""
     lines = [
         f"replayed {report.requests} llm.request decisions from {report.since:%Y-%m-%d %H:%M} to "
         f"{report.until:%Y-%m-%d %H:%M} UTC under {report.candidate_revision}",
         f"recorded cost {format_usd(report.recorded_nano)} USD -> replayed {format_usd(report.replayed_nano)} USD: "
         f"saved {format_usd(report.saved_nano)} USD",
-        f"changed {len(report.changes)} requests; {report.newly_admitted} recorded denials would be admitted",
+        f"changed {report.changed} requests; {report.newly_admitted} recorded denials would be admitted",
     ]
     sections = (("by change", report.by_kind), ("by policy / budget", report.by_cause),
                 ("reroutes", report.reroutes), ("by team", report.by_team), ("by agent", report.by_agent))
     for title, table in sections:
-        if not table:
-            continue
-        lines.append(f"{title}:")
-        for key, totals in sorted(table.items(), key=lambda kv: (-kv[1].saved_nano, kv[0])):
-            kinds = ", ".join(f"{k} {n}" for k, n in sorted(totals.kinds.items()))
-            lines.append(f"  {key}: {totals.requests} requests ({kinds}), saved {format_usd(totals.saved_nano)} USD")
+        lines += table_lines(title, table)
+    lines += report.launches.text_lines()
+    top = sorted(report.launches.changes, key=lambda c: (-c.saved_nano, c.ts))[:10]
+    if top:
+        lines.append("biggest launch changes:")
+        lines += [f"  {c.ts:%Y-%m-%d %H:%M} {c.blueprint} {c.environment_id or c.decision_id}: {c.kind} by {c.cause}"
+                  f" ({c.detail}), saved {format_usd(c.saved_nano)} USD" for c in top]
+    lines.append(f"total saved (requests + launches): {format_usd(report.total_saved_nano)} USD")
     return "\n".join(lines)

@@ -37,6 +37,14 @@ the same; pass `embeddings=True, gpus=True`), each from its own seeded stream to
   `train-h100` (busy, 60-75 GB) is their control. Known savings = the idle hours at the hourly price;
   the finetune run time re-priced on aws/gpu/L4.
 
+One more opt-in pattern (`outcome_amplification=True`; `all_patterns()` leaves it off), from its
+own seeded stream, with outcome records (`outcomes`, stored by `write`):
+
+* `inference_amplification_per_outcome` — agent `underwriter` (team risk, gpt-4o) makes 4 calls in
+  every run, but ever fewer runs end in an `application_decided` outcome (1 / (1 + x) of them at
+  time x of the window), so calls per outcome rise from 4 to 8; agent `quoter` (90 % of its runs end
+  in `quote_sent`) is its control; known saving = the cost of the underwriter's runs without an outcome.
+
 The control traffic (always present) must raise no finding: agents that use one model, or a large
 model only for long prompts, non-deterministic repeats (temperature 0.7), unique deterministic
 requests. `write(store, history)` stores it (decisions one by one, events in one transaction).
@@ -55,6 +63,7 @@ from typing import Any
 from costplane.attribution.context import Context
 from costplane.config import Config, ProviderConfig
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
+from costplane.ledger.runtypes import OutcomeRecord
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.pricing.catalog import Catalog
@@ -100,6 +109,8 @@ class SyntheticSpec:
     embedded_documents: int = 400
     gpus: bool = False
     gpu_environments: int = 30  # per GPU blueprint
+    outcome_amplification: bool = False
+    outcome_runs: int = 3000  # per outcome agent (~100 runs a day: daily ratios steady enough to fit)
 
     @classmethod
     def all_patterns(cls, **values: Any) -> SyntheticSpec:
@@ -115,6 +126,7 @@ class SyntheticHistory:
     events: tuple[CostEvent, ...]
     known: Mapping[str, int] = field(default_factory=dict)  # pattern -> saving over the history, nano-USD
     environments: tuple[EnvironmentRecord, ...] = ()
+    outcomes: tuple[OutcomeRecord, ...] = ()  # business results (per-outcome amplification)
 
 
 class _Builder:
@@ -124,6 +136,7 @@ class _Builder:
         self.rng = random.Random(spec.seed)
         self.decisions: list[DecisionRecord] = []
         self.events: list[CostEvent] = []
+        self.outcomes: list[OutcomeRecord] = []
         self.seq = 0
 
     def when(self) -> datetime:
@@ -372,6 +385,29 @@ def _gpus(b: _Builder, skus: SkuCatalog) -> tuple[int, int, list[EnvironmentReco
     return idle_saving, oversized_saving, envs
 
 
+def _outcomes(b: _Builder) -> int:
+    """Agent `underwriter`: 4 calls per run all window long, but the share of runs that end in an
+    `application_decided` outcome falls as 1 / (1 + x) over the window (x = 0..1: retries that decide
+    nothing), so calls per outcome rise linearly from 4 to 8. Agent `quoter` (90 % of runs end in
+    `quote_sent`) is the control."""
+    rng, saving, span = b.rng, 0, b.spec.days * 86400
+    for agent, outcome, calls, model in (("underwriter", "application_decided", 4, "gpt-4o"),
+                                         ("quoter", "quote_sent", 3, "gpt-4o-mini")):
+        for _ in range(b.spec.outcome_runs):
+            start = b.when()
+            x = (start - b.spec.start).total_seconds() / span
+            decided = rng.random() < (1 / (1 + x) if agent == "underwriter" else 0.9)
+            ctx = _context("risk", agent, rng)
+            cost = sum(b.call(start + timedelta(seconds=20 * step), ctx, model, rng.randint(1000, 3000),
+                              rng.randint(100, 400)) for step in range(calls))
+            if decided:
+                b.outcomes.append(OutcomeRecord(f"out_syn{b.spec.seed}_{b.seq:08d}",
+                                                start + timedelta(seconds=20 * calls), outcome, Decimal(1), ctx))
+            elif agent == "underwriter":
+                saving += cost  # at the start every run decided: a run without an outcome is the excess
+    return saving
+
+
 _AGENT_PATTERNS = (("inflation", "prompt_inflation", _inflation),
                    ("amplification", "inference_amplification", _amplification),
                    ("chatter", "agent_chatter", _chatter), ("leakage", "tier_leakage", _leakage))
@@ -393,6 +429,9 @@ def generate(spec: SyntheticSpec, catalog: Catalog, skus: SkuCatalog | None = No
     if spec.embeddings:
         builder.rng = random.Random(f"{spec.seed}:duplicate_embeddings")
         known["duplicate_embeddings"] = _embeddings(builder)
+    if spec.outcome_amplification:
+        builder.rng = random.Random(f"{spec.seed}:inference_amplification_per_outcome")
+        known["inference_amplification_per_outcome"] = _outcomes(builder)
     if spec.gpus:
         builder.rng = random.Random(f"{spec.seed}:gpu_environments")
         known["idle_gpu_environments"], known["oversized_gpu_environments"], environments = _gpus(
@@ -402,6 +441,7 @@ def generate(spec: SyntheticSpec, catalog: Catalog, skus: SkuCatalog | None = No
         start=spec.start, end=spec.start + timedelta(days=spec.days),
         decisions=tuple(builder.decisions[i] for i in order), events=tuple(builder.events[i] for i in order),
         known=known, environments=tuple(environments),
+        outcomes=tuple(sorted(builder.outcomes, key=lambda o: (o.ts, o.id))),
     )
 
 
@@ -412,3 +452,5 @@ def write(store: Store, history: SyntheticHistory, batch: int = 5000) -> None:
         store.record_nodes((), history.events[i:i + batch])
     for env in history.environments:
         store.create_environment(env)
+    for outcome in history.outcomes:
+        store.record_outcome(outcome)

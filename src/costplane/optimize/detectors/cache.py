@@ -6,6 +6,9 @@ the agent's cacheable requests that were not already served from the cache run t
 TTL cache simulation as policy replay (`gateway.cache_ttl`): every hit is a request whose cost
 the cache would have saved — with every repeat inside the TTL, that is the cost of the requests
 minus one per distinct request. The emitted policy is `mutate` with `set: {cache: true}` for the scope.
+
+The cacheable requests come from the source: on a store, only the decisions that carry a cache hash
+(a partial index) joined with their events — never the whole decisions log.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from costplane.money import format_usd
-from costplane.optimize.cache import CacheSimulation
+from costplane.optimize.detectors.source import source_of
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
-from costplane.optimize.history import History, RecordedRequest, cache_key
+from costplane.optimize.history import History
 
 __all__ = ["NAME", "CacheSettings", "detect"]
 
@@ -39,37 +42,21 @@ class _Scope:
     keys: int = 0
 
 
-def _scope_of(request: RecordedRequest) -> tuple[str, str] | None:
-    ctx = request.decision.context
-    if ctx.agent:
-        return "agent", ctx.agent
-    if ctx.team:
-        return "team", ctx.team
-    return None
-
-
 def detect(history: History, inputs: DetectorInput, settings: CacheSettings | None = None) -> list[Finding]:
     settings = settings or CacheSettings()
     ttl = inputs.config.gateway.cache_ttl
+    ttl_us = ttl * 1_000_000
     scopes: dict[tuple[str, str], _Scope] = {}
-    caches: dict[tuple[str, str], CacheSimulation] = {}
-    for request in history.requests:
-        scope_key = _scope_of(request)
-        if scope_key is None or not request.admitted or request.cached or request.decision.result.get(
-                "params", {}).get("cache") is True:
-            continue
-        if not request.events or any(e.status != "ok" for e in request.events):
-            continue
-        key = cache_key(request.decision, request.events)
-        if key is None:
-            continue
-        scope = scopes.setdefault(scope_key, _Scope(*scope_key))
-        cache = caches.setdefault(scope_key, CacheSimulation(ttl))
+    expires: dict[tuple[str, str, str], int] = {}  # the simulated cache: (scope, key) -> expiry
+    for ts, _, dimension, value, key, cost in source_of(history).cache_rows():  # oldest first
+        scope = scopes.setdefault((dimension, value), _Scope(dimension, value))
         scope.cacheable += 1
-        if cache.hit(key, request.ts):
+        entry = (dimension, value, key)
+        if ts < expires.get(entry, ts):  # the same TTL rule as `optimize.cache.CacheSimulation`
             scope.hits += 1
-            scope.saved_nano += request.cost_nano
+            scope.saved_nano += cost
         else:
+            expires[entry] = ts + ttl_us
             scope.keys += 1
     findings = []
     for scope in sorted(scopes.values(), key=lambda s: (s.dimension, s.value)):

@@ -9,15 +9,17 @@ many repeats fall inside `gateway.cache_ttl` and the longest gap between a repea
 embedding of the same content. The emitted policy is `mutate` with `set: {cache: true}` for the
 scope's embedding requests, with a comment giving the `gateway.cache_ttl` that would cover the repeats
 (with a shorter TTL a replay saves only the repeats inside it).
+
+On a store the embedding events are read through a partial index (`cost_events_embeddings`) as
+compact rows; nothing else is read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from costplane.ledger.types import CostEvent
 from costplane.money import format_usd
+from costplane.optimize.detectors.source import source_of
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
 from costplane.optimize.history import History
 
@@ -44,40 +46,30 @@ class _Scope:
     cost_nano: int = 0
     within_ttl: int = 0
     max_gap_seconds: int = 0
-    last_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    last_seen: dict[tuple[str, str], int] = field(default_factory=dict)  # -> last time (µs)
     models: set[str] = field(default_factory=set)
-
-
-def _scope_of(event: CostEvent) -> tuple[str, str] | None:
-    ctx = event.context
-    for dimension, value in (("agent", ctx.agent), ("pipeline", ctx.pipeline), ("team", ctx.team)):
-        if value:
-            return dimension, value
-    return None
 
 
 def detect(history: History, inputs: DetectorInput, settings: EmbeddingSettings | None = None) -> list[Finding]:
     settings = settings or EmbeddingSettings()
     ttl = inputs.config.gateway.cache_ttl
     scopes: dict[tuple[str, str], _Scope] = {}
-    for event in history.events:  # in time order
-        if event.endpoint != ENDPOINT or event.kind != "llm" or event.status != "ok" or not event.request_hash:
-            continue
-        scope_key = _scope_of(event)
+    for ts, _, agent, pipeline, team, model, request_hash, cost in source_of(history).embedding_rows():
+        scope_key = next(((d, v) for d, v in (("agent", agent), ("pipeline", pipeline), ("team", team)) if v), None)
         if scope_key is None:
             continue
         scope = scopes.setdefault(scope_key, _Scope(*scope_key))
         scope.calls += 1
-        scope.cost_nano += event.cost_nano
-        scope.models.add(event.model)
-        key = (event.model, event.request_hash)
+        scope.cost_nano += cost
+        scope.models.add(model)
+        key = (model, request_hash)
         previous = scope.last_seen.get(key)
-        scope.last_seen[key] = event.ts
+        scope.last_seen[key] = ts
         if previous is None:
             continue
-        gap = int((event.ts - previous).total_seconds())
+        gap = int((ts - previous) / 1_000_000)
         scope.repeats += 1
-        scope.saved_nano += event.cost_nano
+        scope.saved_nano += cost
         scope.within_ttl += gap < ttl
         scope.max_gap_seconds = max(scope.max_gap_seconds, gap)
     findings = []

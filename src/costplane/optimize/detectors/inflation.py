@@ -1,4 +1,4 @@
-"""Prompt inflation: input tokens per request trending up for the same agent and model.
+"""Prompt inflation: input tokens per request creeping up over the window for the same agent and model.
 
 Per (agent, provider, model), the successful calls' input tokens are regressed on their time in the
 window (0 = start, 1 = end). A rise of at least `min_growth_percent` of the starting level, with a
@@ -10,16 +10,31 @@ The emitted policy is a **context cap**: `deny` for the agent's requests to that
 estimate exceeds the starting level plus two residual standard deviations (`cap_tokens`), with a
 reason telling the client to trim its context. Change `effect: deny` to `notify` for an alert-only
 variant (it then saves nothing in a replay).
+
+A float screen over the group's sums (from the source's model groups, in SQL on a store) picks the
+candidates; only their rows are read, in (ts, id) order, and fitted exactly as before.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from costplane.ledger.types import CostEvent
+from costplane.ledger import codec
 from costplane.money import format_usd
+from costplane.optimize.detectors.rows import trimmed, usage
+from costplane.optimize.detectors.source import (
+    SHORT,
+    ZERO,
+    ModelGroup,
+    Source,
+    UsageRow,
+    most_common,
+    source_of,
+    trend_candidate,
+)
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
 from costplane.optimize.history import History
 from costplane.optimize.pricing import price_sheet, pricing_provider
@@ -40,43 +55,52 @@ class InflationSettings:
 
 def detect(history: History, inputs: DetectorInput, settings: InflationSettings | None = None) -> list[Finding]:
     settings = settings or InflationSettings()
-    groups: dict[tuple[str, str, str], list[CostEvent]] = {}
-    for event in history.events:
-        if event.kind == "llm" and event.status == "ok" and event.context.agent:
-            groups.setdefault((event.context.agent, event.provider, event.model), []).append(event)
+    source = source_of(history)
+    groups: dict[tuple[str, str, str], list[ModelGroup]] = {}
+    for group in source.model_groups(*SHORT):
+        if group.agent:
+            groups.setdefault((group.agent, group.provider, group.model), []).append(group)
     findings = []
-    for (agent, provider, model), events in sorted(groups.items()):
-        if len(events) >= settings.min_requests:
-            finding = _finding(history, inputs, settings, agent, provider, model, events)
+    for (agent, provider, model), parts in sorted(groups.items()):
+        trend = ZERO
+        for g in parts:
+            trend = trend.plus(g.trend)
+        if trend.n >= settings.min_requests and trend_candidate(trend, settings.min_t, settings.min_growth_percent):
+            rows = list(heapq.merge(*(source.model_rows(g) for g in parts)))  # (ts, id) order, as in memory
+            finding = _finding(source, inputs, settings, agent, provider, model, rows, parts)
             if finding is not None:
                 findings.append(finding)
     return findings
 
 
-def _finding(history: History, inputs: DetectorInput, settings: InflationSettings, agent: str, provider: str,
-             model: str, events: list[CostEvent]) -> Finding | None:
-    span = history.seconds
-    xs = [min(1.0, max(0.0, (e.ts - history.since).total_seconds() / span)) for e in events]
-    line = fit_line(xs, [float(e.usage.input_tokens) for e in events])
+def _finding(source: Source, inputs: DetectorInput, settings: InflationSettings, agent: str, provider: str,
+             model: str, rows: list[UsageRow], parts: list[ModelGroup]) -> Finding | None:
+    span = source.seconds
+    xs = [min(1.0, max(0.0, (r[0] - source.since_us) / 1_000_000 / span)) for r in rows]
+    line = fit_line(xs, [float(r[3]) for r in rows])
     if (line is None or line.intercept <= 0 or line.t < settings.min_t
             or line.slope * 100 < settings.min_growth_percent * line.intercept):
         return None
     genai_provider = pricing_provider(inputs.config, provider)
     saving = extra_tokens = 0
-    for event, x in zip(events, xs, strict=True):
-        sheet = price_sheet(inputs.catalog, model, genai_provider, event.ts)
-        usage = event.usage
-        extra = min(usage.uncached_input_tokens, max(0, round(line.slope * x)))
+    for row, x in zip(rows, xs, strict=True):
+        sheet = price_sheet(inputs.catalog, model, genai_provider, codec.from_us(row[0]))
+        used = usage(row)
+        extra = min(used.uncached_input_tokens, max(0, round(line.slope * x)))
         if sheet is None or extra == 0:
             continue
         extra_tokens += extra
-        saving += sheet.cost_nano(usage) - sheet.cost_nano(replace(usage, input_tokens=usage.input_tokens - extra))
-    per_month = monthly(saving, history.seconds)
+        saving += sheet.cost_nano(used) - sheet.cost_nano(trimmed(used, extra))
+    per_month = monthly(saving, span)
     if per_month < settings.min_monthly_saving_nano:
         return None
     start, end = round(line.intercept), round(line.at(1.0))
     cap = math.ceil(line.intercept + 2 * line.residual_sd)
-    team = Counter(e.context.team for e in events if e.context.team).most_common(1)
+    teams: Counter[str] = Counter()
+    for g in parts:
+        if g.team:
+            teams[g.team] += g.calls
+    team = most_common(teams)
     scope = {"agent": agent, "model": model, **({"team": team[0][0]} if team else {})}
     when = (f"ctx.agent == {cel_string(agent)} && request.model == {cel_string(model)}"
             f" && request.input_tokens > {cap}")
@@ -89,7 +113,7 @@ def _finding(history: History, inputs: DetectorInput, settings: InflationSetting
         title=f"agent {agent} sends {model} {end - start} more input tokens per request than at the start "
               f"({start} -> {end})",
         scope=scope,
-        evidence={"requests": len(events), "input_tokens_start": start, "input_tokens_end": end,
+        evidence={"requests": len(rows), "input_tokens_start": start, "input_tokens_end": end,
                   "growth": f"{line.slope / line.intercept:.2f}", "slope_t": f"{line.t:.1f}",
                   "extra_input_tokens": extra_tokens, "cap_tokens": cap},
         observed_saving_nano=saving, monthly_saving_nano=per_month, document=document,

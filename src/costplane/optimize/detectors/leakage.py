@@ -5,6 +5,9 @@ least `min_small_requests` successful calls in any tier; a *large* model is one 
 rates. Experiment-tier (`ctx.tier == "experiment"`) calls to a large model are re-priced on the
 small model (Catalog, at each call's time); the difference is the saving. The emitted policy routes
 experiment-tier requests for the large model to the small one.
+
+Counts come from the source's model groups; only the experiment-tier calls of a large model are
+read as rows, to re-price them.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from costplane.ledger.types import CostEvent
 from costplane.money import format_usd
+from costplane.optimize.detectors.rows import reprice_groups
+from costplane.optimize.detectors.source import SHORT, ModelGroup, Source, most_common, source_of
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
 from costplane.optimize.history import History
-from costplane.optimize.pricing import price_sheet, pricing_provider, reprice_each
+from costplane.optimize.pricing import price_sheet, pricing_provider
 from costplane.pricing.types import PriceSheet
 
 __all__ = ["NAME", "TIER", "LeakageSettings", "detect"]
@@ -34,14 +38,13 @@ class LeakageSettings:
 
 def detect(history: History, inputs: DetectorInput, settings: LeakageSettings | None = None) -> list[Finding]:
     settings = settings or LeakageSettings()
+    source = source_of(history)
     counts: dict[str, Counter[str]] = {}
-    leaked: dict[tuple[str, str], list[CostEvent]] = {}
-    for event in history.events:
-        if event.kind != "llm" or event.status != "ok":
-            continue
-        counts.setdefault(event.provider, Counter())[event.model] += 1
-        if event.context.tier == TIER:
-            leaked.setdefault((event.provider, event.model), []).append(event)
+    leaked: dict[tuple[str, str], list[ModelGroup]] = {}
+    for group in source.model_groups(*SHORT):
+        counts.setdefault(group.provider, Counter())[group.model] += group.calls
+        if group.tier == TIER:
+            leaked.setdefault((group.provider, group.model), []).append(group)
     findings = []
     for provider, models in sorted(counts.items()):
         genai_provider = pricing_provider(inputs.config, provider)
@@ -51,9 +54,10 @@ def detect(history: History, inputs: DetectorInput, settings: LeakageSettings | 
             continue
         small = min(smalls, key=lambda m: (sheets[m].output, sheets[m].input, m))
         for large, sheet in sorted(sheets.items()):
-            events = leaked.get((provider, large), [])
-            if large != small and _dearer(sheet, sheets[small]) and len(events) >= settings.min_requests:
-                finding = _finding(history, inputs, settings, provider, genai_provider, small, large, events)
+            groups = leaked.get((provider, large), [])
+            if large != small and _dearer(sheet, sheets[small]) and sum(g.calls for g in groups) >= \
+                    settings.min_requests:
+                finding = _finding(source, inputs, settings, provider, genai_provider, small, large, groups)
                 if finding is not None:
                     findings.append(finding)
     return findings
@@ -63,17 +67,19 @@ def _dearer(large: PriceSheet, small: PriceSheet) -> bool:
     return large.input > small.input and large.output > small.output
 
 
-def _finding(history: History, inputs: DetectorInput, settings: LeakageSettings, provider: str,
-             genai_provider: str | None, small: str, large: str, events: list[CostEvent]) -> Finding | None:
-    costs = reprice_each(inputs.catalog, small, genai_provider, events)
+def _finding(source: Source, inputs: DetectorInput, settings: LeakageSettings, provider: str,
+             genai_provider: str | None, small: str, large: str, groups: list[ModelGroup]) -> Finding | None:
+    costs = reprice_groups(source, inputs.catalog, small, genai_provider, groups)
     if costs is None:
         return None
-    cost, small_cost = costs
+    calls, cost, small_cost, experiments = costs
     saving = cost - small_cost
-    per_month = monthly(saving, history.seconds)
+    per_month = monthly(saving, source.seconds)
     if per_month < settings.min_monthly_saving_nano:
         return None
-    teams = Counter(e.context.team or "(none)" for e in events)
+    teams: Counter[str] = Counter()
+    for g in groups:
+        teams[g.team or "(none)"] += g.calls
     when = f"ctx.tier == {cel_string(TIER)} && request.model == {cel_string(large)}"
     reason = (f"experiment-tier requests use {small}, not the production-priced {large} (costplane recommend: "
               f"{NAME}, est. {format_usd(per_month)} USD/month)")
@@ -82,10 +88,10 @@ def _finding(history: History, inputs: DetectorInput, settings: LeakageSettings,
                 f"reason: {cel_string(reason)}\n")
     return Finding(
         detector=NAME,
-        title=f"{len(events)} experiment-tier requests use the production-priced {large} instead of {small}",
+        title=f"{calls} experiment-tier requests use the production-priced {large} instead of {small}",
         scope={"tier": TIER, "provider": provider, "model": large},
-        evidence={"large_model": large, "small_model": small, "calls": len(events), "cost_nano": cost,
-                  "small_cost_nano": small_cost, "teams": dict(teams.most_common(5)),
-                  "experiments": len({e.context.experiment for e in events if e.context.experiment})},
+        evidence={"large_model": large, "small_model": small, "calls": calls, "cost_nano": cost,
+                  "small_cost_nano": small_cost, "teams": dict(most_common(teams, 5)),
+                  "experiments": len(experiments)},
         observed_saving_nano=saving, monthly_saving_nano=per_month, document=document,
     )

@@ -1,0 +1,111 @@
+"""The recorded history streamed from the store in (ts, id) pages, in bounded memory.
+
+`iter_decisions` pages through the decisions log of some hooks. `iter_requests` joins each
+`llm.request` decision with its cost events without an index on `cost_events.decision_id`: both
+tables are read in time order and merged. An event is written when its request settles, at or after
+the decision's time and — the gateway bounds every upstream call — within `lag` of it; so the events
+of a page of decisions are all read once the event cursor passes the page's last decision time plus
+`lag`. Events read ahead wait in a buffer keyed by decision id; an event whose decision has already
+gone by (another hook's, e.g. an environment accrual, or outside the window) is dropped. Memory holds
+one page of decisions plus the events of `lag` + one page of time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+
+from costplane.config import Config
+from costplane.ledger.store import Store
+from costplane.ledger.types import CostEvent, DecisionRecord
+from costplane.optimize.history import HOOK, RecordedRequest
+
+__all__ = ["DEFAULT_BATCH", "event_lag", "iter_decisions", "iter_requests"]
+
+DEFAULT_BATCH = 5000
+
+
+def event_lag(config: Config) -> timedelta:
+    """How long after its decision a request's cost event can be written: the upstream call's limit
+    (a stream that is cut is settled then) or the reservation's expiry, whichever is later, plus a minute."""
+    gateway = config.gateway
+    return timedelta(seconds=max(gateway.upstream_timeout, gateway.reservation_ttl) + 60)
+
+
+def iter_decisions(store: Store, hooks: Sequence[str], since: datetime, until: datetime, *,
+                   batch: int = DEFAULT_BATCH) -> Iterator[DecisionRecord]:
+    """Every decision of `hooks` with since <= ts < until, oldest first by (ts, id), one page at a time."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        page = store.replay_decisions(hooks, since=since, until=until, after=after, limit=batch)
+        yield from page
+        if len(page) < batch:
+            return
+        after = (page[-1].ts, page[-1].id)
+
+
+class _EventCursor:
+    """Cost events in (ts, id) order, read a page at a time up to a horizon, buffered by decision id."""
+
+    def __init__(self, store: Store, since: datetime, until: datetime, batch: int) -> None:
+        self.store, self.since, self.until, self.batch = store, since, until, batch
+        self.after: tuple[datetime, str] | None = None
+        self.read_to: datetime | None = None  # every event with ts <= this has been read
+        self.done = False
+        self.by_decision: dict[str, list[CostEvent]] = {}
+        self.order: deque[tuple[datetime, str]] = deque()  # (ts, decision id) as read, for pruning
+
+    def fill(self, horizon: datetime) -> None:
+        """Read until every event with ts <= horizon is buffered (or there are no more)."""
+        while not self.done and (self.read_to is None or self.read_to < horizon):
+            page = self.store.replay_events(since=self.since, until=self.until, after=self.after, limit=self.batch)
+            for event in page:
+                decision_id = event.decision_id
+                if decision_id is None:
+                    continue
+                events = self.by_decision.get(decision_id)
+                if events is None:
+                    self.by_decision[decision_id] = [event]
+                    self.order.append((event.ts, decision_id))
+                else:
+                    events.append(event)
+            if len(page) < self.batch:
+                self.done = True
+            else:
+                self.after = (page[-1].ts, page[-1].id)
+                # the page may end inside a run of equal ts: only earlier instants are complete
+                self.read_to = page[-1].ts - timedelta(microseconds=1)
+
+    def take(self, decision_id: str) -> tuple[CostEvent, ...]:
+        events = self.by_decision.pop(decision_id, None)
+        return tuple(events) if events else ()
+
+    def prune(self, before: datetime) -> None:
+        """Drop buffered events older than `before`: their decisions (ts <= event ts) have all gone by."""
+        order, buffered = self.order, self.by_decision
+        while order and order[0][0] < before:
+            buffered.pop(order.popleft()[1], None)
+
+    @property
+    def buffered(self) -> int:
+        return len(self.by_decision)
+
+
+def iter_requests(store: Store, since: datetime, until: datetime, *, lag: timedelta,
+                  batch: int = DEFAULT_BATCH) -> Iterator[RecordedRequest]:
+    """Every recorded `llm.request` with since <= ts < until and its cost events, oldest first by
+    (ts, id); reads the store in pages of `batch` rows (see the module docstring for `lag`)."""
+    events = _EventCursor(store, since, until + lag, batch)
+    after: tuple[datetime, str] | None = None
+    while True:
+        page = store.replay_decisions((HOOK,), since=since, until=until, after=after, limit=batch)
+        if not page:
+            return
+        events.fill(page[-1].ts + lag)
+        for decision in page:
+            yield RecordedRequest(decision, events.take(decision.id))
+        events.prune(page[-1].ts)
+        if len(page) < batch:
+            return
+        after = (page[-1].ts, page[-1].id)
