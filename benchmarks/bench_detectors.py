@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/bench_detectors.py --events 200000 --store sqlite --reuse --compare
 
 The history is the seeded synthetic one (every planted pattern, per-outcome amplification
-included) generated in chunks of ~86k events (seed 1000+i, run ids suffixed by the chunk so runs
+included) generated in chunks of ~94k events (seed 1000+i, run ids suffixed by the chunk so runs
 of different chunks never merge) and bulk-inserted: SQLite `executemany` in big transactions,
 PostgreSQL `COPY`. SQLite lives in /tmp/costplane-bench-detectors-<N>.db, PostgreSQL in schema
 `bench_detectors_<N>`; `--reuse` keeps an existing one (the load is minutes at 10 M).
