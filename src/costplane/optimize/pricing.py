@@ -10,7 +10,7 @@ from costplane.ledger.types import CostEvent
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.types import PriceSheet, UnknownPrice
 
-__all__ = ["price_sheet", "pricing_provider", "reprice", "reprice_each", "route_target"]
+__all__ = ["price_sheet", "pricing_provider", "reprice", "route_target"]
 
 
 def route_target(config: Config, model: str, protocol: str) -> tuple[str, str | None] | None:
@@ -44,17 +44,3 @@ def price_sheet(catalog: Catalog, model: str, provider: str | None, at: datetime
 def reprice(events: Iterable[CostEvent], sheet: PriceSheet) -> int:
     """What the recorded usage of `events` costs at `sheet` (cache hits stay free)."""
     return sum(sheet.cost_nano(e.usage) for e in events if e.kind != "cache_hit")
-
-
-def reprice_each(catalog: Catalog, model: str, provider: str | None,
-                 events: Iterable[CostEvent]) -> tuple[int, int] | None:
-    """(recorded cost, cost on `model`) of `events`, each priced at its own time (effective-dated);
-    None when `model` has no price at one of those times."""
-    recorded = repriced = 0
-    for event in events:
-        sheet = price_sheet(catalog, model, provider, event.ts)
-        if sheet is None:
-            return None
-        recorded += event.cost_nano
-        repriced += sheet.cost_nano(event.usage)
-    return recorded, repriced

@@ -39,8 +39,8 @@ def trimmed(used: TokenUsage, extra: int) -> TokenUsage:
 
 def reprice_rows(catalog: Catalog, model: str, provider: str | None,
                  rows: Iterable[UsageRow]) -> tuple[int, int] | None:
-    """(recorded cost, cost on `model`) of `rows`, each priced at its own time (effective-dated, as
-    `optimize.pricing.reprice_each`); None when `model` has no price at one of those times."""
+    """(recorded cost, cost on `model`) of `rows`, each priced at its own time (effective-dated);
+    None when `model` has no price at one of those times."""
     recorded = repriced = 0
     for row in rows:
         sheet = price_sheet(catalog, model, provider, codec.from_us(row[0]))
