@@ -75,30 +75,39 @@ class Window:
         start = int(self.period_start(at).timestamp())
         return start, start
 
-    def period_start(self, at: datetime) -> datetime:
-        """Start of the calendar period containing `at`, in UTC."""
-        zone = ZoneInfo(self.timezone)
-        local = at.astimezone(zone)
+    def _local_start(self, at: datetime) -> datetime:
+        """Naive local midnight that opens the calendar period containing `at` (it may not exist on
+        the clock, e.g. when DST starts at midnight: the period then opens at the gap's end)."""
+        local = at.astimezone(ZoneInfo(self.timezone))
         day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
         if self.calendar == "week":
             day -= timedelta(days=day.weekday())
         elif self.calendar == "month":
             day = day.replace(day=1)
-        return day.replace(tzinfo=zone).astimezone(UTC)
+        return day
+
+    def _utc(self, local: datetime) -> datetime:
+        # a wall time in a DST gap reads with the offset before the gap (fold 0): the gap's end instant
+        return local.replace(tzinfo=ZoneInfo(self.timezone)).astimezone(UTC)
+
+    def period_start(self, at: datetime) -> datetime:
+        """Start of the calendar period containing `at`, in UTC."""
+        return self._utc(self._local_start(at))
 
     def period_end(self, at: datetime) -> datetime | None:
-        """End of the calendar period containing `at` (UTC), None for other windows."""
+        """End of the calendar period containing `at` (UTC), None for other windows. Computed from the
+        period's local date, not from its start instant read back on the clock (which is 01:00, not
+        midnight, on a day whose midnight falls in a DST gap)."""
         if self.kind != "calendar":
             return None
-        zone = ZoneInfo(self.timezone)
-        start_local = self.period_start(at).astimezone(zone).replace(tzinfo=None)
+        start_local = self._local_start(at)
         if self.calendar == "day":
             end = start_local + timedelta(days=1)
         elif self.calendar == "week":
             end = start_local + timedelta(days=7)
         else:
             end = (start_local.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return end.replace(tzinfo=zone).astimezone(UTC)
+        return self._utc(end)
 
     def describe(self) -> str:
         if self.kind == "lifetime":
