@@ -33,10 +33,12 @@ from costplane.ledger.base import Row, SqlStore, Tx
 from costplane.ledger.optimizequeries import OptimizeQueries
 from costplane.ledger.store import StoreError, StoreUnavailable
 
-__all__ = ["SqliteStore"]
+__all__ = ["MIN_SQLITE_VERSION", "SqliteStore"]
 
 T = TypeVar("T")
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: generated columns (schema v11) need 3.31; window functions 3.25, UPSERT 3.24
+MIN_SQLITE_VERSION = (3, 31, 0)
 
 
 class _SqliteTx(Tx):
@@ -98,6 +100,11 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             return conn
         if self._closed:
             raise StoreError(f"store {self.url} is closed")
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            raise StoreUnavailable(
+                f"cannot open SQLite database {self.path}: this Python's SQLite library is {sqlite3.sqlite_version};"
+                f" costplane needs {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer (generated columns, window"
+                " functions, UPSERT)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
