@@ -14,7 +14,9 @@ from costplane.attribution.context import Context
 from costplane.ledger import CostEvent, DecisionRecord, open_store
 from costplane.ledger.migrations import LATEST
 from costplane.optimize.detectors import DETECTORS, run_detectors
-from costplane.optimize.detectors.source import MemorySource, StoreSource, source_of
+from costplane.optimize.detectors.memory_source import MemorySource
+from costplane.optimize.detectors.source import source_of
+from costplane.optimize.detectors.store_source import StoreSource
 from costplane.optimize.findings import DetectorInput
 from costplane.optimize.history import History, load_history
 from costplane.optimize.synthetic import SyntheticHistory, SyntheticSpec, generate, synthetic_config, write

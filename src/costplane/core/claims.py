@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from costplane.attribution.context import Context
 from costplane.ledger.types import BudgetClaim
+from costplane.ledger.windows import Window
 from costplane.policy.types import BudgetSpec
 
 __all__ = ["budget_claims", "partition_of"]
@@ -27,14 +28,16 @@ def partition_of(budget: BudgetSpec, ctx: Context, model: str) -> str | None:
 
 
 def budget_claims(
-    budgets: Iterable[BudgetSpec], ctx: Context, model: str, amount_nano: int, now: datetime
+    budgets: Iterable[BudgetSpec], ctx: Context, model: str, amount_nano: int, now: datetime, *,
+    bounds: Callable[[Window, datetime], tuple[int, int]] | None = None,
 ) -> tuple[BudgetClaim, ...]:
+    """`bounds`: `Window.bounds` as the caller memoises it (policy replay), None: called directly."""
     claims = []
     for budget in budgets:
         partition = partition_of(budget, ctx, model)
         if partition is None:
             continue
-        window_start, bucket = budget.window.bounds(now)
+        window_start, bucket = budget.window.bounds(now) if bounds is None else bounds(budget.window, now)
         claims.append(
             BudgetClaim(
                 budget=budget.name,

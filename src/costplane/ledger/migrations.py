@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
 from costplane.ledger import pg_functions, rollups, schema_alerts, schema_environments, schema_runs, schema_users
-from costplane.ledger.optimizequeries import OPTIMIZE_INDEXES
+from costplane.ledger.optimizequeries import CACHE_COLUMNS, OPTIMIZE_INDEXES
 
 __all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
 
@@ -165,12 +165,15 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (9, schema_users.V9)), key=lambda step: 
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (8, ())), key=lambda step: step[0]))
 # v10: indexes of the waste detectors' grouped queries (issue 6; see optimizequeries); dialect-specific.
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (10, ())), key=lambda step: step[0]))
+# v11: decisions' generated cache columns and the cache detector's covering index (issue 6); dialect-specific.
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (11, ())), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps
 _DIALECT_STEPS: dict[int, dict[str, tuple[str, ...]]] = {3: {"postgres": pg_functions.DDL}}
 _DIALECT_STEPS[8] = rollups.V8_DIALECT  # v8: rollup tables, backfill, triggers
 _DIALECT_STEPS[10] = OPTIMIZE_INDEXES  # v10: the detectors' covering and partial indexes
+_DIALECT_STEPS[11] = CACHE_COLUMNS  # v11: generated cache_hash / cache_on, covering decisions_cacheable
 
 
 def statements(dialect: str, version: int) -> list[str]:

@@ -233,10 +233,18 @@ class Store(Protocol):
         """Decisions of `hooks` with since <= ts < until, oldest first by (ts, id), strictly after `after`
         (without reason, policies and budgets)."""
 
-    def replay_events(self, *, since: datetime | None = None, until: datetime | None = None,
-                      after: tuple[datetime, str] | None = None, limit: int = 5000) -> list[CostEvent]:
-        """Events that carry a decision id, since <= ts < until, oldest first by (ts, id), strictly after
-        `after`; without their context (replay takes it from the decision)."""
+    def replay_decision_rows(self, hooks: Sequence[str], *, since: datetime | None = None,
+                             until: datetime | None = None, after: tuple[int, str] | None = None,
+                             limit: int = 5000) -> list[tuple[Any, ...]]:
+        """`replay_decisions` as rows of the columns replay reads (`replayqueries.DECISION_FIELDS`: ts in
+        microseconds, JSON as text); `after` is (ts in microseconds, id)."""
+
+    def replay_event_rows(self, *, since: datetime | None = None, until: datetime | None = None,
+                          after: tuple[int, str] | None = None,
+                          limit: int = 5000) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+        """Rows (`replayqueries.EVENT_FIELDS`, no context: replay takes it from the decision) of the
+        events that carry a decision id, since <= ts < until, oldest first by (ts, id), strictly after
+        `after` (ts in microseconds, id); and the page's last row (the next `after`), None at the end."""
 
     def environment_costs(self, decision_ids: Sequence[str]) -> dict[str, int]:
         """decision id -> sum of the `environment` cost events recorded under it."""
@@ -266,7 +274,7 @@ class Store(Protocol):
     def query_environments(self, query: EnvironmentQuery) -> list[EnvironmentRecord]:
         """Environments matching every set filter (states, team, blueprint, scope), newest first."""
 
-    # -- the waste detectors' grouped reads (schema v10; ledger/optimizequeries.py) -------------------
+    # -- the waste detectors' grouped reads (schema v10/v11; ledger/optimizequeries.py) -------------------
     # Times are µs since the epoch; rows are plain tuples, documented on each method there.
     def optimize_model_groups(self, since_us: int, until_us: int, max_input: int,
                               max_output: int) -> list[tuple[Any, ...]]: ...
@@ -282,15 +290,15 @@ class Store(Protocol):
 
     def optimize_agents(self, since_us: int, until_us: int) -> list[str]: ...
 
-    def optimize_run_summary(self, since_us: int, until_us: int, agent: str) -> tuple[Any, ...]: ...
-
-    def optimize_run_keys(self, since_us: int, until_us: int, agent: str) -> int: ...
+    def optimize_agent_runs(self, since_us: int, until_us: int, agent: str) -> tuple[Any, ...]: ...
 
     def optimize_loop_summary(self, since_us: int, until_us: int, agent: str) -> tuple[Any, ...]: ...
 
     def optimize_run_steps(self, since_us: int, until_us: int, agent: str) -> list[tuple[Any, ...]]: ...
 
-    def optimize_run_calls(self, since_us: int, until_us: int, agent: str) -> list[tuple[Any, ...]]: ...
+    def optimize_run_sizes(self, since_us: int, until_us: int, agent: str) -> list[tuple[Any, ...]]: ...
+
+    def optimize_run_excess(self, since_us: int, until_us: int, agent: str, baseline: int) -> int: ...
 
     def optimize_agent_days(self, since_us: int, until_us: int, agent: str) -> list[tuple[Any, ...]]: ...
 
@@ -302,6 +310,9 @@ class Store(Protocol):
                                  decision_ids: Sequence[str]) -> list[tuple[Any, ...]]: ...
 
     def optimize_embeddings(self, since_us: int, until_us: int) -> list[tuple[Any, ...]]: ...
+
+    def optimize_model_outcome_runs(self, since_us: int, until_us: int, agent: str, provider: str,
+                                    model: str) -> tuple[Any, ...]: ...
 
     def optimize_outcomes(self, since_us: int, until_us: int) -> list[tuple[Any, ...]]: ...
 

@@ -1,7 +1,7 @@
 """The recorded `llm.request` history the optimizer reads: decisions joined with their cost events.
 
 Read-only. `load_history` returns a *lazy* history bound to the store: the waste detectors read it
-through the store's grouped queries (`optimize.detectors.source.StoreSource`) and never load it as
+through the store's grouped queries (`optimize.detectors.store_source.StoreSource`) and never load it as
 objects; anything that reads `requests`, `events` or `outcomes` (policy replay) loads the window
 then, with `Store.list_decisions`, `Store.list_events` and `Store.list_outcomes`, as before.
 """
@@ -18,7 +18,8 @@ from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.ledger.windows import WindowError, parse_duration
 
-__all__ = ["HOOK", "History", "RecordedRequest", "cache_key", "load_history", "parse_since", "protocol_of"]
+__all__ = ["HOOK", "History", "RecordedRequest", "cache_key", "input_cache_key", "input_protocol", "load_history",
+           "parse_since"]
 
 HOOK = "llm.request"
 _ALL = 2_000_000_000  # "no limit" for the store's list queries
@@ -32,12 +33,13 @@ def parse_since(text: str) -> int:
         raise ValueError(f"--since: {exc}") from None
 
 
-def protocol_of(decision: DecisionRecord) -> str:
-    """The wire protocol of a recorded request (recorded since the optimizer; else from the endpoint)."""
-    protocol = decision.input.get("protocol")
+def input_protocol(recorded: Mapping[str, Any]) -> str:
+    """The wire protocol of a recorded request, from its decision's input (recorded since the optimizer;
+    else from the endpoint)."""
+    protocol = recorded.get("protocol")
     if isinstance(protocol, str) and protocol:
         return protocol
-    return "anthropic" if decision.input.get("endpoint") == "messages" else "openai"
+    return "anthropic" if recorded.get("endpoint") == "messages" else "openai"
 
 
 def cache_key(decision: DecisionRecord, events: Iterable[CostEvent] = ()) -> str | None:
@@ -47,15 +49,20 @@ def cache_key(decision: DecisionRecord, events: Iterable[CostEvent] = ()) -> str
     Older records: the event's request hash when the recorded parameters show a deterministic
     request (temperature 0, one choice, no stream, or an embedding).
     """
-    if "cache_hash" in decision.input:
-        value = decision.input["cache_hash"]
+    return input_cache_key(decision.input, (e.request_hash for e in events))
+
+
+def input_cache_key(recorded: Mapping[str, Any], hashes: Iterable[str | None]) -> str | None:
+    """`cache_key` on a decision's input and its events' request hashes (in event order)."""
+    if "cache_hash" in recorded:
+        value = recorded["cache_hash"]
         return value if isinstance(value, str) and value else None
-    params: Mapping[str, Any] = decision.input.get("params") or {}
-    deterministic = decision.input.get("endpoint") == "embeddings" or (
-        not decision.input.get("stream") and params.get("temperature") == 0 and params.get("n") in (None, 1))
+    params: Mapping[str, Any] = recorded.get("params") or {}
+    deterministic = recorded.get("endpoint") == "embeddings" or (
+        not recorded.get("stream") and params.get("temperature") == 0 and params.get("n") in (None, 1))
     if not deterministic:
         return None
-    return next((e.request_hash for e in events if e.request_hash), None)
+    return next((h for h in hashes if h), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from costplane.config import Config
-from costplane.ledger.types import CostEvent
 from costplane.pricing.catalog import Catalog
-from costplane.pricing.types import PriceSheet, UnknownPrice
+from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
 
-__all__ = ["price_sheet", "pricing_provider", "reprice", "route_target"]
+__all__ = ["dearer", "model_families", "price_sheet", "pricing_provider", "reprice", "route_target"]
 
 
 def route_target(config: Config, model: str, protocol: str) -> tuple[str, str | None] | None:
@@ -41,6 +40,21 @@ def price_sheet(catalog: Catalog, model: str, provider: str | None, at: datetime
         return None
 
 
-def reprice(events: Iterable[CostEvent], sheet: PriceSheet) -> int:
-    """What the recorded usage of `events` costs at `sheet` (cache hits stay free)."""
-    return sum(sheet.cost_nano(e.usage) for e in events if e.kind != "cache_hit")
+def dearer(large: PriceSheet, small: PriceSheet) -> bool:
+    """`large` costs more than `small` per input token and per output token (a right-sizing candidate)."""
+    return large.input > small.input and large.output > small.output
+
+
+def model_families(sheets: Mapping[str, PriceSheet]) -> list[list[str]]:
+    """The models of `sheets` in the families one can stand in for another within, each sorted by name:
+    models that charge for output (chat, completions) and models that do not (embeddings). A route from
+    a chat model to an embedding model would be cheaper on paper and break every request."""
+    families: dict[bool, list[str]] = {}
+    for model in sorted(sheets):
+        families.setdefault(sheets[model].output > 0, []).append(model)
+    return [families[k] for k in sorted(families, reverse=True)]
+
+
+def reprice(usages: Iterable[TokenUsage], sheet: PriceSheet) -> int:
+    """What the recorded `usages` (of the events that were charged: cache hits stay free) cost at `sheet`."""
+    return sum(sheet.cost_nano(usage) for usage in usages)

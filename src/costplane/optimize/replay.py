@@ -25,7 +25,7 @@ stays bounded however long the history; `replay` takes an in-memory `History`.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,20 +37,20 @@ from costplane.ledger.types import BudgetClaim
 from costplane.money import format_usd
 from costplane.optimize.budgetsim import BudgetSimulation
 from costplane.optimize.cache import CacheSimulation
-from costplane.optimize.history import HOOK, History, RecordedRequest, cache_key, protocol_of
+from costplane.optimize.history import HOOK, History
 from costplane.optimize.pricing import price_sheet, reprice, route_target
 from costplane.optimize.replay_envs import LaunchReplayer, LaunchReport, RecordedLaunch, load_launches
+from costplane.optimize.replay_request import ReplayRequest, from_recorded
 from costplane.optimize.replay_totals import ScopeTotals, table_json, table_lines
 from costplane.optimize.stream import DEFAULT_BATCH, event_lag, iter_requests
 from costplane.policy.bundle import Bundle
-from costplane.policy.engine import PolicyEngine
+from costplane.policy.memo import MemoEngine
 from costplane.policy.types import BudgetSpec, PolicyDecision
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.skus import SkuCatalog
 from costplane.pricing.types import PriceSheet
 
-__all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "ScopeTotals", "render_text", "replay", "replay_store",
-           "request_facts"]
+__all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "ScopeTotals", "render_text", "replay", "replay_store"]
 
 CHANGE_KINDS = ("denied", "rerouted", "cached", "budget_refused")
 
@@ -143,23 +143,9 @@ class ReplayReport:
         }
 
 
-def request_facts(request: RecordedRequest, provider: str | None) -> dict[str, Any]:
-    """The `request` CEL variable as `LlmRequest.cel` built it when the request was decided."""
-    recorded = request.decision.input
-    params: Mapping[str, Any] = recorded.get("params") or {}
-    facts: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
-    facts.update(
-        model=str(recorded.get("model", "")), provider=provider or "", endpoint=str(recorded.get("endpoint", "")),
-        input_tokens=int(recorded.get("input_tokens_estimate") or 0),
-        input_tokens_bound=int(recorded.get("input_tokens_bound") or 0),
-        max_tokens=int(recorded.get("max_tokens") or 0), stream=bool(recorded.get("stream")),
-    )
-    return facts
-
-
 class _Replayer:
     def __init__(self, bundle: Bundle, config: Config, catalog: Catalog, report: ReplayReport) -> None:
-        self.engine = PolicyEngine(bundle)
+        self.engine = MemoEngine(bundle)
         self.bundle = bundle
         self.config = config
         self.catalog = catalog
@@ -176,32 +162,34 @@ class _Replayer:
             self._routes[key] = route_target(self.config, model, protocol)
         return self._routes[key]
 
-    def change(self, request: RecordedRequest, kind: str, cause: str, model: str | None, replayed: int) -> None:
-        ctx = request.decision.context
+    def change(self, request: ReplayRequest, kind: str, cause: str, model: str | None, replayed: int) -> None:
+        ctx = request.context
         self.report.replayed_nano += replayed
-        self.report.record(Change(request.decision.id, request.ts, kind, cause, request.served_model, model,
+        self.report.record(Change(request.id, request.ts, kind, cause, request.served_model, model,
                                   request.cost_nano, replayed, ctx.team, ctx.agent))
 
-    def max_tokens(self, request: RecordedRequest, policy: PolicyDecision) -> int:
+    def max_tokens(self, request: ReplayRequest, policy: PolicyDecision) -> int:
         """The decision core's rule (`DecisionCore._max_tokens`)."""
-        if request.decision.input.get("endpoint") == "embeddings":
+        if request.embeddings:
             return 0
+        asked = request.max_tokens  # a positive int or None
         cap = policy.mutations.get("max_tokens")
-        candidates = [v for v in (request.decision.input.get("max_tokens"), cap) if isinstance(v, int) and v > 0]
-        return min(candidates) if candidates else self.config.gateway.default_max_tokens
+        if not (isinstance(cap, int) and cap > 0):
+            return asked if asked is not None else self.config.gateway.default_max_tokens
+        return cap if asked is None else min(asked, cap)
 
-    def claims(self, request: RecordedRequest, budgets: list[BudgetSpec], model: str, sheet: PriceSheet,
+    def claims(self, request: ReplayRequest, budgets: list[BudgetSpec], model: str, sheet: PriceSheet,
                max_tokens: int) -> tuple[BudgetClaim, ...]:
-        bound = int(request.decision.input.get("input_tokens_bound") or 0)
-        worst = sheet.max_cost_nano(bound, max_tokens)
-        return budget_claims(budgets, request.decision.context, model, worst, request.ts)
+        worst = sheet.max_cost_nano(request.input_tokens_bound, max_tokens)
+        return budget_claims(budgets, request.context, model, worst, request.ts, bounds=self.budgets.bounds)
 
-    def run(self, request: RecordedRequest) -> None:
+    def run(self, request: ReplayRequest) -> None:
         report = self.report
-        protocol = protocol_of(request.decision)
-        asked = self.route(str(request.decision.input.get("model", "")), protocol)
-        policy, budgets = self.engine.decide(HOOK, request.decision.context,
-                                             request_facts(request, asked[1] if asked else None))
+        protocol = request.protocol
+        asked = self.route(request.model, protocol)
+        facts = request.facts  # a record is replayed once: its provider is set in place
+        facts["provider"] = (asked[1] if asked else None) or ""
+        policy, budgets = self.engine.decide(HOOK, request.context, facts)
         report.requests += 1
         recorded = request.cost_nano
         report.recorded_nano += recorded
@@ -225,7 +213,7 @@ class _Replayer:
             return
         cost = recorded
         if model != request.served_model:
-            cost = reprice(request.events, sheet)
+            cost = reprice(request.usage(), sheet)
             kind, cause = "rerouted", policy.route.name if policy.route else model
         max_tokens = self.max_tokens(request, policy)
         claims = self.claims(request, budgets, model, sheet, max_tokens)
@@ -240,14 +228,13 @@ class _Replayer:
                 model, sheet = degraded[0], cheaper
                 claims = self.claims(request, budgets, model, sheet, max_tokens)
                 refusal = self.budgets.check(claims)
-                cost = reprice(request.events, sheet) if model != request.served_model else recorded
+                cost = reprice(request.usage(), sheet) if model != request.served_model else recorded
                 kind, cause = "rerouted", refusal.budget if refusal else spec.name if spec else model
             if refusal is not None:
                 self.change(request, "budget_refused", refusal.budget, None, 0)
                 return
-        key = cache_key(request.decision, request.events)
-        recorded_params: Mapping[str, Any] = request.decision.result.get("params") or {}
-        wants_cache = policy.mutations.get("cache") is True and recorded_params.get("cache") is not True
+        key = request.cache_key
+        wants_cache = policy.mutations.get("cache") is True and not request.cache_param
         if wants_cache and key is not None and not request.cached and self.cache.hit(key, request.ts):
             self.budgets.settle(claims, 0, count_call=False)  # a hit gives its reservation back
             matched = [m.name for m in policy.matched if m.effect == "mutate" and m.name in self.cachers]
@@ -260,13 +247,13 @@ class _Replayer:
             report.replayed_nano += cost
 
 
-def _key(item: RecordedRequest | RecordedLaunch) -> tuple[datetime, str]:
+def _key(item: ReplayRequest | RecordedLaunch) -> tuple[datetime, str]:
     if isinstance(item, RecordedLaunch):
         return item.ts, item.decision.id if item.decision else item.env.id if item.env else ""
-    return item.ts, item.decision.id
+    return item.ts, item.id
 
 
-def _run(report: ReplayReport, requests: Iterable[RecordedRequest], launches: Sequence[RecordedLaunch],
+def _run(report: ReplayReport, requests: Iterable[ReplayRequest], launches: Sequence[RecordedLaunch],
          bundle: Bundle, config: Config, catalog: Catalog, skus: SkuCatalog | None) -> ReplayReport:
     replayer = _Replayer(bundle, config, catalog, report)
     if not launches:
@@ -275,7 +262,7 @@ def _run(report: ReplayReport, requests: Iterable[RecordedRequest], launches: Se
     else:  # launches and requests in one time order: they share the simulated budgets
         envs = LaunchReplayer(bundle, replayer.engine, skus or SkuCatalog.load(config.pricing), replayer.budgets,
                               report.launches)
-        merged: Iterator[RecordedRequest | RecordedLaunch] = heapq.merge(requests, launches, key=_key)
+        merged: Iterator[ReplayRequest | RecordedLaunch] = heapq.merge(requests, launches, key=_key)
         for item in merged:
             if isinstance(item, RecordedLaunch):
                 envs.run(item)
@@ -289,7 +276,8 @@ def replay(history: History, bundle: Bundle, config: Config, catalog: Catalog, *
            launches: Sequence[RecordedLaunch] = (), skus: SkuCatalog | None = None) -> ReplayReport:
     """Re-decide every recorded request of `history` (and `launches`) under `bundle`; writes nothing."""
     report = ReplayReport(bundle.revision, history.since, history.until)
-    return _run(report, history.requests, sorted(launches, key=_key), bundle, config, catalog, skus)
+    requests = (from_recorded(r) for r in history.requests)
+    return _run(report, requests, sorted(launches, key=_key), bundle, config, catalog, skus)
 
 
 def replay_store(store: Store, since: datetime, until: datetime, bundle: Bundle, config: Config, catalog: Catalog,

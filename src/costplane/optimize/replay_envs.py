@@ -213,7 +213,8 @@ class LaunchReplayer:
             causes.append((next((m.name for m in policy.matched if m.effect == "mutate"), "ttl"),
                            f"ttl capped to {cap}s"))
         claims = budget_claims([s for s in specs if s is not None], launch.context,
-                               f"blueprint:{plan.blueprint.name}", plan.estimate.projected_nano(ttl), launch.ts)
+                               f"blueprint:{plan.blueprint.name}", plan.estimate.projected_nano(ttl), launch.ts,
+                               bounds=self.budgets.bounds)
         refusal = self.budgets.check(claims)
         if refusal is not None:
             self._refuse(launch, "budget_refused", refusal.budget,

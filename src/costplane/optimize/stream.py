@@ -16,14 +16,19 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
+from costplane.attribution.context import Context
 from costplane.config import Config
+from costplane.ledger.queries import Row
+from costplane.ledger.replayqueries import decode_context
 from costplane.ledger.store import Store
-from costplane.ledger.types import CostEvent, DecisionRecord
-from costplane.optimize.history import HOOK, RecordedRequest
+from costplane.ledger.types import DecisionRecord
+from costplane.optimize.history import HOOK
+from costplane.optimize.replay_request import ReplayRequest, from_rows
 
 __all__ = ["DEFAULT_BATCH", "event_lag", "iter_decisions", "iter_requests"]
 
 DEFAULT_BATCH = 5000
+_CONTEXTS = 10_000  # decoded contexts kept across pages (most requests share a few; runs add more)
 
 
 def event_lag(config: Config) -> timedelta:
@@ -46,42 +51,42 @@ def iter_decisions(store: Store, hooks: Sequence[str], since: datetime, until: d
 
 
 class _EventCursor:
-    """Cost events in (ts, id) order, read a page at a time up to a horizon, buffered by decision id."""
+    """Cost-event rows in (ts, id) order, read a page at a time up to a horizon, buffered by decision id.
+    Times are the store's integer microseconds."""
 
     def __init__(self, store: Store, since: datetime, until: datetime, batch: int) -> None:
         self.store, self.since, self.until, self.batch = store, since, until, batch
-        self.after: tuple[datetime, str] | None = None
-        self.read_to: datetime | None = None  # every event with ts <= this has been read
+        self.after: tuple[int, str] | None = None
+        self.read_to: int | None = None  # every event with ts <= this has been read
         self.done = False
-        self.by_decision: dict[str, list[CostEvent]] = {}
-        self.order: deque[tuple[datetime, str]] = deque()  # (ts, decision id) as read, for pruning
+        self.by_decision: dict[str, list[Row]] = {}
+        self.order: deque[tuple[int, str]] = deque()  # (ts, decision id) as read, for pruning
 
-    def fill(self, horizon: datetime) -> None:
+    def fill(self, horizon: int) -> None:
         """Read until every event with ts <= horizon is buffered (or there are no more)."""
         while not self.done and (self.read_to is None or self.read_to < horizon):
-            page = self.store.replay_events(since=self.since, until=self.until, after=self.after, limit=self.batch)
-            for event in page:
-                decision_id = event.decision_id
-                if decision_id is None:
-                    continue
-                events = self.by_decision.get(decision_id)
+            page, last = self.store.replay_event_rows(since=self.since, until=self.until, after=self.after,
+                                                      limit=self.batch)
+            buffered, order = self.by_decision, self.order
+            for row in page:
+                decision_id = row[10]  # EVENT_FIELDS
+                events = buffered.get(decision_id)
                 if events is None:
-                    self.by_decision[decision_id] = [event]
-                    self.order.append((event.ts, decision_id))
+                    buffered[decision_id] = [row]
+                    order.append((row[1], decision_id))
                 else:
-                    events.append(event)
-            if len(page) < self.batch:
+                    events.append(row)
+            if last is None:
                 self.done = True
             else:
-                self.after = (page[-1].ts, page[-1].id)
+                self.after = (last[1], last[0])
                 # the page may end inside a run of equal ts: only earlier instants are complete
-                self.read_to = page[-1].ts - timedelta(microseconds=1)
+                self.read_to = last[1] - 1
 
-    def take(self, decision_id: str) -> tuple[CostEvent, ...]:
-        events = self.by_decision.pop(decision_id, None)
-        return tuple(events) if events else ()
+    def take(self, decision_id: str) -> list[Row]:
+        return self.by_decision.pop(decision_id, None) or []
 
-    def prune(self, before: datetime) -> None:
+    def prune(self, before: int) -> None:
         """Drop buffered events older than `before`: their decisions (ts <= event ts) have all gone by."""
         order, buffered = self.order, self.by_decision
         while order and order[0][0] < before:
@@ -93,19 +98,25 @@ class _EventCursor:
 
 
 def iter_requests(store: Store, since: datetime, until: datetime, *, lag: timedelta,
-                  batch: int = DEFAULT_BATCH) -> Iterator[RecordedRequest]:
+                  batch: int = DEFAULT_BATCH) -> Iterator[ReplayRequest]:
     """Every recorded `llm.request` with since <= ts < until and its cost events, oldest first by
-    (ts, id); reads the store in pages of `batch` rows (see the module docstring for `lag`)."""
+    (ts, id), as replay's own records; reads the store in pages of `batch` rows (see the module
+    docstring for `lag`)."""
     events = _EventCursor(store, since, until + lag, batch)
-    after: tuple[datetime, str] | None = None
+    lag_us = lag // timedelta(microseconds=1)
+    contexts: dict[str, Context] = {}  # by the context column's text, across pages (bounded)
+    after: tuple[int, str] | None = None
     while True:
-        page = store.replay_decisions((HOOK,), since=since, until=until, after=after, limit=batch)
+        page = store.replay_decision_rows((HOOK,), since=since, until=until, after=after, limit=batch)
         if not page:
             return
-        events.fill(page[-1].ts + lag)
-        for decision in page:
-            yield RecordedRequest(decision, events.take(decision.id))
-        events.prune(page[-1].ts)
+        last = page[-1][1]
+        events.fill(last + lag_us)
+        if len(contexts) > _CONTEXTS:
+            contexts.clear()
+        for row in page:
+            yield from_rows(row, decode_context(row[4], contexts), events.take(row[0]))  # DECISION_FIELDS
+        events.prune(last)
         if len(page) < batch:
             return
-        after = (page[-1].ts, page[-1].id)
+        after = (last, page[-1][0])

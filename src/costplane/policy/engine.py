@@ -24,13 +24,15 @@ from costplane.policy.bundle import Bundle
 from costplane.policy.celexpr import CTX_FIELDS, REQUEST_DEFAULTS, CompiledExpr
 from costplane.policy.types import EFFECTS, HOOKS, BudgetSpec, MatchedPolicy, PolicyDecision, PolicySpec
 
-__all__ = ["PolicyEngine", "cel_request"]
+__all__ = ["ACTION_EFFECTS", "PolicyEngine", "Rule", "activation", "cel_request", "cel_value", "execute", "outcome"]
 
 _DIMENSIONS = frozenset(DIMENSIONS)
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
+class Rule:
+    """A policy of the bundle with its compiled `when`."""
+
     spec: PolicySpec
     program: cel.Program
     match: MatchedPolicy
@@ -45,7 +47,7 @@ def _union(fields: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
     return frozenset(out)
 
 
-def _cel_value(value: Any) -> Any:
+def cel_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, tuple):
@@ -71,8 +73,14 @@ def cel_request(request: Mapping[str, Any], fields: frozenset[str] | None = None
             if name in REQUEST_DEFAULTS:
                 out[name] = REQUEST_DEFAULTS[name]
             continue
-        out[name] = _cel_value(value)
+        out[name] = cel_value(value)
     return out
+
+
+def activation(ctx: Context, request: Mapping[str, Any], ctx_fields: frozenset[str] | None,
+               request_fields: frozenset[str] | None) -> cel.Context:
+    """A cel.Context with these fields of `ctx` and `request` (None: all of it)."""
+    return cel.Context({"ctx": _cel_ctx(ctx, ctx_fields), "request": cel_request(request, request_fields)})
 
 
 def _cel_ctx(ctx: Context, fields: frozenset[str] | None) -> dict[str, Any]:
@@ -98,13 +106,14 @@ class PolicyEngine:
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
-        rules: dict[str, list[_Rule]] = {hook: [] for hook in HOOKS}
+        rules: dict[str, list[Rule]] = {hook: [] for hook in HOOKS}
         for spec in bundle.policies:
             compiled = bundle.when[spec.name]
             match = MatchedPolicy(spec.name, spec.effect, spec.reason, spec.priority)
-            rules.setdefault(spec.hook, []).append(_Rule(spec, compiled.program, match))
+            rules.setdefault(spec.hook, []).append(Rule(spec, compiled.program, match))
         self._rules = {hook: tuple(items) for hook, items in rules.items()}
         self._budgets = tuple((b, bundle.scopes[b.name].program) for b in bundle.budgets)
+        self._scope_executes = tuple(program.execute for _, program in self._budgets)
         self._fields: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {}
         scopes: list[CompiledExpr] = [bundle.scopes[b.name] for b in bundle.budgets]
         for hook, items in self._rules.items():
@@ -121,9 +130,7 @@ class PolicyEngine:
     def activation(self, hook: str, ctx: Context, request: Mapping[str, Any]) -> cel.Context:
         """The one cel.Context a decision evaluates every program against."""
         ctx_fields, request_fields = self._fields[hook]
-        return cel.Context(
-            {"ctx": _cel_ctx(ctx, ctx_fields), "request": cel_request(request, request_fields)}
-        )
+        return cel.Context({"ctx": _cel_ctx(ctx, ctx_fields), "request": cel_request(request, request_fields)})
 
     def decide(
         self, hook: str, ctx: Context, request: Mapping[str, Any]
@@ -133,40 +140,20 @@ class PolicyEngine:
         if rules is None:
             raise ValueError(f"unknown hook {hook!r}; expected one of {', '.join(HOOKS)}")
         activation = self.activation(hook, ctx, request)
-        matched: list[MatchedPolicy] = []
-        notify: list[MatchedPolicy] = []
-        deny: MatchedPolicy | None = None
-        route: _Rule | None = None
-        mutations: dict[str, Any] = {}
-        mutation_priority: dict[str, int] = {}
-        actions: list[MatchedPolicy] = []
+        picked: list[tuple[Rule, object]] = []  # the rules whose `when` did not return False
         for rule in rules:
             try:
                 result = rule.program.execute(activation)
             except Exception as exc:  # any CEL run-time error fails closed
                 result = exc
-            if result is not True:
-                if result is False:
-                    continue
-                failure = _failure(rule.spec, result)
-                matched.append(failure)
-                deny = deny or failure
-                continue
-            matched.append(rule.match)
-            effect = rule.spec.effect
-            if effect == "deny":
-                deny = deny or rule.match
-            elif effect == "route":
-                if route is None or rule.spec.priority > route.spec.priority:
-                    route = rule
-            elif effect == "mutate":
-                _merge(mutations, mutation_priority, rule.spec)
-            elif effect == "notify":
-                notify.append(rule.match)
-            elif effect in ACTION_EFFECTS:
-                actions.append(rule.match)
-        budgets = [spec for spec, program in self._budgets if _scope_applies(program, activation)]
-        return _decision(request, matched, notify, deny, route, mutations, actions), budgets
+            if result is not False:
+                picked.append((rule, result))
+        try:
+            scopes: list[object] = [run(activation) for run in self._scope_executes]
+        except Exception:  # an error: the budget applies
+            scopes = [execute(program, activation) for _, program in self._budgets]
+        budgets = [spec for (spec, _), applies in zip(self._budgets, scopes, strict=False) if applies is not False]
+        return outcome(picked, request), budgets
 
     def evaluate(self, hook: str, ctx: Context, request: Mapping[str, Any]) -> PolicyDecision:
         """The policy decision alone."""
@@ -177,7 +164,40 @@ class PolicyEngine:
         if hook not in self._fields:
             raise ValueError(f"unknown hook {hook!r}; expected one of {', '.join(HOOKS)}")
         activation = self.activation(hook, ctx, request)
-        return [spec for spec, program in self._budgets if _scope_applies(program, activation)]
+        return [spec for spec, program in self._budgets if execute(program, activation) is not False]
+
+
+def outcome(picked: Iterable[tuple[Rule, object]], request: Mapping[str, Any]) -> PolicyDecision:
+    """The decision from the rules whose `when` did not return False, in bundle order, with what it
+    returned (True, another value or the exception it raised): precedence and fail-closed rules
+    (docs/policy.md)."""
+    matched: list[MatchedPolicy] = []
+    notify: list[MatchedPolicy] = []
+    deny: MatchedPolicy | None = None
+    route: Rule | None = None
+    mutations: dict[str, Any] = {}
+    mutation_priority: dict[str, int] = {}
+    actions: list[MatchedPolicy] = []
+    for rule, result in picked:
+        if result is not True:
+            failure = _failure(rule.spec, result)
+            matched.append(failure)
+            deny = deny or failure
+            continue
+        matched.append(rule.match)
+        effect = rule.spec.effect
+        if effect == "deny":
+            deny = deny or rule.match
+        elif effect == "route":
+            if route is None or rule.spec.priority > route.spec.priority:
+                route = rule
+        elif effect == "mutate":
+            _merge(mutations, mutation_priority, rule.spec)
+        elif effect == "notify":
+            notify.append(rule.match)
+        elif effect in ACTION_EFFECTS:
+            actions.append(rule.match)
+    return _decision(request, matched, notify, deny, route, mutations, actions)
 
 
 def _failure(spec: PolicySpec, result: object) -> MatchedPolicy:
@@ -199,11 +219,12 @@ def _merge(mutations: dict[str, Any], priorities: dict[str, int], spec: PolicySp
             priorities[key] = spec.priority
 
 
-def _scope_applies(program: cel.Program, activation: cel.Context) -> bool:
+def execute(program: cel.Program, activation: cel.Context) -> object:
+    """What the program returns, or the exception it raises."""
     try:
-        return program.execute(activation) is not False  # errors and non-bools: the budget applies
-    except Exception:
-        return True
+        return program.execute(activation)
+    except Exception as exc:
+        return exc
 
 
 def _decision(
@@ -211,7 +232,7 @@ def _decision(
     matched: list[MatchedPolicy],
     notify: list[MatchedPolicy],
     deny: MatchedPolicy | None,
-    route: _Rule | None,
+    route: Rule | None,
     mutations: dict[str, Any],
     actions: list[MatchedPolicy],
 ) -> PolicyDecision:

@@ -15,6 +15,8 @@ from costplane.optimize.detectors import (
     oversizing,
 )
 from costplane.optimize.detectors.gpus import EnvironmentHistory
+from costplane.optimize.detectors.prefetch import prefetch
+from costplane.optimize.detectors.source import source_of
 from costplane.optimize.findings import DetectorInput, Finding
 from costplane.optimize.history import History
 
@@ -52,8 +54,9 @@ def run_detectors(history: History, inputs: DetectorInput, names: Sequence[str] 
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown detector {unknown[0]!r}; known: {', '.join(known)}")
-    findings = [f for name, detect in DETECTORS.items() if not names or name in names
-                for f in detect(history, inputs)]
+    selected = [name for name in DETECTORS if not names or name in names]
+    prefetch(source_of(history), selected)  # a store's independent heavy reads, on a second thread
+    findings = [f for name in selected for f in DETECTORS[name](history, inputs)]
     if environments is not None:
         findings += [f for name, detect_env in ENVIRONMENT_DETECTORS.items() if not names or name in names
                      for f in detect_env(environments)]

@@ -18,8 +18,9 @@ again per outcome (the same calls). The emitted document is a soft daily `max_ca
 agent at the baseline times its median daily outcomes, which alerts when the agent spends more
 calls than its outcomes justify.
 
-Calls are the agent's charged requests in runs (`source`); the per-run rows are read only for an
-agent whose float trend screen passes.
+Calls are the agent's charged requests in runs (`source`); for an agent whose float trend screen
+passes, one row per run (first call, calls) is read and fitted exactly, and the cost beyond the
+baseline is summed by the source (a window function over the run index on a store).
 """
 
 from __future__ import annotations
@@ -65,17 +66,17 @@ def detect(history: History, inputs: DetectorInput,
 
 
 def _finding(source: Source, settings: AmplificationSettings, agent: str) -> Finding | None:
-    runs = sorted(source.run_calls(agent).items(), key=lambda kv: (kv[1][0][0], kv[0]))
+    runs = sorted(source.run_sizes(agent))  # by (first call, run)
     if len(runs) < settings.min_runs:
         return None
-    xs = [min(1.0, max(0.0, (calls[0][0] - source.since_us) / 1_000_000 / source.seconds)) for _, calls in runs]
-    line = fit_line(xs, [float(len(calls)) for _, calls in runs])
+    xs = [min(1.0, max(0.0, (first - source.since_us) / 1_000_000 / source.seconds)) for first, _, _ in runs]
+    line = fit_line(xs, [float(calls) for _, _, calls in runs])
     if (line is None or line.intercept <= 0 or line.t < settings.min_t
             or line.slope * 100 < settings.min_growth_percent * line.intercept):
         return None
     baseline = max(1, round(line.intercept))
-    excess_calls = sum(max(0, len(calls) - baseline) for _, calls in runs)
-    saving = sum(cost for _, calls in runs for _, _, cost in calls[baseline:])
+    excess_calls = sum(max(0, calls - baseline) for _, _, calls in runs)
+    saving = source.run_excess(agent, baseline)  # each run's calls after its first `baseline` (by ts, id)
     per_month = monthly(saving, source.seconds)
     if per_month < settings.min_monthly_saving_nano:
         return None
@@ -93,7 +94,7 @@ def _finding(source: Source, settings: AmplificationSettings, agent: str) -> Fin
         scope=scope,
         evidence={"runs": len(runs), "calls_per_run_start": baseline, "calls_per_run_end": end,
                   "slope_t": f"{line.t:.1f}", "excess_calls": excess_calls,
-                  "calls": sum(len(calls) for _, calls in runs)},
+                  "calls": sum(calls for _, _, calls in runs)},
         observed_saving_nano=saving, monthly_saving_nano=per_month, document=document,
     )
 

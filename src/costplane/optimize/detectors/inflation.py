@@ -22,9 +22,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from costplane.ledger import codec
 from costplane.money import format_usd
-from costplane.optimize.detectors.rows import trimmed, usage
+from costplane.optimize.detectors.rows import trim_saving
 from costplane.optimize.detectors.source import (
     SHORT,
     ZERO,
@@ -37,7 +36,7 @@ from costplane.optimize.detectors.source import (
 )
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
 from costplane.optimize.history import History
-from costplane.optimize.pricing import price_sheet, pricing_provider
+from costplane.optimize.pricing import pricing_provider
 from costplane.optimize.trend import fit_line
 
 __all__ = ["NAME", "InflationSettings", "detect"]
@@ -81,16 +80,8 @@ def _finding(source: Source, inputs: DetectorInput, settings: InflationSettings,
     if (line is None or line.intercept <= 0 or line.t < settings.min_t
             or line.slope * 100 < settings.min_growth_percent * line.intercept):
         return None
-    genai_provider = pricing_provider(inputs.config, provider)
-    saving = extra_tokens = 0
-    for row, x in zip(rows, xs, strict=True):
-        sheet = price_sheet(inputs.catalog, model, genai_provider, codec.from_us(row[0]))
-        used = usage(row)
-        extra = min(used.uncached_input_tokens, max(0, round(line.slope * x)))
-        if sheet is None or extra == 0:
-            continue
-        extra_tokens += extra
-        saving += sheet.cost_nano(used) - sheet.cost_nano(trimmed(used, extra))
+    extra_tokens, saving = trim_saving(inputs.catalog, model, pricing_provider(inputs.config, provider), rows,
+                                       (max(0, round(line.slope * x)) for x in xs))
     per_month = monthly(saving, span)
     if per_month < settings.min_monthly_saving_nano:
         return None

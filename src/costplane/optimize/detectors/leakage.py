@@ -2,7 +2,8 @@
 
 Per provider, the *small* model is the cheapest (output, then input rate) the history used for at
 least `min_small_requests` successful calls in any tier; a *large* model is one dearer on both
-rates. Experiment-tier (`ctx.tier == "experiment"`) calls to a large model are re-priced on the
+rates, of the same family (`pricing.model_families`: chat models are never routed to embedding
+models). Experiment-tier (`ctx.tier == "experiment"`) calls to a large model are re-priced on the
 small model (Catalog, at each call's time); the difference is the saving. The emitted policy routes
 experiment-tier requests for the large model to the small one.
 
@@ -20,8 +21,7 @@ from costplane.optimize.detectors.rows import reprice_groups
 from costplane.optimize.detectors.source import SHORT, ModelGroup, Source, most_common, source_of
 from costplane.optimize.findings import DetectorInput, Finding, cel_string, monthly, policy_name
 from costplane.optimize.history import History
-from costplane.optimize.pricing import price_sheet, pricing_provider
-from costplane.pricing.types import PriceSheet
+from costplane.optimize.pricing import dearer, model_families, price_sheet, pricing_provider
 
 __all__ = ["NAME", "TIER", "LeakageSettings", "detect"]
 
@@ -49,22 +49,19 @@ def detect(history: History, inputs: DetectorInput, settings: LeakageSettings | 
     for provider, models in sorted(counts.items()):
         genai_provider = pricing_provider(inputs.config, provider)
         sheets = {m: s for m in models if (s := price_sheet(inputs.catalog, m, genai_provider, history.until))}
-        smalls = [m for m in sheets if models[m] >= settings.min_small_requests]
-        if not smalls:
-            continue
-        small = min(smalls, key=lambda m: (sheets[m].output, sheets[m].input, m))
-        for large, sheet in sorted(sheets.items()):
-            groups = leaked.get((provider, large), [])
-            if large != small and _dearer(sheet, sheets[small]) and sum(g.calls for g in groups) >= \
-                    settings.min_requests:
-                finding = _finding(source, inputs, settings, provider, genai_provider, small, large, groups)
-                if finding is not None:
-                    findings.append(finding)
+        for family in model_families(sheets):  # a chat model is never routed to an embedding model
+            smalls = [m for m in family if models[m] >= settings.min_small_requests]
+            if not smalls:
+                continue
+            small = min(smalls, key=lambda m: (sheets[m].output, sheets[m].input, m))
+            for large in family:
+                groups = leaked.get((provider, large), [])
+                if large != small and dearer(sheets[large], sheets[small]) and sum(g.calls for g in groups) >= \
+                        settings.min_requests:
+                    finding = _finding(source, inputs, settings, provider, genai_provider, small, large, groups)
+                    if finding is not None:
+                        findings.append(finding)
     return findings
-
-
-def _dearer(large: PriceSheet, small: PriceSheet) -> bool:
-    return large.input > small.input and large.output > small.output
 
 
 def _finding(source: Source, inputs: DetectorInput, settings: LeakageSettings, provider: str,

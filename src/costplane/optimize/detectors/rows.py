@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from costplane.ledger import codec
 from costplane.optimize.detectors.source import ModelGroup, Source, UsageRow
@@ -10,9 +10,10 @@ from costplane.optimize.pricing import price_sheet
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.types import TokenUsage, UnknownPrice
 
-__all__ = ["flat_femto", "reprice_groups", "reprice_rows", "trimmed", "usage"]
+__all__ = ["flat_femto", "reprice_groups", "reprice_rows", "trim_saving", "trimmed", "usage"]
 
 _FEMTO_PER_USD_PER_MTOK = 10**9  # 1 USD per million tokens = 1e9 femto-USD per token
+_FEMTO_PER_NANO = 10**6
 
 
 _USAGES: dict[tuple[int, int, int, int, int], TokenUsage] = {}
@@ -86,3 +87,35 @@ def reprice_groups(source: Source, catalog: Catalog, model: str, provider: str |
     if costs is None:
         return None
     return len(rows), costs[0], costs[1], {r[2] for r in rows if r[2]}
+
+
+def trim_saving(catalog: Catalog, model: str, provider: str | None, rows: Sequence[UsageRow],
+                trims: Iterable[int]) -> tuple[int, int]:
+    """(input tokens trimmed, cost saved) when each row sends its `trim` (at most its uncached input)
+    fewer input tokens, each row priced at its own time; a row without a price saves nothing. With one
+    flat price (`flat_femto`) the rows are priced with integers directly — the same sums and half-up
+    rounding as `PriceSheet.cost_nano`, without building a `TokenUsage` per row."""
+    femto = flat_femto(catalog, model, provider)
+    tokens = saving = 0
+    if femto is None:
+        for row, trim in zip(rows, trims, strict=True):
+            sheet = price_sheet(catalog, model, provider, codec.from_us(row[0]))
+            used = usage(row)
+            extra = min(used.uncached_input_tokens, trim)
+            if sheet is None or extra <= 0:
+                continue
+            tokens += extra
+            saving += sheet.cost_nano(used) - sheet.cost_nano(trimmed(used, extra))
+        return tokens, saving
+    f_input, f_read, f_write, f_output, f_reasoning = femto
+    half = _FEMTO_PER_NANO // 2
+    for (_, _, _, inp, out, read, write, reasoning, _), trim in zip(rows, trims, strict=True):
+        uncached = inp - read - write
+        extra = min(uncached, trim)
+        if extra <= 0:
+            continue
+        total = (uncached * f_input + read * f_read + write * f_write + (out - reasoning) * f_output
+                 + reasoning * f_reasoning + half)
+        tokens += extra
+        saving += total // _FEMTO_PER_NANO - (total - extra * f_input) // _FEMTO_PER_NANO
+    return tokens, saving
