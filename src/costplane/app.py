@@ -6,8 +6,7 @@ No global state: the server, the CLI and tests each build their own Application.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
+import time
 
 from costplane.config import Config
 from costplane.core.bundle_state import ActiveBundle
@@ -16,12 +15,16 @@ from costplane.ledger.open import open_store
 from costplane.ledger.store import Store
 from costplane.policy.bundle import Bundle, load_bundle
 from costplane.policy.engine import PolicyEngine
+from costplane.policy.revision import BundleSnapshot, read_snapshot
 from costplane.policy.types import BundleError
 from costplane.pricing.catalog import Catalog
 
 __all__ = ["Application"]
 
 log = logging.getLogger("costplane.app")
+
+# how long a changed bundle must stay unchanged before it is loaded (see reload_if_changed)
+RELOAD_SETTLE_SECONDS = 0.3
 
 
 class Application:
@@ -30,26 +33,31 @@ class Application:
         self.store = store if store is not None else open_store(config.store_url)
         self.store.migrate()
         self.catalog = Catalog.load(config.pricing)
-        self._fingerprint = self._bundle_fingerprint()
-        self.bundle = self._activate(self._load())
+        snapshot = self._snapshot()
+        self._seen = snapshot.digest if snapshot is not None else None
+        self.bundle = self._activate(self._load(snapshot))
         self.core = DecisionCore(config, self.store, self.catalog, lambda: self.bundle)
 
-    def _load(self) -> Bundle:
+    def _snapshot(self) -> BundleSnapshot | None:
+        return None if self.config.bundle is None else read_snapshot(self.config.bundle)
+
+    def _load(self, snapshot: BundleSnapshot | None) -> Bundle:
         if self.config.bundle is None:
             return Bundle.from_specs(revision="empty")
-        return load_bundle(self.config.bundle)
+        return load_bundle(self.config.bundle, snapshot)
 
     @staticmethod
     def _activate(bundle: Bundle) -> ActiveBundle:
         return ActiveBundle(bundle.revision, PolicyEngine(bundle), {b.name: b for b in bundle.budgets})
 
-    def reload_bundle(self) -> tuple[bool, str | None]:
-        """Load the bundle again and swap it in whole; a bundle that fails keeps the old one.
+    def reload_bundle(self, snapshot: BundleSnapshot | None = None) -> tuple[bool, str | None]:
+        """Load the bundle again (from `snapshot`'s bytes when given) and swap it in whole; a bundle
+        that fails keeps the old one.
 
         In-flight requests keep the bundle they started with, so nothing is dropped.
         """
         try:
-            fresh = self._activate(self._load())
+            fresh = self._activate(self._load(snapshot if snapshot is not None else self._snapshot()))
         except BundleError as exc:
             log.error("bundle reload rejected, keeping revision %s:\n%s", self.bundle.revision, exc)
             return False, str(exc)
@@ -59,26 +67,33 @@ class Application:
             log.info("bundle reloaded: revision %s", fresh.revision)
         return changed, None
 
-    def reload_if_changed(self) -> bool:
-        fingerprint = self._bundle_fingerprint()
-        if fingerprint == self._fingerprint:
-            return False
-        self._fingerprint = fingerprint
-        changed, _ = self.reload_bundle()
-        return changed
+    def reload_if_changed(self, settle: float = RELOAD_SETTLE_SECONDS) -> bool:
+        """Reload when the bundle's content changed and then stayed the same for ``settle`` seconds.
 
-    def _bundle_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        An editor or ``write_text`` truncates a file before writing it; loading in that instant
+        would swap in a bundle with that file's budgets and policies missing. So the files are read
+        (not stat-ed: timestamps can be coarse or skewed), read again ``settle`` seconds later, and
+        only content seen twice is loaded, from exactly those bytes. Content that keeps changing
+        for ten settles is left for the next check.
+        """
         root = self.config.bundle
-        if root is None or not root.is_dir():
-            return ()
-        entries = []
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                if name.endswith((".yaml", ".yml")):
-                    path = Path(dirpath, name)
-                    stat = path.stat()
-                    entries.append((str(path), stat.st_mtime_ns, stat.st_size))
-        return tuple(sorted(entries))
+        if root is None:
+            return False
+        snapshot = read_snapshot(root)
+        if snapshot.digest == self._seen:
+            return False
+        give_up = time.monotonic() + 10 * settle
+        while True:
+            time.sleep(settle)
+            again = read_snapshot(root)
+            if again.digest == snapshot.digest:
+                break
+            snapshot = again
+            if time.monotonic() >= give_up:
+                return False
+        changed, _ = self.reload_bundle(snapshot)
+        self._seen = snapshot.digest  # an invalid bundle is logged once, not at every check
+        return changed
 
     def close(self) -> None:
         self.store.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from costplane.policy.bundle import load_bundle
-from costplane.policy.revision import bundle_revision
+from costplane.policy.revision import BundleSnapshot, bundle_revision, read_snapshot
+from costplane.policy.types import BundleError
 
 from .helpers import write
 
@@ -100,3 +101,30 @@ def test_digest_changes_with_every_edit(tmp_path: Path) -> None:
     assert first.digest.startswith("sha256:") and first.digest == bundle_revision(tmp_path)
     write(tmp_path, "b.yaml", "kind: Budget\nname: b\nmax_calls: 2\n")
     assert load_bundle(tmp_path).digest != first.digest
+
+
+def test_a_snapshot_is_what_gets_parsed_and_hashed(tmp_path: Path) -> None:
+    write(tmp_path, "b.yaml", "kind: Budget\nname: b\nmax_calls: 1\n")
+    snapshot = read_snapshot(tmp_path)
+    write(tmp_path, "b.yaml", "kind: Budget\nname: b\nmax_calls: 2\n")  # the files move on
+    bundle = load_bundle(tmp_path, snapshot)
+    assert bundle.budgets[0].max_calls == 1  # parsed from the snapshot's bytes, not re-read
+    assert bundle.digest == bundle.revision == snapshot.digest != read_snapshot(tmp_path).digest
+    assert bundle.files == ("b.yaml",)
+
+
+def test_snapshot_digest_ignores_insertion_order_and_counts_unreadable_files(tmp_path: Path) -> None:
+    one = BundleSnapshot(tmp_path, {"a.yaml": b"x", "b.yaml": b"y"})
+    two = BundleSnapshot(tmp_path, {"b.yaml": b"y", "a.yaml": b"x"})
+    assert one.digest == two.digest
+    assert BundleSnapshot(tmp_path, {"a.yaml": b"x"}, {"b.yaml": "Permission denied"}).digest != one.digest
+    assert read_snapshot(tmp_path / "missing").unreadable == {"(bundle)": "does not exist"}
+
+
+def test_unreadable_and_non_utf8_files_are_issues_naming_the_file(tmp_path: Path) -> None:
+    snapshot = BundleSnapshot(tmp_path, {"bad.yaml": b"kind: Budget\nname: \xff\n"}, {"gone.yaml": "Permission denied"})
+    with pytest.raises(BundleError) as caught:
+        load_bundle(tmp_path, snapshot)
+    text = str(caught.value)
+    assert f"{tmp_path / 'bad.yaml'}:1" in text and "not UTF-8" in text
+    assert f"{tmp_path / 'gone.yaml'}:1" in text and "cannot read file: Permission denied" in text

@@ -2,8 +2,9 @@
 
 `load_bundle(path)` reads every `*.yaml`/`*.yml` file under `path` (recursively,
 sorted by relative path; hidden files and directories skipped), validates every
-document and raises `BundleError` carrying *every* issue found. A `Bundle` is
-immutable; reloading means loading again.
+document and raises `BundleError` carrying *every* issue found. Given a
+`BundleSnapshot`, it parses those bytes instead of reading the files again. A
+`Bundle` is immutable; reloading means loading again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from costplane.policy.blueprintschema import BlueprintSpec
 from costplane.policy.budgetschema import LoadedBudget
 from costplane.policy.celexpr import CompiledExpr, compile_expr
-from costplane.policy.revision import bundle_files, bundle_revision, content_hash
+from costplane.policy.revision import BundleSnapshot, bundle_revision, read_snapshot
 from costplane.policy.schema import KINDS, LoadedPolicy, LoadedTest, validate_document
 from costplane.policy.sloschema import LoadedSlo, SloSpec
 from costplane.policy.types import (
@@ -30,7 +31,7 @@ from costplane.policy.types import (
     SourceLocation,
     ValidationIssue,
 )
-from costplane.policy.yamlsource import Document, YMap, YScalar, load_documents
+from costplane.policy.yamlsource import Document, YMap, YScalar, parse_documents
 
 __all__ = ["Bundle", "load_bundle"]
 
@@ -146,25 +147,29 @@ def _check_duplicates(declared: list[tuple[str, str, SourceLocation]], issues: l
             issues.append(ValidationIssue(where, "name", message))
 
 
-def load_bundle(path: Path | str) -> Bundle:
-    """Load and validate the bundle under `path`; raise BundleError with every issue."""
+def load_bundle(path: Path | str, snapshot: BundleSnapshot | None = None) -> Bundle:
+    """Load and validate the bundle under `path` (from `snapshot`'s bytes when given, which must have
+    been read from `path`); raise BundleError with every issue."""
     root = Path(path)
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise BundleError(
             [ValidationIssue(SourceLocation(str(root), 0), "(bundle)", f"bundle directory {what}")]
         )
-    files = bundle_files(root)
-    issues: list[ValidationIssue] = []
+    if snapshot is None:
+        snapshot = read_snapshot(root)
+    issues: list[ValidationIssue] = [
+        ValidationIssue(SourceLocation(str(root / relative), 1), "(file)", f"cannot read file: {why}")
+        for relative, why in snapshot.unreadable.items()
+    ]
     policies: list[LoadedPolicy] = []
     budgets: list[LoadedBudget] = []
     tests: list[LoadedTest] = []
     blueprints: list[BlueprintSpec] = []
     slos: list[LoadedSlo] = []
     declared: list[tuple[str, str, SourceLocation]] = []
-    for file in files:
-        display = str(root / file.relative_to(root))
-        documents, problems = load_documents(file, display)
+    for relative, data in sorted(snapshot.files.items()):
+        documents, problems = parse_documents(data, str(root / relative))
         issues.extend(problems)
         for doc in documents:
             name = _declared_name(doc)
@@ -201,14 +206,14 @@ def load_bundle(path: Path | str) -> Bundle:
         raise BundleError(issues)
     return Bundle(
         root=root,
-        revision=bundle_revision(root, files),
+        revision=bundle_revision(root, snapshot),
         policies=tuple(p.spec for p in policies),
         budgets=tuple(b.spec for b in budgets),
         tests=tuple(t.spec for t in tests),
-        files=tuple(file.relative_to(root).as_posix() for file in files),
+        files=tuple(sorted(snapshot.files)),
         when=MappingProxyType({p.spec.name: p.when for p in policies}),
         scopes=MappingProxyType({b.spec.name: b.scope for b in budgets}),
-        digest=content_hash(root, files),
+        digest=snapshot.digest,
         blueprints=tuple(blueprints),
         slos=tuple(s.spec for s in slos),
     )

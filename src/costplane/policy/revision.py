@@ -7,6 +7,10 @@ included), so that two different uncommitted states never share a revision;
 otherwise
 `sha256:<hex>` over the sorted (relative path, bytes) of the bundle files.
 Every decision records the revision it was made under.
+
+A `BundleSnapshot` reads each file once: the loader parses, and the digest
+hashes, the same bytes, so a bundle's digest always names what it was built from
+(the hot reloader relies on this; see `Application.reload_if_changed`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-__all__ = ["GIT_TIMEOUT_SECONDS", "bundle_files", "bundle_revision", "content_hash"]
+__all__ = ["GIT_TIMEOUT_SECONDS", "BundleSnapshot", "bundle_files", "bundle_revision", "read_snapshot"]
 
 GIT_TIMEOUT_SECONDS = 5.0
 SUFFIXES = (".yaml", ".yml")
@@ -38,15 +44,49 @@ def bundle_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def content_hash(root: Path, files: Sequence[Path]) -> str:
-    """`sha256:<hex>` over the sorted (relative path, bytes) of files."""
-    digest = hashlib.sha256()
-    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
-        name = path.relative_to(root).as_posix().encode()
-        data = path.read_bytes()
-        digest.update(len(name).to_bytes(8, "big") + name)
-        digest.update(len(data).to_bytes(8, "big") + data)
-    return f"sha256:{digest.hexdigest()}"
+@dataclass(frozen=True)
+class BundleSnapshot:
+    """The bytes of every bundle file, read once, by relative path (sorted).
+
+    `unreadable` holds the files that were listed but could not be read (relative path -> why),
+    and `(bundle)` when the directory itself is missing.
+    """
+
+    root: Path
+    files: Mapping[str, bytes]
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def digest(self) -> str:
+        """`sha256:<hex>` over the sorted (relative path, bytes); unreadable files count by their error."""
+        digest = hashlib.sha256()
+        for name, data in sorted(self.files.items()):
+            encoded = name.encode()
+            digest.update(len(encoded).to_bytes(8, "big") + encoded)
+            digest.update(len(data).to_bytes(8, "big") + data)
+        for name, why in sorted(self.unreadable.items()):
+            digest.update(b"\0unreadable\0" + name.encode() + b"\0" + why.encode())
+        return f"sha256:{digest.hexdigest()}"
+
+
+def read_snapshot(path: Path | str) -> BundleSnapshot:
+    """Read every bundle file under `path` once. A file removed between the listing and the read
+    is left out, as if the listing had come a moment later."""
+    root = Path(path)
+    if not root.is_dir():
+        return BundleSnapshot(root, {}, {"(bundle)": "exists but is not a directory" if root.exists()
+                                          else "does not exist"})
+    files: dict[str, bytes] = {}
+    unreadable: dict[str, str] = {}
+    for file in bundle_files(root):
+        name = file.relative_to(root).as_posix()
+        try:
+            files[name] = file.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            unreadable[name] = exc.strerror or str(exc)
+    return BundleSnapshot(root, files, unreadable)
 
 
 def _git(git: str, cwd: Path, *args: str) -> str | None:
@@ -81,14 +121,14 @@ def _git_revision(root: Path) -> tuple[str, bool] | None:
     return f"git:{head.strip()}", bool(status.strip())
 
 
-def bundle_revision(path: Path | str, files: Sequence[Path] | None = None) -> str:
-    """`git:<sha>[+dirty.<hash>]` inside a git work tree, else `sha256:<hex>` of the bundle files."""
+def bundle_revision(path: Path | str, snapshot: BundleSnapshot | None = None) -> str:
+    """`git:<sha>[+dirty.<hash>]` inside a git work tree, else `sha256:<hex>` of the bundle files
+    (those of `snapshot` when given, else read now)."""
     root = Path(path)
-    listed = bundle_files(root) if files is None else files
     git = _git_revision(root)
     if git is None:
-        return content_hash(root, listed)
+        return (snapshot or read_snapshot(root)).digest
     commit, dirty = git
     if not dirty:
         return commit
-    return f"{commit}+dirty.{content_hash(root, listed).removeprefix('sha256:')[:12]}"
+    return f"{commit}+dirty.{(snapshot or read_snapshot(root)).digest.removeprefix('sha256:')[:12]}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,7 +25,7 @@ __all__ = [
     "YNode",
     "YScalar",
     "YSeq",
-    "load_documents",
+    "parse_documents",
     "to_plain",
 ]
 
@@ -112,8 +111,8 @@ class _Converter:
         return YScalar(value, str(node.value), line, quoted=getattr(node, "style", None) in ("'", '"'))
 
 
-def load_documents(path: Path, display: str) -> tuple[list[Document], list[ValidationIssue]]:
-    """Every non-empty document of one YAML file, and the issues found reading it.
+def parse_documents(data: bytes, display: str) -> tuple[list[Document], list[ValidationIssue]]:
+    """Every non-empty document of one YAML file's bytes, and the issues found reading them.
 
     `display` is the file name used in issue locations. A YAML syntax error is
     an issue at its line; documents before it are still returned.
@@ -121,9 +120,9 @@ def load_documents(path: Path, display: str) -> tuple[list[Document], list[Valid
     issues: list[ValidationIssue] = []
     docs: list[Document] = []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        issues.append(ValidationIssue(SourceLocation(display, 1), "(file)", f"cannot read file: {exc}"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        issues.append(ValidationIssue(SourceLocation(display, 1), "(file)", f"cannot read file: not UTF-8 ({exc})"))
         return docs, issues
     converter = _Converter(display, issues)
     try:
