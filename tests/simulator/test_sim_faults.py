@@ -49,14 +49,13 @@ def test_anthropic_status_faults(claude: anthropic.Anthropic, fault: str,
 
 
 def test_timeout_fault_hangs_until_client_gives_up(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
-    started = time.monotonic()
+    # a timeout error (not the 504 the hang limit ends in) shows the client's own deadline ended the call
     with pytest.raises(openai.APITimeoutError):
         oai.chat.completions.create(model="gpt-4o", messages=MSGS, extra_headers={FAULT: "timeout"},
                                     timeout=0.3)
     with pytest.raises(anthropic.APITimeoutError):
         claude.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MSGS, stream=True,
                                extra_headers={FAULT: "timeout"}, timeout=0.3)
-    assert time.monotonic() - started < 3
 
 
 def test_timeout_fault_is_bounded_by_hang_limit() -> None:
