@@ -33,15 +33,12 @@ class Application:
         self.store = store if store is not None else open_store(config.store_url)
         self.store.migrate()
         self.catalog = Catalog.load(config.pricing)
-        snapshot = self._snapshot()
-        self._seen = snapshot.digest if snapshot is not None else None
-        self.bundle = self._activate(self._load(snapshot))
+        loaded = self._load()
+        self._seen = loaded.digest  # the content the active bundle was parsed from
+        self.bundle = self._activate(loaded)
         self.core = DecisionCore(config, self.store, self.catalog, lambda: self.bundle)
 
-    def _snapshot(self) -> BundleSnapshot | None:
-        return None if self.config.bundle is None else read_snapshot(self.config.bundle)
-
-    def _load(self, snapshot: BundleSnapshot | None) -> Bundle:
+    def _load(self, snapshot: BundleSnapshot | None = None) -> Bundle:
         if self.config.bundle is None:
             return Bundle.from_specs(revision="empty")
         return load_bundle(self.config.bundle, snapshot)
@@ -57,7 +54,7 @@ class Application:
         In-flight requests keep the bundle they started with, so nothing is dropped.
         """
         try:
-            fresh = self._activate(self._load(snapshot if snapshot is not None else self._snapshot()))
+            fresh = self._activate(self._load(snapshot))
         except BundleError as exc:
             log.error("bundle reload rejected, keeping revision %s:\n%s", self.bundle.revision, exc)
             return False, str(exc)

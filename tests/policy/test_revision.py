@@ -114,15 +114,15 @@ def test_a_snapshot_is_what_gets_parsed_and_hashed(tmp_path: Path) -> None:
 
 
 def test_snapshot_digest_ignores_insertion_order_and_counts_unreadable_files(tmp_path: Path) -> None:
-    one = BundleSnapshot(tmp_path, {"a.yaml": b"x", "b.yaml": b"y"})
-    two = BundleSnapshot(tmp_path, {"b.yaml": b"y", "a.yaml": b"x"})
+    one = BundleSnapshot({"a.yaml": b"x", "b.yaml": b"y"})
+    two = BundleSnapshot({"b.yaml": b"y", "a.yaml": b"x"})
     assert one.digest == two.digest
-    assert BundleSnapshot(tmp_path, {"a.yaml": b"x"}, {"b.yaml": "Permission denied"}).digest != one.digest
+    assert BundleSnapshot({"a.yaml": b"x"}, {"b.yaml": "Permission denied"}).digest != one.digest
     assert read_snapshot(tmp_path / "missing").unreadable == {"(bundle)": "does not exist"}
 
 
 def test_unreadable_and_non_utf8_files_are_issues_naming_the_file(tmp_path: Path) -> None:
-    snapshot = BundleSnapshot(tmp_path, {"bad.yaml": b"kind: Budget\nname: \xff\n"}, {"gone.yaml": "Permission denied"})
+    snapshot = BundleSnapshot({"bad.yaml": b"kind: Budget\nname: \xff\n"}, {"gone.yaml": "Permission denied"})
     with pytest.raises(BundleError) as caught:
         load_bundle(tmp_path, snapshot)
     text = str(caught.value)

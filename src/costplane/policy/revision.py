@@ -52,7 +52,6 @@ class BundleSnapshot:
     and `(bundle)` when the directory itself is missing.
     """
 
-    root: Path
     files: Mapping[str, bytes]
     unreadable: Mapping[str, str] = field(default_factory=dict)
 
@@ -74,8 +73,8 @@ def read_snapshot(path: Path | str) -> BundleSnapshot:
     is left out, as if the listing had come a moment later."""
     root = Path(path)
     if not root.is_dir():
-        return BundleSnapshot(root, {}, {"(bundle)": "exists but is not a directory" if root.exists()
-                                          else "does not exist"})
+        return BundleSnapshot({}, {"(bundle)": "exists but is not a directory" if root.exists()
+                                    else "does not exist"})
     files: dict[str, bytes] = {}
     unreadable: dict[str, str] = {}
     for file in bundle_files(root):
@@ -86,7 +85,7 @@ def read_snapshot(path: Path | str) -> BundleSnapshot:
             continue
         except OSError as exc:
             unreadable[name] = exc.strerror or str(exc)
-    return BundleSnapshot(root, files, unreadable)
+    return BundleSnapshot(files, unreadable)
 
 
 def _git(git: str, cwd: Path, *args: str) -> str | None:
