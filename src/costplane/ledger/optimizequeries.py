@@ -329,3 +329,21 @@ class OptimizeQueries(ABC):
         sql = ("SELECT agent, outcome, ts, value FROM outcomes WHERE agent IS NOT NULL AND ts >= ? AND ts < ?"
                " ORDER BY ts, id")
         return self._rows(sql, (since_us, until_us))
+
+    def assess_spend(self, since_us: int) -> Row:
+        """The capability assessment's spend shares since `since_us`, in one pass: (events, spend, saved,
+        spend with a decision, with a team, with team + project/owner + run/agent, with a run). A
+        dimension counts when it is set and not empty."""
+        def has(column: str) -> str:
+            return f"COALESCE({column}, '') <> ''"
+        full = f"{has('team')} AND ({has('project')} OR {has('owner')}) AND ({has('run')} OR {has('agent')})"
+        shares = ", ".join(f"COALESCE(SUM(CASE WHEN {cond} THEN cost_nano ELSE 0 END), 0)" for cond in (
+            "decision_id IS NOT NULL", has("team"), full, has("run")))
+        sql = (f"SELECT COUNT(*), COALESCE(SUM(cost_nano), 0), COALESCE(SUM(saved_nano), 0), {shares}"
+               " FROM cost_events WHERE ts >= ?")
+        return tuple(int(v) for v in self._rows(sql, (since_us,))[0])
+
+    def assess_decisions(self, since_us: int) -> list[Row]:
+        """(hook, effect, decisions) of the decisions since `since_us`."""
+        sql = "SELECT hook, effect, COUNT(*) FROM decisions WHERE ts >= ? GROUP BY hook, effect ORDER BY hook, effect"
+        return [(str(h), str(e), int(n)) for h, e, n in self._rows(sql, (since_us,))]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from costplane.ledger.codec import to_us
 from costplane.ledger.store import Store
 from costplane.policy.bundle import Bundle
 
@@ -85,6 +86,7 @@ class Observations:
     outcomes: int = 0
     attributed_keys: int = 0
     open_findings_nano: int = 0  # monthly saving the detectors still find
+    since: datetime | None = None  # start of the assessed window (UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,16 @@ class Assessment:
     observations: Observations
     answers: Mapping[str, bool] = field(default_factory=dict)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What makes the scores read worse than the organisation may be: a window with no spend."""
+        if self.observations.events:
+            return ()
+        since = self.observations.since
+        window = "" if since is None else f" since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        return (f"no cost events{window}: the spend shares (enforcement, attribution, pipelines) have nothing "
+                "to measure and read 0%; widen --since, or send traffic through the gateway",)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "scores": [{"capability": s.capability, "title": s.title, "score": s.score, "observed": s.observed,
@@ -115,6 +127,7 @@ class Assessment:
                         "next_steps": list(s.next_steps)} for s in self.scores],
             "average": f"{sum(s.score for s in self.scores) / len(self.scores):.1f}",
             "answers": dict(self.answers),
+            "warnings": list(self.warnings),
         }
 
 
@@ -128,17 +141,9 @@ def _pct(part: int, whole: int) -> str:
 
 def observe(store: Store, bundle: Bundle | None, since: datetime, *, open_findings_nano: int = 0) -> Observations:
     """Read what the ledger and the bundle show (read-only)."""
-    events = store.list_events(since=since, limit=_ALL)
-    spend = admitted = team = full = run = saved = 0
-    for e in events:
-        c = e.context
-        spend += e.cost_nano
-        saved += e.saved_nano
-        admitted += e.cost_nano if e.decision_id else 0
-        team += e.cost_nano if c.team else 0
-        full += e.cost_nano if c.team and (c.project or c.owner) and (c.run or c.agent) else 0
-        run += e.cost_nano if c.run else 0
-    decisions = store.list_decisions(since=since, limit=_ALL)
+    since_us = to_us(since)
+    events, spend, saved, admitted, team, full, run = store.assess_spend(since_us)
+    decisions = store.assess_decisions(since_us)  # (hook, effect, count)
     envs = store.list_environments(limit=_ALL)
     governed = [e for e in envs if e.decision_id and e.lifecycle.get("ttl") and e.lifecycle.get("max_ttl")]
     tested: set[str] = set()
@@ -151,10 +156,10 @@ def observe(store: Store, bundle: Bundle | None, since: datetime, *, open_findin
     policies = bundle.policies if bundle else ()
     budgets = bundle.budgets if bundle else ()
     return Observations(
-        events=len(events), spend_nano=spend, admitted_nano=admitted, team_nano=team, full_context_nano=full,
-        run_nano=run, saved_nano=saved, decisions=len(decisions),
-        decision_hooks=tuple(sorted({d.hook for d in decisions})),
-        optimizing_decisions=sum(1 for d in decisions if d.effect in ("route", "mutate")),
+        events=events, spend_nano=spend, admitted_nano=admitted, team_nano=team, full_context_nano=full,
+        run_nano=run, saved_nano=saved, decisions=sum(n for _, _, n in decisions),
+        decision_hooks=tuple(sorted({hook for hook, _, _ in decisions})),
+        optimizing_decisions=sum(n for _, effect, n in decisions if effect in ("route", "mutate")),
         bundle_loaded=bundle is not None, policies=len(policies),
         policy_hooks=tuple(sorted({p.hook for p in policies})),
         optimizing_policies=sum(1 for p in policies if p.effect in ("route", "mutate")),
@@ -165,7 +170,7 @@ def observe(store: Store, bundle: Bundle | None, since: datetime, *, open_findin
         idle_ruled_environments=sum(1 for e in envs if e.lifecycle.get("idle")),
         run_trees=len(store.run_roots(since=since, limit=_ALL)), outcomes=len(store.list_outcomes(since=since)),
         attributed_keys=sum(1 for k in store.list_keys() if k.attributes.get("team")),
-        open_findings_nano=open_findings_nano,
+        open_findings_nano=open_findings_nano, since=since,
     )
 
 
@@ -289,6 +294,8 @@ def assess(observations: Observations, answers: Mapping[str, bool] | None = None
 def render_markdown(assessment: Assessment) -> str:
     lines = ["# costplane capability assessment", "", "| capability | score | observed | declared |",
              "|---|---|---|---|"]
+    if assessment.warnings:
+        lines[1:1] = ["", *[f"> **Note:** {w}" for w in assessment.warnings]]
     for s in assessment.scores:
         lines.append(f"| {s.title} | {s.score} | {s.observed} | {s.declared or '-'} |")
     lines += ["", f"Average: {assessment.to_json()['average']} / 5", ""]
