@@ -6,9 +6,11 @@ produced them) and read with `Store.claim_states`; there is no second notion of 
 
 Forecast of exhaustion, linear on the window's spend so far (integer arithmetic):
 * calendar window — spent over the elapsed part of the period; the budget runs out at
-  period_start + limit × elapsed / spent (null when that is after the period ends);
+  period_start + limit × elapsed / spent (null when that is after the period ends; compared as
+  integers before any date is built, so a tiny spend early in a period cannot overflow a date);
 * rolling window — the window's spend taken as the rate per window length; runs out at
-  now + remaining × length / spent (an early warning: spend ageing out is not credited);
+  now + remaining × length / spent (an early warning: spend ageing out is not credited; null
+  when that is more than a year ahead);
 * lifetime window — no forecast.
 
 Scoping (developer, viewer): a budget partitioned by `team` or `project` shows only the
@@ -19,6 +21,7 @@ does not select a context outside the caller's scope (another team and another p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +40,7 @@ __all__ = ["BUDGETS_SCHEMA", "budget_states", "budgets_handler"]
 
 _OTHER = "(costplane: any other)"  # stands for a team / project the caller is not in
 _PARTITIONS = 200
+_HORIZON_US = 366 * 86_400 * 1_000_000  # a rolling forecast further ahead than this is not shown
 _MONEY = {"type": ["string", "null"], "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
 BUDGETS_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["budgets", "bundle_revision"],
@@ -113,10 +117,11 @@ def _forecast(spec: BudgetSpec, state: ClaimState, now: datetime) -> datetime | 
         elapsed = _us(now - start)
         if end is None or elapsed <= 0:
             return None
-        at = start + timedelta(microseconds=limit * elapsed // spent)
-        return at if at < end else None
+        offset = limit * elapsed // spent  # microseconds after the period start
+        return start + timedelta(microseconds=offset) if offset < _us(end - start) else None
     if spec.window.kind == "rolling":
-        return now + timedelta(microseconds=remaining * spec.window.seconds * 1_000_000 // spent)
+        ahead = remaining * spec.window.seconds * 1_000_000 // spent
+        return now + timedelta(microseconds=ahead) if ahead <= _HORIZON_US else None
     return None
 
 
@@ -144,9 +149,13 @@ def budget_states(application: Application, principal: Principal, now: datetime)
     return [_view(spec, state, now) for (spec, _), state in zip(pairs, states, strict=True)]
 
 
-def budgets_handler(application: Application) -> Any:
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def budgets_handler(application: Application, clock: Callable[[], datetime] = _utc_now) -> Any:
     async def handler(call: Call) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = clock()
         rows = await run_in_threadpool(budget_states, application, call.principal, now)
         return {"bundle_revision": application.bundle.revision, "budgets": rows}
 

@@ -28,6 +28,7 @@ from costplane.ledger import codec
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.store import Store
 from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reservation
+from costplane.ledger.windows import MAX_DURATION_SECONDS
 from costplane.lifecycle.drivers import DriverError, DriverSet, LaunchSpec
 from costplane.money import format_usd
 from costplane.policy.blueprintschema import BlueprintSpec, InputError, render, resolve_inputs
@@ -292,6 +293,9 @@ class EnvironmentCore:
                           "environment can be extended", None)
         life = env.lifecycle
         step = int(by or life["extend_by"])
+        if not 0 < step <= MAX_DURATION_SECONDS:  # checked before any date arithmetic (which would overflow)
+            return Denial(400, "max_ttl_exceeded", f"by: an extension must be 1s..{MAX_DURATION_SECONDS // 86400}d "
+                          f"({MAX_DURATION_SECONDS} seconds), got {step}s", None)
         facts = {"blueprint": env.blueprint, "environment_id": env.id, "extend_seconds": step,
                  "extensions": env.extensions, "hourly_usd": env.hourly_nano / 1e9,
                  "accrued_usd": env.accrued_nano / 1e9, "ttl_seconds": int((env.expires_at - env.created_at)

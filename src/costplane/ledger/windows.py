@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Window", "WindowError", "parse_duration"]
+__all__ = ["MAX_DURATION_SECONDS", "Window", "WindowError", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 CALENDAR_UNITS = ("day", "week", "month")
+#: the longest duration accepted anywhere (TTLs, extensions, rolling windows, settings): 3650 days
+MAX_DURATION_SECONDS = 3650 * 86400
 
 
 class WindowError(ValueError):
@@ -25,13 +27,18 @@ class WindowError(ValueError):
 
 
 def parse_duration(text: str) -> int:
-    """'30m' -> 1800 seconds. Units: s, m, h, d, w."""
+    """'30m' -> 1800 seconds. Units: s, m, h, d, w; at most MAX_DURATION_SECONDS (3650d)."""
+    shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "…"
     match = _DURATION.match(str(text))
     if match is None:
-        raise WindowError(f"expected a duration such as '30m', '4h' or '7d', got {text!r}")
-    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        raise WindowError(f"expected a duration such as '30m', '4h' or '7d', got {shown!r}")
+    digits = match.group(1).lstrip("0") or "0"
+    seconds = int(digits) * _UNIT_SECONDS[match.group(2)] if len(digits) <= 12 else MAX_DURATION_SECONDS + 1
     if seconds <= 0:
-        raise WindowError(f"a duration must be positive, got {text!r}")
+        raise WindowError(f"a duration must be positive, got {shown!r}")
+    if seconds > MAX_DURATION_SECONDS:
+        raise WindowError(f"a duration must be at most {MAX_DURATION_SECONDS // 86400}d "
+                          f"({MAX_DURATION_SECONDS} seconds), got {shown!r}")
     return seconds
 
 
