@@ -1,0 +1,148 @@
+"""Matching billed lines to metered lines and measuring the drift.
+
+The rules:
+
+1. Each bill says which dimensions it breaks spend down by (`has_model`, `has_project`); the key of a
+   line is (day, provider, model, project) with the dimensions the bill of that provider lacks — or
+   the `grain` leaves out — set to None, and the ledger is rolled up to the same key.
+2. Only days a bill covers are compared, per provider: a covered day with ledger spend and no billed
+   line is metered-only; ledger spend on days no bill covers is outside the comparison.
+3. Two bills of one kind (money, or tokens) covering the same provider and day would count that day
+   twice: that is an error naming both files.
+4. Drift = billed − metered (positive: the provider billed more than costplane metered);
+   drift % = drift ÷ billed × 100 (None when nothing was billed).
+5. A line breaches when its drift passes every threshold set (`drift_threshold_usd` in dollars,
+   `drift_threshold_pct` in percent; token lines use the percent threshold only). A line with zero on
+   both sides is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from costplane.reconcile.metered import MeteredLine
+from costplane.reconcile.settings import ReconcileSettings
+from costplane.reconcile.types import MONEY, BillSource, ReconcileError
+
+__all__ = ["GRAINS", "Line", "match"]
+
+GRAINS = ("full", "model", "provider")  # what a key keeps: model + project | model | neither
+Key = tuple[date, str, str | None, str | None]
+_HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One compared line (money: cost fields; tokens: token fields)."""
+
+    kind: str
+    day: date
+    provider: str
+    model: str | None
+    project: str | None
+    metered: Decimal
+    billed: Decimal
+    status: str  # matched | billed_only | metered_only
+    breach: bool
+    events: int
+    sources: tuple[str, ...]  # where on the bill (file and JSON path / line), at most 3
+
+    @property
+    def drift(self) -> Decimal:
+        return self.billed - self.metered
+
+    @property
+    def drift_pct(self) -> Decimal | None:
+        if self.billed == 0:
+            return None
+        return (self.drift * _HUNDRED / self.billed).quantize(Decimal("0.01"))
+
+
+def _grain(sources: Sequence[BillSource], grain: str) -> dict[str, tuple[bool, bool]]:
+    """provider -> (keep model, keep project)."""
+    out: dict[str, tuple[bool, bool]] = {}
+    for source in sources:
+        for provider in {*source.covered, *(line.provider for line in source.lines)}:
+            model, project = out.get(provider, (False, False))
+            out[provider] = (model or source.has_model, project or source.has_project)
+    if grain == "provider":
+        return dict.fromkeys(out, (False, False))
+    if grain == "model":
+        return {p: (m, False) for p, (m, _) in out.items()}
+    return out
+
+
+def _covered(sources: Sequence[BillSource]) -> dict[str, set[date]]:
+    seen: dict[tuple[str, date], str] = {}
+    for source in sources:
+        for provider, days in source.covered.items():
+            for day in days:
+                other = seen.get((provider, day))
+                if other is not None and other != source.path:
+                    raise ReconcileError(f"two bills cover {provider} on {day.isoformat()}: {other} and {source.path} "
+                                         "— pass each report once (costs and usage reports may go together)")
+                seen[(provider, day)] = source.path
+    out: dict[str, set[date]] = {}
+    for provider, day in seen:
+        out.setdefault(provider, set()).add(day)
+    return out
+
+
+def match(kind: str, sources: Sequence[BillSource], metered: Iterable[MeteredLine], settings: ReconcileSettings,
+          grain: str = "full") -> list[Line]:
+    """The compared lines of one kind (MONEY or TOKENS), sorted by day, provider, model, project."""
+    if grain not in GRAINS:
+        raise ReconcileError(f"unknown grain {grain!r}; use one of {', '.join(GRAINS)}")
+    chosen = [s for s in sources if s.kind == kind]
+    covered = _covered(chosen)
+    keep = _grain(chosen, grain)
+    billed: dict[Key, list[Decimal]] = {}
+    where: dict[Key, list[str]] = {}
+    for source in chosen:
+        for bill in source.lines:
+            key = _key(bill.day, bill.provider, bill.model or "", bill.project or "", keep)
+            amount = bill.cost if kind == MONEY else Decimal(bill.input_tokens + bill.output_tokens)
+            billed.setdefault(key, []).append(amount)
+            where.setdefault(key, []).append(bill.source)
+    meter: dict[Key, tuple[Decimal, int]] = {}
+    for used in metered:
+        if used.day not in covered.get(used.provider, ()):
+            continue
+        key = _key(used.day, used.provider, used.model, used.project, keep)
+        amount = used.cost if kind == MONEY else Decimal(used.input_tokens + used.output_tokens)
+        total, events = meter.get(key, (Decimal(0), 0))
+        meter[key] = (total + amount, events + used.events)
+    out: list[Line] = []
+    for key in sorted({*billed, *meter}, key=lambda k: (k[0], k[1], k[2] or "", k[3] or "")):
+        b = sum(billed.get(key, ()), Decimal(0))
+        m, events = meter.get(key, (Decimal(0), 0))
+        if b == 0 and m == 0:
+            continue
+        status = "billed_only" if m == 0 else "metered_only" if b == 0 else "matched"
+        line = Line(kind, key[0], key[1], key[2], key[3], m, b, status, False, events, tuple(where.get(key, ())[:3]))
+        out.append(replace(line, breach=breaches(line, settings)))
+    return out
+
+
+def breaches(line: Line, settings: ReconcileSettings) -> bool:
+    """Whether the line's drift passes every threshold set (none set: never)."""
+    usd = settings.drift_threshold_usd if line.kind == MONEY else None
+    pct = settings.drift_threshold_pct
+    if usd is None and pct is None:
+        return False
+    drift = abs(line.drift)
+    if usd is not None and drift <= usd:
+        return False
+    if pct is not None:
+        if line.billed == 0:
+            return drift > 0
+        return drift * _HUNDRED / abs(line.billed) > pct
+    return True
+
+
+def _key(day: date, provider: str, model: str, project: str, keep: dict[str, tuple[bool, bool]]) -> Key:
+    with_model, with_project = keep.get(provider, (False, False))
+    return day, provider, model if with_model else None, project if with_project else None
