@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def test_show_at_a_date_with_history() -> None:
     assert detail["price"]["tiers"][0]["above_input_tokens"] == 200_000
     assert [(h["condition"], h["active"]) for h in detail["history"]] == [("always", True),
                                                                          ("from 2026-03-13", False)]
-    assert detail["data_version"].startswith("genai-prices 0.2.")
+    assert detail["data_version"] == f"genai-prices {version('genai-prices')}"
     assert "web_searches_kcount" in {item["price_key"] for item in detail["not_metered"]}
     assert detail["from_override"] is False
 
@@ -73,7 +74,7 @@ def test_show_table() -> None:
     result = runner.invoke(app, ["prices", "show", "gpt-4o-2024-08-06", "--at", "2026-06-01T10:00:00"],
                            env=WIDE)
     assert result.exit_code == 0, result.output
-    for text in ("gpt-4o (openai)", "genai-prices 0.2.3", "History of prices", "not metered",
+    for text in ("gpt-4o (openai)", f"genai-prices {version('genai-prices')}", "History of prices", "not metered",
                  "10 USD per 1,000 web searches", "2026-06-01 10:00 UTC"):
         assert text in result.output
 

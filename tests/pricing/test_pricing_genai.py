@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from importlib.metadata import version
 
 import pytest
 from genai_prices import Usage
@@ -48,7 +49,7 @@ def test_every_token_priced_model_agrees_with_genai_prices() -> None:
     assert compared > 3000
 
 
-def test_convert_maps_keys_tiers_and_not_metered() -> None:
+def test_convert_maps_keys_tiers_and_every_unit() -> None:
     price = ModelPrice(
         input_mtok=TieredPrices(base=Decimal("3"), tiers=[Tier(start=200_000, price=Decimal("6"))]),
         output_mtok=Decimal("15"),
@@ -67,9 +68,9 @@ def test_convert_maps_keys_tiers_and_not_metered() -> None:
     assert sheet.rates(200_001)["cache_write"] == Decimal("6")
     assert sheet.rates(200_001)["cache_read"] == Decimal("0.3")
     assert sheet.rates(100)["cache_write"] == Decimal("3")
-    assert [(n.price_key, n.usd, n.per, n.unit) for n in converted.not_metered] == [
-        ("web_searches_kcount", Decimal("10"), 1000, "web searches")]
-    assert converted.not_metered[0].label() == "10 USD per 1,000 web searches"
+    assert converted.not_metered == ()
+    assert sheet.units == (("web_searches", Decimal("10")),)
+    assert sheet.cost_nano(TokenUsage(units=(("web_searches", 3),))) == 30_000_000  # 3 x $10/1000
 
 
 def test_convert_refuses_missing_or_zero_token_prices() -> None:
@@ -113,4 +114,4 @@ def test_find_model_is_strict_about_an_explicit_provider() -> None:
 
 
 def test_data_version_names_the_package() -> None:
-    assert genai.data_version().startswith("genai-prices 0.2.")
+    assert genai.data_version() == f"genai-prices {version('genai-prices')}"
