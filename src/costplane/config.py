@@ -18,6 +18,7 @@ import yaml
 
 from costplane.ledger.windows import WindowError, parse_duration
 from costplane.pricing.config import PricingConfig, PricingConfigError
+from costplane.reconcile.settings import ReconcileSettings, parse_reconcile
 
 __all__ = [
     "ALERT_KINDS",
@@ -107,7 +108,7 @@ class ProviderConfig:
 
 #: kinds of alert a webhook can subscribe to (alerts.webhooks[].kinds); see docs/visibility.md
 ALERT_KINDS = ("budget_threshold", "soft_budget_exceeded", "policy", "forecast_exhaustion", "anomaly", "slo_breach",
-               "test")
+               "otlp_unpriced", "test", "reconcile_drift")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class Config:
     providers: tuple[ProviderConfig, ...] = ()
     pricing: PricingConfig | None = None
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)  # costplane reconcile (docs/reconcile.md)
 
     def provider_for(self, model: str, protocol: str) -> tuple[ProviderConfig, str] | None:
         """The first provider speaking `protocol` that serves `model` (after its aliases)."""
@@ -180,7 +182,8 @@ def parse_config(
     errors = _Errors(source, lines or {})
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing", "alerts"))
+    errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing", "alerts",
+                                 "reconcile"))
     base = base or Path.cwd()
 
     server = data.get("server") or {}
@@ -213,8 +216,12 @@ def parse_config(
         except PricingConfigError as exc:
             errors.messages.append(str(exc))
     alerts = _alerts(data.get("alerts") or {}, errors)
+    reconcile, problems = parse_reconcile(data.get("reconcile"))
+    for where, message in problems:
+        errors.add(where, message)
     errors.raise_if_any()
-    return Config(path, host, port, store, bundle_path, gateway, providers, pricing, alerts=alerts)
+    return Config(path, host, port, store, bundle_path, gateway, providers, pricing, alerts=alerts,
+                  reconcile=reconcile)
 
 
 def _gateway(raw: Any, errors: _Errors) -> GatewaySettings:

@@ -8,6 +8,7 @@
   on every request, so it alerts at most once per slot;
 * anomaly — scope and UTC day: once per anomalous day of all spend or of a team;
 * slo_breach — SLO and the instant it turned breached: once per breach episode;
+* otlp_unpriced — service/model and UTC day: GenAI spans ingested without usage or content, once a day;
 * test — never de-duplicated.
 """
 
@@ -48,6 +49,8 @@ def dedup_key(notification: Notification, budgets: Mapping[str, BudgetSpec], now
         return f"anomaly|{data.get('scope_kind')}:{data.get('scope')}|{data['day']}"
     if n.kind == "slo_breach" and data.get("breached_since"):
         return f"slo_breach|{n.subject}|{data['breached_since']}"
+    if n.kind == "otlp_unpriced" and data.get("day"):
+        return f"otlp_unpriced|{n.subject}|{data['day']}"
     if n.kind == "test":
         return None
     return f"{n.kind}|{n.subject}|{n.decision_id or uuid.uuid4().hex}"

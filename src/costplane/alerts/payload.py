@@ -22,6 +22,7 @@ _TITLES = {
     "forecast_exhaustion": "Budget forecast to run out before the period ends",
     "anomaly": "Spend anomaly",
     "slo_breach": "Economic SLO breached",
+    "otlp_unpriced": "GenAI spans ingested without usage (unpriced)",
     "test": "Test alert",
 }
 

@@ -63,6 +63,21 @@ def _attrs_pb(items: Any) -> Attributes:
     return out
 
 
+#: span-event attributes that carry captured content (semconv 1.26-1.36 put prompts and completions on
+#: events `gen_ai.content.prompt` / `gen_ai.content.completion`; later ones on
+#: `gen_ai.client.inference.operation.details`): merged into the span's attributes, the span's own win
+_EVENT_CONTENT = frozenset({"gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
+                           "gen_ai.system_instructions"})
+
+
+def _merge_events(attrs: Attributes, events: list[Attributes]) -> Attributes:
+    for event in events:
+        for key, value in event.items():
+            if key in _EVENT_CONTENT:
+                attrs.setdefault(key, value)
+    return attrs
+
+
 def decode_protobuf(body: bytes) -> list[SpanData]:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -79,7 +94,9 @@ def decode_protobuf(body: bytes) -> list[SpanData]:
                 spans.append(SpanData(
                     span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), span.name,
                     span.start_time_unix_nano, span.end_time_unix_nano, span.status.code == 2,
-                    normalise(_attrs_pb(span.attributes)), resource, True))
+                    normalise(_merge_events(_attrs_pb(span.attributes),
+                                            [_attrs_pb(e.attributes) for e in span.events if e.name[:7] == "gen_ai."])),
+                    resource, True))
     return spans
 
 
@@ -143,6 +160,13 @@ def _int(value: Any, where: str) -> int:
         raise OtlpDecodeError(f"{where}: expected an integer of nanoseconds, got {value!r}") from None
 
 
+def _events_json(events: Any, where: str) -> list[Attributes]:
+    if not isinstance(events, list):
+        return []
+    return [_attrs_json(e.get("attributes") or [], f"{where}.events[{i}].attributes") for i, e in enumerate(events)
+            if isinstance(e, Mapping) and str(e.get("name") or "").startswith("gen_ai.")]
+
+
 def decode_json(body: bytes) -> list[SpanData]:
     try:
         payload = orjson.loads(body)
@@ -167,5 +191,6 @@ def decode_json(body: bytes) -> list[SpanData]:
                     _int(_field(span, "startTimeUnixNano", "start_time_unix_nano"), f"{where}.startTimeUnixNano"),
                     _int(_field(span, "endTimeUnixNano", "end_time_unix_nano"), f"{where}.endTimeUnixNano"),
                     status.get("code") in (2, "STATUS_CODE_ERROR"),
-                    normalise(_attrs_json(span.get("attributes") or [], f"{where}.attributes")), resource, True))
+                    normalise(_merge_events(_attrs_json(span.get("attributes") or [], f"{where}.attributes"),
+                                            _events_json(span.get("events"), where))), resource, True))
     return spans

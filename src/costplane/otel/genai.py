@@ -1,17 +1,24 @@
 """OpenTelemetry GenAI spans → run-tree nodes and priced cost events.
 
-Attribute names are those of semantic conventions v1.41 (`gen_ai.*`); `ALIASES` maps older
-and vendor names onto them (first name present wins). Token counts follow the semconv rule
+Attribute names are those of the current GenAI semantic conventions (`gen_ai.*`); `ALIASES` maps
+older and vendor names onto them (first name present wins). Token counts follow the semconv rule
 that `gen_ai.usage.input_tokens` already INCLUDES cached tokens, so cache reads/writes are
-sub-counts of it — never added on top (exactly the `TokenUsage` convention).
+sub-counts of it, each priced once at its own rate — never added on top (exactly the `TokenUsage`
+convention). An instrumentation that reports input WITHOUT cache tokens (Anthropic's API style)
+is recognised when its cache tokens exceed its input tokens, or declared with the span/resource
+attribute `costplane.usage.input_excludes_cache = true`; its cache tokens are then added once.
 
 Spans become the run tree of their trace: the run is `costplane.run` (span or resource
 attribute) or the trace id; a synthetic root node (id = run) holds the trace's spans, which
-nest by parent span id. A span with a model and token usage (operation chat,
-text_completion, generate_content, embeddings, …) is an LLM call: priced with the Catalog
-and recorded as a cost event with id `otel-<trace>-<span>` — idempotent by span id — that
-hangs under its parent span's node (tag `node`); other spans (invoke_agent, execute_tool, …)
-and LLM spans that cannot be priced are nodes.
+nest by parent span id. A span with a model whose operation is an inference (chat,
+text_completion, generate_content, embeddings, … or none given) is an LLM call: priced with the
+Catalog and recorded as a cost event with id `otel-<trace>-<span>` — idempotent by span id —
+that hangs under its parent span's node (tag `node`). An LLM call with no token usage is never
+$0 ok: it is priced from its captured content (status `estimated`) or recorded at $0 with status
+`unpriced`, reported in `SpanIngest.unpriced` (the receiver's partial_success warning and the
+`otlp_unpriced` alert). Spans a costplane gateway emitted for a call already in the ledger
+(`costplane.event_id` + `costplane.decision_id`) are linked, not counted twice. Other spans
+(invoke_agent, execute_tool, …) and LLM spans of a model with no known price are nodes.
 """
 
 from __future__ import annotations
@@ -23,13 +30,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from costplane.attribution.context import DIMENSIONS, Context, validate_tag_name, validate_value
+from costplane.core.notify import Notification
 from costplane.ledger.runtypes import RunNode
 from costplane.ledger.types import CostEvent
 from costplane.otel.aliases import ALIASES, normalise
 from costplane.otel.decode import SpanData
+from costplane.otel.estimate import content_usage
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
 
-__all__ = ["ALIASES", "PROVIDERS", "SpanIngest", "ingest_spans", "normalise"]
+__all__ = ["ALIASES", "PROVIDERS", "SpanIngest", "ingest_spans", "normalise", "unpriced_alerts"]
 
 #: semconv provider names -> genai-prices provider ids
 PROVIDERS: dict[str, str] = {
@@ -39,6 +48,8 @@ PROVIDERS: dict[str, str] = {
 }
 _INVALID = re.compile(r"[^A-Za-z0-9._:/@+=-]+")
 _RUN_KINDS = {"invoke_agent": "agent", "execute_tool": "tool"}
+#: operations that are not a model inference even when the span names a model
+_NOT_INFERENCE = frozenset({"invoke_agent", "execute_tool", "create_agent", "invoke_workflow"})
 
 
 def _get(attrs: Mapping[str, Any], name: str) -> Any:
@@ -73,7 +84,15 @@ class SpanIngest:
 
     nodes: list[RunNode] = field(default_factory=list)
     events: list[CostEvent] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # no known price: kept as `unpriced` nodes
+    unpriced: list[CostEvent] = field(default_factory=list)  # no usage, no content: $0 events, status unpriced
+    estimated: int = 0  # events priced from captured content
+    linked: int = 0  # spans of gateway calls already in the ledger, not counted again
+
+    def warnings(self) -> list[str]:
+        """One line per accepted-but-unpriced span, naming it and why."""
+        return [f"span {e.id.rsplit('-', 1)[-1]} (trace {e.context.trace}, model {e.model!r}): no token usage and "
+                "no captured content; recorded as unpriced, not charged" for e in self.unpriced]
 
 
 def _prefixed(attrs: Mapping[str, Any], clean: Callable[[Any], str | None]) -> dict[str, str]:
@@ -166,21 +185,24 @@ class _Batch:
 
 
 def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, datetime], PriceSheet],
-                 bound: Mapping[str, str] = {}, key_id: str | None = None) -> SpanIngest:
+                 bound: Mapping[str, str] = {}, key_id: str | None = None,
+                 linked: Callable[[str, str], bool] | None = None) -> SpanIngest:
     """Turn a batch of spans into nodes and priced events. `price(model, provider, at)` is
-    `Catalog.resolve` (raises UnknownPrice)."""
+    `Catalog.resolve` (raises UnknownPrice); `linked(event_id, decision_id)` says whether a
+    gateway-emitted span's call is already in the ledger."""
     out = SpanIngest()
     spans = [s if s.normalised else replace(s, attributes=normalise(s.attributes), normalised=True) for s in spans]
     batch = _Batch(spans, bound, key_id)
     rates: dict[int, tuple[PriceSheet, dict[str, str]]] = {}
     roots: dict[str, RunNode] = {}
     for span in spans:
+        if linked is not None and _is_linked(span.attributes, linked):
+            out.linked += 1
+            continue
         run = batch.clean(span.attributes.get("costplane.run") or span.resource.get("costplane.run")) or span.trace_id
         operation = str(_get(span.attributes, "gen_ai.operation.name") or "")
         model = _get(span.attributes, "gen_ai.response.model") or _get(span.attributes, "gen_ai.request.model")
-        input_tokens = _tokens(span.attributes, "gen_ai.usage.input_tokens")
-        output_tokens = _tokens(span.attributes, "gen_ai.usage.output_tokens")
-        is_llm = bool(model) and operation not in _RUN_KINDS and bool(input_tokens or output_tokens)
+        is_llm = bool(model) and operation not in _NOT_INFERENCE
         parent = span.parent_span_id or run
         # an LLM call is a leaf: its cost event hangs under its parent's node (tag `node`), no node of its own
         ctx = batch.context(span, run, parent if is_llm else None)
@@ -193,8 +215,12 @@ def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, da
         attributes: dict[str, Any] = {"span_id": span.span_id, "operation": operation}
         status = "error" if span.error else "ok"
         if is_llm:
-            event, problem = _event(span, ctx, str(model), input_tokens, output_tokens, price, ended, rates)
+            event, problem = _event(span, ctx, str(model), price, ended, rates)
             if event is not None:
+                if event.status == "unpriced":
+                    out.unpriced.append(event)
+                elif event.status == "estimated":
+                    out.estimated += 1
                 out.events.append(event)
                 continue
             out.rejected.append(problem)  # kept as a node, so the tree shows the unpriced call
@@ -208,19 +234,47 @@ def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, da
     return out
 
 
-def _event(span: SpanData, ctx: Context, model: str, input_tokens: int, output_tokens: int,
-           price: Callable[[str, str | None, datetime], PriceSheet], at: datetime,
-           rates: dict[int, tuple[PriceSheet, dict[str, str]]]) -> tuple[CostEvent | None, str]:
+def _is_linked(attrs: Mapping[str, Any], linked: Callable[[str, str], bool]) -> bool:
+    event_id, decision_id = attrs.get("costplane.event_id"), attrs.get("costplane.decision_id")
+    return isinstance(event_id, str) and isinstance(decision_id, str) and linked(event_id, decision_id)
+
+
+def _flag(attrs: Mapping[str, Any], resource: Mapping[str, Any], name: str) -> bool:
+    value = attrs.get(name, resource.get(name))
+    return value is True or str(value).lower() in ("true", "1", "yes")
+
+
+def _usage(span: SpanData) -> tuple[TokenUsage | None, str]:
+    """(usage, status): reported usage ("ok"), else counted from captured content ("estimated"),
+    else (None, "unpriced")."""
     attrs = span.attributes
+    input_tokens = _tokens(attrs, "gen_ai.usage.input_tokens")
+    output_tokens = _tokens(attrs, "gen_ai.usage.output_tokens")
+    if not (input_tokens or output_tokens):
+        counted = content_usage(attrs)
+        return (counted, "estimated") if counted is not None and counted.total_tokens else (None, "unpriced")
     cache_read = _tokens(attrs, "gen_ai.usage.cache_read.input_tokens")
-    cache_write = _tokens(attrs, "gen_ai.usage.cache_creation.input_tokens")
+    cache_write = _tokens(attrs, "gen_ai.usage.cache_write.input_tokens")
     reasoning = min(_tokens(attrs, "gen_ai.usage.reasoning.output_tokens"), output_tokens)
-    if cache_read + cache_write > input_tokens:  # an instrumentation that reports input WITHOUT cache
-        input_tokens += cache_read + cache_write
-    usage = TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning)
+    if cache_read + cache_write > input_tokens or _flag(attrs, span.resource, "costplane.usage.input_excludes_cache"):
+        input_tokens += cache_read + cache_write  # reported WITHOUT cache tokens: added back once
+    return TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning), "ok"
+
+
+def _event(span: SpanData, ctx: Context, model: str, price: Callable[[str, str | None, datetime], PriceSheet],
+           at: datetime, rates: dict[int, tuple[PriceSheet, dict[str, str]]]) -> tuple[CostEvent | None, str]:
+    attrs = span.attributes
+    usage, status = _usage(span)
     raw_provider = _get(attrs, "gen_ai.provider.name")
     provider = PROVIDERS.get(str(raw_provider), str(raw_provider)) if raw_provider else None
     requested = _get(attrs, "gen_ai.request.model")
+    operation = str(_get(attrs, "gen_ai.operation.name") or "chat")
+    latency = max(0, (span.end_ns - span.start_ns) // 1_000_000)
+    if usage is None:  # nothing to price: say so, never $0 ok
+        return CostEvent(
+            id=f"otel-{span.trace_id}-{span.span_id}", ts=at, context=ctx, provider=str(raw_provider or ""),
+            model=model, cost_nano=0, kind="llm", endpoint=operation, latency_ms=latency, status="unpriced",
+            requested_model=str(requested) if requested else None), ""
     sheet = None
     for candidate in dict.fromkeys([model, str(requested) if requested else model]):
         try:
@@ -231,15 +285,34 @@ def _event(span: SpanData, ctx: Context, model: str, input_tokens: int, output_t
             continue
     if sheet is None:
         return None, f"span {span.span_id}: no known price for model {model!r} (provider {provider!r}); not charged"
-    cost = sheet.cost_nano(usage)
-    operation = str(_get(attrs, "gen_ai.operation.name") or "chat")
+    if span.error and status == "ok":
+        status = "error"
     return CostEvent(
         id=f"otel-{span.trace_id}-{span.span_id}", ts=at, context=ctx, provider=str(raw_provider or provider or ""),
-        model=model, cost_nano=cost, kind="llm", endpoint=operation, usage=usage,
-        unit_prices=_unit_prices(sheet, usage.input_tokens, rates),
-        latency_ms=max(0, (span.end_ns - span.start_ns) // 1_000_000), status="error" if span.error else "ok",
+        model=model, cost_nano=sheet.cost_nano(usage), kind="llm", endpoint=operation, usage=usage,
+        unit_prices=_unit_prices(sheet, usage.input_tokens, rates), latency_ms=latency, status=status,
         price_flagged=sheet.flagged_default, requested_model=str(requested) if requested else None,
     ), ""
+
+
+def unpriced_alerts(result: SpanIngest) -> list[Notification]:
+    """One `otlp_unpriced` alert per (service, model) of the batch; the webhook notifier
+    de-duplicates them per UTC day."""
+    groups: dict[tuple[str, str], list[CostEvent]] = {}
+    for event in result.unpriced:
+        groups.setdefault((event.context.tags.get("service", ""), event.model), []).append(event)
+    out: list[Notification] = []
+    for (service, model), events in groups.items():
+        subject = f"{service or 'unknown service'}/{model}"
+        spans = ", ".join(e.id.rsplit("-", 1)[-1] for e in events[:5])
+        message = (f"{len(events)} GenAI span(s) of model {model!r} from {service or 'an unnamed service'} carried "
+                   f"no token usage and no captured content, so they are recorded unpriced ($0, status unpriced), "
+                   f"e.g. span(s) {spans}. Enable usage in streamed calls (stream_options.include_usage) or "
+                   "content capture, or route the calls through the gateway.")
+        out.append(Notification("otlp_unpriced", subject, message, "", {
+            "service": service, "model": model, "spans": len(events), "day": events[0].ts.date().isoformat(),
+            "example_spans": [e.id for e in events[:5]]}))
+    return out
 
 
 def _unit_prices(sheet: PriceSheet, input_tokens: int, cache: dict[int, tuple[PriceSheet, dict[str, str]]]
