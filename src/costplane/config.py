@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from costplane.ledger.windows import WindowError, parse_duration
+from costplane.otel.export_settings import TelemetrySettings, parse_telemetry
 from costplane.pricing.config import PricingConfig, PricingConfigError
 from costplane.reconcile.settings import ReconcileSettings, parse_reconcile
 
@@ -143,6 +144,7 @@ class Config:
     pricing: PricingConfig | None = None
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)  # costplane reconcile (docs/reconcile.md)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # gateway span export (docs/otlp.md)
 
     def provider_for(self, model: str, protocol: str) -> tuple[ProviderConfig, str] | None:
         """The first provider speaking `protocol` that serves `model` (after its aliases)."""
@@ -183,7 +185,7 @@ def parse_config(
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing", "alerts",
-                                 "reconcile"))
+                                 "reconcile", "telemetry"))
     base = base or Path.cwd()
 
     server = data.get("server") or {}
@@ -219,9 +221,12 @@ def parse_config(
     reconcile, problems = parse_reconcile(data.get("reconcile"))
     for where, message in problems:
         errors.add(where, message)
+    telemetry, problems = parse_telemetry(data.get("telemetry"))
+    for where, message in problems:
+        errors.add(where, message)
     errors.raise_if_any()
     return Config(path, host, port, store, bundle_path, gateway, providers, pricing, alerts=alerts,
-                  reconcile=reconcile)
+                  reconcile=reconcile, telemetry=telemetry)
 
 
 def _gateway(raw: Any, errors: _Errors) -> GatewaySettings:
