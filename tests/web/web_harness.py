@@ -50,6 +50,17 @@ resources: [{kind: instance, sku: aws/m6i.large}]
 driver: {type: noop}
 lifecycle: {ttl: 2h, max_ttl: 8h, extend_by: 1h}
 ---
+kind: Blueprint
+name: gpu-box
+inputs:
+  size: {type: string, allowed: [large, xlarge], default: large}
+  nodes: {type: int, default: 1, min: 1, max: 4}
+  spot: {type: bool, default: false}
+resources: [{kind: instance, sku: "aws/m6i.{size}", count: "{nodes}"}]
+driver: {type: noop}
+lifecycle: {ttl: 90m, max_ttl: 8h, extend_by: 1h}
+require: [owner, cost_center]
+---
 kind: SLO
 name: alpha-cost-per-ticket
 outcome: ticket_resolved

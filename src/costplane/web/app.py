@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +27,7 @@ from costplane.app import Application
 from costplane.web.live import ChangeFeed
 from costplane.web.render import PREFIX, Renderer
 from costplane.web.session import COOKIE, SESSION_HOURS, end_session, principal_of, start_session
+from costplane.web.timefmt import TZ_COOKIE, viewer_zone
 
 __all__ = ["Page", "PageHandler", "web_routes"]
 
@@ -47,6 +48,11 @@ class Page:
         if endpoint is None:
             raise ApiError(404, "not_available", f"this server has no {operation!r} endpoint")
         return await invoke(endpoint, self.principal, query or {}, path or {}, body)
+
+    @property
+    def zone(self) -> tzinfo:
+        """The viewer's time zone (the browser's, remembered in a cookie by the page script; UTC until known)."""
+        return viewer_zone(self.request.cookies.get(TZ_COOKIE))
 
     def allows(self, operation: str) -> bool:
         endpoint = self.table.get(operation)

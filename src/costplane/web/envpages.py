@@ -13,14 +13,15 @@ from costplane.web.render import PREFIX
 __all__ = ["PAGES"]
 
 
-def _inputs(form: Any, blueprint: dict[str, Any]) -> dict[str, Any]:
-    """The blueprint's declared inputs from the form; integers where the blueprint says int."""
-    out: dict[str, Any] = {}
-    for name, spec in (blueprint.get("inputs") or {}).items():
+def _inputs(form: Any, blueprint: dict[str, Any]) -> dict[str, str]:
+    """The blueprint's declared inputs (the API lists them) as the form gave them; the core types and checks
+    them (a wrong value is a 400 naming `inputs.<name>`). An empty field leaves the input to its default."""
+    out: dict[str, str] = {}
+    for spec in blueprint.get("inputs") or []:
+        name = str(spec.get("name", ""))
         raw = str(form.get(f"input.{name}", "")).strip()
-        if raw == "":
-            continue
-        out[name] = int(raw) if spec.get("type") == "int" and raw.lstrip("-").isdigit() else raw
+        if name and raw:
+            out[name] = raw
     return out
 
 
@@ -69,8 +70,9 @@ async def launch(page: Page) -> Response:
         return await environments_page(page, error=f"blueprint: unknown blueprint {name!r}", status=400)
     tags = {key[4:]: str(value) for key, value in form.items() if key.startswith("tag.") and str(value).strip()}
     body: dict[str, Any] = {"blueprint": name, "inputs": _inputs(form, blueprints[name]), "tags": tags}
-    if form.get("team"):
-        body["team"] = str(form.get("team"))
+    for field in ("team", "project"):
+        if form.get(field):
+            body[field] = str(form.get(field))
     result = await page.api("launch_environment", body=body)
     return _done(f"{result.get('id', '')}: launched ({result.get('state', '')})")
 

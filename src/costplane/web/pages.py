@@ -87,7 +87,7 @@ async def overview(page: Page) -> Response:
                    key=lambda t: -t[1])
     ranked = sorted(budgets["budgets"], key=lambda b: -Decimal(b.get("utilisation") or "0"))[:8]
     return page.render("overview.html", title="Overview", active="/", summary=summary,
-                       chart=stacked_bars(hours, series, label="%H:00"), series=series, teams=teams,
+                       chart=stacked_bars(hours, series, label="%H:%M", zone=page.zone), series=series, teams=teams,
                        budgets=[_bar(b) for b in ranked], drill=lambda team: _link({}, team=team, by="agent"))
 
 
@@ -116,7 +116,8 @@ async def breakdown(page: Page) -> Response:
     crumbs = [(f"{name} = {value}", _link(state, **{name: None})) for name, value in filters.items()]
     return page.render("breakdown.html", title="Breakdown", active="/breakdown", by=by, range_name=range_name,
                        ranges=list(RANGES), dimensions=[*FILTERS, "run"], filters=filters, crumbs=crumbs,
-                       chart=stacked_bars(buckets, series, label="%H:00" if bucket == "hour" else "%m-%d"),
+                       chart=(stacked_bars(buckets, series, label="%H:%M", zone=page.zone) if bucket == "hour"
+                              else stacked_bars(buckets, series, label="%d %b")),  # days are UTC days
                        series=series, rows=rows, total=total, state=state,
                        link_by=lambda d: _link(state, by=d))
 

@@ -1,8 +1,10 @@
 """Dashboard sessions: local users log in with their password and get an HttpOnly cookie.
 
 The cookie carries an ordinary API token (stored hashed, named "dashboard session", expiring),
-so the dashboard and the API share one credential model: revoking the token or disabling the
-user ends the session, and `costplane users` lists it like any other token.
+so the dashboard and the API share one credential model, resolved by the store's one
+authenticator (`costplane.auth`, one cache): logging out, revoking the token or disabling the
+user ends the session at the very next request, on every server process sharing the store, and
+`costplane users` lists it like any other token.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 
-from costplane.api.credentials import hash_password, issue_token, token_user, verify_password
+from costplane.api.credentials import hash_password, issue_token, verify_password
 from costplane.api.principal import Principal
+from costplane.auth.authenticator import authenticator
 from costplane.ledger.store import Store
 
 __all__ = ["COOKIE", "SESSION_HOURS", "end_session", "principal_of", "start_session"]
@@ -37,8 +40,7 @@ def start_session(store: Store, name: str, password: str, now: datetime) -> str 
 
 def principal_of(store: Store, request: Request) -> Principal | None:
     secret = request.cookies.get(COOKIE, "")
-    found = token_user(store, secret, datetime.now(UTC)) if secret else None
-    return Principal(found[0], found[1].id) if found else None
+    return authenticator(store).session(secret) if secret else None
 
 
 def end_session(store: Store, principal: Principal) -> None:

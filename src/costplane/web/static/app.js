@@ -23,10 +23,40 @@
       el.textContent = h + ":" + pad(m) + ":" + pad(s);
     });
   }
+  // the viewer's IANA zone: remembered in a cookie so the server renders times in it, and applied at once
+  var ZONE_COOKIE = "costplane_tz";
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return ""; }
+  }
+  function rememberZone() {
+    var zone = browserZone();
+    if (!zone) return;
+    var current = document.cookie.split("; ").filter(function (c) { return c.indexOf(ZONE_COOKIE + "=") === 0; });
+    if (current.length && decodeURIComponent(current[0].slice(ZONE_COOKIE.length + 1)) === zone) return;
+    document.cookie = ZONE_COOKIE + "=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Strict";
+  }
+  function localTimes() {
+    var zone = browserZone();
+    if (!zone || !window.Intl) return;
+    document.querySelectorAll("time[data-local]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) return;
+      var opts = { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+                   hourCycle: "h23", timeZone: zone, timeZoneName: "short" };
+      if (el.hasAttribute("data-seconds")) opts.second = "2-digit";
+      var parts = {};
+      new Intl.DateTimeFormat("en-GB", opts).formatToParts(when).forEach(function (p) { parts[p.type] = p.value; });
+      el.textContent = parts.day + " " + parts.month + " " + parts.year + ", " + parts.hour + ":" + parts.minute +
+        (parts.second ? ":" + parts.second : "") + " " + parts.timeZoneName;
+      el.title = el.getAttribute("datetime");
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    rememberZone();
+    localTimes();
     connect();
     countdowns();
     setInterval(countdowns, 1000);
   });
-  document.addEventListener("htmx:afterSwap", countdowns);
+  document.addEventListener("htmx:afterSwap", function () { countdowns(); localTimes(); });
 })();
