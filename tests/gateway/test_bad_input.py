@@ -27,9 +27,9 @@ OK = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     [
         (b"{not json", {}, 400, "not valid JSON"),
         (b"[1, 2]", {}, 400, "JSON object"),
-        ({"messages": [{"role": "user", "content": "x"}]}, {}, 400, "'model' is required"),
-        ({"model": "gpt-4o-mini", "messages": []}, {}, 400, "'messages' is required"),
-        ({**OK, "max_tokens": -5}, {}, 400, "'max_tokens' must be an integer"),
+        ({"messages": [{"role": "user", "content": "x"}]}, {}, 400, "model: this field is required"),
+        ({"model": "gpt-4o-mini", "messages": []}, {}, 400, "messages: expected an array of at least 1 item(s)"),
+        ({**OK, "max_tokens": -5}, {}, 400, "max_tokens: expected an integer from 1"),
         ({**OK, "model": "llama-unknown"}, {}, 400, "not served by any openai provider"),
         (OK, {"x-costplane-team": "bad value!"}, 400, "x-costplane-team header"),
         (OK, {"x-costplane-teem": "ml"}, 400, "did you mean x-costplane-team"),
@@ -54,7 +54,7 @@ def test_anthropic_errors_use_anthropic_format(gw) -> None:  # type: ignore[no-u
                     path="/v1/messages")
     assert response.status_code == 400
     assert response.json() == {"type": "error", "error": {"type": "invalid_request_error",
-                                                          "message": "'max_tokens' is required (an integer ≥ 1)"}}
+                                                          "message": "max_tokens: this field is required"}}
 
 
 @pytest.mark.parametrize("key", ["", "cpk_not-a-real-key", "sk-something"])

@@ -1,4 +1,8 @@
-"""The three governed endpoints and what differs between them: validation, sizing, usage."""
+"""The three governed endpoints and what differs between them: validation, sizing, usage.
+
+Each endpoint validates its body against its protocol's declarative spec (`validate_openai`,
+`validate_anthropic`) and then the few rules the gateway adds (one choice per call).
+"""
 
 from __future__ import annotations
 
@@ -8,70 +12,40 @@ from typing import Any
 
 from costplane.gateway.metering import anthropic_usage, openai_usage
 from costplane.gateway.tokens import InputSize, measure_anthropic, measure_embeddings, measure_openai_chat
+from costplane.gateway.validate import BodyError, check_body
+from costplane.gateway.validate_anthropic import MESSAGES_BODY
+from costplane.gateway.validate_openai import CHAT_BODY, EMBEDDINGS_BODY
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["ANTHROPIC_MESSAGES", "ENDPOINTS", "OPENAI_CHAT", "OPENAI_EMBEDDINGS", "BodyError", "Endpoint"]
 
-MAX_TOKENS_LIMIT = 1_000_000
 
 
-class BodyError(ValueError):
-    def __init__(self, param: str, message: str) -> None:
-        self.param = param
-        super().__init__(message)
-
-
-def _require_model(body: Mapping[str, Any]) -> None:
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise BodyError("model", "'model' is required and must be a non-empty string")
-
-
-def _optional_int(body: Mapping[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_LIMIT:
-        raise BodyError(name, f"'{name}' must be an integer from 1 to {MAX_TOKENS_LIMIT}, got {value!r}")
-    return value
-
-
-def _messages(body: Mapping[str, Any]) -> None:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BodyError("messages", "'messages' is required and must be a non-empty array")
-    for index, message in enumerate(messages):
-        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
-            raise BodyError(f"messages[{index}]", f"messages[{index}] must be an object with a 'role'")
+def _client_max(body: Mapping[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = body.get(name)
+        if value is not None:
+            return int(value)
+    return None
 
 
 def _validate_chat(body: Mapping[str, Any]) -> int | None:
-    _require_model(body)
-    _messages(body)
-    for name in ("max_tokens", "max_completion_tokens"):
-        _optional_int(body, name)
+    check_body(CHAT_BODY, body)
     if body.get("n") not in (None, 1):
         raise BodyError("n", "only n=1 is supported by the governed gateway")
-    return _optional_int(body, "max_completion_tokens") or _optional_int(body, "max_tokens")
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        raise BodyError("stream_options", "only allowed when 'stream' is true")
+    return _client_max(body, "max_completion_tokens", "max_tokens")
 
 
 def _validate_embeddings(body: Mapping[str, Any]) -> int | None:
-    _require_model(body)
-    value = body.get("input")
-    ok = isinstance(value, str) or (isinstance(value, list) and value and all(
-        isinstance(v, str | int) or (isinstance(v, list) and all(isinstance(i, int) for i in v)) for v in value))
-    if not ok:
-        raise BodyError("input", "'input' must be a string, an array of strings, or token arrays")
+    check_body(EMBEDDINGS_BODY, body)
     return None
 
 
 def _validate_messages(body: Mapping[str, Any]) -> int | None:
-    _require_model(body)
-    _messages(body)
-    value = _optional_int(body, "max_tokens")
-    if value is None:
-        raise BodyError("max_tokens", "'max_tokens' is required (an integer ≥ 1)")
-    return value
+    check_body(MESSAGES_BODY, body)
+    return _client_max(body, "max_tokens")
 
 
 @dataclass(frozen=True, slots=True)

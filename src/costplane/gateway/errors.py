@@ -11,9 +11,11 @@ __all__ = ["error_response"]
 
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
                  403: "permission_error", 404: "not_found_error", 413: "invalid_request_error",
+                 415: "invalid_request_error",
                  429: "rate_limit_error", 502: "api_error", 503: "api_error", 504: "timeout"}
 _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                     403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                    415: "invalid_request_error",
                     429: "rate_limit_error", 502: "api_error", 503: "overloaded_error", 504: "api_error"}
 
 

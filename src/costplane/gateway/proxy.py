@@ -27,6 +27,7 @@ from costplane.gateway.upstream import UpstreamError, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
 from costplane.ledger.store import StoreUnavailable
 from costplane.money import format_usd
+from costplane.otel.export import GatewaySpanExporter
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["GovernedProxy"]
@@ -35,6 +36,13 @@ log = logging.getLogger("costplane.gateway")
 
 _INTERNAL_PARAMS = frozenset({"cache"})  # mutations that steer the gateway, never sent upstream
 _PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-organization", "openai-project")
+_CACHE_VALUES = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+
+
+def _is_json(content_type: str) -> bool:
+    """application/json, or a structured `+json` type, with or without parameters (charset)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _secret(request: Request) -> str | None:
@@ -53,6 +61,8 @@ def _deterministic(endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
 
 
 class GovernedProxy:
+    spans: GatewaySpanExporter | None = None  # OTel GenAI span export (telemetry.otlp_endpoint), set by the app
+
     def __init__(self, core: DecisionCore, keys: KeyVerifier, transport: UpstreamTransport,
                  max_request_bytes: int, upstream_timeout: float, store: StoreExecutor) -> None:
         self.core = core
@@ -77,15 +87,22 @@ class GovernedProxy:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
             return self._too_large(proto)
+        content_type = request.headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
+            return error_response(proto, 415, "unsupported_media_type",
+                                  f"content-type header: expected application/json, got {content_type[:80]!r}",
+                                  param="content-type")
         raw = await request.body()
         if len(raw) > self.max_request_bytes:
             return self._too_large(proto)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return error_response(proto, 400, "invalid_json", f"the request body is not valid JSON: {exc}")
+            return error_response(proto, 400, "invalid_json", f"body: the request body is not valid JSON: {exc}",
+                                  param="body")
         if not isinstance(body, dict):
-            return error_response(proto, 400, "invalid_body", "the request body must be a JSON object")
+            return error_response(proto, 400, "invalid_body", "body: the request body must be a JSON object",
+                                  param="body")
         try:
             client_max = endpoint.validate(body)
         except BodyError as exc:
@@ -97,9 +114,18 @@ class GovernedProxy:
         except InvalidAttribute as exc:
             return error_response(proto, 400, "invalid_attribution", str(exc), param=exc.source)
 
+        cache_header = request.headers.get("x-costplane-cache")
+        cache_wanted = False
+        if cache_header is not None:
+            choice = _CACHE_VALUES.get(cache_header.strip().lower())
+            if choice is None:
+                return error_response(proto, 400, "invalid_request",
+                                      f"x-costplane-cache header: expected on or off, got {cache_header[:40]!r}",
+                                      param="x-costplane-cache")
+            cache_wanted = choice
+
         size = endpoint.measure(body)
-        stream = bool(body.get("stream")) and endpoint.streams
-        cache_wanted = request.headers.get("x-costplane-cache", "").lower() in ("on", "true", "1")
+        stream = body.get("stream") is True and endpoint.streams
         llm = LlmRequest(
             protocol=proto, endpoint=endpoint.name, model=body["model"], input_bound=size.bound,
             input_estimate=size.estimate, max_tokens=client_max, stream=stream,
@@ -115,6 +141,7 @@ class GovernedProxy:
                                   retryable=True)
         if isinstance(outcome, Denial):
             return error_response(proto, outcome.status, outcome.code, outcome.message,
+                                  param="model" if outcome.code == "model_not_found" else None,
                                   decision_id=outcome.decision_id, retryable=outcome.retryable,
                                   remaining_nano=outcome.remaining_nano)
         admission = outcome
@@ -135,7 +162,7 @@ class GovernedProxy:
         for name, value in admission.params.items():
             if name not in _INTERNAL_PARAMS:
                 upstream_body[name] = value
-        client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
         if stream and proto == "openai":
             upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         url = admission.provider.base_url + endpoint.upstream_path
@@ -188,6 +215,8 @@ class GovernedProxy:
                 cache_body: bytes | None = None, content_type: str = "") -> Settlement:
         """Runs on a store thread: settle, and fill the response cache when asked to."""
         settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
+        if self.spans is not None:  # a queue append: encoding and export run on the exporter's thread
+            self.spans.record(admission, usage, status, latency, settlement)
         if cache_body is not None:
             self.core.cache_response(admission, cache_body, content_type, usage, settlement.cost_nano)
         return settlement
