@@ -17,6 +17,7 @@ from costplane.cli import (  # issue 5: alerts, export; issue 6: assess, recomme
     policy,
     prices,
     recommend,
+    reconcile,
     rollups,
     runs,
     serve,
@@ -50,6 +51,7 @@ assess.register(app)  # costplane assess (cli/assess.py)
 recommend.register(app)  # costplane recommend (cli/recommend.py)
 forecast.register(app)  # costplane forecast, anomalies (cli/forecast.py)
 app.add_typer(rollups.app, name="rollups")  # costplane rollups rebuild (cli/rollups.py)
+reconcile.register(app)  # costplane reconcile: metered vs billed (cli/reconcile.py)
 
 
 def main() -> None:
