@@ -24,15 +24,30 @@ from costplane.attribution.context import (
     validate_value,
 )
 
-__all__ = ["CONTROL_HEADERS", "AttributionConflict", "resolve_context"]
+__all__ = [
+    "CONTROL_HEADERS",
+    "MAX_BAGGAGE_BYTES",
+    "MAX_BAGGAGE_MEMBERS",
+    "AttributionConflict",
+    "parse_traceparent",
+    "resolve_context",
+]
 
 HEADER_PREFIX = "x-costplane-"
 TAG_PREFIX = "x-costplane-tag-"
 BAGGAGE_PREFIX = "costplane."
 #: x-costplane-* request headers that steer the gateway rather than attribute cost.
 CONTROL_HEADERS = frozenset({"x-costplane-cache"})
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-_MAX_BAGGAGE_BYTES = 8192
+#: W3C Trace Context: version-traceid-parentid-flags, lowercase hex; a later version may append
+#: fields after another "-", version 00 may not.
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+#: W3C Baggage limits: at most 64 list members and 8192 bytes in all.
+MAX_BAGGAGE_BYTES = 8192
+MAX_BAGGAGE_MEMBERS = 64
+#: RFC 7230 token characters (a baggage key); baggage-octet excludes space " , ; and backslash.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAGGAGE_VALUE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class AttributionConflict(InvalidAttribute):
@@ -60,16 +75,16 @@ def resolve_context(
             _assign(name, value, "baggage", values, tags)
 
     traceparent = headers.get("traceparent")
-    if traceparent:
-        match = _TRACEPARENT.match(traceparent.strip().lower())
-        if match is None or match.group(1) == "0" * 32:
-            raise InvalidAttribute("traceparent header", traceparent, "version-traceid-spanid-flags (W3C)")
-        values.setdefault("trace", match.group(1))
+    if traceparent is not None:
+        values.setdefault("trace", parse_traceparent(traceparent))
 
+    seen: dict[str, str] = {}
     for header, raw in headers.items():
         if not header.startswith(HEADER_PREFIX) or header in CONTROL_HEADERS:
             continue
         value = raw.strip()
+        if seen.setdefault(header, value) != value:
+            raise InvalidAttribute(f"{header} header", value, f"one value (it was also given as {seen[header]!r})")
         if header.startswith(TAG_PREFIX):
             name = validate_tag_name(f"{header} header", header[len(TAG_PREFIX):].replace("-", "_"))
             tags[name] = validate_value(f"{header} header", value)
@@ -108,20 +123,58 @@ def _assign(name: str, value: str, source: str, values: dict[str, str], tags: di
         raise InvalidAttribute(f"{source} header", f"costplane.{name}", f"costplane.<one of {', '.join(DIMENSIONS)}>")
 
 
+def parse_traceparent(header: str) -> str:
+    """The trace id of a W3C `traceparent` header; InvalidAttribute if the header is not valid."""
+    value = header.strip()
+    match = _TRACEPARENT.match(value)
+    problem = None
+    if match is None:
+        problem = "version-traceid-parentid-flags in lowercase hex (W3C Trace Context)"
+    elif match.group(1) == "ff":
+        problem = "a version from 00 to fe (ff is invalid)"
+    elif match.group(1) == "00" and match.group(5):
+        problem = "exactly version-traceid-parentid-flags for version 00"
+    elif match.group(2) == "0" * 32:
+        problem = "a trace id that is not all zeros"
+    elif match.group(3) == "0" * 16:
+        problem = "a parent id that is not all zeros"
+    if problem is not None or match is None:
+        raise InvalidAttribute("traceparent header", value[:80], problem or "")
+    return match.group(2)
+
+
 def _parse_baggage(header: str) -> dict[str, str]:
-    """The costplane.* members of a W3C baggage header; other members are left alone."""
-    if len(header.encode()) > _MAX_BAGGAGE_BYTES:
-        raise InvalidAttribute("baggage header", f"{len(header)} bytes", f"at most {_MAX_BAGGAGE_BYTES} bytes")
+    """The costplane.* members of a W3C baggage header. Every member must be well formed
+    (key token, baggage octets, valid percent-encoding); others are left alone."""
+    size = len(header.encode("utf-8", "surrogateescape"))
+    if size > MAX_BAGGAGE_BYTES:
+        raise InvalidAttribute("baggage header", f"{size} bytes", f"at most {MAX_BAGGAGE_BYTES} bytes")
+    members = header.split(",")
+    if len(members) > MAX_BAGGAGE_MEMBERS:
+        raise InvalidAttribute("baggage header", f"{len(members)} members", f"at most {MAX_BAGGAGE_MEMBERS} members")
     out: dict[str, str] = {}
-    for member in header.split(","):
-        member = member.strip()
-        if not member:
-            continue
-        pair = member.split(";", 1)[0]
-        if "=" not in pair:
-            raise InvalidAttribute("baggage header", member, "comma-separated key=value members (W3C baggage)")
-        key, value = pair.split("=", 1)
-        key = key.strip()
+    for member in members:
+        parts = member.split(";")
+        key, value = _baggage_pair(parts[0], member, value_required=True)
+        for prop in parts[1:]:
+            _baggage_pair(prop, member, value_required=False)
         if key.startswith(BAGGAGE_PREFIX):
-            out[key[len(BAGGAGE_PREFIX):]] = unquote(value.strip())
+            out[key[len(BAGGAGE_PREFIX):]] = value
     return out
+
+
+def _baggage_pair(text: str, member: str, *, value_required: bool) -> tuple[str, str]:
+    """A key[=value] of a baggage member or property, the value percent-decoded (UTF-8)."""
+    key, sep, value = text.partition("=")
+    key, value = key.strip(" \t"), value.strip(" \t")
+    shown = member.strip()[:80]
+    if not _TOKEN.match(key) or (value_required and not sep):
+        raise InvalidAttribute("baggage header", shown, "comma-separated key=value members (W3C baggage)")
+    if not _BAGGAGE_VALUE.match(value) or _PERCENT.search(value):
+        raise InvalidAttribute("baggage header", shown, "values of printable ASCII without space, quote, comma, "
+                                                        "semicolon or backslash, other bytes %-encoded as %XX")
+    try:
+        decoded = unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidAttribute("baggage header", shown, "%-encoded bytes that are UTF-8") from None
+    return key, decoded
