@@ -199,14 +199,17 @@ def test_models_lists_and_filters() -> None:
         ("internal", "acme-private-llm", "override")]
 
 
-def test_describe_reports_history_and_not_metered() -> None:
+def test_describe_reports_history_and_every_unit() -> None:
     cat = catalog(overrides=[{"model": "claude-sonnet-4-6", "provider": "anthropic", "input": "2",
                               "output": "10", "effective_from": "2027-01-01", "note": "negotiated"}])
     detail = cat.describe("claude-sonnet-4-6", "anthropic", datetime(2026, 6, 1, tzinfo=UTC))
     assert [(h.condition, h.source, h.active) for h in detail.history] == [
-        ("always", "genai-prices", False), ("from 2026-03-13", "genai-prices", True),
+        ("always", "genai-prices", False), ("always; its variants from 2026-10-14", "genai-prices", False),
+        ("from 2026-03-13", "genai-prices", True),
+        ("from 2026-03-13; its variants from 2026-10-14", "genai-prices", False),
         ("from 2027-01-01", "override", False)]
-    assert {n.price_key for n in detail.not_metered} >= {"web_searches_kcount", "cache_write_1h_mtok"}
+    assert detail.not_metered == ()  # every unit the data prices is metered
+    assert detail.sheet is not None and {"cache_write_1h", "web_searches"} <= set(detail.sheet.rates())
     assert detail.data_version.startswith("genai-prices") and not detail.from_override
     later = cat.describe("claude-sonnet-4-6", "anthropic", datetime(2027, 1, 1, tzinfo=UTC))
     assert later.from_override and later.notes == ("negotiated",)

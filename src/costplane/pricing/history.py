@@ -39,6 +39,7 @@ class PriceRule:
     not_metered: tuple[NotMetered, ...] = ()
     notes: tuple[str, ...] = ()
     override: Override | None = None
+    label: str | None = None  # the condition as shown, when it differs from start/daily
 
     def active(self, at: datetime) -> bool:
         """Whether the rule applies at `at` (an aware datetime)."""
@@ -54,6 +55,8 @@ class PriceRule:
 
     @property
     def condition(self) -> str:
+        if self.label is not None:
+            return self.label
         if self.start is not None:
             return f"from {self.start.date().isoformat()}"
         if self.daily is not None:
@@ -126,6 +129,25 @@ def _precedence(override: Override) -> tuple[date, bool, bool, int]:
             override.index)
 
 
+def _segments(start: date | None, variants: Sequence[genai.VariantRule]
+              ) -> list[tuple[date | None, tuple[genai.VariantRule, ...]]]:
+    """A genai-prices condition split where request variants start: (start, variants in force)."""
+    later = sorted({v.start for v in variants if v.start is not None and (start is None or v.start > start)})
+    out: list[tuple[date | None, tuple[genai.VariantRule, ...]]] = []
+    for begin in (start, *later):
+        active = tuple(v for v in variants
+                       if v.start is None or (begin is not None and v.start <= begin))
+        out.append((begin, active))
+    return out
+
+
+def _override_units(model: str, override: Override) -> tuple[tuple[str, Decimal], ...]:
+    """An override of an Anthropic model keeps Anthropic's 1-hour cache-write rule (2 x input)."""
+    if "claude" in model.lower() or (override.provider or "").lower() == "anthropic":
+        return (("cache_write_1h", override.input * genai.ANTHROPIC_1H_WRITE_FACTOR),)
+    return ()
+
+
 def build_history(
     model: str,
     provider: str | None,
@@ -146,23 +168,23 @@ def build_history(
             provider=override.provider or effective_provider or "custom",
             input=override.input, output=override.output, cache_read=override.cache_read,
             cache_write=override.cache_write, reasoning=override.reasoning, tiers=_override_tiers(override),
-            source="override", effective_from=override.effective_from,
+            source="override", effective_from=override.effective_from, units=_override_units(canonical, override),
         )
         notes = (override.note,) if override.note else ()
         rules.append(PriceRule(sheet, "override", start=_midnight(override.effective_from), notes=notes,
                                override=override))
     fallback: PriceRule | None = None
     if genai_provider is not None and info is not None:
-        converted = [
-            (rule, genai.convert(rule.price, model=info.id, provider=genai_provider.id,
-                                 effective_from=rule.start))
-            for rule in genai.rules_of(info)
-        ]
-        compiled = [
-            PriceRule(price.sheet, "genai-prices", start=_midnight(rule.start), daily=rule.daily,
-                      not_metered=price.not_metered, notes=price.notes)
-            for rule, price in converted
-        ]
+        variants = genai.variants_of(info)
+        compiled = []
+        for rule in genai.rules_of(info):
+            base = PriceRule(None, "genai-prices", start=_midnight(rule.start), daily=rule.daily).condition
+            for start, active in _segments(rule.start, variants):
+                price = genai.convert(rule.price, model=info.id, provider=genai_provider.id,
+                                      effective_from=start, variants=active)
+                label = None if start == rule.start else f"{base}; its variants from {start}"
+                compiled.append(PriceRule(price.sheet, "genai-prices", start=_midnight(start), daily=rule.daily,
+                                          not_metered=price.not_metered, notes=price.notes, label=label))
         rules.extend(reversed(compiled))
         fallback = compiled[0]
     return PriceHistory(canonical, effective_provider, tuple(rules), fallback, info, genai_provider)

@@ -10,7 +10,7 @@ from typing import Any
 from costplane.attribution.context import Context
 from costplane.ledger.runtypes import OutcomeRecord, RunNode
 from costplane.ledger.types import CostEvent
-from costplane.pricing.types import TokenUsage
+from costplane.pricing.usagecodec import usage_from_json, usage_to_json
 
 __all__ = ["WireError", "batch_from_json", "batch_to_json", "context_json", "outcome_from_json"]
 
@@ -41,10 +41,7 @@ def batch_to_json(nodes: Sequence[RunNode], events: Sequence[CostEvent],
                     "model": e.model, "cost_nano": e.cost_nano, "kind": e.kind, "endpoint": e.endpoint,
                     "status": e.status, "latency_ms": e.latency_ms, "unit_prices": dict(e.unit_prices),
                     "requested_model": e.requested_model, "price_flagged": e.price_flagged,
-                    "usage": {"input_tokens": e.usage.input_tokens, "output_tokens": e.usage.output_tokens,
-                              "cache_read_tokens": e.usage.cache_read_tokens,
-                              "cache_write_tokens": e.usage.cache_write_tokens,
-                              "reasoning_tokens": e.usage.reasoning_tokens}}
+                    "usage": usage_to_json(e.usage)}
                    for e in events],
         "outcomes": [{"id": o.id, "ts": _ts(o.ts), "outcome": o.outcome, "value": str(o.value),
                       "context": context_json(o.context)} for o in outcomes],
@@ -129,7 +126,7 @@ def batch_from_json(payload: Any, bound: Mapping[str, str], key_id: str | None, 
         where = f"events[{i}]"
         usage = _get(item, "usage", where, Mapping, required=False) or {}
         try:
-            tokens = TokenUsage(**{k: int(v) for k, v in usage.items()})
+            tokens = usage_from_json(usage)
         except (TypeError, ValueError) as exc:
             raise WireError(f"{where}.usage: {exc}") from None
         cost = _get(item, "cost_nano", where, int)
