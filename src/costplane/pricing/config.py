@@ -28,7 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from costplane.pricing.skuconfig import SkuOverride, parse_sku_overrides
+from costplane.pricing.skuconfig import SkuOverride, parse_region_fallback, parse_sku_overrides
 from costplane.pricing.types import TOKEN_TYPES
 
 __all__ = ["Override", "PricingConfig", "PricingConfigError", "UnknownPriceRule", "parse_price"]
@@ -90,6 +90,7 @@ class PricingConfig:
     unknown_price: UnknownPriceRule = UnknownPriceRule()
     source: str = "costplane.yaml"
     skus: tuple[SkuOverride, ...] = ()  # pricing.skus: machine/GPU SKU prices (pricing/skuconfig.py)
+    sku_region_fallback: tuple[str, ...] = ()  # providers priced from the nearest region ("*" = all)
 
     @classmethod
     def parse(
@@ -164,8 +165,8 @@ class _Parser:
     def config(self, data: Any) -> PricingConfig:
         if data is None:
             return PricingConfig(source=self.source)
-        raw = self.mapping("pricing", data, ("overrides", "unknown_price", "skus"), "a mapping with overrides, "
-                           "unknown_price and skus")
+        raw = self.mapping("pricing", data, ("overrides", "unknown_price", "skus", "sku_region_fallback"),
+                           "a mapping with overrides, unknown_price, skus and sku_region_fallback")
         if raw is None:
             return PricingConfig(source=self.source)
         overrides: list[Override] = []
@@ -186,7 +187,8 @@ class _Parser:
             overrides.append(override)
         rule = self.rule(raw.get("unknown_price", "deny"))
         skus = parse_sku_overrides(raw.get("skus"), self.error)
-        return PricingConfig(tuple(overrides), rule, self.source, skus)
+        fallback = parse_region_fallback(raw.get("sku_region_fallback"), self.error)
+        return PricingConfig(tuple(overrides), rule, self.source, skus, fallback)
 
     def override(self, index: int, item: Any) -> Override | None:
         path = f"pricing.overrides[{index}]"

@@ -6,10 +6,17 @@
           hourly_usd: "21.96"          # USD per hour, exact
           effective_from: 2026-01-01   # optional, 00:00 UTC of that date
           source: enterprise discount  # optional
+        - sku: aws/m5.large@eu-west-1  # a region the shipped data does not price
+          hourly_usd: "0.107"
+        - sku: gcp/gpu/T4              # GPUs attached to N1 machines (not in the public data)
+          hourly_usd: "0.35"
         - sku: onprem/gpu/H100         # a SKU the shipped table does not know
           hourly_usd: "2.10"
           gpu_type: H100
           gpu_count: 1
+
+      sku_region_fallback: nearest     # or {aws: nearest}: price unpriced regions from the nearest
+                                       # priced one, flagged estimated (default: unknown_price)
 
 Errors are reported through the caller's `error(path, message)` so that they carry
 file:line and the field like the rest of the pricing section.
@@ -23,7 +30,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["SKU_KEYS", "SkuOverride", "parse_sku_overrides"]
+__all__ = ["SKU_KEYS", "SkuOverride", "parse_region_fallback", "parse_sku_overrides"]
 
 SKU_KEYS = ("sku", "hourly_usd", "gpu_type", "gpu_count", "vcpus", "memory_gib", "effective_from", "source")
 
@@ -139,3 +146,28 @@ def _one(index: int, item: Any, error: Callable[[str, str], None]) -> SkuOverrid
         gpu_count=ints["gpu_count"], vcpus=ints["vcpus"], memory_gib=memory, effective_from=when,
         source=source if isinstance(source, str) else None, index=index,
     )
+
+
+def parse_region_fallback(value: Any, error: Callable[[str, str], None]) -> tuple[str, ...]:
+    """`pricing.sku_region_fallback`: ``nearest`` (every cloud), ``unknown`` (the default), or a mapping
+    ``{aws: nearest, azure: unknown}``. Returns the providers priced from the nearest region ("*" = all)."""
+    path = "pricing.sku_region_fallback"
+    if value is None:
+        return ()
+    choices = ("nearest", "unknown")
+    if isinstance(value, str):
+        if value.strip().lower() not in choices:
+            error(path, f"expected nearest or unknown, got {_shown(value)}")
+            return ()
+        return ("*",) if value.strip().lower() == "nearest" else ()
+    if not isinstance(value, dict):
+        error(path, f"expected nearest, unknown or a mapping of provider to nearest|unknown, got {_shown(value)}")
+        return ()
+    out: list[str] = []
+    for provider, rule in value.items():
+        if not isinstance(provider, str) or not isinstance(rule, str) or rule.strip().lower() not in choices:
+            error(f"{path}.{provider}", f"expected nearest or unknown, got {_shown(rule)}")
+            continue
+        if rule.strip().lower() == "nearest":
+            out.append(provider.strip().lower())
+    return tuple(out)
