@@ -1,8 +1,9 @@
-"""`costplane export focus|chargeback`: FOCUS 1.2 cost data and chargeback/showback reports."""
+"""`costplane export focus|chargeback`: FOCUS 1.3 / 1.2 cost data and chargeback/showback reports."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,12 +11,15 @@ import typer
 from rich.table import Table
 
 from costplane.cli.common import CONFIG_OPTION, console, fail, load
+from costplane.config import Config
+from costplane.export.focus_names import Companies
 from costplane.ledger.store import Store
 from costplane.money import format_usd
 
 __all__ = ["app"]
 
-app = typer.Typer(no_args_is_help=True, help="Exports: FOCUS 1.2 (CSV/Parquet) and chargeback per team per month.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Exports: FOCUS 1.3 or 1.2 (CSV/Parquet) and chargeback per team per month.")
 
 
 def _store(config: Path | None) -> Store:
@@ -36,34 +40,61 @@ def _instant(option: str, text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _companies(config: Config, overrides: list[str]) -> Companies:
+    """Provider key -> company: costplane.yaml's providers (company, type, pricing id), then --company."""
+    known = {p.name: (getattr(p, "company", None), p.type, p.pricing_provider) for p in config.providers}
+    hints = dict(Companies.from_providers(known).hints)
+    for text in overrides:
+        key, sep, name = text.partition("=")
+        if not sep or not key.strip() or not name.strip():
+            fail(f"--company: expected PROVIDER_KEY=Company Name such as local=OpenAI, got {text!r}")
+        hints[key.strip()] = name.strip()
+    return Companies(hints)
+
+
 @app.command()
 def focus(
     since: str | None = typer.Option(None, help="first instant included (ISO; naive = UTC)"),
     until: str | None = typer.Option(None, help="first instant excluded (ISO; naive = UTC)"),
+    version: str = typer.Option("1.3", "--version", help="FOCUS version: 1.3 (default) or 1.2"),
     format: str = typer.Option("csv", "--format", help="csv | parquet (parquet needs costplane[export])"),
+    company: list[str] = typer.Option([], "--company",
+                                      help="name a provider's company: KEY=Name (repeatable)"),
     output: Path = typer.Option(..., "--output", "-o", help="file to write"),
     config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Every cost event as FOCUS 1.2 columns plus x_ columns for the costplane context."""
-    from costplane.export.focus import FOCUS_COLUMNS, X_COLUMNS, focus_row, iter_events
+    """Every cost event as FOCUS 1.3 or 1.2 rows (one per priced unit) plus x_ columns for the costplane context."""
+    from costplane.export.focus import FocusExporter, iter_events, store_environments
+    from costplane.export.focus_columns import VERSIONS
     from costplane.export.writers import ExportError, write_csv, write_parquet
 
+    if version not in VERSIONS:
+        fail(f"--version: expected one of {', '.join(VERSIONS)}, got {version!r}")
     if format not in ("csv", "parquet"):
         fail(f"--format: expected csv or parquet, got {format!r}")
     start, end = _instant("--since", since), _instant("--until", until)
+    settings = load(config)
+    companies = _companies(settings, company)
     store = _store(config)
-    columns = (*FOCUS_COLUMNS, *X_COLUMNS)
+    events = 0
     try:
-        rows = (focus_row(event) for event in iter_events(store, start, end))
+        exporter = FocusExporter(version, companies, store_environments(store))
+
+        def rows() -> Iterator[dict[str, str | None]]:
+            nonlocal events
+            for event in iter_events(store, start, end):
+                events += 1
+                yield from exporter.rows(event)
+
         writer = write_csv if format == "csv" else write_parquet
-        count = writer(rows, columns, output)
+        count = writer(rows(), exporter.columns, output)
     except ExportError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"--output {output}: {exc.strerror or exc}")
     finally:
         store.close()
-    console.print(f"wrote {count} cost events as FOCUS 1.2 ({format}) to {output}")
+    console.print(f"wrote {count} rows ({events} cost events) as FOCUS {version} ({format}) to {output}")
 
 
 @app.command()

@@ -1,59 +1,63 @@
-"""Cost events as FOCUS 1.2 rows (FinOps Open Cost and Usage Specification).
+"""Cost events as FOCUS 1.2 or 1.3 rows (FinOps Open Cost and Usage Specification).
 
-One row per cost event. Money columns are exact decimal strings of the event's nano-USD
-cost: costplane charges list prices without negotiated discounts, so BilledCost =
-EffectiveCost = ListCost = ContractedCost, and the sum of BilledCost is exactly the
-ledger's spend. Token prices differ per token type, so a row has no single unit price:
-ListUnitPrice/ContractedUnitPrice are null and SkuPriceDetails carries every per-token
-price (USD per million tokens). Every context dimension is an `x_` column (x_Team,
-x_Agent, x_Run, …); the free tags are in Tags (JSON). RegionId and AvailabilityZone are
-null: a model API call has no meaningful region here.
+Each event becomes one row per charge line (focus_lines.py): an LLM call one row per token
+type, an environment accrual one row per SKU, so ListCost = ListUnitPrice × PricingQuantity
+holds on every row. costplane charges list prices without negotiated discounts:
+ContractedUnitPrice = ListUnitPrice, ContractedCost = ListCost, and the PricingCurrency…
+columns equal the USD ones (pricing and billing currency are both USD). BilledCost =
+EffectiveCost in whole nano-USD, adding up over an event's rows to exactly its ledger cost.
+Companies are named (focus_names.py), never the costplane.yaml key (that is x_ProviderKey).
+Event-level facts (token counts, saved cost, latency) sit on the event's first row
+(x_LineIndex 0) and are null on its other rows, so sums over the export stay right.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import orjson
+from decimal import Decimal
 
 from costplane.attribution.context import DIMENSIONS
+from costplane.export.focus_columns import VERSIONS, X_COLUMNS, columns_for
+from costplane.export.focus_lines import ChargeLine, Environments, charge_lines, environment_id
+from costplane.export.focus_names import Companies
+from costplane.ledger.envtypes import EnvironmentRecord
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent
 from costplane.money import format_usd
 
-__all__ = ["DATETIME_COLUMNS", "DECIMAL_COLUMNS", "FOCUS_COLUMNS", "X_COLUMNS", "focus_row", "iter_events"]
+__all__ = ["FOCUS_COLUMNS", "X_COLUMNS", "FocusExporter", "decimal_text", "focus_row", "iter_events",
+           "store_environments"]
 
-#: every column of FOCUS 1.2, in the specification's (alphabetical) order
-FOCUS_COLUMNS: tuple[str, ...] = (
-    "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType",
-    "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "CapacityReservationId",
-    "CapacityReservationStatus", "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency",
-    "ChargePeriodEnd", "ChargePeriodStart", "CommitmentDiscountCategory", "CommitmentDiscountId",
-    "CommitmentDiscountName", "CommitmentDiscountQuantity", "CommitmentDiscountStatus", "CommitmentDiscountType",
-    "CommitmentDiscountUnit", "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "ContractedUnitPrice",
-    "EffectiveCost", "InvoiceId", "InvoiceIssuerName", "ListCost", "ListUnitPrice", "PricingCategory",
-    "PricingCurrency", "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
-    "PricingCurrencyListUnitPrice", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName",
-    "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName",
-    "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId", "SubAccountId",
-    "SubAccountName", "SubAccountType", "Tags",
-)  # fmt: skip
+#: the FOCUS 1.2 columns (kept for callers of the 1.2-only exporter)
+FOCUS_COLUMNS = VERSIONS["1.2"]
 
-_X_DIMENSIONS = tuple("x_" + name.capitalize() for name in DIMENSIONS)  # x_Org, x_Team, … x_Outcome
-#: costplane's own columns (FOCUS reserves the x_ prefix for them)
-X_COLUMNS: tuple[str, ...] = (
-    *_X_DIMENSIONS, "x_KeyId", "x_EventId", "x_DecisionId", "x_Kind", "x_Endpoint", "x_Status",
-    "x_RequestedModel", "x_InputTokens", "x_OutputTokens", "x_CacheReadTokens", "x_CacheWriteTokens",
-    "x_ReasoningTokens", "x_SavedCost", "x_PriceFlagged", "x_LatencyMs",
-)  # fmt: skip
-
-DECIMAL_COLUMNS = frozenset({"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ConsumedQuantity",
-                             "PricingQuantity", "PricingCurrencyEffectiveCost", "x_SavedCost"})
-DATETIME_COLUMNS = frozenset({"BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart"})
-
+_X_DIMENSIONS = tuple("x_" + name.capitalize() for name in DIMENSIONS)
 _GENERATIVE = ("llm", "cache_hit")
+_COMPUTE = ("environment", "gpu", "compute")
+_RESOURCES = ("gpu", "compute", "storage", "egress")
+#: kind -> (ServiceCategory, ServiceSubcategory, ResourceType)
+_SERVICE: Mapping[str, tuple[str, str, str]] = {
+    "llm": ("AI and Machine Learning", "Generative AI", "Model"),
+    "cache_hit": ("AI and Machine Learning", "Generative AI", "Model"),
+    "tool": ("AI and Machine Learning", "Other (AI and Machine Learning)", "Tool"),
+    "environment": ("Compute", "Virtual Machines", "Environment"),
+    "gpu": ("Compute", "Virtual Machines", "GPU job"),
+    "compute": ("Compute", "Virtual Machines", "Compute job"),
+    "storage": ("Storage", "Other (Storage)", "Storage"),
+    "egress": ("Networking", "Other (Networking)", "Data transfer"),
+}  # fmt: skip
+_OTHER = ("Other", "Other (Other)", "Other")
+
+
+def decimal_text(value: object) -> str:
+    """A Decimal as plain positional text, no exponent, no trailing zeros: 0.150000 -> '0.15'."""
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    text = f"{number:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def _iso(at: datetime) -> str:
@@ -65,51 +69,111 @@ def _month(at: datetime) -> tuple[datetime, datetime]:
     return start, (start.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def focus_row(event: CostEvent) -> dict[str, str | None]:
-    """One FOCUS 1.2 row (plus x_ columns) of an event; every value a string or None (null)."""
-    ctx, usage = event.context, event.usage
-    cost = format_usd(event.cost_nano)
-    tokens = str(usage.input_tokens + usage.output_tokens)
+def _period(event: CostEvent, line: ChargeLine) -> tuple[datetime, datetime]:
+    """[start, end) of the charge in whole UTC seconds: the call's (or the running time's) span, at least 1 s."""
     end = event.ts.astimezone(UTC)
-    start = end - timedelta(milliseconds=max(0, event.latency_ms))
-    start = start.replace(microsecond=0)
-    end = max(start + timedelta(seconds=1), end + timedelta(microseconds=(1_000_000 - end.microsecond) % 1_000_000))
-    period_start, period_end = _month(event.ts)
-    sku = f"{event.provider}/{event.model}/{event.endpoint or event.kind}"
-    prices = ",".join(f"{name}={value}" for name, value in sorted(event.unit_prices.items()))
-    dims = ctx.dimensions()
-    row: dict[str, Any] = dict.fromkeys(FOCUS_COLUMNS)
-    row.update({
-        "BilledCost": cost, "EffectiveCost": cost, "ListCost": cost, "ContractedCost": cost,
-        "PricingCurrencyEffectiveCost": cost,
-        "BillingAccountId": ctx.org or "default", "BillingAccountName": ctx.org or "default",
-        "BillingAccountType": "Organization", "BillingCurrency": "USD", "PricingCurrency": "USD",
-        "BillingPeriodStart": _iso(period_start), "BillingPeriodEnd": _iso(period_end),
-        "ChargePeriodStart": _iso(start), "ChargePeriodEnd": _iso(end),
-        "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based", "PricingCategory": "Standard",
-        "ChargeDescription": f"{event.model} {event.endpoint or event.kind} ({event.kind}, {tokens} tokens)",
-        "ConsumedQuantity": tokens, "ConsumedUnit": "Tokens", "PricingQuantity": tokens, "PricingUnit": "Tokens",
-        "ProviderName": event.provider, "PublisherName": event.provider, "InvoiceIssuerName": event.provider,
-        "ResourceId": f"{event.provider}/{event.model}", "ResourceName": event.model, "ResourceType": "Model",
-        "ServiceCategory": "AI and Machine Learning", "ServiceName": f"{event.provider} {event.endpoint or 'API'}",
-        "ServiceSubcategory": "Generative AI" if event.kind in _GENERATIVE else "Other (AI and Machine Learning)",
-        "SkuId": sku, "SkuMeter": "Tokens", "SkuPriceId": f"{sku}@{prices}" if prices else sku,
-        "SkuPriceDetails": orjson.dumps({f"{k}_usd_per_mtok": v for k, v in sorted(event.unit_prices.items())}
-                                        ).decode(),
-        "SubAccountId": ctx.team, "SubAccountName": ctx.team, "SubAccountType": "Team" if ctx.team else None,
-        "Tags": orjson.dumps({**dims, **dict(ctx.tags)}, option=orjson.OPT_SORT_KEYS).decode(),
-    })
-    for name, column in zip(DIMENSIONS, _X_DIMENSIONS, strict=True):
-        row[column] = dims.get(name)
-    row.update({
-        "x_KeyId": ctx.key_id, "x_EventId": event.id, "x_DecisionId": event.decision_id, "x_Kind": event.kind,
-        "x_Endpoint": event.endpoint or None, "x_Status": event.status, "x_RequestedModel": event.requested_model,
-        "x_InputTokens": str(usage.input_tokens), "x_OutputTokens": str(usage.output_tokens),
-        "x_CacheReadTokens": str(usage.cache_read_tokens), "x_CacheWriteTokens": str(usage.cache_write_tokens),
-        "x_ReasoningTokens": str(usage.reasoning_tokens), "x_SavedCost": format_usd(event.saved_nano),
-        "x_PriceFlagged": "true" if event.price_flagged else "false", "x_LatencyMs": str(event.latency_ms),
-    })
-    return row
+    span = (timedelta(microseconds=int(line.span_seconds * 1_000_000)) if line.span_seconds is not None
+            else timedelta(milliseconds=max(0, event.latency_ms)))
+    start = (end - span).replace(microsecond=0)
+    end = end + timedelta(microseconds=(1_000_000 - end.microsecond) % 1_000_000)
+    return start, max(start + timedelta(seconds=1), end)
+
+
+def _price_details(line: ChargeLine) -> str:
+    """SkuPriceDetails: x_ properties only; the numeric one is per one PricingUnit (= ListUnitPrice)."""
+    return (f'{{"x_CostBasis":{json.dumps(line.basis)},"x_PricedUnit":{json.dumps(line.price_key)},'
+            f'"x_UnitListPrice":{decimal_text(line.unit_price)}}}')
+
+
+class FocusExporter:
+    """Turns cost events into rows of one FOCUS version (every value a string or None)."""
+
+    def __init__(self, version: str = "1.3", companies: Companies | None = None,
+                 environments: Environments | None = None) -> None:
+        self.columns = columns_for(version)
+        self.version = version
+        self.companies = companies or Companies({})
+        self.environments = environments
+
+    def rows(self, event: CostEvent) -> Iterator[dict[str, str | None]]:
+        for index, line in enumerate(charge_lines(event, self.environments)):
+            yield self._row(event, line, index)
+
+    def _row(self, event: CostEvent, line: ChargeLine, index: int) -> dict[str, str | None]:
+        ctx, usage, names = event.context, event.usage, self.companies
+        compute = event.kind in _COMPUTE
+        provider = names.provider(event.provider, event.model)
+        publisher = names.publisher(event.provider, event.model, compute)
+        category, subcategory, resource_type = _SERVICE.get(event.kind, _OTHER)
+        start, end = _period(event, line)
+        period_start, period_end = _month(event.ts)
+        sku = line.sku or (f"tool/{event.model}" if event.kind == "tool" else f"{event.provider}/{event.model}")
+        resource = event.kind in _RESOURCES
+        price_id = f"{sku}/{line.price_key}@{decimal_text(line.unit_price)} USD/{line.unit}"
+        unit_price, list_cost = decimal_text(line.unit_price), decimal_text(line.list_cost)
+        billed = format_usd(line.billed_nano)
+        env_id = environment_id(event) if event.kind == "environment" else None
+        resource_id = env_id or (event.model if resource else sku)
+        resource_name = event.endpoint.split("/", 1)[-1] if env_id or (resource and event.endpoint) else event.model
+        what = line.meter.lower() if line.basis == "unit_prices" else "call"
+        dims = ctx.dimensions()
+        row: dict[str, str | None] = dict.fromkeys(self.columns)
+        row.update({
+            "BilledCost": billed, "EffectiveCost": billed, "PricingCurrencyEffectiveCost": billed,
+            "ListCost": list_cost, "ContractedCost": list_cost,
+            "ListUnitPrice": unit_price, "ContractedUnitPrice": unit_price,
+            "PricingCurrencyListUnitPrice": unit_price, "PricingCurrencyContractedUnitPrice": unit_price,
+            "BillingAccountId": ctx.org or "default", "BillingAccountName": ctx.org or "default",
+            "BillingAccountType": "Organization", "BillingCurrency": "USD", "PricingCurrency": "USD",
+            "BillingPeriodStart": _iso(period_start), "BillingPeriodEnd": _iso(period_end),
+            "ChargePeriodStart": _iso(start), "ChargePeriodEnd": _iso(end),
+            "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based", "PricingCategory": "Standard",
+            "ChargeDescription": f"{line.sku or event.model} {what} ({event.endpoint or event.kind})",
+            "ConsumedQuantity": decimal_text(line.consumed), "ConsumedUnit": line.consumed_unit,
+            "PricingQuantity": decimal_text(line.quantity), "PricingUnit": line.unit,
+            "ProviderName": provider, "PublisherName": publisher, "InvoiceIssuerName": provider,
+            "ServiceProviderName": provider, "HostProviderName": provider,
+            "ResourceId": resource_id, "ResourceName": resource_name,
+            "ResourceType": resource_type, "ServiceCategory": category, "ServiceSubcategory": subcategory,
+            "ServiceName": names.service(event.provider, event.model, compute),
+            "SkuId": sku, "SkuMeter": line.meter, "SkuPriceId": price_id, "SkuPriceDetails": _price_details(line),
+            "SubAccountId": ctx.team, "SubAccountName": ctx.team, "SubAccountType": "Team" if ctx.team else None,
+            "Tags": json.dumps({**dims, **dict(ctx.tags)}, sort_keys=True, separators=(",", ":")),
+        })
+        for name, column in zip(DIMENSIONS, _X_DIMENSIONS, strict=True):
+            row[column] = dims.get(name)
+        first = index == 0
+        row.update({
+            "x_ProviderKey": event.provider, "x_KeyId": ctx.key_id, "x_EventId": event.id, "x_LineIndex": str(index),
+            "x_DecisionId": event.decision_id, "x_Kind": event.kind, "x_Endpoint": event.endpoint or None,
+            "x_Status": event.status, "x_RequestedModel": event.requested_model, "x_CostBasis": line.basis,
+            "x_InputTokens": str(usage.input_tokens) if first else None,
+            "x_OutputTokens": str(usage.output_tokens) if first else None,
+            "x_CacheReadTokens": str(usage.cache_read_tokens) if first else None,
+            "x_CacheWriteTokens": str(usage.cache_write_tokens) if first else None,
+            "x_ReasoningTokens": str(usage.reasoning_tokens) if first else None,
+            "x_SavedCost": format_usd(event.saved_nano) if first else None,
+            "x_PriceFlagged": "true" if event.price_flagged else "false",
+            "x_LatencyMs": str(event.latency_ms) if first else None,
+        })
+        return {column: row[column] for column in self.columns}
+
+
+def focus_row(event: CostEvent, version: str = "1.2") -> dict[str, str | None]:
+    """The first row of an event (kept for callers that want one row per event)."""
+    return next(FocusExporter(version).rows(event))
+
+
+def store_environments(store: Store) -> Environments:
+    """An environment lookup over `store`, remembering what it read (one read per environment)."""
+    seen: dict[str, EnvironmentRecord | None] = {}
+
+    def lookup(env_id: str) -> EnvironmentRecord | None:
+        if env_id not in seen:
+            seen[env_id] = store.get_environment(env_id)
+        return seen[env_id]
+
+    return lookup
 
 
 def iter_events(store: Store, since: datetime | None, until: datetime | None,

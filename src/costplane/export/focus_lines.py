@@ -1,0 +1,174 @@
+"""Split a cost event into FOCUS charge lines: one per priced unit, each with its own unit price.
+
+FOCUS asks that ListCost = ListUnitPrice × PricingQuantity on every Usage row. A model call
+mixes token types with different prices, so an LLM event becomes one line per token type it
+used (input, cache read, cache write, output, reasoning): PricingUnit "1000000 Tokens" (the
+unit the providers publish prices in), PricingQuantity = tokens / 10^6, ListUnitPrice = the
+USD per million tokens the event carries in `unit_prices` (the rate at that call's size).
+An environment accrual becomes one line per SKU ("Hours", count × hours run), an SDK
+resource event one line ("Hours" or "GiB-Hours"), a priced tool call one line ("Requests").
+
+Exactness: ListCost is the exact product (no rounding; decimals of at most 18 places).
+BilledCost/EffectiveCost are whole nano-USD that add up, over an event's lines, to exactly
+the event's ledger cost (cumulative rounding), so the export's sum of BilledCost is the
+ledger's spend. A decomposition is used only when its rounded total equals the ledger cost;
+otherwise (a cost recorded without per-unit prices: cache hits, unpriced or estimated spans,
+units this exporter does not know) the event is one line of 1 "Requests" at the event's cost,
+marked ``x_CostBasis = event``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
+
+from costplane.ledger.envtypes import EnvironmentRecord
+from costplane.ledger.types import CostEvent
+
+__all__ = ["ChargeLine", "Environments", "charge_lines", "environment_id"]
+
+_MTOK = Decimal(1_000_000)
+_NANO = Decimal(1_000_000_000)
+_QUANTITY = Decimal("1e-9")  # PricingQuantity of time-based lines is quantized to 10^-9 of its unit
+#: (token type in unit_prices, SkuMeter)
+_TOKEN_METERS: tuple[tuple[str, str], ...] = (
+    ("input", "Input Tokens"), ("cache_read", "Cache Read Tokens"), ("cache_write", "Cache Write Tokens"),
+    ("output", "Output Tokens"), ("reasoning", "Reasoning Tokens"),
+)  # fmt: skip
+_TOKEN_KINDS = ("llm",)
+_RESOURCE_KINDS = ("gpu", "compute", "storage", "egress")
+
+Environments = Callable[[str], EnvironmentRecord | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeLine:
+    """One FOCUS row's price facts."""
+
+    meter: str  # SkuMeter: "Input Tokens", "Hours", "Requests"
+    price_key: str  # what the unit price is of: token type, SKU, "call"
+    unit: str  # PricingUnit
+    quantity: Decimal  # PricingQuantity, in `unit`
+    unit_price: Decimal  # ListUnitPrice: USD per one `unit`
+    consumed_unit: str  # ConsumedUnit
+    consumed: Decimal  # ConsumedQuantity
+    billed_nano: int  # BilledCost / EffectiveCost, whole nano-USD
+    basis: str  # "unit_prices" | "event"
+    sku: str | None = None  # the line's own SKU (machines, GPUs), else the event's model
+    span_seconds: Decimal | None = None  # how long the charge ran, when the event says (time-priced lines)
+
+    @property
+    def list_cost(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+def _price(text: str | None) -> Decimal | None:
+    try:
+        value = Decimal(str(text))
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() and value >= 0 else None
+
+
+def _split(exact: Sequence[Decimal], total_nano: int) -> list[int] | None:
+    """Whole nano-USD per line, summing to `total_nano`, when the exact costs round to it."""
+    cumulative, previous, out = Decimal(0), 0, []
+    for cost in exact:
+        cumulative += cost
+        rounded = int((cumulative * _NANO).to_integral_value(rounding=ROUND_HALF_UP))
+        out.append(rounded - previous)
+        previous = rounded
+    return out if previous == total_nano and all(n >= 0 for n in out) else None
+
+
+def _token_lines(event: CostEvent) -> list[ChargeLine] | None:
+    usage = event.usage
+    counts = {
+        "input": usage.uncached_input_tokens, "cache_read": usage.cache_read_tokens,
+        "cache_write": usage.cache_write_tokens, "output": usage.output_tokens - usage.reasoning_tokens,
+        "reasoning": usage.reasoning_tokens,
+    }  # fmt: skip
+    if set(event.unit_prices) - {name for name, _ in _TOKEN_METERS}:
+        return None  # a unit this exporter does not itemise: one line at the event's cost
+    priced: list[tuple[str, str, int, Decimal]] = []
+    for name, meter in _TOKEN_METERS:
+        if counts[name] == 0:
+            continue
+        rate = _price(event.unit_prices.get(name))
+        if rate is None:
+            return None
+        priced.append((name, meter, counts[name], rate))
+    if not priced:
+        return None
+    exact = [rate * count / _MTOK for _, _, count, rate in priced]
+    billed = _split(exact, event.cost_nano)
+    if billed is None:
+        return None
+    return [ChargeLine(meter, name, "1000000 Tokens", Decimal(count) / _MTOK, rate, "Tokens", Decimal(count),
+                       nano, "unit_prices") for (name, meter, count, rate), nano in zip(priced, billed, strict=True)]
+
+
+def _resource_lines(event: CostEvent) -> list[ChargeLine] | None:
+    hourly, count, seconds = (_price(event.unit_prices.get(k)) for k in ("hourly_usd", "count", "seconds"))
+    if hourly is None or count is None or seconds is None:
+        return None
+    hours = Fraction(count) * Fraction(seconds) / 3600
+    quantity = (Decimal(hours.numerator) / Decimal(hours.denominator)).quantize(_QUANTITY, ROUND_HALF_UP)
+    if int((Fraction(hourly) * hours * 10**9 + Fraction(1, 2)).__floor__()) != event.cost_nano:
+        return None
+    unit = "GiB-Hours" if event.model.lower().endswith(("gib-hour", "gib-hours")) else "Hours"
+    return [ChargeLine(unit, "on-demand", unit, quantity, hourly, unit, quantity, event.cost_nano, "unit_prices",
+                       sku=event.model, span_seconds=seconds)]
+
+
+def environment_id(event: CostEvent) -> str | None:
+    """The environment an accrual event belongs to (its id is evt_<environment id>_<end in µs>)."""
+    if event.kind != "environment" or not event.id.startswith("evt_") or "_" not in event.id[4:]:
+        return None
+    return event.id[4:].rsplit("_", 1)[0]
+
+
+def _environment_lines(event: CostEvent, environments: Environments | None) -> list[ChargeLine] | None:
+    env_id = environment_id(event)
+    if environments is None or env_id is None:
+        return None
+    env = environments(env_id)
+    if env is None or env.hourly_nano <= 0 or not env.resources:
+        return None
+    hours = Fraction(event.cost_nano, env.hourly_nano)  # the accrual's running time, in hours
+    rows: list[tuple[str, Decimal, Decimal, int]] = []
+    for resource in env.resources:
+        rate, count = _price(str(resource.get("hourly_usd"))), resource.get("count")
+        if rate is None or not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return None
+        quantity = Fraction(count) * hours
+        rows.append((str(resource.get("sku")), rate,
+                     (Decimal(quantity.numerator) / Decimal(quantity.denominator)).quantize(_QUANTITY, ROUND_HALF_UP),
+                     int(resource.get("hourly_nano") or 0)))
+    weights = [Fraction(nano, env.hourly_nano) * event.cost_nano for *_, nano in rows]
+    billed = _split([Decimal(w.numerator) / Decimal(w.denominator) / _NANO for w in weights], event.cost_nano)
+    if billed is None or sum(nano for *_, nano in rows) != env.hourly_nano:
+        return None
+    span = Decimal(hours.numerator * 3600) / Decimal(hours.denominator)
+    return [ChargeLine("Hours", "on-demand", "Hours", quantity, rate, "Hours", quantity, nano, "unit_prices", sku=sku,
+                       span_seconds=span) for (sku, rate, quantity, _), nano in zip(rows, billed, strict=True)]
+
+
+def _event_line(event: CostEvent) -> ChargeLine:
+    cost = Decimal(event.cost_nano) / _NANO
+    return ChargeLine("Requests", "call", "Requests", Decimal(1), cost, "Requests", Decimal(1), event.cost_nano,
+                      "event" if event.kind != "tool" else "unit_prices")
+
+
+def charge_lines(event: CostEvent, environments: Environments | None = None) -> list[ChargeLine]:
+    """The event's lines: itemised by unit price where its facts add up to its cost, else one line."""
+    lines: list[ChargeLine] | None = None
+    if event.kind in _TOKEN_KINDS:
+        lines = _token_lines(event)
+    elif event.kind in _RESOURCE_KINDS:
+        lines = _resource_lines(event)
+    elif event.kind == "environment":
+        lines = _environment_lines(event, environments)
+    return lines or [_event_line(event)]
