@@ -20,6 +20,7 @@ from costplane.gateway.keys import KeyVerifier
 from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.upstream import AiohttpTransport, UpstreamError, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
+from costplane.otel.export import span_exporter
 
 __all__ = ["create_gateway"]
 
@@ -41,6 +42,7 @@ def create_gateway(
     store = StoreExecutor(application.store)
     proxy = GovernedProxy(application.core, keys, transport, settings.max_request_bytes,
                           float(settings.upstream_timeout), store)
+    proxy.spans = span_exporter(application.config.telemetry)  # None unless telemetry.otlp_endpoint is set
 
     async def chat(request: Request) -> Response:
         return await proxy.handle(OPENAI_CHAT, request)
@@ -81,6 +83,8 @@ def create_gateway(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if proxy.spans is not None:
+            proxy.spans.start()
         expired = application.core.expire_reservations()
         if expired:
             log.warning("released %d stale reservations at start-up", expired)
@@ -98,6 +102,8 @@ def create_gateway(
                 task.cancel()
             await transport.close()
             store.close()
+            if proxy.spans is not None:  # export what is queued, off the event loop
+                await asyncio.to_thread(proxy.spans.close)
 
     routes = [
         Route("/v1/chat/completions", chat, methods=["POST"]),
