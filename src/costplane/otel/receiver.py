@@ -24,7 +24,7 @@ from costplane.core.claims import budget_claims
 from costplane.gateway.keys import KeyVerifier
 from costplane.ledger.types import KeyRecord
 from costplane.otel.decode import OtlpDecodeError, SpanData, decode_json, decode_protobuf
-from costplane.otel.genai import SpanIngest, ingest_spans
+from costplane.otel.genai import SpanIngest, ingest_spans, unpriced_alerts
 from costplane.runs.auth import api_error, authenticate
 
 __all__ = ["OtlpIngestor", "otlp_routes"]
@@ -40,7 +40,8 @@ class OtlpIngestor:
 
     def ingest(self, spans: list[SpanData], key: KeyRecord | None) -> SpanIngest:
         app = self.app
-        result = ingest_spans(spans, app.catalog.resolve, key.attributes if key else {}, key.id if key else None)
+        result = ingest_spans(spans, app.catalog.resolve, key.attributes if key else {}, key.id if key else None,
+                              self._linked)
         bundle = app.bundle
         plain = result.events
         if bundle.budgets:
@@ -55,7 +56,14 @@ class OtlpIngestor:
                 else:
                     plain.append(event)
         app.store.record_nodes(result.nodes, plain)
+        for alert in unpriced_alerts(result):  # GenAI calls with no usage and no content: never a silent $0
+            app.core.notifier.notify(alert)
         return result
+
+    def _linked(self, event_id: str, decision_id: str) -> bool:
+        """A span the gateway emitted for a call already in this ledger: not counted twice."""
+        event = self.app.store.get_event(event_id)
+        return event is not None and event.decision_id == decision_id
 
 
 def otlp_routes(application: Application) -> list[BaseRoute]:
@@ -93,17 +101,21 @@ def otlp_routes(application: Application) -> list[BaseRoute]:
 
 
 def _response(result: SpanIngest, is_json: bool) -> Response:
+    """partial_success: spans rejected (no known price) are counted in rejected_spans; spans accepted
+    but unpriced (no usage, no content) leave it at 0 and are a warning in error_message."""
     rejected = len(result.rejected)
-    message = "; ".join(result.rejected[:5]) + (f" (+{rejected - 5} more)" if rejected > 5 else "")
+    warnings = result.warnings()
+    if warnings:
+        warnings[0] = f"{len(warnings)} span(s) accepted but unpriced: {warnings[0]}"
+    problems = result.rejected + warnings
+    message = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
     if is_json:
-        payload = {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}} if rejected else {}
+        payload = {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}} if problems else {}
         return Response(orjson.dumps(payload), media_type="application/json")
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
     response = ExportTraceServiceResponse()
-    if rejected:
+    if problems:
         response.partial_success.rejected_spans = rejected
         response.partial_success.error_message = message
     return Response(response.SerializeToString(), media_type="application/x-protobuf")
-
-
