@@ -76,15 +76,16 @@ def _grain(sources: Sequence[BillSource], grain: str) -> dict[str, tuple[bool, b
 
 
 def _covered(sources: Sequence[BillSource]) -> dict[str, set[date]]:
-    seen: dict[tuple[str, date], str] = {}
-    for source in sources:
+    seen: dict[tuple[str, date], tuple[int, str]] = {}
+    for index, source in enumerate(sources):
         for provider, days in source.covered.items():
             for day in days:
                 other = seen.get((provider, day))
-                if other is not None and other != source.path:
-                    raise ReconcileError(f"two bills cover {provider} on {day.isoformat()}: {other} and {source.path} "
-                                         "— pass each report once (costs and usage reports may go together)")
-                seen[(provider, day)] = source.path
+                if other is not None and other[0] != index:
+                    raise ReconcileError(f"two bills cover {provider} on {day.isoformat()}: {other[1]} and "
+                                         f"{source.path} — pass each report once (a cost and a usage report may go "
+                                         "together)")
+                seen[(provider, day)] = (index, source.path)
     out: dict[str, set[date]] = {}
     for provider, day in seen:
         out.setdefault(provider, set()).add(day)

@@ -2,7 +2,7 @@
 
 Columns read (FOCUS 1.0–1.3): `ChargePeriodStart` (and `ChargePeriodEnd` when present), the cost column
 (`BilledCost` by default, `EffectiveCost` with `--focus-cost EffectiveCost`), the provider
-(`ServiceProviderName` where the file has it — FOCUS 1.3 — else `ProviderName`), `ChargeCategory`
+(`ServiceProviderName` where the row has it — FOCUS 1.3 — else `ProviderName`), `ChargeCategory`
 (only `Usage` rows are reconciled: purchases, taxes, credits and adjustments are counted and listed as
 skipped), `BillingCurrency` (must be USD). The model and the project come from columns you name —
 a column (`x_Model`, `ResourceName`, `SkuId`, `SubAccountName`, …) or a key of the `Tags` JSON
@@ -45,8 +45,8 @@ def read_focus(path: Path, ctx: ReadContext, options: FocusOptions) -> BillSourc
     for needed in ("ChargePeriodStart", options.cost_column):
         if needed not in columns:
             raise ReconcileError(f"{path}: not a FOCUS file: the column {needed} is missing")
-    provider_column = next((c for c in ("ServiceProviderName", "ProviderName") if c in columns), None)
-    if provider_column is None:
+    provider_columns = [c for c in ("ServiceProviderName", "ProviderName") if c in columns]
+    if not provider_columns:
         raise ReconcileError(f"{path}: not a FOCUS file: neither ServiceProviderName nor ProviderName is present")
     model_column = _pick(options.model_column, "x_Model", columns, path)
     project_column = _pick(options.project_column, "x_Project", columns, path)
@@ -57,9 +57,10 @@ def read_focus(path: Path, ctx: ReadContext, options: FocusOptions) -> BillSourc
         currency = _text(row.get("BillingCurrency"))
         if currency and currency.upper() != "USD":
             raise ReconcileError(f"{where}: BillingCurrency: only USD bills are reconciled, got {currency!r}")
-        provider = canonical_provider(_text(row.get(provider_column)) or "", ctx.settings.providers)
-        if not provider:
-            raise ReconcileError(f"{where}: {provider_column} is empty")
+        named = next((name for name in (_text(row.get(c)) for c in provider_columns) if name), None)
+        if named is None:
+            raise ReconcileError(f"{where}: {' and '.join(provider_columns)} empty: the row names no provider")
+        provider = canonical_provider(named, ctx.settings.providers)
         start = _time(row.get("ChargePeriodStart"), f"{where}: ChargePeriodStart")
         end_raw = row.get("ChargePeriodEnd")
         end = _time(end_raw, f"{where}: ChargePeriodEnd") if end_raw not in (None, "") else None
