@@ -79,7 +79,7 @@ def render_table(result: Reconciliation, console: Console) -> None:
     for source in result.sources:
         skipped = ", ".join(f"{n} {c}" for c, n in sorted(source.skipped.items()))
         console.print(f"[dim]{source.label}[/dim] {source.path}: {len(source.lines)} lines"
-                      + (f" (skipped: {skipped})" if skipped else ""), highlight=False)
+                      + (f" (skipped: {skipped})" if skipped else ""), highlight=False, soft_wrap=True)
     if not result.days:
         console.print("The bills cover no day in the window: nothing to compare.")
         return
@@ -90,4 +90,5 @@ def render_table(result: Reconciliation, console: Console) -> None:
     thresholds = result.settings
     console.print(f"{len(billed_only)} billed line(s) with no metered spend, {len(metered_only)} metered line(s) "
                   f"with no billed line; {len(result.breaches)} line(s) past the drift threshold "
-                  f"({thresholds.drift_threshold_pct}% and {thresholds.drift_threshold_usd} USD).", highlight=False)
+                  f"({thresholds.drift_threshold_pct}% and {thresholds.drift_threshold_usd} USD).", highlight=False,
+                  soft_wrap=True)
