@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from costplane.cli.common import CONFIG_OPTION, console, fail, load
-from costplane.iac import PlanError, PlanReport, check_plan, load_plan
+from costplane.iac import PlanError, PlanReport, PricedResource, check_plan, load_plan
 from costplane.money import format_usd
 from costplane.policy.bundle import load_bundle
 from costplane.policy.engine import PolicyEngine
@@ -39,30 +39,54 @@ def _engine(bundle: Path | None) -> PolicyEngine | None:
         fail("the bundle is invalid:\n" + "\n".join(str(i) for i in exc.issues), 2)
 
 
+def _nodes(p: PricedResource) -> str:
+    if (p.min_nodes, p.max_nodes) == (p.node_count, p.node_count):
+        return str(p.node_count)
+    return f"{p.min_nodes}/{p.node_count}/{p.max_nodes}"
+
+
 def _print(report: PlanReport) -> None:
-    table = Table("resource", "action", "type", "gpu", "hourly USD", "monthly USD", "decision")
+    table = Table("resource", "action", "type", "region", "nodes min/desired/max", "gpu", "hourly USD",
+                  "monthly USD", "decision")
     for verdict in report.verdicts:
         p = verdict.priced
         gpu = f"{p.gpu_count}× {p.gpu_type}" if p.gpu_count else "-"
         money = ("?", "?") if p.unknown else (format_usd(p.hourly_nano, places=4), format_usd(p.monthly_nano,
                                                                                                 places=2))
+        if p.estimated and not p.unknown:
+            money = (money[0] + " (est.)", money[1] + " (est.)")
         style = {"deny": "red", "notify": "yellow"}.get(verdict.effect, "green")
         decision = f"[{style}]{verdict.effect}[/{style}]"
         if verdict.policies:
             decision += " " + ", ".join(verdict.policies)
-        table.add_row(p.resource.address, p.resource.action, p.instance_type or "?", gpu, *money, decision)
+        kind = (p.instance_type or "?") + (" (spot)" if p.spot else "")
+        table.add_row(p.resource.address, p.resource.action, kind, p.region or "?", _nodes(p), gpu, *money, decision)
     console.print(table)
-    console.print(f"total monthly (priced resources, 730 h): [bold]{format_usd(report.total_monthly_nano, places=2)}"
-                  "[/bold] USD")
+    console.print(f"total monthly (priced resources, desired nodes, 730 h): [bold]"
+                  f"{format_usd(report.total_monthly_nano, places=2)}[/bold] USD; at max nodes: "
+                  f"{format_usd(report.max_monthly_nano, places=2)} USD")
+    for verdict in report.unpriced:
+        console.print(f"unpriced: {verdict.priced.resource.address} ({verdict.priced.unknown})", highlight=False,
+                      soft_wrap=True)
     for verdict in report.verdicts:
+        for note in verdict.priced.notes:
+            console.print(f"note: {verdict.priced.resource.address}: {note}", highlight=False, soft_wrap=True)
         for reason in verdict.reasons:
+            if verdict.priced.unknown is not None:
+                continue
             label = "denied" if verdict.denied else "note"
-            console.print(f"{label}: {verdict.priced.resource.address}: {reason}", highlight=False)
+            console.print(f"{label}: {verdict.priced.resource.address}: {reason}", highlight=False, soft_wrap=True)
+    for template, users in report.templates.items():
+        console.print(f"template {template}: priced through {', '.join(users)}", highlight=False, soft_wrap=True)
     if report.skipped:
-        console.print(f"not priced (not a VM type): {', '.join(report.skipped)}", highlight=False)
+        console.print(f"not priced (creates no compute): {', '.join(report.skipped)}", highlight=False,
+                      soft_wrap=True)
     if report.bundle_revision is None:
         console.print("no bundle: prices only, no iac.plan policies evaluated (pass --bundle or set bundle in "
                       "costplane.yaml)")
+    if report.unpriced:
+        console.print(f"[red]{len(report.unpriced)} resource(s) create compute without a known price: denied "
+                      "(unknown_price)[/red]")
     console.print("[red]plan denied[/red]" if report.denied else "[green]plan allowed[/green]")
 
 
@@ -73,10 +97,13 @@ def check(
     bundle: Path | None = typer.Option(None, "--bundle", help="bundle directory (default: bundle in costplane.yaml)"),
     context: list[str] = typer.Option([], "--context", help="context for every resource, name=value (repeatable), "
                                                            "e.g. --context tier=experiment; overrides tags"),
+    region: list[str] = typer.Option([], "--region", help="provider=region for resources whose region the plan "
+                                                         "does not say (repeatable), e.g. --region aws=eu-west-1"),
     config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Price the plan's aws_instance / google_compute_instance / azurerm_linux_virtual_machine resources and
-    evaluate iac.plan policies. Exit 0: allowed; 1: denied (or a resource without a known price); 2: bad input."""
+    """Price the compute the plan creates (instances, VMs, auto-scaling and instance groups, node pools, scale
+    sets) and evaluate iac.plan policies. Exit 0: allowed; 1: denied (or compute without a known price);
+    2: bad input."""
     settings = load(config)
     given: dict[str, str] = {}
     for item in context:
@@ -84,13 +111,19 @@ def check(
             fail(f"--context: expected name=value, got {item!r}", 2)
         name, value = item.split("=", 1)
         given[name.strip()] = value.strip()
+    regions: dict[str, str] = {}
+    for item in region:
+        name, _, value = item.partition("=")
+        if name.strip().lower() not in ("aws", "gcp", "azure") or not value.strip():
+            fail(f"--region: expected aws=REGION, gcp=REGION or azure=REGION, got {item!r}", 2)
+        regions[name.strip().lower()] = value.strip()
     try:
         resources = load_plan(plan)
     except PlanError as exc:
         fail(str(exc), 2)
     engine = _engine(bundle or settings.bundle)
     try:
-        report = check_plan(resources, SkuCatalog.load(settings.pricing), engine, given)
+        report = check_plan(resources, SkuCatalog.load(settings.pricing), engine, given, default_regions=regions)
     except ValueError as exc:  # an invalid --context value
         fail(str(exc), 2)
     if fmt is Format.json:

@@ -12,7 +12,8 @@ first time a SKU of that provider is looked up. A type the data does not price i
 requested region raises UnpricedRegion naming the nearest priced region — or, where
 ``pricing.sku_region_fallback`` allows it, is priced from that region and flagged
 ``estimated``. ``pricing.skus`` (pricing/skuconfig.py) overrides a row or adds a SKU (for a
-region with ``@region``), optionally from a date on. A SKU with no price raises UnknownSku —
+region with ``@region``; without one, for the default region and, for a type the shipped data
+lacks altogether such as ``gcp/gpu/T4``, for every region), optionally from a date on. A SKU with no price raises UnknownSku —
 never a silent $0.
 """
 
@@ -181,13 +182,21 @@ class SkuCatalog:
             declared = [o for o in self._declared.get(key.lower(), ()) if (o.effective_from or _SHIPPED_FROM) <= day]
             if declared:
                 return self._from_override(declared[-1], base, asked or shipped_region, table)
-        if table is None:
+        if table is None or not self._ships(base, table):
             if asked and self._declared.get(base.lower()):  # declared without a region: prices every region
                 declared = [o for o in self._declared[base.lower()] if (o.effective_from or _SHIPPED_FROM) <= day]
                 if declared:
                     return self._from_override(declared[-1], base, asked, None)
-            raise UnknownSku(sku, sorted(k for k in self._declared if k.startswith(provider + "/")))
+            if table is None:
+                raise UnknownSku(sku, sorted(k for k in self._declared if k.startswith(provider + "/")))
         return self._shipped(sku, base, asked or table.default_region, table, spot)
+
+    def _ships(self, base: str, table: CloudTable) -> bool:
+        """Whether the shipped data has the type of `base` at all (in some region)."""
+        name = base.split("/", 1)[1]
+        if name.lower().startswith("gpu/"):
+            return self._share(base) is not None
+        return table.find(name) is not None
 
     def _shipped(self, sku: str, base: str, region: str, table: CloudTable, spot: bool) -> SkuPrice:
         name = base.split("/", 1)[1]
