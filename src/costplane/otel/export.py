@@ -110,9 +110,9 @@ def _attributes(record: SpanRecord) -> list[tuple[str, str | int | float | bool]
                         ("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens)):
         if count:
             out.append((name, count))
-    for unit, count in getattr(usage, "units", ()):  # further billed units (audio, 1h cache writes, fees)
+    for unit, count in usage.units:  # further billed units (audio, 1h cache writes, fees)
         out.append((f"costplane.usage.{unit}", int(count)))
-    for condition, value in getattr(usage, "conditions", ()):  # service tier, batch
+    for condition, value in usage.conditions:  # service tier, batch
         out.append((f"costplane.usage.condition.{condition}", str(value)))
     out += [
         ("gen_ai.usage.cost.amount", float(Decimal(record.cost_nano) * _NANO)),
@@ -205,14 +205,15 @@ class GatewaySpanExporter:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Export everything queued so far; True when done within `timeout` seconds."""
+        if self._thread is None:  # not started (tests, one-shot tools): export here
+            while not self._queue.empty():
+                self._drain_once()
+            return True
         done = threading.Event()
         try:
             self._queue.put(done, timeout=timeout)
         except queue.Full:
             return False
-        if self._thread is None:  # not started (tests, one-shot tools): export here
-            while not done.is_set() and self._drain_once():
-                pass
         return done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:

@@ -36,7 +36,9 @@ from costplane.ledger.types import CostEvent
 from costplane.otel.aliases import ALIASES, normalise
 from costplane.otel.decode import SpanData
 from costplane.otel.estimate import content_usage
+from costplane.pricing.readers import tier_conditions
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
+from costplane.pricing.units import CORE_UNITS, UNITS
 
 __all__ = ["ALIASES", "PROVIDERS", "SpanIngest", "ingest_spans", "normalise", "unpriced_alerts"]
 
@@ -258,7 +260,37 @@ def _usage(span: SpanData) -> tuple[TokenUsage | None, str]:
     reasoning = min(_tokens(attrs, "gen_ai.usage.reasoning.output_tokens"), output_tokens)
     if cache_read + cache_write > input_tokens or _flag(attrs, span.resource, "costplane.usage.input_excludes_cache"):
         input_tokens += cache_read + cache_write  # reported WITHOUT cache tokens: added back once
+    units, conditions = _extras(attrs)
+    if units or conditions:
+        try:
+            return TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning, units,
+                              conditions), "ok"
+        except ValueError:  # inconsistent extra counts: the core counts still price the call
+            pass
     return TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning), "ok"
+
+
+_UNIT_PREFIX, _CONDITION_PREFIX = "costplane.usage.", "costplane.usage.condition."
+
+
+def _extras(attrs: Mapping[str, Any]) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    """Billed units beyond the core token counts (`costplane.usage.<unit>`, as costplane's gateway
+    spans carry them) and price conditions (`costplane.usage.condition.<name>`, the served
+    `openai.response.service_tier`)."""
+    conditions = tier_conditions(attrs.get("openai.response.service_tier")
+                                 or attrs.get("gen_ai.openai.response.service_tier"))
+    units: dict[str, int] = {}
+    for key, value in attrs.items():
+        if not key.startswith(_UNIT_PREFIX):
+            continue
+        if key.startswith(_CONDITION_PREFIX):
+            if value not in (None, ""):
+                conditions[key[len(_CONDITION_PREFIX):]] = str(value)
+            continue
+        name = key[len(_UNIT_PREFIX):]
+        if name in UNITS and name not in CORE_UNITS and isinstance(value, int) and not isinstance(value, bool):
+            units[name] = value
+    return tuple(units.items()), tuple(conditions.items())
 
 
 def _event(span: SpanData, ctx: Context, model: str, price: Callable[[str, str | None, datetime], PriceSheet],
@@ -285,6 +317,9 @@ def _event(span: SpanData, ctx: Context, model: str, price: Callable[[str, str |
             continue
     if sheet is None:
         return None, f"span {span.span_id}: no known price for model {model!r} (provider {provider!r}); not charged"
+    missing = sheet.unpriced(usage)
+    if missing:  # a billed unit with no price is an unknown price too, never a silent $0 part
+        return None, f"span {span.span_id}: no known price for {', '.join(missing)} of model {model!r}; not charged"
     if span.error and status == "ok":
         status = "error"
     return CostEvent(
