@@ -20,6 +20,7 @@ from costplane.ledger.windows import WindowError, parse_duration
 from costplane.otel.export_settings import TelemetrySettings, parse_telemetry
 from costplane.pricing.config import PricingConfig, PricingConfigError
 from costplane.reconcile.settings import ReconcileSettings, parse_reconcile
+from costplane.serversettings import SERVER_KEYS, MetricsSettings, WebSettings, parse_metrics, parse_server
 
 __all__ = [
     "ALERT_KINDS",
@@ -145,6 +146,8 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)  # costplane reconcile (docs/reconcile.md)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # gateway span export (docs/otlp.md)
+    web: WebSettings = field(default_factory=WebSettings)  # server.public_url, allowed_hosts, login throttle
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # metrics.token_env: /metrics bearer token
 
     def provider_for(self, model: str, protocol: str) -> tuple[ProviderConfig, str] | None:
         """The first provider speaking `protocol` that serves `model` (after its aliases)."""
@@ -185,15 +188,19 @@ def parse_config(
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing", "alerts",
-                                 "reconcile", "telemetry"))
+                                 "reconcile", "telemetry", "metrics"))
     base = base or Path.cwd()
 
     server = data.get("server") or {}
     host, port = "127.0.0.1", 8080
+    web = WebSettings()
     if isinstance(server, Mapping):
-        errors.unknown("server", server, ("host", "port"))
+        errors.unknown("server", server, ("host", "port", *SERVER_KEYS))
         host = str(server.get("host", host))
         port = errors.integer("server.port", server.get("port", port), 0, 65535)
+        web, problems = parse_server(server)
+        for where, message in problems:
+            errors.add(where, message)
     else:
         errors.add("server", "expected a mapping with host and port")
 
@@ -224,9 +231,12 @@ def parse_config(
     telemetry, problems = parse_telemetry(data.get("telemetry"))
     for where, message in problems:
         errors.add(where, message)
+    metrics, problems = parse_metrics(data.get("metrics"))
+    for where, message in problems:
+        errors.add(where, message)
     errors.raise_if_any()
     return Config(path, host, port, store, bundle_path, gateway, providers, pricing, alerts=alerts,
-                  reconcile=reconcile, telemetry=telemetry)
+                  reconcile=reconcile, telemetry=telemetry, web=web, metrics=metrics)
 
 
 def _gateway(raw: Any, errors: _Errors) -> GatewaySettings:
