@@ -16,7 +16,7 @@ from costplane.lifecycle.drivers import DriverSet
 from costplane.policy.bundle import load_bundle
 from costplane.policy.engine import PolicyEngine
 from costplane.pricing.skus import SkuCatalog
-from costplane.pricing.types import PriceSheet, TokenUsage
+from costplane.pricing.types import PriceSheet, TokenUsage, Variant
 
 BASE = datetime(2026, 11, 3, 9, 30, 0, 250_000, tzinfo=UTC)
 BLUEPRINT = """
@@ -32,10 +32,18 @@ MINI = PriceSheet(model="gpt-4o-mini", provider="openai", input=Decimal("0.15"),
 SONNET = PriceSheet(model="claude-sonnet-4-5", provider="anthropic", input=Decimal("3"), output=Decimal("15"),
                     cache_read=Decimal("0.3"), cache_write=Decimal("3.75"),
                     tiers=((200_000, {"input": Decimal("6"), "output": Decimal("22.5")}),))
+#: 1-hour cache writes at 2x input and web searches at $10 per thousand
+SONNET_TOOLS = PriceSheet(model="claude-sonnet-4-5", provider="anthropic", input=Decimal("3"), output=Decimal("15"),
+                          cache_read=Decimal("0.3"), cache_write=Decimal("3.75"),
+                          units=(("cache_write_1h", Decimal("6")), ("web_searches", Decimal("10"))))
+#: the priority service tier's prices
+MINI_TIERS = PriceSheet(model="gpt-4o-mini", provider="openai", input=Decimal("0.15"), output=Decimal("0.6"),
+                        variants=(Variant(when=(("service_tier", "priority"),), sheet=PriceSheet(
+                            model="gpt-4o-mini", provider="openai", input=Decimal("0.25"), output=Decimal("1"))),))
 
 
 def _llm(event_id: str, hours: int, provider: str, sheet: PriceSheet, usage: TokenUsage, **extra: object) -> CostEvent:
-    rates = sheet.rates(usage.input_tokens)
+    rates = sheet.for_conditions(usage.conditions).rates(usage.input_tokens)
     fields: dict[str, object] = {
         "id": event_id, "ts": BASE + timedelta(hours=hours), "provider": provider, "model": sheet.model,
         "context": Context(org="acme", team="support", agent="triage", run=f"r-{hours}", tags={"env": "prod"}),
@@ -55,6 +63,11 @@ def llm_events() -> list[CostEvent]:
         _llm("evt_sonnet", 1, "anthropic", SONNET, TokenUsage(input_tokens=12_345, output_tokens=678,
                                                                cache_read_tokens=5_000, cache_write_tokens=1_111)),
         _llm("evt_sonnet_tier", 2, "anthropic", SONNET, TokenUsage(input_tokens=250_001, output_tokens=1_001)),
+        _llm("evt_sonnet_1h", 2, "anthropic", SONNET_TOOLS, TokenUsage(
+            input_tokens=5_000, output_tokens=400, cache_write_tokens=3_000,
+            units=(("cache_write_1h", 1_000), ("web_searches", 2)))),
+        _llm("evt_priority", 2, "openai-main", MINI_TIERS, TokenUsage(
+            input_tokens=4_321, output_tokens=123, conditions=(("service_tier", "priority"),))),
         _llm("evt_bedrock", 3, "aws", PriceSheet(model="anthropic.claude-3-5-sonnet-20241022-v2:0", provider="aws",
                                                  input=Decimal("3"), output=Decimal("15")),
              TokenUsage(input_tokens=77, output_tokens=9)),

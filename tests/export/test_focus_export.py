@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from focus_conformance import Report, check_csv, check_parquet
+from focus_conformance import Report, check_csv, check_parquet, check_rows
 from focus_fixtures import gpu_job_event, llm_events, record_all
 from typer.testing import CliRunner
 
@@ -62,7 +62,7 @@ def test_exports_of_every_event_kind_conform(store: Any, tmp_path: Path, version
     report: Report = (check_csv if fmt == "csv" else check_parquet)(out, version)
     assert report.ok, "\n".join(report.errors)
     rows = _read(out, fmt)
-    assert report.rows == len(rows) == 24 and f"FOCUS {version}" in result.output
+    assert report.rows == len(rows) >= 27 and f"FOCUS {version}" in result.output
     assert list(rows[0]) == list(columns_for(version))
     # the rules the issue is about were read from the spec data and evaluated on every row
     assert any("ListUnitPrice MUST NOT be null when ChargeCategory is" in text for text in report.checked)
@@ -109,6 +109,28 @@ def test_exports_of_every_event_kind_conform(store: Any, tmp_path: Path, version
     assert Decimal(str(first["PricingQuantity"])) == Decimal("3.003888889")  # 2 GPUs x 1 h 30 min 7 s
     gpu = by_event["evt_gpu"][0]
     assert gpu[provider] == "Amazon Web Services" and gpu["ServiceName"] == "Amazon EC2"
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_every_metered_unit_gets_its_own_priced_row(version: str) -> None:
+    """1-hour cache writes and web searches (their own units and prices), a service tier's prices."""
+    events = {e.id: e for e in llm_events()}
+    exporter = FocusExporter(version)
+    tools = {r["SkuMeter"]: r for r in exporter.rows(events["evt_sonnet_1h"])}
+    priority = list(exporter.rows(events["evt_priority"]))
+    report = check_rows([*tools.values(), *priority], exporter.columns, version)
+    assert report.ok, report.errors
+    assert list(tools) == ["Input Tokens", "Cache Write Tokens", "Output Tokens", "Cache Write 1h Tokens",
+                           "Web Searches"]
+    hour = tools["Cache Write 1h Tokens"]
+    assert (hour["PricingQuantity"], hour["ListUnitPrice"], hour["ConsumedQuantity"]) == ("0.001", "6", "1000")
+    searches = tools["Web Searches"]
+    assert (searches["PricingUnit"], searches["PricingQuantity"], searches["ListCost"]) == (
+        "1000 Web Searches", "0.002", "0.02")
+    assert sum(Decimal(str(r["BilledCost"])) for r in tools.values()) == nano_to_decimal(
+        events["evt_sonnet_1h"].cost_nano)
+    assert priority[0]["ListUnitPrice"] == "0.25" and "[service_tier=priority]" in str(priority[0]["SkuPriceId"])
+    assert json.loads(str(priority[0]["SkuPriceDetails"]))["x_ServiceTier"] == "priority"
 
 
 def test_default_version_is_1_3_and_bad_input_is_named(store: Any, tmp_path: Path) -> None:

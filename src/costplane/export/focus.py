@@ -80,9 +80,15 @@ def _period(event: CostEvent, line: ChargeLine) -> tuple[datetime, datetime]:
 
 
 def _price_details(line: ChargeLine) -> str:
-    """SkuPriceDetails: x_ properties only; the numeric one is per one PricingUnit (= ListUnitPrice)."""
-    return (f'{{"x_CostBasis":{json.dumps(line.basis)},"x_PricedUnit":{json.dumps(line.price_key)},'
+    """SkuPriceDetails: x_ properties only; the numeric one is per one PricingUnit (= ListUnitPrice);
+    the price conditions (service tier, batch processing) as x_ServiceTier, x_Processing, …"""
+    conditions = "".join(f',{json.dumps("x_" + _camel(key))}:{json.dumps(value)}' for key, value in line.conditions)
+    return (f'{{"x_CostBasis":{json.dumps(line.basis)},"x_PricedUnit":{json.dumps(line.price_key)}{conditions},'
             f'"x_UnitListPrice":{decimal_text(line.unit_price)}}}')
+
+
+def _camel(key: str) -> str:
+    return "".join(part.capitalize() for part in key.split("_"))
 
 
 class FocusExporter:
@@ -109,7 +115,8 @@ class FocusExporter:
         period_start, period_end = _month(event.ts)
         sku = line.sku or (f"tool/{event.model}" if event.kind == "tool" else f"{event.provider}/{event.model}")
         resource = event.kind in _RESOURCES
-        price_id = f"{sku}/{line.price_key}@{decimal_text(line.unit_price)} USD/{line.unit}"
+        served = "".join(f"[{key}={value}]" for key, value in line.conditions)
+        price_id = f"{sku}/{line.price_key}{served}@{decimal_text(line.unit_price)} USD/{line.unit}"
         unit_price, list_cost = decimal_text(line.unit_price), decimal_text(line.list_cost)
         billed = format_usd(line.billed_nano)
         env_id = environment_id(event) if event.kind == "environment" else None

@@ -1,10 +1,13 @@
 """Split a cost event into FOCUS charge lines: one per priced unit, each with its own unit price.
 
 FOCUS asks that ListCost = ListUnitPrice × PricingQuantity on every Usage row. A model call
-mixes token types with different prices, so an LLM event becomes one line per token type it
-used (input, cache read, cache write, output, reasoning): PricingUnit "1000000 Tokens" (the
-unit the providers publish prices in), PricingQuantity = tokens / 10^6, ListUnitPrice = the
-USD per million tokens the event carries in `unit_prices` (the rate at that call's size).
+mixes billed units with different prices, so an LLM event becomes one line per billed unit it
+used that has a price in its `unit_prices` (input, cache read, 5-minute and 1-hour cache writes,
+output, reasoning, audio/image tokens, web searches, request fees, …; see pricing.units), each
+counted as the ledger counts it: the unit's count less the counts nested in it that have their
+own price. PricingUnit is the unit the price is quoted per ("1000000 Tokens", "1000 Web
+Searches", "Hours"), PricingQuantity = count / that quantum, ListUnitPrice = the rate the event
+carries (the tier and service-tier variant of that call).
 An environment accrual becomes one line per SKU ("Hours", count × hours run), an SDK
 resource event one line ("Hours" or "GiB-Hours"), a priced tool call one line ("Requests").
 
@@ -19,24 +22,25 @@ marked ``x_CostBasis = event``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 
 from costplane.ledger.envtypes import EnvironmentRecord
 from costplane.ledger.types import CostEvent
+from costplane.pricing.units import UNITS, Unit
 
 __all__ = ["ChargeLine", "Environments", "charge_lines", "environment_id"]
 
-_MTOK = Decimal(1_000_000)
 _NANO = Decimal(1_000_000_000)
 _QUANTITY = Decimal("1e-9")  # PricingQuantity of time-based lines is quantized to 10^-9 of its unit
-#: (token type in unit_prices, SkuMeter)
-_TOKEN_METERS: tuple[tuple[str, str], ...] = (
-    ("input", "Input Tokens"), ("cache_read", "Cache Read Tokens"), ("cache_write", "Cache Write Tokens"),
-    ("output", "Output Tokens"), ("reasoning", "Reasoning Tokens"),
-)  # fmt: skip
+#: SkuMeter of the historic token types; the rest are named from the unit (cache_write_1h: Cache Write 1h Tokens)
+_TOKEN_METERS: Mapping[str, str] = {
+    "input": "Input Tokens", "cache_read": "Cache Read Tokens", "cache_write": "Cache Write Tokens",
+    "output": "Output Tokens", "reasoning": "Reasoning Tokens",
+}  # fmt: skip
+_ORDER = {name: index for index, name in enumerate(_TOKEN_METERS)}  # rows in this order, then by name
 _TOKEN_KINDS = ("llm",)
 _RESOURCE_KINDS = ("gpu", "compute", "storage", "egress")
 
@@ -58,6 +62,7 @@ class ChargeLine:
     basis: str  # "unit_prices" | "event"
     sku: str | None = None  # the line's own SKU (machines, GPUs), else the event's model
     span_seconds: Decimal | None = None  # how long the charge ran, when the event says (time-priced lines)
+    conditions: tuple[tuple[str, str], ...] = ()  # price conditions the call was served under (service_tier, …)
 
     @property
     def list_cost(self) -> Decimal:
@@ -72,42 +77,66 @@ def _price(text: str | None) -> Decimal | None:
     return value if value.is_finite() and value >= 0 else None
 
 
-def _split(exact: Sequence[Decimal], total_nano: int) -> list[int] | None:
-    """Whole nano-USD per line, summing to `total_nano`, when the exact costs round to it."""
-    cumulative, previous, out = Decimal(0), 0, []
+def _split(exact: Sequence[Fraction], total_nano: int) -> list[int] | None:
+    """Whole nano-USD per line, summing to `total_nano`, when the exact costs (USD) round to it."""
+    cumulative, previous, out = Fraction(0), 0, []
     for cost in exact:
         cumulative += cost
-        rounded = int((cumulative * _NANO).to_integral_value(rounding=ROUND_HALF_UP))
+        rounded = int((cumulative * 10**9 + Fraction(1, 2)).__floor__())
         out.append(rounded - previous)
         previous = rounded
     return out if previous == total_nano and all(n >= 0 for n in out) else None
 
 
+def _quantity(count: int, per: int) -> Decimal:
+    exact = Decimal(count) / Decimal(per)
+    return exact if exact == exact.quantize(_QUANTITY) else exact.quantize(_QUANTITY, ROUND_HALF_UP)
+
+
+def _words(name: str) -> str:
+    return " ".join(w if w[:1].isdigit() else w.capitalize() for w in name.split("_"))
+
+
+def _units(unit: Unit) -> tuple[str, str, str]:
+    """(SkuMeter, PricingUnit, ConsumedUnit) of a billed unit."""
+    if unit.is_token:
+        meter = _TOKEN_METERS.get(unit.name) or f"{_words(unit.name)} Tokens"
+        return meter, f"{unit.per} Tokens", "Tokens"
+    if unit.family == "durations":
+        return _words(unit.usage_key), "Hours" if unit.per == 3600 else f"{unit.per} Seconds", "Seconds"
+    label = _words(unit.usage_key)
+    return label, f"{unit.per} {label}", label
+
+
 def _token_lines(event: CostEvent) -> list[ChargeLine] | None:
-    usage = event.usage
-    counts = {
-        "input": usage.uncached_input_tokens, "cache_read": usage.cache_read_tokens,
-        "cache_write": usage.cache_write_tokens, "output": usage.output_tokens - usage.reasoning_tokens,
-        "reasoning": usage.reasoning_tokens,
-    }  # fmt: skip
-    if set(event.unit_prices) - {name for name, _ in _TOKEN_METERS}:
-        return None  # a unit this exporter does not itemise: one line at the event's cost
-    priced: list[tuple[str, str, int, Decimal]] = []
-    for name, meter in _TOKEN_METERS:
-        if counts[name] == 0:
-            continue
-        rate = _price(event.unit_prices.get(name))
-        if rate is None:
+    """One line per billed unit with a price in `unit_prices`, counted as the ledger counts it: a
+    unit's own count less the counts nested in it that have their own price (pricing.units)."""
+    usage, prices = event.usage, {}
+    for name, text in event.unit_prices.items():
+        unit, rate = UNITS.get(name), _price(text)
+        if unit is None or rate is None:
+            return None  # a unit this exporter cannot place: one line at the event's cost
+        prices[name] = (unit, rate)
+    names = sorted(prices, key=lambda n: (-len(UNITS[n].ancestors), n))
+    leaves: dict[str, int] = {}
+    for name in names:
+        leaves[name] = usage.count(name) - sum(leaves[o] for o in names if name in UNITS[o].ancestors)
+        if leaves[name] < 0:
             return None
-        priced.append((name, meter, counts[name], rate))
-    if not priced:
+    order = sorted((n for n in names if leaves[n]), key=lambda n: (_ORDER.get(n, len(_ORDER)), n))
+    if not order:
         return None
-    exact = [rate * count / _MTOK for _, _, count, rate in priced]
+    exact = [Fraction(prices[n][1]) * leaves[n] / prices[n][0].per for n in order]
     billed = _split(exact, event.cost_nano)
     if billed is None:
         return None
-    return [ChargeLine(meter, name, "1000000 Tokens", Decimal(count) / _MTOK, rate, "Tokens", Decimal(count),
-                       nano, "unit_prices") for (name, meter, count, rate), nano in zip(priced, billed, strict=True)]
+    lines = []
+    for name, nano in zip(order, billed, strict=True):
+        unit, rate = prices[name]
+        meter, pricing_unit, consumed_unit = _units(unit)
+        lines.append(ChargeLine(meter, name, pricing_unit, _quantity(leaves[name], unit.per), rate, consumed_unit,
+                                Decimal(leaves[name]), nano, "unit_prices", conditions=usage.conditions))
+    return lines
 
 
 def _resource_lines(event: CostEvent) -> list[ChargeLine] | None:
@@ -147,8 +176,7 @@ def _environment_lines(event: CostEvent, environments: Environments | None) -> l
         rows.append((str(resource.get("sku")), rate,
                      (Decimal(quantity.numerator) / Decimal(quantity.denominator)).quantize(_QUANTITY, ROUND_HALF_UP),
                      int(resource.get("hourly_nano") or 0)))
-    weights = [Fraction(nano, env.hourly_nano) * event.cost_nano for *_, nano in rows]
-    billed = _split([Decimal(w.numerator) / Decimal(w.denominator) / _NANO for w in weights], event.cost_nano)
+    billed = _split([Fraction(nano, env.hourly_nano) * event.cost_nano / 10**9 for *_, nano in rows], event.cost_nano)
     if billed is None or sum(nano for *_, nano in rows) != env.hourly_nano:
         return None
     span = Decimal(hours.numerator * 3600) / Decimal(hours.denominator)
