@@ -124,6 +124,9 @@ def test_fetch_follows_pages_with_the_admin_keys(config: Path, api: FakeApi, tmp
     assert sorted(p.name for p in saved.iterdir()) == [
         "anthropic-cost-2026-11-02-2026-11-04.json", "anthropic-usage-2026-11-02-2026-11-04.json",
         "openai-costs-2026-11-02-2026-11-04.json", "openai-usage-2026-11-02-2026-11-04.json"]
+    saved_costs = json.loads((saved / "openai-costs-2026-11-02-2026-11-04.json").read_text())
+    assert [page["data"][0]["results"][0]["amount"] for page in saved_costs] == [
+        {"value": 0.6, "currency": "usd"}, {"value": 1.5, "currency": "usd"}]  # numbers kept as the API sent them
     # what was saved reads back offline to the same result
     code, again, _ = _run(*(str(p) for p in sorted(saved.iterdir())), "--format", "json", "--no-alert",
                           "-c", str(config))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -112,14 +111,14 @@ def reconcile_command(
             end_at, _ = ctx.clock.window(end)
             for provider in fetch:
                 key = os.environ.get(KEY_ENV.get(provider, ""), "")
-                for kind, pages in fetch_reports(provider, start_at, end_at, key, base_url=api_base):
-                    label = f"{kind} (fetched)"
+                for report in fetch_reports(provider, start_at, end_at, key, base_url=api_base):
+                    label = f"{report.kind} (fetched)"
                     if save is not None:
                         save.mkdir(parents=True, exist_ok=True)
-                        target = save / f"{kind}-{first.isoformat()}-{end.isoformat()}.json"
-                        target.write_text(json.dumps(pages, indent=1, default=str), encoding="utf-8")
+                        target = save / f"{report.kind}-{first.isoformat()}-{end.isoformat()}.json"
+                        target.write_text(report.saved_text(), encoding="utf-8")
                         label = str(target)
-                    sources.append(read_pages(pages, label, ctx, kind))
+                    sources.append(read_pages(report.pages, label, ctx, report.kind))
     except ReconcileError as exc:
         fail(str(exc), 2)
 

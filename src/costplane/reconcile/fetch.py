@@ -19,19 +19,31 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from costplane.reconcile.types import ReconcileError
 
-__all__ = ["BASE_URLS", "KEY_ENV", "fetch_reports"]
+__all__ = ["BASE_URLS", "KEY_ENV", "FetchedReport", "fetch_reports"]
 
 BASE_URLS = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
 KEY_ENV = {"openai": "OPENAI_ADMIN_KEY", "anthropic": "ANTHROPIC_ADMIN_KEY"}
 MAX_PAGES = 1000  # a runaway cursor stops here with an error rather than looping for ever
 
 Params = list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedReport:
+    kind: str  # openai-costs | openai-usage | anthropic-cost | anthropic-usage
+    pages: list[Any]  # parsed, numbers as Decimal
+    raw: list[str]  # each page's body as the API sent it
+
+    def saved_text(self) -> str:
+        """The pages as one JSON list, each page byte for byte as received (numbers untouched)."""
+        return "[\n" + ",\n".join(page.strip() for page in self.raw) + "\n]\n"
 
 
 def _requests(provider: str, since: datetime, until: datetime) -> list[tuple[str, str, Params]]:
@@ -60,7 +72,7 @@ def _headers(provider: str, key: str) -> dict[str, str]:
     return {"x-api-key": key, "anthropic-version": "2023-06-01", "user-agent": "costplane-reconcile"}
 
 
-def _get(url: str, headers: Mapping[str, str], timeout: float) -> Any:
+def _get(url: str, headers: Mapping[str, str], timeout: float) -> tuple[Any, str]:
     request = urllib.request.Request(url, headers=dict(headers), method="GET")
     shown = url.split("?", 1)[0]
     try:
@@ -72,33 +84,36 @@ def _get(url: str, headers: Mapping[str, str], timeout: float) -> Any:
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise ReconcileError(f"GET {shown}: unreachable: {getattr(exc, 'reason', exc)}") from None
     try:
-        return json.loads(body, parse_float=Decimal)
-    except ValueError:
+        text = body.decode("utf-8")
+        return json.loads(text, parse_float=Decimal), text
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ReconcileError(f"GET {shown}: the answer is not JSON") from None
 
 
 def fetch_reports(provider: str, since: datetime, until: datetime, key: str, *, base_url: str | None = None,
-                  timeout: float = 60.0) -> list[tuple[str, list[Any]]]:
+                  timeout: float = 60.0) -> list[FetchedReport]:
     """[(report kind, pages)] of the provider's cost and usage reports over [since, until)."""
     if provider not in BASE_URLS:
         raise ReconcileError(f"--fetch takes openai or anthropic, got {provider!r}")
     if not key:
         raise ReconcileError(f"--fetch {provider} needs an admin key in the environment variable {KEY_ENV[provider]}")
     base = (base_url or BASE_URLS[provider]).rstrip("/")
-    out: list[tuple[str, list[Any]]] = []
+    out: list[FetchedReport] = []
     for kind, path, params in _requests(provider, since, until):
         pages: list[Any] = []
+        raw: list[str] = []
         cursor: str | None = None
         while True:
             query = params + ([("page", cursor)] if cursor else [])
-            page = _get(f"{base}{path}?{urllib.parse.urlencode(query)}", _headers(provider, key), timeout)
+            page, text = _get(f"{base}{path}?{urllib.parse.urlencode(query)}", _headers(provider, key), timeout)
             if not isinstance(page, dict) or not isinstance(page.get("data"), list):
                 raise ReconcileError(f"GET {base}{path}: expected a report page with a data list")
             pages.append(page)
+            raw.append(text)
             cursor = page.get("next_page") if page.get("has_more") else None
             if not cursor:
                 break
             if len(pages) >= MAX_PAGES:
                 raise ReconcileError(f"GET {base}{path}: more than {MAX_PAGES} pages; narrow --since/--until")
-        out.append((kind, pages))
+        out.append(FetchedReport(kind, pages, raw))
     return out
