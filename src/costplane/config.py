@@ -96,6 +96,7 @@ class ProviderConfig:
     models: tuple[str, ...] = ("*",)  # glob patterns of model names this provider serves
     aliases: Mapping[str, str] = field(default_factory=dict)
     pricing_provider: str | None = None  # genai-prices provider id used to price its models
+    company: str | None = None  # the company FOCUS exports name (ServiceProviderName), e.g. "OpenAI"
 
     @property
     def protocol(self) -> str:
@@ -268,7 +269,8 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
         if not isinstance(spec, Mapping):
             errors.add(where, "expected a mapping with type and base_url")
             continue
-        errors.unknown(where, spec, ("type", "base_url", "api_key_env", "models", "aliases", "pricing_provider"))
+        errors.unknown(where, spec, ("type", "base_url", "api_key_env", "models", "aliases", "pricing_provider",
+                                     "company"))
         kind = spec.get("type")
         if kind not in PROVIDER_TYPES:
             errors.add(f"{where}.type", f"expected one of {', '.join(PROVIDER_TYPES)}, got {kind!r}")
@@ -286,11 +288,16 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
             errors.add(f"{where}.aliases", "expected a mapping of alias to model name")
             aliases = {}
         default_pricing = kind if kind in ("openai", "anthropic") else None
+        company = spec.get("company")
+        if company is not None and (not isinstance(company, str) or not company.strip()):
+            errors.add(f"{where}.company", f"expected the provider's company name such as 'OpenAI', got {company!r}")
+            company = None
         out.append(ProviderConfig(
             name=str(name), type=str(kind), base_url=base_url.rstrip("/"),
             api_key_env=spec.get("api_key_env"), models=tuple(models),
             aliases={str(k): str(v) for k, v in aliases.items()},
             pricing_provider=spec.get("pricing_provider", default_pricing),
+            company=company.strip() if isinstance(company, str) else None,
         ))
     return tuple(out)
 
