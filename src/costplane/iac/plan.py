@@ -93,7 +93,8 @@ def parse_plan(data: Any, source: str = "plan") -> list[PlannedResource]:
         address = str(item["address"])
         out.append(PlannedResource(address, str(item["type"]), str(item.get("name") or ""),
                                    str(item.get("provider_name") or ""), tuple(actions), dict(after),
-                                   unknown_keys, config.region_of(address), config.references_of(address)))
+                                   unknown_keys, config.region_of(address, str(item["type"])),
+                                   config.references_of(address)))
     return out
 
 
@@ -120,7 +121,7 @@ def _planned_values(planned: Mapping[str, Any], source: str, config: PlanConfig)
                 type_ = address.split(".")[-2] if "." in address else ""
             out.append(PlannedResource(address, type_.split("[")[0], str(item.get("name") or ""),
                                        str(item.get("provider_name") or ""), ("create",), dict(values),
-                                       frozenset(), config.region_of(address), config.references_of(address)))
+                                       frozenset(), config.region_of(address, type_), config.references_of(address)))
         for index, child in enumerate(module.get("child_modules") or []):
             visit(child, f"{where}.child_modules[{index}]")
 

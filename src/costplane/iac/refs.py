@@ -27,9 +27,17 @@ def config_address(address: str) -> str:
 class PlanConfig:
     regions: Mapping[str, str] = field(default_factory=dict)  # config address -> its provider's region
     references: Mapping[str, frozenset[str]] = field(default_factory=dict)  # config address -> referenced ones
+    providers: Mapping[str, str] = field(default_factory=dict)  # provider config key -> region
 
-    def region_of(self, address: str) -> str:
-        return self.regions.get(config_address(address), "")
+    def region_of(self, address: str, resource_type: str = "") -> str:
+        """The resource's provider region; for a resource the configuration does not list, its module's (or the
+        root module's) provider of the same name."""
+        found = self.regions.get(config_address(address))
+        if found:
+            return found
+        name = resource_type.split("_", 1)[0]
+        module = config_address(address).rsplit(".", 2)[0] if address.startswith("module.") else ""
+        return self.providers.get(f"{module}:{name}" if module else name, "") or self.providers.get(name, "")
 
     def references_of(self, address: str) -> frozenset[str]:
         return self.references.get(config_address(address), frozenset())
@@ -124,4 +132,4 @@ def read_config(data: Mapping[str, Any]) -> PlanConfig:
                     visit(body.get("module"), f"{prefix}module.{call}.", f"{prefix}module.{call}".rstrip("."))
 
     visit(config.get("root_module"), "", "")
-    return PlanConfig(regions, references)
+    return PlanConfig(regions, references, providers)
