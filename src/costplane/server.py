@@ -12,8 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from costplane.alerts.service import alerts_parts
-from costplane.api import api_routes
-from costplane.api.service import endpoints
+from costplane.api.service import api_routes, endpoints
 from costplane.app import Application
 from costplane.gateway.app import create_gateway
 from costplane.lifecycle.service import build_core, lifecycle_parts
@@ -28,14 +27,16 @@ def create_server(application: Application) -> Starlette:
     routes: list[BaseRoute] = []
     background: list[tuple[float, Callable[[], Awaitable[object]]]] = []
     environments = build_core(application)  # ONE environment core: scheduler, /v1/environments and /api/v1
-    env_routes, env_jobs = lifecycle_parts(application, environments)  # environments + their scheduler (issue 3)
+    env_routes, env_jobs = lifecycle_parts(application, environments)  # the environment scheduler
     routes += env_routes
     background += env_jobs
-    run_routes, run_jobs = runs_parts(application)  # runs, outcomes, OTLP receiver, economic SLOs (issue 4)
+    run_routes, run_jobs = runs_parts(application)  # the economic SLO gate and job
     routes += run_routes
     background += run_jobs
-    table = endpoints(application, environments)  # the /api/v1 route table (also served by the dashboard)
-    routes += api_routes(application, table)  # /api/v1: users' API tokens, roles, OpenAPI document (issue 5)
+    # ONE route table: /api/v1 (users' tokens) and /v1 machine API (keys: environments, runs, outcomes,
+    # SLOs, OTLP traces), one auth module (costplane.auth), one scoping rule per route, one OpenAPI document
+    table = endpoints(application, environments)
+    routes += api_routes(application, table)
     routes += web_routes(application, table)  # the dashboard under /ui, calling the same table (issue 5)
     metrics = metrics_parts(application)  # Prometheus /metrics + gateway latency histograms (issue 5)
     routes += metrics.routes

@@ -59,15 +59,20 @@ def test_launch_list_show_extend_metrics_teardown(server: LiveServer) -> None:
 
 def test_approval_flow_needs_an_approver(server: LiveServer) -> None:
     user = server.key(team="ml", owner="bob", tier="production")
-    approver = server.key(team="platform", owner="carol", role="approver")
-    with _client(server, user) as http, _client(server, approver) as boss:
+    approver = server.key(team="ml", owner="carol", role="approver")
+    foreign = server.key(team="platform", owner="dora", role="approver")
+    with _client(server, user) as http, _client(server, approver) as boss, _client(server, foreign) as other:
         pending = http.post(P, json={"blueprint": "gpu-box", "inputs": {"gpu_type": "T4", "gpus": 4}})
         assert pending.status_code == 202 and pending.json()["state"] == "pending_approval"
         env_id = pending.json()["id"]
-        refused = http.post(f"{P}/{env_id}/approve")
-        assert refused.status_code == 403 and _error(refused) == {
-            "code": "not_an_approver", "message": "approving needs a key with the tag role=approver",
-            "field": "authorization"}
+        refused = http.post(f"{P}/{env_id}/approve")  # no approver role
+        assert refused.status_code == 403 and _error(refused)["code"] == "forbidden_role"
+        assert _error(refused)["field"] == "authorization"
+        # an approver of another team has no scope over the environment: 404, like an unknown one
+        for action in ("approve", "reject"):
+            outside = other.post(f"{P}/{env_id}/{action}")
+            assert outside.status_code == 404 and _error(outside)["code"] == "unknown_environment", outside.text
+        assert server.app.store.get_environment(env_id).state == "pending_approval"  # type: ignore[union-attr]
         approved = boss.post(f"{P}/{env_id}/approve")
         assert approved.status_code == 200, approved.text
         assert approved.json()["state"] == "active"

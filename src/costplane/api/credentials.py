@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from costplane.auth.authenticator import TOKEN_PREFIX, authenticator
 from costplane.core.decision import new_id
 from costplane.ledger.store import Store
 from costplane.ledger.usertypes import ROLES, ApiTokenRecord, UserRecord
@@ -28,7 +29,6 @@ __all__ = [
     "verify_password",
 ]
 
-TOKEN_PREFIX = "cpt_"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -103,14 +103,9 @@ def issue_token(store: Store, user: UserRecord, name: str = "api", expires_at: d
 
 
 def token_user(store: Store, secret: str, now: datetime) -> tuple[UserRecord, ApiTokenRecord] | None:
-    """The active user and usable token behind a bearer secret, or None."""
-    if not secret.startswith(TOKEN_PREFIX):
+    """The active user and usable token behind a bearer secret, or None (through the store's one
+    authenticator and its revocation-exact cache; `now` is when expiry is judged)."""
+    found = authenticator(store).token_user(secret)
+    if found is None or not found[1].usable(now):
         return None
-    digest = hashlib.sha256(secret.encode()).hexdigest()
-    token = store.api_token_by_hash(digest)
-    if token is None or not hmac.compare_digest(token.secret_hash, digest) or not token.usable(now):
-        return None
-    user = store.get_user(token.user_id)
-    if user is None or not user.active:
-        return None
-    return user, token
+    return found

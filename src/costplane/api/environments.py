@@ -7,7 +7,8 @@ module turns a user into a context and applies the scoping rule:
   team's environment is 404, exactly like one that does not exist (existence is not leaked);
 * launching (admin, developer): the user becomes `owner` and `user`; a developer launches for
   one of their teams (403 naming `team` otherwise; default = their only team, 400 if they have
-  several), a developer scoped only to projects launches for one of their projects;
+  several), a developer scoped only to projects launches for one of their projects; a `project`
+  outside the developer's projects is 403 naming `project` (spend never lands in another's project);
 * extend / teardown: admin any, developer the environments they may read; approve / reject: admin.
 
 A refusal by the core (policy, budget, TTL, inputs) is a 4xx error carrying the same
@@ -173,6 +174,10 @@ class EnvironmentHandlers:
         scope = principal.scope
         if scope is None:
             return team, project
+        if project is not None and project not in scope.projects:  # spend may land only in a project of theirs
+            mine = ", ".join(scope.projects) or "none"
+            raise ApiError(403, "forbidden_scope", f"project: you may launch for your projects only ({mine}), "
+                           f"not {project!r}", "project")
         if team is not None:
             if team not in scope.teams:
                 mine = ", ".join(scope.teams) or "none"

@@ -1,19 +1,47 @@
-"""The declarative route table: each endpoint's method, path, summary, typed parameters, roles
-and response schema. The server dispatches from it and the OpenAPI document is generated from
-it, so the two cannot drift; a query parameter the table does not declare is refused.
+"""The declarative route table: each endpoint's method, path, summary, typed parameters, roles,
+scoping rule and response schema — for the users' API (/api/v1) and the machine API (/v1). The
+server dispatches from it and the OpenAPI document is generated from it, so the two cannot
+drift; a query parameter the table does not declare is refused, an empty typed one too.
+
+Every endpoint declares ONE scoping rule (`Scoping`), applied by `invoke`:
+
+* `public` — no credential, no tenant data (the OpenAPI document);
+* `self` — only the caller's own identity (whoami);
+* `config` — declared configuration every role may read (blueprints);
+* `global` — unscoped callers only (admin; a scoped caller is 403);
+* `rows` — the handler returns only rows the caller's scope covers (`Principal.may_read/covers`);
+* `resource` — the path names one resource; `owner` gives its attribution and the dispatcher
+  answers 404 (exactly like an unknown one) unless the caller's scope covers all of it;
+* `attribution` — the call writes attributed data (launch, ingest, outcomes, traces): the
+  handler binds the attribution with `bind_attribution` (a key's bound dimensions win; a user
+  may only name teams and projects of their scope: 403 naming the field otherwise).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from costplane.api.errors import ApiError
 from costplane.api.principal import Principal
 
-__all__ = ["Call", "Endpoint", "Handler", "Param", "WithStatus", "invoke", "parse_params"]
+__all__ = [
+    "RULES",
+    "Call",
+    "Endpoint",
+    "Handler",
+    "Param",
+    "Scoping",
+    "Served",
+    "WithStatus",
+    "bind_attribution",
+    "invoke",
+    "parse_params",
+]
 
 Json = dict[str, Any]
 
@@ -51,7 +79,8 @@ class Call:
 
     principal: Principal
     params: Mapping[str, Any]
-    body: Any = None
+    body: Any = None  # parsed JSON, or the raw bytes for an endpoint with `raw_body`
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class WithStatus(dict[str, Any]):
@@ -63,7 +92,28 @@ class WithStatus(dict[str, Any]):
         self.status = status
 
 
+class Served(dict[str, Any]):
+    """A handler's own HTTP response (e.g. OTLP protobuf), passed through by the dispatcher."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__()
+        self.response = response
+
+
 Handler = Callable[[Call], Awaitable[Json]]
+Owner = Callable[[Call], Sequence[Mapping[str, str | None]] | None]
+RULES: tuple[str, ...] = ("public", "self", "config", "global", "rows", "resource", "attribution")
+
+
+@dataclass(frozen=True, slots=True)
+class Scoping:
+    """The one scoping rule of an endpoint (see the module docstring)."""
+
+    rule: str
+    note: str = ""
+    owner: Owner | None = None  # resource: the attribution(s) of the path's resource, None when unknown
+    field: str = ""  # resource: the path parameter a 404 names
+    code: str = "not_found"  # resource: the error code of a 404
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +130,9 @@ class Endpoint:
     status: int = 200
     description: str = ""
     tags: tuple[str, ...] = field(default=())
+    scoping: Scoping | None = None  # None = undeclared: the server refuses to build such a table
+    raw_body: bool = False  # the handler gets the body's bytes (OTLP protobuf/JSON), not parsed JSON
+    max_body: int = 4 * 1024 * 1024
 
 
 def _parse_one(param: Param, raw: str) -> Any:
@@ -125,6 +178,9 @@ def parse_params(endpoint: Endpoint, query: Mapping[str, str], path: Mapping[str
     out: dict[str, Any] = {}
     for param in endpoint.params:
         raw = (query if param.location == "query" else path).get(param.name)
+        if raw == "" and param.location == "query" and param.type != "string":
+            raise ApiError(400, "invalid_parameter", f"{param.name}: empty; give a value or leave the parameter out",
+                           param.name)
         if raw is None or raw == "":
             if param.required:
                 raise ApiError(400, "missing_parameter", f"{param.name}: required", param.name)
@@ -134,14 +190,51 @@ def parse_params(endpoint: Endpoint, query: Mapping[str, str], path: Mapping[str
     return out
 
 
+def bind_attribution(principal: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The attribution a caller may write (rule `attribution`): a key's bound dimensions override
+    what `values` says; a scoped user may name only teams and projects of their scope (403 naming
+    `team` or `project` otherwise)."""
+    if principal.key is not None:
+        return {**values, **dict(principal.key.attributes)}
+    scope = principal.scope
+    if scope is not None:
+        for name, allowed in (("team", scope.teams), ("project", scope.projects)):
+            value = values.get(name)
+            if value is not None and value not in allowed:
+                mine = ", ".join(allowed) or "none"
+                raise ApiError(403, "forbidden_scope", f"{name}: you may attribute to your {name}s only ({mine}), "
+                               f"not {value!r}", name)
+    return dict(values)
+
+
+async def _apply_scoping(endpoint: Endpoint, call: Call) -> None:
+    scoping = endpoint.scoping
+    if scoping is None:
+        raise ApiError(403, "no_scoping_rule", f"{endpoint.method} {endpoint.path} declares no scoping rule",
+                       "authorization")
+    principal = call.principal
+    if scoping.rule == "global" and principal.scope is not None:
+        raise ApiError(403, "forbidden_scope", f"{endpoint.method} {endpoint.path} needs an unscoped caller",
+                       "authorization")
+    if scoping.rule == "resource" and scoping.owner is not None:
+        owner = scoping.owner
+        owners = await run_in_threadpool(lambda: owner(call))
+        name = scoping.field
+        if not owners or not all(principal.covers(o) for o in owners):  # another team's = unknown: not leaked
+            raise ApiError(404, scoping.code, f"{name}: no {name.removesuffix('_id')} {call.params.get(name)!r}",
+                           name)
+
+
 async def invoke(endpoint: Endpoint, principal: Principal, query: Mapping[str, str], path: Mapping[str, str],
-                 body: Any = None) -> Json:
-    """Check the caller's role, parse the parameters and run the handler: the one way an endpoint is called,
-    whether by the HTTP API or by the dashboard."""
+                 body: Any = None, headers: Mapping[str, str] | None = None) -> Json:
+    """Check the caller's role, parse the parameters, apply the endpoint's scoping rule and run the
+    handler: the one way an endpoint is called, whether by the HTTP APIs or by the dashboard."""
     if principal.role not in endpoint.roles:
         raise ApiError(403, "forbidden_role", f"role {principal.role!r} may not call {endpoint.method} "
                        f"{endpoint.path} (allowed: {', '.join(endpoint.roles)})", "authorization")
     if endpoint.handler is None:
         raise ApiError(404, "not_callable", f"{endpoint.operation_id} is served specially")
     params = parse_params(endpoint, query, path)
-    return await endpoint.handler(Call(principal, params, body))
+    call = Call(principal, params, body, dict(headers or {}))
+    await _apply_scoping(endpoint, call)
+    return await endpoint.handler(call)

@@ -1,25 +1,20 @@
-"""Virtual keys: minted once, stored as SHA-256, verified with a short in-process cache."""
+"""Virtual keys: minted once, stored as SHA-256, verified through the store's one authenticator
+(`costplane.auth`: one cache for keys, API tokens and sessions; a revocation is refused by the
+very next request on every process sharing the store)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from costplane.attribution.context import Context
+from costplane.auth.authenticator import KEY_PREFIX, authenticator, hash_secret
 from costplane.core.decision import new_id
 from costplane.ledger.store import Store
 from costplane.ledger.types import KeyRecord
 
 __all__ = ["KEY_PREFIX", "KeyVerifier", "create_key", "hash_secret"]
-
-KEY_PREFIX = "cpk_"
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def create_key(
@@ -38,23 +33,11 @@ def create_key(
 
 
 class KeyVerifier:
-    """Secret -> KeyRecord, trusting a verified key for `ttl` seconds (so revocation takes ≤ ttl)."""
+    """Secret -> usable KeyRecord, through the store's authenticator. `ttl` is accepted for
+    compatibility and unused: there is no time window in which a revoked key still verifies."""
 
-    def __init__(self, store: Store, ttl: float) -> None:
-        self._store = store
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+    def __init__(self, store: Store, ttl: float = 0.0) -> None:
+        self._auth = authenticator(store)
 
     def verify(self, secret: str) -> KeyRecord | None:
-        now = time.monotonic()
-        hit = self._cache.get(secret)
-        if hit is not None and hit[0] > now:
-            record = hit[1]
-        else:
-            record = self._store.key_by_hash(hash_secret(secret)) if secret.startswith(KEY_PREFIX) else None
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[secret] = (now + self._ttl, record)
-        if record is None or not record.usable(datetime.now(UTC)):
-            return None
-        return record
+        return self._auth.key(secret) if secret else None

@@ -167,6 +167,8 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (8, ())), key=lambda step: step[0]))
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (10, ())), key=lambda step: step[0]))
 # v11: decisions' generated cache columns and the cache detector's covering index (issue 6); dialect-specific.
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (11, ())), key=lambda step: step[0]))
+# v12: the credential generation, bumped by every revocation (see schema_users, auth).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (12, schema_users.V12)), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps

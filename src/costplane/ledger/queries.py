@@ -305,7 +305,14 @@ class SqlQueries(ABC):
 
     def revoke_key(self, key_id: str, now: datetime) -> bool:
         sql = "UPDATE virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
-        return self._write(lambda tx: tx.exec(sql, (codec.to_us(now), key_id))) == 1
+
+        def revoke(tx: Tx) -> int:  # bumps the credential generation in the same transaction (schema v12)
+            changed = tx.exec(sql, (codec.to_us(now), key_id))
+            if changed:
+                tx.exec("UPDATE credential_generation SET generation = generation + 1 WHERE id = 1")
+            return changed
+
+        return self._write(revoke) == 1
 
     # -- introspection -----------------------------------------------------------------------
     def stats(self) -> Mapping[str, Any]:

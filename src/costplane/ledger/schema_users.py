@@ -10,12 +10,17 @@
 Schema version 9: `users.projects` — the projects a developer/viewer is scoped to (JSON array,
 `[]` for users created before v9), in addition to their teams.
 
+Schema version 12: `credential_generation` — one row whose `generation` grows by one in the same
+transaction as every revocation (a key revoked, a user disabled, an API token or session revoked).
+Every process compares it with the generation its credential cache was filled at, on every
+request: a revocation is refused by the very next request, on every process sharing the store.
+
 Same conventions as every version: times are BIGINT µs (UTC), JSON is TEXT/JSONB.
 """
 
 from __future__ import annotations
 
-__all__ = ["V7", "V9"]
+__all__ = ["V7", "V9", "V12"]
 
 V7: tuple[str, ...] = (
     """CREATE TABLE users (
@@ -42,3 +47,8 @@ V7: tuple[str, ...] = (
 
 # a NOT NULL column added to existing rows needs a default on both dialects
 V9: tuple[str, ...] = ("ALTER TABLE users ADD COLUMN projects {json} NOT NULL DEFAULT '[]'",)
+
+V12: tuple[str, ...] = (
+    "CREATE TABLE credential_generation (id INTEGER PRIMARY KEY, generation BIGINT NOT NULL)",
+    "INSERT INTO credential_generation (id, generation) VALUES (1, 0)",
+)

@@ -268,6 +268,10 @@ class Store(Protocol):
 
     def revoke_api_token(self, token_id: str, now: datetime) -> bool: ...
 
+    def credentials_generation(self) -> int:
+        """Grows with every revocation (key, user, API token, session), in the revoking transaction."""
+        ...
+
     def query_decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         """Decisions matching every set filter (effect, policy, key, time, teams, scope, page), newest first."""
 

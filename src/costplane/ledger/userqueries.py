@@ -21,7 +21,7 @@ from costplane.ledger.queries import Tx
 from costplane.ledger.types import DecisionRecord
 from costplane.ledger.usertypes import ApiTokenRecord, DecisionQuery, EnvironmentQuery, Scope, UserRecord
 
-__all__ = ["UserQueries"]
+__all__ = ["BUMP_GENERATION", "UserQueries", "revoking"]
 
 T = TypeVar("T")
 
@@ -31,6 +31,17 @@ _SELECT_USER = f"SELECT {column_list(_USER_COLUMNS)} FROM users"
 _SELECT_TOKEN = f"SELECT {column_list(_TOKEN_COLUMNS)} FROM api_tokens"
 _SELECT_DECISION = f"SELECT {column_list(codec.DECISION_COLUMNS)} FROM decisions"
 _SELECT_ENV = f"SELECT {column_list(ENV_COLUMNS)} FROM environments"
+_GENERATION = "SELECT generation FROM credential_generation WHERE id = 1"
+BUMP_GENERATION = "UPDATE credential_generation SET generation = generation + 1 WHERE id = 1"
+
+
+def revoking(tx: Tx, sql: str, params: Sequence[Any]) -> int:
+    """Run a revoking UPDATE and, when it changed a row, bump the credential generation in the
+    same transaction (so no process can see the revocation without the new generation)."""
+    changed = tx.exec(sql, params)
+    if changed:
+        tx.exec(BUMP_GENERATION)
+    return changed
 
 
 def _opt_us(value: datetime | None) -> int | None:
@@ -85,7 +96,13 @@ class UserQueries(ABC):
 
     def disable_user(self, user_id: str, now: datetime) -> bool:
         sql = "UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL"
-        return self._write(lambda tx: tx.exec(sql, (codec.to_us(now), user_id))) == 1
+        return self._write(lambda tx: revoking(tx, sql, (codec.to_us(now), user_id))) == 1
+
+    # -- the credential generation (v12) ---------------------------------------------------
+    def credentials_generation(self) -> int:
+        """Grows by one with every revocation; credential caches compare it on every request."""
+        row = self._read(lambda tx: tx.one(_GENERATION))
+        return int(row[0]) if row else 0
 
     # -- API tokens ---------------------------------------------------------------------
     def create_api_token(self, token: ApiTokenRecord) -> None:
@@ -104,7 +121,7 @@ class UserQueries(ABC):
 
     def revoke_api_token(self, token_id: str, now: datetime) -> bool:
         sql = "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
-        return self._write(lambda tx: tx.exec(sql, (codec.to_us(now), token_id))) == 1
+        return self._write(lambda tx: revoking(tx, sql, (codec.to_us(now), token_id))) == 1
 
     # -- scoped reads ----------------------------------------------------------------------
     def _json_field(self, column: str, name: str) -> str:

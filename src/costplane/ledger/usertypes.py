@@ -52,12 +52,18 @@ class ApiTokenRecord:
 class Scope:
     """What a scoped (developer, viewer) user may read: a row whose team is one of `teams` OR whose
     project is one of `projects`. The one predicate (`allows`) and the one SQL condition (`sql`)
-    every scoped read uses, so Python filters and SQL filters cannot disagree."""
+    every scoped read uses, so Python filters and SQL filters cannot disagree.
+
+    `all_of` (the scope of a virtual key bound to a team and/or a project): a row must match
+    every one given (team AND project); with neither given, every row matches."""
 
     teams: tuple[str, ...] = ()
     projects: tuple[str, ...] = ()
+    all_of: bool = False
 
     def allows(self, team: str | None, project: str | None) -> bool:
+        if self.all_of:
+            return (not self.teams or team in self.teams) and (not self.projects or project in self.projects)
         return (team is not None and team in self.teams) or (project is not None and project in self.projects)
 
     def sql(self, team_expr: str, project_expr: str) -> tuple[str, list[str]]:
@@ -69,6 +75,8 @@ class Scope:
             if values:
                 parts.append(f"{expr} IN ({', '.join('?' * len(values))})")
                 params += list(values)
+        if self.all_of:
+            return (f"({' AND '.join(parts)})" if parts else "1 = 1"), params
         return (f"({' OR '.join(parts)})" if parts else "1 = 0"), params
 
 

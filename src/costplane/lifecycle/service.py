@@ -1,4 +1,5 @@
-"""Wire lifecycle governance into a server: the environment core, its API routes and the scheduler job."""
+"""Wire lifecycle governance into a server: the environment core and the scheduler job (the
+/v1/environments endpoints are declared in the route table, see lifecycle/machine.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from starlette.routing import BaseRoute
 
 from costplane.app import Application
 from costplane.core.environments import EnvironmentCore
-from costplane.gateway.keys import KeyVerifier
-from costplane.lifecycle.api import environment_routes
 from costplane.lifecycle.drivers import DriverSet
 from costplane.lifecycle.scheduler import Leadership, Scheduler
 from costplane.pricing.skus import SkuCatalog
@@ -35,9 +34,8 @@ def build_core(application: Application) -> EnvironmentCore:
 
 def lifecycle_parts(application: Application, core: EnvironmentCore) -> tuple[
         list[BaseRoute], list[tuple[float, Callable[[], Awaitable[object]]]]]:
-    """The /v1/environments routes and the scheduler's (seconds, job) for `create_gateway`, over `core`
-    (built once by the server with `build_core` and shared with /api/v1)."""
-    keys = KeyVerifier(application.store, application.config.gateway.key_cache_seconds)
+    """No routes of its own (the route table serves /v1/environments) and the scheduler's (seconds, job)
+    for `create_gateway`, over `core` (built once by the server with `build_core`, shared with the table)."""
     scheduler = Scheduler(core, Leadership(application.config.store_url))
     running: list[asyncio.Future[int]] = []
 
@@ -49,4 +47,4 @@ def lifecycle_parts(application: Application, core: EnvironmentCore) -> tuple[
         running.append(future)
         return await future
 
-    return environment_routes(core, keys), [(TICK_SECONDS, tick)]
+    return [], [(TICK_SECONDS, tick)]

@@ -1,9 +1,10 @@
 """`POST /v1/traces`: the OTLP/HTTP trace receiver (protobuf or JSON, optionally gzip).
 
-Authenticated with a costplane key (`Authorization: Bearer cpk_…` or `x-api-key`, which
-the OTel exporters send via OTEL_EXPORTER_OTLP_HEADERS). The key's bound attributes
-override span attributes. Spans that cannot be priced are reported in the response's
-`partial_success` (rejected_spans + message) and recorded as unpriced nodes, never as $0.
+Declared in the one route table (rule `attribution`) and authenticated by `costplane.auth`
+with a costplane key (`Authorization: Bearer cpk_…` or `x-api-key`, which the OTel exporters
+send via OTEL_EXPORTER_OTLP_HEADERS). The key's bound attributes override span attributes.
+Spans that cannot be priced are reported in the response's `partial_success` (rejected_spans +
+message) and recorded as unpriced nodes, never as $0.
 Ingested spend also counts against every matching budget of the bundle (as spent).
 """
 
@@ -11,23 +12,23 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
+from costplane.api.errors import ApiError
+from costplane.api.principal import KEY_ROLES
+from costplane.api.table import Call, Endpoint, Scoping, Served
 from costplane.app import Application
 from costplane.attribution.context import InvalidAttribute
 from costplane.core.claims import budget_claims
-from costplane.gateway.keys import KeyVerifier
 from costplane.ledger.types import KeyRecord
 from costplane.otel.decode import OtlpDecodeError, SpanData, decode_json, decode_protobuf
 from costplane.otel.genai import SpanIngest, ingest_spans, unpriced_alerts
-from costplane.runs.auth import api_error, authenticate
 
-__all__ = ["OtlpIngestor", "otlp_routes"]
+__all__ = ["MAX_BODY", "OtlpIngestor", "otlp_endpoint"]
 
 MAX_BODY = 32 * 1024 * 1024
 
@@ -66,38 +67,46 @@ class OtlpIngestor:
         return event is not None and event.decision_id == decision_id
 
 
-def otlp_routes(application: Application) -> list[BaseRoute]:
-    keys = KeyVerifier(application.store, application.config.gateway.key_cache_seconds)
+def _otlp_error(status: int, code: str, message: str) -> ApiError:
+    return ApiError(status, code, message, "(body)")
+
+
+def otlp_endpoint(application: Application) -> Endpoint:
+    """`POST /v1/traces` in the route table: a key's principal (rule `attribution`: the key's bound
+    attributes override span attributes); the body is read raw (protobuf or JSON, optionally gzip)."""
     ingestor = OtlpIngestor(application)
 
-    async def traces(request: Request) -> Response:
-        key = authenticate(keys, request)
-        if key is None:
-            return api_error(401, "invalid_api_key", "missing, unknown, expired or revoked costplane key")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return api_error(413, "request_too_large", f"OTLP payload exceeds {MAX_BODY} bytes")
-        encoding = request.headers.get("content-encoding", "").lower()
+    async def traces(call: Call) -> dict[str, Any]:
+        body = call.body if isinstance(call.body, bytes) else b""
+        encoding = call.headers.get("content-encoding", "").lower()
         try:
             if encoding == "gzip":
                 body = gzip.decompress(body)
             elif encoding == "deflate":
                 body = zlib.decompress(body)
-        except (OSError, zlib.error) as exc:
-            return api_error(400, "invalid_encoding", f"cannot {encoding}-decode the body: {exc}")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _otlp_error(400, "invalid_encoding", f"cannot {encoding}-decode the body: {exc}") from None
+        if len(body) > MAX_BODY:
+            raise _otlp_error(413, "request_too_large", f"OTLP payload exceeds {MAX_BODY} bytes")
+        content_type = call.headers.get("content-type", "").split(";")[0].strip().lower()
         is_json = content_type == "application/json"
         if not is_json and content_type not in ("application/x-protobuf", "application/protobuf"):
-            return api_error(415, "unsupported_media_type",
-                             f"content-type {content_type!r}: use application/x-protobuf or application/json")
+            raise _otlp_error(415, "unsupported_media_type",
+                              f"content-type {content_type!r}: use application/x-protobuf or application/json")
         try:
             spans = decode_json(body) if is_json else decode_protobuf(body)
-            result = await run_in_threadpool(ingestor.ingest, spans, key)
+            result = await run_in_threadpool(ingestor.ingest, spans, call.principal.key)
         except (OtlpDecodeError, InvalidAttribute) as exc:
-            return api_error(400, "invalid_otlp", str(exc))
-        return _response(result, is_json)
+            raise _otlp_error(400, "invalid_otlp", str(exc)) from None
+        return Served(_response(result, is_json))
 
-    return [Route("/v1/traces", traces, methods=["POST"])]
+    return Endpoint("POST", "/v1/traces", "machine_otlp_traces", "OTLP/HTTP trace export (protobuf or JSON)",
+                    KEY_ROLES, {"type": "object", "description": "ExportTraceServiceResponse (partialSuccess when "
+                                "spans were rejected)"}, traces, raw_body=True, max_body=MAX_BODY,
+                    body={"type": "object", "description": "ExportTraceServiceRequest as application/x-protobuf "
+                          "or application/json, optionally gzip/deflate"},
+                    tags=("machine: traces",), scoping=Scoping("attribution", "the key's bound attributes override "
+                                                               "span attributes"))
 
 
 def _response(result: SpanIngest, is_json: bool) -> Response:

@@ -1,41 +1,42 @@
-"""HTTP API of run trees and outcomes (served by `costplane serve`, see server.py).
+"""The machine API of run trees and outcomes, declared in the one route table (`api.table`).
 
-* `GET  /v1/runs?since=ISO&limit=N` — top-level runs, newest first, with cost and tokens
-* `GET  /v1/runs/{run}` — the run's tree (cost, tokens, duration per node)
-* `POST /v1/runs/ingest` — nodes, events and outcomes from the SDK (`ApiRecorder`)
-* `POST /v1/outcomes` — one outcome `{outcome, value, run, context}` or `{"outcomes": [...]}`
-* `GET  /v1/outcomes/report?outcome=T&since=ISO&until=ISO&by=agent,model,tier&bucket=day`
-* `GET  /v1/slos` — the last evaluation of every economic SLO
+* `GET  /v1/runs?since=ISO&limit=N` — top-level runs the key covers, newest first (rule `rows`)
+* `GET  /v1/runs/{run}` — the run's tree; another scope's run is 404 like an unknown one (`resource`)
+* `POST /v1/runs/ingest` — nodes, events and outcomes from the SDK (`ApiRecorder`) (`attribution`)
+* `POST /v1/outcomes` — one outcome `{outcome, value, run, context}` or `{"outcomes": [...]}` (`attribution`)
+* `GET  /v1/outcomes/report?outcome=T&since=ISO&until=ISO&by=agent,model,tier&bucket=day` (`rows`)
+* `GET  /v1/slos` — the last evaluation of the economic SLOs whose scope the key covers (`rows`)
 
-Every route needs a costplane key; a key's bound attributes override what a payload says.
+Every route needs a costplane key. A key's bound attributes override what a payload says, and
+a payload may not touch a run of another scope (a node, event or outcome naming such a run is
+403 naming the field): nothing outside the key's scope can be written.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
+from costplane.api.errors import ApiError
+from costplane.api.principal import KEY_ROLES, Principal
+from costplane.api.runs import RUNS_SCHEMA, runs_handler
+from costplane.api.table import Call, Endpoint, Param, Scoping, WithStatus
 from costplane.app import Application
-from costplane.attribution.context import InvalidAttribute
-from costplane.gateway.keys import KeyVerifier
-from costplane.ledger.types import CostEvent, KeyRecord
+from costplane.attribution.context import DIMENSIONS, InvalidAttribute
+from costplane.ledger.store import Store
+from costplane.ledger.types import CostEvent
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.types import UnknownPrice
-from costplane.runs.auth import api_error, authenticate
 from costplane.runs.report import cost_per_outcome
-from costplane.runs.tree import build_tree, list_runs
+from costplane.runs.tree import ROOT_KINDS, build_tree
 from costplane.runs.wire import WireError, batch_from_json, outcome_from_json
 
-__all__ = ["parse_time", "run_routes"]
+__all__ = ["parse_time", "run_attribution", "run_endpoints"]
 
 
 def _repriced(catalog: Catalog, event: CostEvent) -> CostEvent:
@@ -67,89 +68,184 @@ def _new_id() -> str:
     return f"out-{uuid.uuid4().hex[:20]}"
 
 
-def run_routes(application: Application) -> list[BaseRoute]:
-    keys = KeyVerifier(application.store, application.config.gateway.key_cache_seconds)
-    store = application.store
+def _invalid(exc: ValueError) -> ApiError:
+    """A payload error as a 400 naming the field (the text before the first colon)."""
+    text = str(exc)
+    field = text.split(":", 1)[0] if ":" in text and " " not in text.split(":", 1)[0] else "(body)"
+    return ApiError(400, "invalid_request", text, field)
 
-    def guarded(handler: Callable[[Request, KeyRecord], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            key = authenticate(keys, request)
-            if key is None:
-                return api_error(401, "invalid_api_key", "missing, unknown, expired or revoked costplane key")
-            try:
-                result: Response = await handler(request, key)
-                return result
-            except (WireError, InvalidAttribute, ValueError) as exc:
-                return api_error(400, "invalid_request", str(exc))
-        return endpoint
 
-    async def runs(request: Request, key: KeyRecord) -> Response:
-        since = parse_time(request.query_params.get("since"), "since")
-        limit = int(request.query_params.get("limit", "50"))
-        rows = await run_in_threadpool(list_runs, store, since=since, limit=limit)
-        return JSONResponse({"runs": [r.to_json() for r in rows]})
+def run_attribution(store: Store, run: str) -> list[dict[str, str | None]] | None:
+    """Who a run belongs to: its root node's dimensions when the root names a team or project,
+    otherwise those of every cost event of it (and of its nested runs); None for an unknown run."""
+    nodes = store.run_nodes(run)
+    root = next((n for n in nodes if n.id == run), None)
+    if root is not None and (root.context.team or root.context.project):
+        return [dict(root.context.dimensions())]
+    members = [run] + [n.id for n in nodes if n.kind in ROOT_KINDS and n.id != run]
+    found: list[dict[str, str | None]] = [dict(e.context.dimensions()) for m in members for e in store.run_events(m)]
+    if not found and root is not None:
+        found = [dict(root.context.dimensions())]
+    return found or (None if not nodes else [{}])
 
-    async def run(request: Request, key: KeyRecord) -> Response:
-        run_id = request.path_params["run"]
-        tree = await run_in_threadpool(build_tree, store, run_id)
+
+def _guard_runs(store: Store, principal: Principal, runs: Mapping[str, str]) -> None:
+    """403 (naming the field) when a payload names a run that exists in another scope."""
+    for run, field in runs.items():
+        owners = run_attribution(store, run)
+        if owners is not None and not all(principal.covers(o) for o in owners):
+            raise ApiError(403, "forbidden_scope", f"{field}: run {run!r} belongs to another scope", field)
+
+
+def _body(call: Call) -> Any:
+    if call.body is None:
+        raise ApiError(400, "invalid_json", "a JSON body is required", "(body)")
+    return call.body
+
+
+def _bound(principal: Principal) -> dict[str, str]:
+    return dict(principal.key.attributes) if principal.key is not None else {}
+
+
+class _Handlers:
+    def __init__(self, application: Application) -> None:
+        self.app = application
+        self.store = application.store
+        self._runs = runs_handler(application.store)
+
+    def owner(self, call: Call) -> Sequence[Mapping[str, str | None]] | None:
+        return run_attribution(self.store, str(call.params["run"]))
+
+    async def runs(self, call: Call) -> dict[str, Any]:
+        bound = call.principal.bound
+        params = {**call.params, "team": None, "agent": bound.get("agent"), "pipeline": None}
+        found: dict[str, Any] = await self._runs(Call(call.principal, params))
+        return found
+
+    async def run(self, call: Call) -> dict[str, Any]:
+        run_id = str(call.params["run"])
+        tree = await run_in_threadpool(build_tree, self.store, run_id)
         if tree is None:
-            return api_error(404, "run_not_found", f"no run {run_id!r} in the ledger")
-        return JSONResponse(tree.to_json())
+            raise ApiError(404, "run_not_found", f"run: no run {run_id!r} in the ledger", "run")
+        return tree.to_json()
 
-    async def ingest(request: Request, key: KeyRecord) -> Response:
-        payload = _json(await request.body())
-        nodes, events, outcomes = batch_from_json(payload, key.attributes, key.id, datetime.now(UTC), _new_id)
-        events = [_repriced(application.catalog, event) for event in events]
+    async def ingest(self, call: Call) -> dict[str, Any]:
+        principal = call.principal
+        try:
+            nodes, events, outcomes = batch_from_json(_body(call), _bound(principal), principal.token_id,
+                                                      datetime.now(UTC), _new_id)
+        except (WireError, InvalidAttribute) as exc:
+            raise _invalid(exc) from None
+        events = [_repriced(self.app.catalog, event) for event in events]
+        runs: dict[str, str] = {}
+        for i, node in enumerate(nodes):
+            runs.setdefault(node.run, f"nodes[{i}].run")
+        for i, event in enumerate(events):
+            if event.context.run:
+                runs.setdefault(event.context.run, f"events[{i}].context.run")
+        for i, outcome in enumerate(outcomes):
+            if outcome.context.run:
+                runs.setdefault(outcome.context.run, f"outcomes[{i}].run")
 
         def write() -> None:
-            store.record_nodes(nodes, events)
+            _guard_runs(self.store, principal, runs)
+            self.store.record_nodes(nodes, events)
             for outcome in outcomes:
-                store.record_outcome(outcome)
+                self.store.record_outcome(outcome)
 
         await run_in_threadpool(write)
-        return JSONResponse({"nodes": len(nodes), "events": len(events), "outcomes": len(outcomes)})
+        return {"nodes": len(nodes), "events": len(events), "outcomes": len(outcomes)}
 
-    async def outcomes(request: Request, key: KeyRecord) -> Response:
-        payload = _json(await request.body())
+    async def outcomes(self, call: Call) -> dict[str, Any]:
+        payload = _body(call)
+        principal = call.principal
         items = payload.get("outcomes") if isinstance(payload, dict) and "outcomes" in payload else [payload]
         if not isinstance(items, list):
-            raise WireError("outcomes: expected an array")
+            raise ApiError(400, "invalid_request", "outcomes: expected an array", "outcomes")
         now = datetime.now(UTC)
-        records = [outcome_from_json(item, f"outcomes[{i}]", key.attributes, key.id, now, _new_id())
-                   for i, item in enumerate(items)]
-        stored = await run_in_threadpool(lambda: [store.record_outcome(r) for r in records])
-        return JSONResponse({"recorded": sum(stored), "ids": [r.id for r in records]}, status_code=201)
+        try:
+            records = [outcome_from_json(item, f"outcomes[{i}]", _bound(principal), principal.token_id, now,
+                                         _new_id()) for i, item in enumerate(items)]
+        except (WireError, InvalidAttribute) as exc:
+            raise _invalid(exc) from None
+        runs = {r.context.run: f"outcomes[{i}].run" for i, r in enumerate(records) if r.context.run}
 
-    async def report(request: Request, key: KeyRecord) -> Response:
-        params = request.query_params
-        outcome = params.get("outcome")
-        if not outcome:
-            raise WireError("outcome: the outcome type to report on is required, e.g. ?outcome=ticket_resolved")
-        by = [b for b in params.get("by", "agent,model,tier").split(",") if b]
-        rows = await run_in_threadpool(lambda: cost_per_outcome(
-            store, outcome, since=parse_time(params.get("since"), "since"),
-            until=parse_time(params.get("until"), "until"), group_by=by, bucket=params.get("bucket") or None))
-        return JSONResponse({"outcome": outcome, "rows": [r.to_json() for r in rows]})
+        def write() -> list[bool]:
+            _guard_runs(self.store, principal, runs)
+            return [self.store.record_outcome(r) for r in records]
 
-    async def slos(request: Request, key: KeyRecord) -> Response:
-        states = await run_in_threadpool(store.slo_states)
-        return JSONResponse({"slos": [{"name": s.name, "breached": s.breached, "updated_at": s.updated_at.isoformat(),
-                                       "since": s.since.isoformat() if s.since else None, "scope": dict(s.scope),
-                                       "measured": dict(s.measured), "actions": [dict(a) for a in s.actions]}
-                                      for s in states]})
+        stored = await run_in_threadpool(write)
+        return WithStatus(201, {"recorded": sum(stored), "ids": [r.id for r in records]})
 
-    return [
-        Route("/v1/runs", guarded(runs), methods=["GET"]),
-        Route("/v1/runs/ingest", guarded(ingest), methods=["POST"]),
-        Route("/v1/runs/{run}", guarded(run), methods=["GET"]),
-        Route("/v1/outcomes", guarded(outcomes), methods=["POST"]),
-        Route("/v1/outcomes/report", guarded(report), methods=["GET"]),
-        Route("/v1/slos", guarded(slos), methods=["GET"]),
-    ]
+    async def report(self, call: Call) -> dict[str, Any]:
+        p = call.params
+        by = list(p["by"] or ("agent", "model", "tier"))
+        principal = call.principal
+        if principal.key is None:
+            raise ApiError(403, "forbidden_role", "a costplane key is required", "authorization")
+        where = principal.bound or None
+        try:
+            rows = await run_in_threadpool(lambda: cost_per_outcome(
+                self.store, p["outcome"], since=p["since"], until=p["until"], group_by=by, where=where,
+                bucket=p["bucket"]))
+        except ValueError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc), "by") from None
+        return {"outcome": p["outcome"], "rows": [r.to_json() for r in rows]}
+
+    async def slos(self, call: Call) -> dict[str, Any]:
+        states = await run_in_threadpool(self.store.slo_states)
+        principal = call.principal
+        return {"slos": [{"name": s.name, "breached": s.breached, "updated_at": s.updated_at.isoformat(),
+                          "since": s.since.isoformat() if s.since else None, "scope": dict(s.scope),
+                          "measured": dict(s.measured), "actions": [dict(a) for a in s.actions]}
+                         for s in states if principal.covers({k: str(v) for k, v in dict(s.scope).items()})]}
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise WireError(f"the request body is not valid JSON: {exc}") from None
+_OBJECT = {"type": "object"}
+_TREE = {"type": "object", "required": ["id", "kind", "children"], "properties": {
+    "id": {"type": "string"}, "kind": {"type": "string"}, "children": {"type": "array", "items": _OBJECT}}}
+_INGEST = {"type": "object", "properties": {"nodes": {"type": "array", "items": _OBJECT},
+                                            "events": {"type": "array", "items": _OBJECT},
+                                            "outcomes": {"type": "array", "items": _OBJECT}}}
+_INGESTED = {"type": "object", "required": ["nodes", "events", "outcomes"], "properties": {
+    "nodes": {"type": "integer"}, "events": {"type": "integer"}, "outcomes": {"type": "integer"}}}
+_OUTCOME_BODY = {"type": "object", "description": "{outcome, value, run, context, id, ts} or {\"outcomes\": [...]}"}
+_RECORDED = {"type": "object", "required": ["recorded", "ids"], "properties": {
+    "recorded": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "string"}}}}
+_REPORT = {"type": "object", "required": ["outcome", "rows"], "properties": {
+    "outcome": {"type": "string"}, "rows": {"type": "array", "items": _OBJECT}}}
+_SLOS = {"type": "object", "required": ["slos"], "properties": {"slos": {"type": "array", "items": _OBJECT}}}
+_BY = ("model", *(d for d in DIMENSIONS if d != "run"))
+
+
+def run_endpoints(application: Application) -> tuple[Endpoint, ...]:
+    """/v1/runs…, /v1/outcomes…, /v1/slos for costplane keys, declared in the route table."""
+    h = _Handlers(application)
+    tags = ("machine: runs",)
+    rows = Scoping("rows", "only what the key's bound attributes cover")
+    writes = Scoping("attribution", "the key's bound attributes override the payload; runs of another scope "
+                     "are 403")
+    since = Param("since", "date-time", "runs started (or with cost) at or after this instant")
+    return (
+        Endpoint("GET", "/v1/runs", "machine_runs", "Top-level runs the key covers, newest first", KEY_ROLES,
+                 RUNS_SCHEMA, h.runs, (since, Param("limit", "integer", "at most this many", minimum=1,
+                                                    maximum=500, default=50)), tags=tags, scoping=rows),
+        Endpoint("POST", "/v1/runs/ingest", "machine_ingest_runs", "Nodes, events and outcomes from the SDK",
+                 KEY_ROLES, _INGESTED, h.ingest, body=_INGEST, tags=tags, scoping=writes,
+                 description="LLM events are repriced by the server from their tokens."),
+        Endpoint("GET", "/v1/runs/{run}", "machine_run", "A run's cost tree", KEY_ROLES, _TREE, h.run,
+                 (Param("run", "string", "the run's id", location="path"),), tags=tags,
+                 scoping=Scoping("resource", "another scope's run is 404, like an unknown one", h.owner, "run",
+                                 "run_not_found")),
+        Endpoint("POST", "/v1/outcomes", "machine_record_outcomes", "Record one outcome or a batch", KEY_ROLES,
+                 _RECORDED, h.outcomes, body=_OUTCOME_BODY, status=201, tags=tags, scoping=writes),
+        Endpoint("GET", "/v1/outcomes/report", "machine_outcome_report", "Cost per outcome, grouped", KEY_ROLES,
+                 _REPORT, h.report, (
+                     Param("outcome", "string", "the outcome type to report on", required=True),
+                     Param("since", "date-time", "cost and outcomes at or after this instant"),
+                     Param("until", "date-time", "cost and outcomes before this instant"),
+                     Param("by", "list", "group by these (default agent,model,tier)", enum=_BY),
+                     Param("bucket", "string", "also by day", enum=("day",))), tags=tags, scoping=rows),
+        Endpoint("GET", "/v1/slos", "machine_slos", "The last evaluation of the SLOs the key covers", KEY_ROLES,
+                 _SLOS, h.slos, tags=tags, scoping=rows),
+    )

@@ -1,4 +1,5 @@
-"""What issue 4 contributes to the server: run/outcome/SLO API, the OTLP receiver, the SLO job."""
+"""What runs and outcomes contribute to the server: the SLO gate and job (the run, outcome, SLO
+and OTLP endpoints are declared in the route table: runs/api.py, otel/receiver.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from starlette.routing import BaseRoute
 from costplane.app import Application
 from costplane.core.notify import Notification
 from costplane.core.slo import SloGate, SloMonitor
-from costplane.otel.receiver import otlp_routes
-from costplane.runs.api import run_routes
 
 __all__ = ["SLO_INTERVAL", "runs_parts"]
 
@@ -41,4 +40,4 @@ def runs_parts(application: Application, slo_interval: float = SLO_INTERVAL) -> 
         gate.refresh()
         return states
 
-    return [*run_routes(application), *otlp_routes(application)], [(slo_interval, evaluate)]
+    return [], [(slo_interval, evaluate)]

@@ -1,0 +1,169 @@
+"""The one authentication path of the server: a presented secret -> a `Principal`.
+
+Costplane virtual keys (`cpk_…`, `Authorization: Bearer` or `x-api-key`), users' API tokens
+(`cpt_…`, bearer) and dashboard sessions (an API token carried by the session cookie) are all
+resolved here, through ONE cache per store, shared by the gateway, the machine API, the users'
+API, the OTLP receiver and the dashboard.
+
+Revocation is immediate. The store keeps a credential generation that grows by one in the very
+transaction that revokes a key, revokes a token or session, or disables a user (schema v12).
+Every resolution first reads that generation (one primary-key read of a one-row table) and
+drops the whole cache when it moved; an entry is only ever used under the generation it was
+loaded at. So the request after a revocation's commit is refused — on this process and on
+every other process sharing the store, SQLite or PostgreSQL — with no time window. Expiry is
+checked on every use. Unknown secrets are never cached (a flood of guesses cannot evict).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from costplane.auth.principal import Principal, key_principal
+from costplane.ledger.store import Store
+from costplane.ledger.types import KeyRecord
+from costplane.ledger.usertypes import ApiTokenRecord, UserRecord
+
+__all__ = ["KEY_PREFIX", "TOKEN_PREFIX", "Authenticator", "authenticator", "hash_secret", "request_secret"]
+
+KEY_PREFIX = "cpk_"
+TOKEN_PREFIX = "cpt_"
+MAX_ENTRIES = 10_000
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def request_secret(headers: Any) -> str:
+    """The secret a request presents: `Authorization: Bearer <secret>`, else `x-api-key`."""
+    header = str(headers.get("authorization", "") or "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return str(headers.get("x-api-key", "") or "").strip()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    generation: int
+    key: KeyRecord | None = None
+    user: UserRecord | None = None
+    token: ApiTokenRecord | None = None
+
+
+class Authenticator:
+    """Secret -> principal (or key record) for one store, with the revocation-exact cache."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 max_entries: int = MAX_ENTRIES) -> None:
+        self._store = store
+        self._clock = clock
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._generation = -1
+        self.loads = 0  # store look-ups of credentials (cache misses), for tests and measurements
+
+    # -- the cache ----------------------------------------------------------------------------
+    def _current(self) -> int:
+        generation = self._store.credentials_generation()
+        with self._lock:
+            if generation != self._generation:
+                self._entries.clear()
+                self._generation = generation
+        return generation
+
+    def _remember(self, digest: str, entry: _Entry) -> None:
+        with self._lock:
+            if entry.generation != self._generation:
+                return  # loaded under a generation that has since moved: never cache it
+            if len(self._entries) >= self._max:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[digest] = entry
+
+    def invalidate(self) -> None:
+        """Drop every cached credential (the next resolution reloads from the store)."""
+        with self._lock:
+            self._entries.clear()
+            self._generation = -1
+
+    def _entry(self, secret: str) -> _Entry | None:
+        if not (secret.startswith(KEY_PREFIX) or secret.startswith(TOKEN_PREFIX)):
+            return None
+        digest = hash_secret(secret)
+        generation = self._current()
+        with self._lock:
+            hit = self._entries.get(digest)
+        if hit is not None and hit.generation == generation:
+            return hit
+        self.loads += 1
+        if secret.startswith(KEY_PREFIX):
+            key = self._store.key_by_hash(digest)
+            if key is None or not hmac.compare_digest(key.secret_hash, digest):
+                return None
+            entry = _Entry(generation, key=key)
+        else:
+            token = self._store.api_token_by_hash(digest)
+            if token is None or not hmac.compare_digest(token.secret_hash, digest):
+                return None
+            user = self._store.get_user(token.user_id)
+            if user is None:
+                return None
+            entry = _Entry(generation, user=user, token=token)
+        self._remember(digest, entry)
+        return entry
+
+    # -- resolutions ---------------------------------------------------------------------------
+    def key(self, secret: str) -> KeyRecord | None:
+        """The usable (not revoked, not expired) virtual key behind a `cpk_` secret, or None."""
+        entry = self._entry(secret) if secret.startswith(KEY_PREFIX) else None
+        if entry is None or entry.key is None or not entry.key.usable(self._clock()):
+            return None
+        return entry.key
+
+    def principal(self, secret: str, kind: str = "token") -> Principal | None:
+        """The principal of a key or an API token (`kind` = token | session), or None when the
+        secret is unknown, revoked or expired, or its user is disabled."""
+        entry = self._entry(secret)
+        if entry is None:
+            return None
+        now = self._clock()
+        if entry.key is not None:
+            return key_principal(entry.key) if entry.key.usable(now) else None
+        if entry.user is None or entry.token is None or not entry.user.active or not entry.token.usable(now):
+            return None
+        return Principal(entry.user, entry.token.id, kind)
+
+    def session(self, secret: str) -> Principal | None:
+        """The principal of a dashboard session cookie (an API token; never a key)."""
+        if not secret.startswith(TOKEN_PREFIX):
+            return None
+        return self.principal(secret, "session")
+
+    def token_user(self, secret: str) -> tuple[UserRecord, ApiTokenRecord] | None:
+        """The active user and usable token behind a `cpt_` secret (for callers that need the records)."""
+        entry = self._entry(secret) if secret.startswith(TOKEN_PREFIX) else None
+        if entry is None or entry.user is None or entry.token is None:
+            return None
+        if not entry.user.active or not entry.token.usable(self._clock()):
+            return None
+        return entry.user, entry.token
+
+
+def authenticator(store: Store) -> Authenticator:
+    """THE authenticator of `store`: created once, kept on the store object itself, so every part of
+    the server (gateway, APIs, receiver, dashboard) that holds the store shares its one cache."""
+    found = getattr(store, "_costplane_authenticator", None)
+    if isinstance(found, Authenticator):
+        return found
+    made = Authenticator(store)
+    with contextlib.suppress(AttributeError):  # a store that cannot carry it keeps none (tests' stand-ins)
+        object.__setattr__(store, "_costplane_authenticator", made)
+    return made
+
