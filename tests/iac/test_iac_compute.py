@@ -88,7 +88,8 @@ def test_azure_vm_is_priced_in_its_region() -> None:
 
 
 def test_gke_a3_node_pool_from_planned_values() -> None:
-    report, by = _check(DATA / "GoogleCloudPlatform__ai-infra-cluster-provisioning__0e851a0__test__pr__a3__gke-gpu.json")
+    gke = "GoogleCloudPlatform__ai-infra-cluster-provisioning__0e851a0__test__pr__a3__gke-gpu.json"
+    report, by = _check(DATA / gke)
     pool = by["google_container_node_pool.node-pools[0]"]
     assert (pool.instance_type, pool.region, pool.node_count, pool.gpu_type, pool.gpu_count) == (
         "a3-highgpu-8g", "us-east4", 1, "H100", 8)

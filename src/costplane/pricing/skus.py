@@ -13,8 +13,8 @@ requested region raises UnpricedRegion naming the nearest priced region — or, 
 ``pricing.sku_region_fallback`` allows it, is priced from that region and flagged
 ``estimated``. ``pricing.skus`` (pricing/skuconfig.py) overrides a row or adds a SKU (for a
 region with ``@region``; without one, for the default region and, for a type the shipped data
-lacks altogether such as ``gcp/gpu/T4``, for every region), optionally from a date on. A SKU with no price raises UnknownSku —
-never a silent $0.
+lacks altogether such as ``gcp/gpu/T4``, for every region), optionally from a date on. A SKU
+with no price raises UnknownSku — never a silent $0.
 """
 
 from __future__ import annotations
