@@ -29,6 +29,7 @@ from costplane.pricing.types import PriceSheet, TokenUsage
 CONFIG = """store: {url}
 providers:
   openai-main: {{type: openai, base_url: "https://api.openai.com/v1"}}
+  local: {{type: openai-compatible, base_url: "http://127.0.0.1:9000/v1", company: Contoso AI}}
 """
 
 
@@ -89,6 +90,8 @@ def test_exports_of_every_event_kind_conform(store: Any, tmp_path: Path, version
     assert by_event["evt_bedrock"][0][provider] == "Amazon Web Services"
     assert by_event["evt_bedrock"][0]["PublisherName"] == "Anthropic"
     assert by_event["evt_sonnet"][0]["InvoiceIssuerName"] == "Anthropic"
+    assert by_event["evt_flagged"][0][provider] == "Contoso AI"  # providers.local.company in costplane.yaml
+    assert by_event["evt_flagged"][0]["x_PriceFlagged"] == "true"
     if version == "1.3":
         assert all(r["HostProviderName"] == r["ServiceProviderName"] for r in rows)
         assert all(r["AllocatedMethodId"] is None and r["ContractApplied"] is None for r in rows)
