@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -158,3 +159,23 @@ def test_shipped_tables_are_small() -> None:
     sizes = {p.name: p.stat().st_size for p in DATA.glob("skus*")}
     assert set(sizes) == {"skus.csv", "skus-aws.csv.gz", "skus-azure.csv.gz", "skus-gcp.csv.gz"}
     assert sum(sizes.values()) < 400_000
+
+
+def test_skus_cli_show_and_refresh(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from costplane.cli.main import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["skus", "show", "azure/Standard_ND96isr_H100_v5", "--region", "westeurope"])
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.output)
+    assert (body["region"], body["gpu_count"], body["as_of"]) == ("westeurope", 8, "2026-06-18")
+    gap = runner.invoke(app, ["skus", "show", "aws/m5.large@eu-west-1"])
+    assert gap.exit_code == 1 and "nearest priced region: us-east-1" in gap.output
+    missing = runner.invoke(app, ["skus", "refresh", "--from", str(tmp_path / "none"), "--out", str(tmp_path)])
+    assert missing.exit_code == 2 and "--from" in missing.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = runner.invoke(app, ["skus", "refresh", "--from", str(empty), "--out", str(tmp_path / "out")])
+    assert broken.exit_code == 2 and "aws_ec2_ondemand_linux_karpenter.csv: cannot read" in broken.output

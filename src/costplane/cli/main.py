@@ -22,6 +22,7 @@ from costplane.cli import (  # issue 5: alerts, export; issue 6: assess, recomme
     runs,
     serve,
     simulate,
+    skus,
     users,
 )
 
@@ -41,6 +42,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(outcomes.app, name="outcomes")
 app.add_typer(env.app, name="env")
 app.add_typer(iac.app, name="iac")
+app.add_typer(skus.app, name="skus")  # costplane skus show / refresh (cli/skus.py)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(export.app, name="export")
 app.add_typer(users.app, name="users")  # issue 5: API users and tokens (cli/users.py)

@@ -26,7 +26,7 @@ import gzip
 import io
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -209,8 +209,7 @@ def _rows(provider: str, path: Path) -> dict[str, _Row]:
     return out
 
 
-def _table(provider: str, rows: Mapping[str, _Row]) -> tuple[bytes, int, int]:
-    src = SOURCES[provider]
+def _table(provider: str, rows: Mapping[str, _Row], src: _Source) -> tuple[bytes, int, int]:
     columns = sorted({c for r in rows.values() for c in r.prices},
                      key=lambda c: (c.split(":")[0] != src.default_region, c))
     buf = io.StringIO()
@@ -227,14 +226,14 @@ def _table(provider: str, rows: Mapping[str, _Row]) -> tuple[bytes, int, int]:
     return gzip.compress(buf.getvalue().encode("utf-8"), compresslevel=9, mtime=0), regions, cells
 
 
-def _shares(tables: Mapping[str, Mapping[str, _Row]]) -> str:
+def _shares(tables: Mapping[str, Mapping[str, _Row]], sources: Mapping[str, _Source]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["sku", "provider", "hourly_usd", "gpu_type", "gpu_count", "vcpus", "memory_gib", "source",
                      "as_of"])
     for provider, gpu, machine in _GPU_SHARES:
         row = tables.get(provider, {}).get(machine)
-        src = SOURCES[provider]
+        src = sources[provider]
         price = row.prices.get(src.default_region) if row is not None else None
         if row is None or price is None or row.gpu_count <= 0:
             continue
@@ -245,19 +244,25 @@ def _shares(tables: Mapping[str, Mapping[str, _Row]]) -> str:
     return buf.getvalue()
 
 
-def build_tables(source_dir: Path, out_dir: Path) -> BuildReport:
-    """Read the public price files in `source_dir` and write the shipped tables into `out_dir`."""
-    tables = {p: _rows(p, source_dir / s.file) for p, s in SOURCES.items()}
+def build_tables(source_dir: Path, out_dir: Path, as_of: Mapping[str, str] | None = None) -> BuildReport:
+    """Read the public price files in `source_dir` and write the shipped tables into `out_dir`; `as_of` gives a
+    provider's data date when the files are newer than the ones described in SOURCES (YYYY-MM-DD)."""
+    sources = dict(SOURCES)
+    for provider, when in (as_of or {}).items():
+        if provider not in sources or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", when):
+            raise BuildError(f"as_of: expected aws|azure|gcp=YYYY-MM-DD, got {provider}={when}")
+        sources[provider] = replace(sources[provider], as_of=when)
+    tables = {p: _rows(p, source_dir / s.file) for p, s in sources.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[tuple[str, int]] = []
     regions: dict[str, int] = {}
     cells: dict[str, int] = {}
     for provider, rows in tables.items():
-        data, regions[provider], cells[provider] = _table(provider, rows)
+        data, regions[provider], cells[provider] = _table(provider, rows, sources[provider])
         name = f"skus-{provider}.csv.gz"
         (out_dir / name).write_bytes(data)
         written.append((name, len(data)))
-    shares = _shares(tables).encode("utf-8")
+    shares = _shares(tables, sources).encode("utf-8")
     (out_dir / "skus.csv").write_bytes(shares)
     written.append(("skus.csv", len(shares)))
     return BuildReport(tuple(written), {p: len(r) for p, r in tables.items()}, regions, cells)
