@@ -317,7 +317,7 @@ def _event(span: SpanData, ctx: Context, model: str, price: Callable[[str, str |
             continue
     if sheet is None:
         return None, f"span {span.span_id}: no known price for model {model!r} (provider {provider!r}); not charged"
-    missing = sheet.unpriced(usage)
+    missing = sheet.unpriced(usage) if usage.units else ()
     if missing:  # a billed unit with no price is an unknown price too, never a silent $0 part
         return None, f"span {span.span_id}: no known price for {', '.join(missing)} of model {model!r}; not charged"
     if span.error and status == "ok":
