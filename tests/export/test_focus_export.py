@@ -229,3 +229,24 @@ def test_chargeback_per_team_per_month(store, tmp_path: Path) -> None:
     config = str(tmp_path / "costplane.yaml")
     bad = CliRunner().invoke(cli, ["export", "chargeback", "--month", "2026-13", "-c", config])
     assert bad.exit_code == 1 and "2026-13" in bad.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_reconcile_reads_the_export_as_a_bill(store: Any, tmp_path: Path, fmt: str) -> None:
+    """`costplane reconcile` takes a FOCUS file as a bill: costplane's own export reads back to the ledger's spend,
+    under the companies' canonical provider names and the x_Model models."""
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow.parquet")
+    from costplane.reconcile.settings import ReconcileSettings
+    from costplane.reconcile.sources.context import ReadContext
+    from costplane.reconcile.sources.focus import FocusOptions, read_focus
+
+    for event in llm_events():
+        store.record_event(event)
+    out, result = _export(store, tmp_path, "1.3", fmt)
+    assert result.exit_code == 0, result.output
+    bill = read_focus(out, ReadContext.of(ReconcileSettings()), FocusOptions())
+    assert bill.has_model
+    assert sum(line.cost for line in bill.lines) == nano_to_decimal(sum(e.cost_nano for e in llm_events()))
+    providers = {line.provider for line in bill.lines if line.cost}
+    assert {"openai", "anthropic", "aws"} <= providers

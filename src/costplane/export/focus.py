@@ -151,7 +151,8 @@ class FocusExporter:
             row[column] = dims.get(name)
         first = index == 0
         row.update({
-            "x_ProviderKey": event.provider, "x_KeyId": ctx.key_id, "x_EventId": event.id, "x_LineIndex": str(index),
+            "x_ProviderKey": event.provider, "x_Model": event.model, "x_KeyId": ctx.key_id, "x_EventId": event.id,
+            "x_LineIndex": str(index),
             "x_DecisionId": event.decision_id, "x_Kind": event.kind, "x_Endpoint": event.endpoint or None,
             "x_Status": event.status, "x_RequestedModel": event.requested_model, "x_CostBasis": line.basis,
             "x_InputTokens": str(usage.input_tokens) if first else None,

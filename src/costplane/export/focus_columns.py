@@ -47,8 +47,8 @@ VERSIONS: Mapping[str, tuple[str, ...]] = {"1.2": FOCUS_1_2, "1.3": FOCUS_1_3}
 _X_DIMENSIONS = tuple("x_" + name.capitalize() for name in DIMENSIONS)  # x_Org, x_Team, … x_Outcome
 #: costplane's own columns (FOCUS reserves the x_ prefix for them), the same in both versions
 X_COLUMNS: tuple[str, ...] = (
-    *_X_DIMENSIONS, "x_ProviderKey", "x_KeyId", "x_EventId", "x_LineIndex", "x_DecisionId", "x_Kind",
-    "x_Endpoint", "x_Status", "x_RequestedModel", "x_CostBasis", "x_InputTokens", "x_OutputTokens",
+    *_X_DIMENSIONS, "x_ProviderKey", "x_Model", "x_KeyId", "x_EventId", "x_LineIndex", "x_DecisionId",
+    "x_Kind", "x_Endpoint", "x_Status", "x_RequestedModel", "x_CostBasis", "x_InputTokens", "x_OutputTokens",
     "x_CacheReadTokens", "x_CacheWriteTokens", "x_ReasoningTokens", "x_SavedCost", "x_PriceFlagged",
     "x_LatencyMs",
 )  # fmt: skip
