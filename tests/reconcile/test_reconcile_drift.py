@@ -137,3 +137,18 @@ def test_a_named_zone_cuts_hourly_focus_rows_into_local_days(store: Store, tmp_p
     result = _run(store, (), tokyo, paths=(path,))
     assert [(line.day, line.model, line.metered, line.billed, line.status) for line in result.money] == [
         (date(2026, 11, 4), "claude-sonnet-4-5", Decimal("4.000000000"), Decimal("4.00"), "matched")]
+
+
+def test_a_token_drift_cannot_hide_behind_the_other_kind_of_token(store: Store, tmp_path: Path) -> None:
+    seed(store)
+    usage = json.loads((DATA / "openai_usage.json").read_text())
+    first = usage["data"][1]["results"][0]  # 2026-11-03 gpt-4o: the ledger has 2000 prompt, 600 completion
+    first["input_tokens"], first["output_tokens"] = 2300, 300  # the same total, split differently
+    path = tmp_path / "usage.json"
+    path.write_text(json.dumps(usage))
+    result = _run(store, (), paths=(path,))
+    [breach] = result.breaches
+    assert (_key(breach), breach.drift, breach.metered_split, breach.billed_split) == (
+        ("tokens", D2, "openai", "gpt-4o", "search"), Decimal(0), (2000, 600), (2300, 300))
+    line = next(x for x in result.to_json()["tokens"] if x["breach"])
+    assert line["prompt_tokens"] == {"metered": 2000, "billed": 2300}

@@ -12,8 +12,8 @@ The rules:
 4. Drift = billed − metered (positive: the provider billed more than costplane metered);
    drift % = drift ÷ billed × 100 (None when nothing was billed).
 5. A line breaches when its drift passes every threshold set (`drift_threshold_usd` in dollars,
-   `drift_threshold_pct` in percent; token lines use the percent threshold only). A line with zero on
-   both sides is dropped.
+   `drift_threshold_pct` in percent). A token line uses the percent threshold only, on its prompt and its
+   completion tokens each. A line with zero on both sides is dropped.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ class Line:
     breach: bool
     events: int
     sources: tuple[str, ...]  # where on the bill (file and JSON path / line), at most 3
+    metered_split: tuple[int, int] = (0, 0)  # token lines: (prompt, completion) tokens metered
+    billed_split: tuple[int, int] = (0, 0)  # token lines: (prompt, completion) tokens billed
 
     @property
     def drift(self) -> Decimal:
@@ -78,8 +80,8 @@ def _grain(sources: Sequence[BillSource], grain: str) -> dict[str, tuple[bool, b
 def _covered(sources: Sequence[BillSource]) -> dict[str, set[date]]:
     seen: dict[tuple[str, date], tuple[int, str]] = {}
     for index, source in enumerate(sources):
-        for provider, days in source.covered.items():
-            for day in days:
+        for provider, days in sorted(source.covered.items()):
+            for day in sorted(days):  # the first clash by date, whatever the set order
                 other = seen.get((provider, day))
                 if other is not None and other[0] != index:
                     raise ReconcileError(f"two bills cover {provider} on {day.isoformat()}: {other[1]} and "
@@ -100,47 +102,60 @@ def match(kind: str, sources: Sequence[BillSource], metered: Iterable[MeteredLin
     chosen = [s for s in sources if s.kind == kind]
     covered = _covered(chosen)
     keep = _grain(chosen, grain)
-    billed: dict[Key, list[Decimal]] = {}
+    zero = (Decimal(0), 0, 0, 0)  # amount (USD, or all tokens), prompt tokens, completion tokens, events
+    billed: dict[Key, tuple[Decimal, int, int, int]] = {}
     where: dict[Key, list[str]] = {}
     for source in chosen:
         for bill in source.lines:
             key = _key(bill.day, bill.provider, bill.model or "", bill.project or "", keep)
             amount = bill.cost if kind == MONEY else Decimal(bill.input_tokens + bill.output_tokens)
-            billed.setdefault(key, []).append(amount)
+            billed[key] = _add(billed.get(key, zero), (amount, bill.input_tokens, bill.output_tokens, 0))
             where.setdefault(key, []).append(bill.source)
-    meter: dict[Key, tuple[Decimal, int]] = {}
+    meter: dict[Key, tuple[Decimal, int, int, int]] = {}
     for used in metered:
         if used.day not in covered.get(used.provider, ()):
             continue
         key = _key(used.day, used.provider, used.model, used.project, keep)
         amount = used.cost if kind == MONEY else Decimal(used.input_tokens + used.output_tokens)
-        total, events = meter.get(key, (Decimal(0), 0))
-        meter[key] = (total + amount, events + used.events)
+        meter[key] = _add(meter.get(key, zero), (amount, used.input_tokens, used.output_tokens, used.events))
     out: list[Line] = []
     for key in sorted({*billed, *meter}, key=lambda k: (k[0], k[1], k[2] or "", k[3] or "")):
-        b = sum(billed.get(key, ()), Decimal(0))
-        m, events = meter.get(key, (Decimal(0), 0))
+        b, b_in, b_out, _ = billed.get(key, zero)
+        m, m_in, m_out, events = meter.get(key, zero)
         if b == 0 and m == 0:
             continue
         status = "billed_only" if m == 0 else "metered_only" if b == 0 else "matched"
-        line = Line(kind, key[0], key[1], key[2], key[3], m, b, status, False, events, tuple(where.get(key, ())[:3]))
+        split = ((m_in, m_out), (b_in, b_out)) if kind != MONEY else ((0, 0), (0, 0))
+        line = Line(kind, key[0], key[1], key[2], key[3], m, b, status, False, events,
+                    tuple(where.get(key, ())[:3]), *split)
         out.append(replace(line, breach=breaches(line, settings)))
     return out
 
 
+def _add(a: tuple[Decimal, int, int, int], b: tuple[Decimal, int, int, int]) -> tuple[Decimal, int, int, int]:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+
+
 def breaches(line: Line, settings: ReconcileSettings) -> bool:
-    """Whether the line's drift passes every threshold set (none set: never)."""
-    usd = settings.drift_threshold_usd if line.kind == MONEY else None
-    pct = settings.drift_threshold_pct
+    """Whether the line's drift passes every threshold set (none set: never). A token line compares its
+    prompt and its completion tokens each (a drift in one cannot hide behind the other), by percent."""
+    if line.kind != MONEY:
+        pct = settings.drift_threshold_pct
+        pairs = zip(line.metered_split, line.billed_split, strict=True)
+        return pct is not None and any(_passes(Decimal(b - m), Decimal(b), None, pct) for m, b in pairs)
+    return _passes(line.drift, line.billed, settings.drift_threshold_usd, settings.drift_threshold_pct)
+
+
+def _passes(drift: Decimal, billed: Decimal, usd: Decimal | None, pct: Decimal | None) -> bool:
     if usd is None and pct is None:
         return False
-    drift = abs(line.drift)
-    if usd is not None and drift <= usd:
+    size = abs(drift)
+    if usd is not None and size <= usd:
         return False
     if pct is not None:
-        if line.billed == 0:
-            return drift > 0
-        return drift * _HUNDRED / abs(line.billed) > pct
+        if billed == 0:
+            return size > 0
+        return size * _HUNDRED / abs(billed) > pct
     return True
 
 

@@ -17,7 +17,8 @@ from costplane.reconcile.types import MONEY, TOKENS
 __all__ = ["CSV_COLUMNS", "render_csv", "render_json", "render_table"]
 
 CSV_COLUMNS = ("kind", "day", "provider", "model", "project", "metered", "billed", "drift", "drift_pct", "status",
-               "breach", "events", "bill_lines")
+               "breach", "events", "bill_lines", "metered_prompt_tokens", "billed_prompt_tokens",
+               "metered_completion_tokens", "billed_completion_tokens")
 _STATUS = {"matched": "matched", "billed_only": "[yellow]billed only[/yellow]",
            "metered_only": "[yellow]metered only[/yellow]"}
 
@@ -35,8 +36,13 @@ def render_csv(result: Reconciliation) -> str:
         pct = line.drift_pct
         writer.writerow([line.kind, line.day.isoformat(), line.provider, line.model or "", _project(line.project),
                          f"{line.metered:f}", f"{line.billed:f}", f"{line.drift:f}", "" if pct is None else f"{pct:f}",
-                         line.status, "true" if line.breach else "false", line.events, " | ".join(line.sources)])
+                         line.status, "true" if line.breach else "false", line.events, " | ".join(line.sources),
+                         *(_split(line) if line.kind == TOKENS else ("", "", "", ""))])
     return buffer.getvalue()
+
+
+def _split(line: Line) -> tuple[int, int, int, int]:
+    return line.metered_split[0], line.billed_split[0], line.metered_split[1], line.billed_split[1]
 
 
 def _project(project: str | None) -> str:

@@ -75,7 +75,10 @@ def _line(line: Line) -> dict[str, Any]:
     return {"day": line.day.isoformat(), "provider": line.provider, "model": line.model, "project": line.project,
             "metered": _s(line.metered), "billed": _s(line.billed), "drift": _s(line.drift),
             "drift_pct": _s(line.drift_pct), "status": line.status, "breach": line.breach, "events": line.events,
-            "bill_lines": list(line.sources)}
+            "bill_lines": list(line.sources),
+            **({"prompt_tokens": {"metered": line.metered_split[0], "billed": line.billed_split[0]},
+                "completion_tokens": {"metered": line.metered_split[1], "billed": line.billed_split[1]}}
+               if line.kind == TOKENS else {})}
 
 
 def _within(source: BillSource, since: date | None, until: date | None) -> BillSource:
