@@ -25,6 +25,7 @@ from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reserv
 from costplane.money import format_usd
 from costplane.policy.types import BudgetSpec, PolicyDecision
 from costplane.pricing.catalog import Catalog
+from costplane.pricing.readers import with_conditions
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
 
 if TYPE_CHECKING:  # core.slo imports the policy engine; only its type is needed here
@@ -35,6 +36,7 @@ __all__ = ["DecisionCore", "new_id"]
 log = logging.getLogger("costplane.core")
 
 HOOK = "llm.request"
+_CONDITION_PARAMS = ("service_tier", "processing", "speed")  # request facts that select a price variant
 _LIMIT_STATUS = {"amount": (402, "budget_exceeded"), "calls": (429, "call_limit_exceeded"),
                  "concurrent": (429, "concurrency_limit")}
 
@@ -109,6 +111,12 @@ class DecisionCore:
             price = self.catalog.resolve(upstream_model, provider.pricing_provider, now)
         except UnknownPrice as exc:
             return deny(403, "unknown_price", f"{exc}; unknown prices are denied by the pricing configuration")
+        unpriced = [u for u in req.params.get("billed_units") or () if not price.priced(str(u))]
+        if unpriced and self.catalog.config.unknown_price.action != "charge":
+            return deny(403, "unknown_price",
+                        f"no known price for {', '.join(unpriced)} of model {upstream_model!r} (the request enables "
+                        "a tool billed per call); unknown prices are denied by the pricing configuration",
+                        extra={"units": unpriced})
 
         max_tokens = self._max_tokens(req, policy)
         reason = "; ".join(m.reason for m in policy.matched if m.reason)
@@ -142,7 +150,8 @@ class DecisionCore:
         policy: PolicyDecision, budgets: list[BudgetSpec], provider: ProviderConfig, model: str,
         price: PriceSheet, max_tokens: int, effect: str, reason: str,
     ) -> Admission | tuple[ClaimState | None, str | None, BudgetSpec | None]:
-        worst = price.max_cost_nano(req.input_bound, max_tokens)
+        tier = req.params.get("service_tier")
+        worst = price.max_cost_nano(req.input_bound, max_tokens, service_tier=tier if isinstance(tier, str) else None)
         claims = budget_claims(budgets, ctx, model, worst, now)
         reservation = Reservation(
             id=new_id("res"), claims=claims, created_at=now,
@@ -224,7 +233,16 @@ class DecisionCore:
     # -- settlement ---------------------------------------------------------------------------
     def settle(self, admission: Admission, usage: TokenUsage, *, status: str = "ok",
                latency_ms: int = 0, saved_nano: int = 0) -> Settlement:
+        usage = with_conditions(usage, {k: str(v) for k, v in admission.request.params.items()
+                                        if k in _CONDITION_PARAMS and isinstance(v, str) and v != "auto"})
         cost = admission.price.cost_nano(usage)
+        unpriced = admission.price.unpriced(usage)
+        if unpriced:  # a billed unit with no price: flagged and said, never a silent $0
+            status = "unpriced" if status == "ok" else status
+            self.notifier.notify(Notification(
+                "unknown_price", admission.model,
+                f"{admission.model}: no known price for {', '.join(unpriced)}; the call was charged without them "
+                "and its cost event is flagged", admission.decision_id, {"units": list(unpriced)}))
         if admission.effect == "route" and not saved_nano:
             saved_nano = self._route_saving(admission, usage, cost)
         event = self._event(admission, usage, cost, status=status, latency_ms=latency_ms, saved_nano=saved_nano)
@@ -285,7 +303,7 @@ class DecisionCore:
     # -- records ------------------------------------------------------------------------------
     def _event(self, admission: Admission, usage: TokenUsage, cost: int, *, status: str, latency_ms: int,
                saved_nano: int, kind: str = "llm") -> CostEvent:
-        rates = admission.price.rates(usage.input_tokens)
+        rates = admission.price.for_conditions(usage.conditions).rates(usage.input_tokens)
         return CostEvent(
             id=new_id("evt"), ts=self._clock(), context=admission.context,
             provider=admission.provider.name, model=admission.model, cost_nano=cost, kind=kind,
@@ -293,7 +311,8 @@ class DecisionCore:
             unit_prices={name: str(rate) for name, rate in rates.items()},
             saved_nano=saved_nano, decision_id=admission.decision_id,
             reservation_id=admission.reservation.id if admission.reservation else None,
-            latency_ms=latency_ms, status=status, price_flagged=admission.price.flagged_default,
+            latency_ms=latency_ms, status=status,
+            price_flagged=admission.price.flagged_default or status == "unpriced",
             request_hash=admission.request.loop_hash, requested_model=admission.request.model,
         )
 

@@ -12,39 +12,53 @@ from typing import Any
 
 import orjson
 
+from costplane.pricing.readers import (
+    anthropic_usage,
+    openai_response_units,
+    openai_usage,
+    request_conditions,
+    request_units,
+    tier_conditions,
+)
 from costplane.pricing.types import TokenUsage
 
-__all__ = ["AnthropicStreamMeter", "OpenAIStreamMeter", "anthropic_usage", "openai_usage"]
+__all__ = ["AnthropicStreamMeter", "OpenAIStreamMeter", "anthropic_usage", "billed_facts", "openai_usage",
+           "served_usage"]
+
+
+def billed_facts(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a request body says about its price before the call, as request parameters for the
+    decision core (and CEL): the `service_tier`/`speed` it asks for and the fee-bearing units its
+    built-in tools may incur (`billed_units`, e.g. ["web_searches"])."""
+    facts: dict[str, Any] = dict(request_conditions(body))
+    if body.get("service_tier") == "auto":
+        facts["service_tier"] = "auto"  # not a price condition, but the bound must cover any tier
+    units = request_units(body)
+    if units:
+        facts["billed_units"] = sorted(units)
+    return facts
 
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def openai_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
-    """OpenAI usage: prompt_tokens include cached tokens; completion_tokens include reasoning."""
-    if not isinstance(usage, Mapping):
-        return None
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
-    cached = min(_int(prompt_details.get("cached_tokens")), prompt) if isinstance(prompt_details, Mapping) else 0
-    reasoning = (min(_int(completion_details.get("reasoning_tokens")), completion)
-                 if isinstance(completion_details, Mapping) else 0)
-    return TokenUsage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached,
-                      reasoning_tokens=reasoning)
-
-
-def anthropic_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
-    """Anthropic usage: input_tokens EXCLUDE cache reads and writes, so add them back."""
-    if not isinstance(usage, Mapping):
-        return None
-    read = _int(usage.get("cache_read_input_tokens"))
-    write = _int(usage.get("cache_creation_input_tokens"))
-    return TokenUsage(input_tokens=_int(usage.get("input_tokens")) + read + write,
-                      output_tokens=_int(usage.get("output_tokens")), cache_read_tokens=read,
-                      cache_write_tokens=write)
+def served_usage(usage: TokenUsage | None, payload: Any) -> TokenUsage | None:
+    """`usage` with what only the whole response body says: the OpenAI tier actually served
+    (`service_tier`) and the Responses API's tool-call items (web/file searches). What the usage
+    object itself reports (Anthropic's `usage.service_tier`) wins."""
+    if usage is None or not isinstance(payload, Mapping):
+        return usage
+    conditions = tier_conditions(payload.get("service_tier"))
+    extra = openai_response_units(payload)
+    if not conditions and not extra:
+        return usage
+    conditions.update(usage.conditions)
+    units = dict(usage.units)
+    for name, count in extra.items():
+        units[name] = max(units.get(name, 0), count)
+    return TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                      usage.reasoning_tokens, units=tuple(units.items()), conditions=tuple(conditions.items()))
 
 
 class _SSEBuffer:
@@ -74,9 +88,17 @@ class OpenAIStreamMeter:
     def __init__(self, hide_usage_chunk: bool) -> None:
         self._sse = _SSEBuffer()
         self._hide = hide_usage_chunk
-        self.usage: TokenUsage | None = None
+        self._usage: TokenUsage | None = None
+        self.service_tier: str | None = None  # as the chunks report it (the tier served)
         self.deltas = 0
         self.done = False
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        """The stream's usage, with the served tier when the usage chunk itself did not carry it."""
+        if self._usage is None or self.service_tier is None:
+            return self._usage
+        return served_usage(self._usage, {"service_tier": self.service_tier})
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, bool]]:
         """(event bytes to forward, is_done_marker) for each complete event in chunk."""
@@ -96,8 +118,10 @@ class OpenAIStreamMeter:
                 out.append((event + b"\n\n", False))
                 continue
             usage = openai_usage(payload.get("usage")) if isinstance(payload, dict) else None
+            if isinstance(payload, dict) and isinstance(payload.get("service_tier"), str):
+                self.service_tier = payload["service_tier"]
             if usage is not None:
-                self.usage = usage
+                self._usage = usage
             choices = payload.get("choices") if isinstance(payload, dict) else None
             if choices:
                 for choice in choices:
@@ -116,6 +140,7 @@ class AnthropicStreamMeter:
     def __init__(self) -> None:
         self._sse = _SSEBuffer()
         self._start: Mapping[str, Any] = {}
+        self._delta: dict[str, Any] = {}  # cumulative usage fields of message_delta (server_tool_use, …)
         self._output = 0
         self.deltas = 0
         self.started = False
@@ -126,6 +151,7 @@ class AnthropicStreamMeter:
         if not self.started:
             return None
         merged = dict(self._start)
+        merged.update((k, v) for k, v in self._delta.items() if v is not None and k != "output_tokens")
         merged["output_tokens"] = max(self._output, self.deltas if not self.done else 0)
         return anthropic_usage(merged)
 
@@ -149,6 +175,8 @@ class AnthropicStreamMeter:
                     elif kind == "message_delta":
                         usage = payload.get("usage") or {}
                         self._output = max(self._output, _int(usage.get("output_tokens")))
+                        if isinstance(usage, dict):
+                            self._delta.update(usage)
                         self.done = True
                     elif kind == "content_block_delta":
                         self.deltas += 1

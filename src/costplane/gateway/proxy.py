@@ -21,7 +21,7 @@ from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
 from costplane.gateway.endpoints import BodyError, Endpoint
 from costplane.gateway.errors import error_response
 from costplane.gateway.keys import KeyVerifier
-from costplane.gateway.metering import AnthropicStreamMeter, OpenAIStreamMeter
+from costplane.gateway.metering import AnthropicStreamMeter, OpenAIStreamMeter, billed_facts, served_usage
 from costplane.gateway.tokens import request_hash
 from costplane.gateway.upstream import UpstreamError, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
@@ -129,7 +129,8 @@ class GovernedProxy:
         llm = LlmRequest(
             protocol=proto, endpoint=endpoint.name, model=body["model"], input_bound=size.bound,
             input_estimate=size.estimate, max_tokens=client_max, stream=stream,
-            params={k: v for k, v in body.items() if k in ("temperature", "top_p", "n", "user")},
+            params={**{k: v for k, v in body.items() if k in ("temperature", "top_p", "n", "user")},
+                    **billed_facts(body)},
             loop_hash=request_hash(body, normalise=True),
             cache_hash=request_hash(body, normalise=False) if _deterministic(endpoint, body) else None,
         )
@@ -200,7 +201,7 @@ class GovernedProxy:
             payload = orjson.loads(payload_bytes)
         except orjson.JSONDecodeError:
             payload = None
-        usage = endpoint.response_usage(payload)
+        usage = served_usage(endpoint.response_usage(payload), payload)
         status = "ok"
         if usage is None:
             # No silent $0: charge the bound of what may have been consumed, and say so.

@@ -264,9 +264,9 @@ class PriceSheet:
         leaves: dict[str, int] = {}
         total: _Femto = 0
         for name, femto, nested in plan:
-            leaf = usage.count(name) - sum(leaves[n] for n in nested)
-            if leaf < 0:
-                raise ValueError(f"usage of {name} ({usage.count(name)}) is less than the usage nested in it")
+            # inconsistent provider counts (nested parts summing above their total) never charge
+            # less than the parts: the remainder is clamped at 0
+            leaf = max(0, usage.count(name) - sum(leaves[n] for n in nested))
             leaves[name] = leaf
             total += leaf * femto
         return int((total + _FEMTO_PER_NANO // 2) // _FEMTO_PER_NANO)
@@ -277,13 +277,14 @@ class PriceSheet:
         1-hour cache writes, audio/image/video in; output: output, reasoning, audio/image/video
         out) among the tiers such a call can reach, plus the per-request fee; rounded up.
 
-        The price variants the call may be served under count too: all of them when the request
-        names no service tier (or `auto`: the project's default tier may be priority), else the
-        named tier's. Per-tool-call fees are not bounded here (the count is not known up front).
+        The service tier counts: a named tier is priced at that tier's variant; `auto` at the
+        dearest of all variants (the project's default tier may be priority); no tier at the
+        standard price (OpenAI serves the standard tier unless the project is configured
+        otherwise). Per-tool-call fees are not bounded here (the count is not known up front).
         """
         sheets: list[PriceSheet] = [self]
-        if self.variants:
-            if service_tier in (None, "auto"):
+        if self.variants and service_tier is not None:
+            if service_tier == "auto":
                 sheets.extend(v.sheet for v in self.variants)
             else:
                 named = [v.sheet for v in self.variants if ("service_tier", service_tier) in v.when]

@@ -1,0 +1,237 @@
+"""Provider usage shapes -> `TokenUsage`: pure functions, one per wire format.
+
+Every reader returns None when there is no usage object, never raises on odd data (a count
+that is not a non-negative integer reads as 0; a sub-count larger than its total is clamped),
+and follows the genai-prices convention of `TokenUsage`: input counts every prompt token
+(cache reads and writes included), output every generated token (reasoning included).
+
+* OpenAI Chat Completions: `prompt_tokens` (incl. cached), `completion_tokens` (incl.
+  reasoning), `prompt_tokens_details` {cached_tokens, cache_write_tokens, audio_tokens,
+  image_tokens}, `completion_tokens_details` {reasoning_tokens, audio_tokens, image_tokens,
+  accepted/rejected_prediction_tokens — both billed as output, no unit of their own}; the
+  response's `service_tier` is the tier actually served.
+* OpenAI Responses / Realtime: `input_tokens`/`output_tokens` with `input_tokens_details`
+  (or `input_token_details`) {cached_tokens, cache_write_tokens, audio_tokens, image_tokens,
+  cached_tokens_details {audio_tokens, image_tokens}} and `output_tokens_details`
+  {reasoning_tokens, audio_tokens, image_tokens}; `web_search_call` / `file_search_call` output
+  items are tool-call fees.
+* Anthropic Messages: `input_tokens` EXCLUDES cache reads and writes; `cache_creation`
+  {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}; `server_tool_use`
+  {web_search_requests}; `service_tier` standard | priority | batch.
+* Gemini `usageMetadata`: promptTokenCount (incl. cached content), cachedContentTokenCount,
+  candidatesTokenCount (EXCLUDES thoughts), thoughtsTokenCount, toolUsePromptTokenCount
+  (billed as input, not in promptTokenCount), prompt/cache/candidatesTokensDetails by modality.
+* Bedrock Converse: `inputTokens` EXCLUDES cacheReadInputTokens and cacheWriteInputTokens;
+  `cacheDetails` [{ttl, inputTokens}] splits writes by TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from costplane.pricing.types import TokenUsage
+
+__all__ = [
+    "anthropic_usage",
+    "bedrock_usage",
+    "gemini_usage",
+    "openai_response_units",
+    "openai_usage",
+    "request_conditions",
+    "request_units",
+    "tier_conditions",
+    "with_conditions",
+]
+
+_MODALITIES = {"AUDIO": "audio", "IMAGE": "image", "VIDEO": "video"}
+_OPENAI_TOOL_UNITS = {"web_search": "web_searches", "web_search_preview": "web_searches",
+                      "file_search": "storage_searches"}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _usage(input_tokens: int, output_tokens: int, *, cache_read: int = 0, cache_write: int = 0,
+           reasoning: int = 0, units: Mapping[str, int] | None = None,
+           conditions: Mapping[str, str] | None = None) -> TokenUsage:
+    """A valid TokenUsage from possibly inconsistent counts: every sub-count clamped to its total."""
+    cache_read = min(cache_read, input_tokens)
+    cache_write = min(cache_write, input_tokens - cache_read)
+    reasoning = min(reasoning, output_tokens)
+    extra = dict(units or {})
+    limits = {"cache_write_1h": cache_write, "input_audio": input_tokens, "input_image": input_tokens,
+              "input_video": input_tokens, "output_audio": output_tokens, "output_image": output_tokens,
+              "output_video": output_tokens}
+    for name, limit in limits.items():
+        if name in extra:
+            extra[name] = min(extra[name], limit)
+    for modality in ("audio", "image"):
+        key = f"cache_{modality}_read"
+        if key in extra:
+            extra[key] = min(extra[key], cache_read, extra.get(f"input_{modality}", 0))
+    return TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning,
+                      units=tuple((k, v) for k, v in extra.items() if v),
+                      conditions=tuple((k, v) for k, v in (conditions or {}).items() if v))
+
+
+def tier_conditions(tier: Any) -> dict[str, str]:
+    """A served tier as genai-prices conditions (batch is `processing`, not a tier)."""
+    if not isinstance(tier, str) or not tier or tier in ("auto", "standard", "standard_only"):
+        return {}
+    if tier == "batch":
+        return {"processing": "batch"}
+    return {"service_tier": tier}
+
+
+def openai_usage(usage: Mapping[str, Any] | None, payload: Mapping[str, Any] | None = None) -> TokenUsage | None:
+    """OpenAI Chat Completions, Responses and Realtime usage; `payload` (the whole response)
+    supplies the served `service_tier` and the Responses API's tool-call items."""
+    if not isinstance(usage, Mapping):
+        return None
+    responses_style = "input_tokens" in usage and "prompt_tokens" not in usage
+    prompt = _int(usage.get("input_tokens" if responses_style else "prompt_tokens"))
+    completion = _int(usage.get("output_tokens" if responses_style else "completion_tokens"))
+    details = _map(usage.get("input_tokens_details") or usage.get("input_token_details")
+                   or usage.get("prompt_tokens_details"))
+    out_details = _map(usage.get("output_tokens_details") or usage.get("output_token_details")
+                       or usage.get("completion_tokens_details"))
+    cached_details = _map(details.get("cached_tokens_details"))
+    units = {
+        "input_audio": _int(details.get("audio_tokens")),
+        "input_image": _int(details.get("image_tokens")),
+        "cache_audio_read": _int(cached_details.get("audio_tokens")),
+        "cache_image_read": _int(cached_details.get("image_tokens")),
+        "output_audio": _int(out_details.get("audio_tokens")),
+        "output_image": _int(out_details.get("image_tokens")),
+    }
+    conditions: dict[str, str] = {}
+    if isinstance(payload, Mapping):
+        conditions.update(tier_conditions(payload.get("service_tier")))
+        for name, count in openai_response_units(payload).items():
+            units[name] = units.get(name, 0) + count
+    return _usage(prompt, completion, cache_read=_int(details.get("cached_tokens")),
+                  cache_write=_int(details.get("cache_write_tokens")),
+                  reasoning=_int(out_details.get("reasoning_tokens")), units=units, conditions=conditions)
+
+
+def openai_response_units(payload: Mapping[str, Any]) -> dict[str, int]:
+    """Tool-call fees in a Responses API body: one per web_search_call / file_search_call item."""
+    out: dict[str, int] = {}
+    items = payload.get("output")
+    if not isinstance(items, list):
+        return out
+    for item in items:
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if kind == "web_search_call":
+            out["web_searches"] = out.get("web_searches", 0) + 1
+        elif kind == "file_search_call":
+            out["storage_searches"] = out.get("storage_searches", 0) + 1
+    return out
+
+
+def anthropic_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
+    """Anthropic usage: input_tokens EXCLUDE cache reads and writes, so add them back."""
+    if not isinstance(usage, Mapping):
+        return None
+    read = _int(usage.get("cache_read_input_tokens"))
+    creation = _map(usage.get("cache_creation"))
+    five = _int(creation.get("ephemeral_5m_input_tokens"))
+    hour = _int(creation.get("ephemeral_1h_input_tokens"))
+    write = max(_int(usage.get("cache_creation_input_tokens")), five + hour)
+    tools = _map(usage.get("server_tool_use"))
+    conditions = tier_conditions(usage.get("service_tier"))
+    speed = usage.get("speed")
+    if isinstance(speed, str) and speed not in ("", "standard"):
+        conditions["speed"] = speed
+    return _usage(_int(usage.get("input_tokens")) + read + write, _int(usage.get("output_tokens")),
+                  cache_read=read, cache_write=write,
+                  units={"cache_write_1h": hour, "web_searches": _int(tools.get("web_search_requests"))},
+                  conditions=conditions)
+
+
+def _by_modality(details: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in details if isinstance(details, list) else ():
+        entry = _map(item)
+        modality = _MODALITIES.get(str(entry.get("modality", "")).upper())
+        if modality is not None:
+            out[modality] = out.get(modality, 0) + _int(entry.get("tokenCount"))
+    return out
+
+
+def gemini_usage(metadata: Mapping[str, Any] | None) -> TokenUsage | None:
+    """Gemini / Vertex AI `usageMetadata`."""
+    if not isinstance(metadata, Mapping):
+        return None
+    tool_prompt = _int(metadata.get("toolUsePromptTokenCount"))
+    prompt = _int(metadata.get("promptTokenCount")) + tool_prompt
+    thoughts = _int(metadata.get("thoughtsTokenCount"))
+    output = _int(metadata.get("candidatesTokenCount")) + thoughts
+    prompt_mod = _by_modality(metadata.get("promptTokensDetails"))
+    for modality, count in _by_modality(metadata.get("toolUsePromptTokensDetails")).items():
+        prompt_mod[modality] = prompt_mod.get(modality, 0) + count
+    cache_mod = _by_modality(metadata.get("cacheTokensDetails"))
+    out_mod = _by_modality(metadata.get("candidatesTokensDetails"))
+    units = {f"input_{m}": c for m, c in prompt_mod.items()}
+    units.update({f"output_{m}": c for m, c in out_mod.items()})
+    units.update({f"cache_{m}_read": c for m, c in cache_mod.items() if m in ("audio", "image")})
+    return _usage(prompt, output, cache_read=_int(metadata.get("cachedContentTokenCount")),
+                  reasoning=thoughts, units=units)
+
+
+def bedrock_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
+    """Bedrock Converse / ConverseStream `usage`."""
+    if not isinstance(usage, Mapping):
+        return None
+    read = _int(usage.get("cacheReadInputTokens"))
+    write = _int(usage.get("cacheWriteInputTokens"))
+    hour = sum(_int(_map(d).get("inputTokens")) for d in _list(usage.get("cacheDetails"))
+               if _map(d).get("ttl") == "1h")
+    return _usage(_int(usage.get("inputTokens")) + read + write, _int(usage.get("outputTokens")),
+                  cache_read=read, cache_write=write, units={"cache_write_1h": hour})
+
+
+def _list(value: Any) -> Iterable[Any]:
+    return value if isinstance(value, list) else ()
+
+
+def request_conditions(body: Mapping[str, Any]) -> dict[str, str]:
+    """Price conditions a request asks for: its `service_tier` (OpenAI, Gemini) and `speed`."""
+    out = tier_conditions(body.get("service_tier"))
+    speed = body.get("speed")
+    if isinstance(speed, str) and speed not in ("", "standard"):
+        out["speed"] = speed
+    return out
+
+
+def request_units(body: Mapping[str, Any]) -> frozenset[str]:
+    """The fee-bearing units a request may incur: built-in tools it enables (web search, file search)."""
+    units: set[str] = set()
+    if isinstance(body.get("web_search_options"), Mapping):
+        units.add("web_searches")
+    for tool in _list(body.get("tools")):
+        kind = str(_map(tool).get("type", ""))
+        if kind.startswith("web_search"):
+            units.add("web_searches")
+        elif kind in _OPENAI_TOOL_UNITS:
+            units.add(_OPENAI_TOOL_UNITS[kind])
+    return frozenset(units)
+
+
+def with_conditions(usage: TokenUsage, requested: Mapping[str, str]) -> TokenUsage:
+    """`usage` with the request's conditions added where the response did not say (the response's
+    served tier wins over the requested one)."""
+    if not requested:
+        return usage
+    merged = dict(requested)
+    merged.update(usage.conditions)
+    if tuple(sorted(merged.items())) == usage.conditions:
+        return usage
+    return TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                      usage.reasoning_tokens, units=usage.units, conditions=tuple(merged.items()))
