@@ -4,10 +4,12 @@ spend, runs with cost trees, outcomes, an SLO, a live environment, and one user 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,7 @@ from costplane.pricing.types import TokenUsage
 from costplane.server import create_server
 from costplane.serving import BackgroundServer
 
-__all__ = ["PASSWORDS", "Dashboard", "dashboard"]
+__all__ = ["PASSWORDS", "Dashboard", "dashboard", "serve_dashboard"]
 
 BUNDLE = """
 kind: Budget
@@ -122,12 +124,14 @@ def _seed(app: Application) -> str:
     return str(env_id)
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
+@contextmanager
+def serve_dashboard(tmp_path: Path, **settings: Any) -> Iterator[Dashboard]:
+    """The seeded server with extra costplane.yaml sections (e.g. server={...}, metrics={...})."""
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "all.yaml").write_text(BUNDLE)
-    app = Application(parse_config({"store": f"sqlite:///{tmp_path}/web.db", "bundle": str(bundle)}, base=tmp_path))
+    app = Application(parse_config({"store": f"sqlite:///{tmp_path}/web.db", "bundle": str(bundle), **settings},
+                                   base=tmp_path))
     env_id = _seed(app)
     for name, (role, teams) in ROLES.items():
         new_user(app.store, name, role, teams, password=PASSWORDS[name])
@@ -137,3 +141,9 @@ def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
     finally:
         server.stop()
         app.store.close()
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
+    with serve_dashboard(tmp_path) as started:
+        yield started

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,9 +24,11 @@ from costplane.api.errors import ApiError
 from costplane.api.principal import Principal
 from costplane.api.table import Endpoint, invoke
 from costplane.app import Application
+from costplane.serversettings import WebSettings, host_allowed, origin_allowed
 from costplane.web.live import ChangeFeed
 from costplane.web.render import PREFIX, Renderer
 from costplane.web.session import COOKIE, SESSION_HOURS, end_session, principal_of, start_session
+from costplane.web.throttle import LoginThrottle, Refusal
 from costplane.web.timefmt import TZ_COOKIE, viewer_zone
 
 __all__ = ["Page", "PageHandler", "web_routes"]
@@ -75,12 +77,23 @@ class _EventStream(StreamingResponse):
             await super().__call__(scope, receive, send)
 
 
-def _same_origin(request: Request) -> bool:
-    """State-changing requests must come from our own pages (the cookie is also SameSite=Strict)."""
+def _same_origin(request: Request, settings: WebSettings) -> bool:
+    """State-changing requests must come from our own pages (the cookie is also SameSite=Strict): from the
+    configured public origin or an allowed host, or (nothing configured) from the request's own Host."""
     source = request.headers.get("origin") or request.headers.get("referer")
     if not source:
         return False
-    return urlsplit(source).netloc == request.headers.get("host", "")
+    return origin_allowed(settings, source, request.headers.get("host", ""))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _retry_text(refusal: Refusal) -> str:
+    minutes = -(-refusal.retry_after // 60)
+    return (f"too many failed logins for {refusal.subject}: try again after "
+            f"{refusal.retry_at.strftime('%H:%M')} UTC (in {minutes} minute{'s' if minutes != 1 else ''})")
 
 
 def _safe_next(target: str | None) -> str:
@@ -92,19 +105,23 @@ def web_routes(application: Application, table: Sequence[Endpoint]) -> list[Base
     from costplane.web import envpages, pages, runpages  # page modules import Page from here
 
     renderer = Renderer()
+    settings = application.config.web
+    throttle = LoginThrottle(settings.login_max_failures, settings.login_window)
     by_operation = {e.operation_id: e for e in table}
     feed = ChangeFeed(application.store)
     store = application.store
 
     def guarded(handler: PageHandler, *, post: bool = False) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            if not host_allowed(settings, request.headers.get("host", "")):
+                return Response("unknown host: not one of server.allowed_hosts", status_code=400)
             principal = await run_in_threadpool(principal_of, store, request)
             if principal is None:
                 if post:
                     return Response("session expired: log in again", status_code=401)
                 target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
                 return RedirectResponse(f"{PREFIX}/login?next={target}", status_code=303)
-            if post and not _same_origin(request):
+            if post and not _same_origin(request, settings):
                 return Response("cross-origin request refused", status_code=403)
             page = Page(request, principal, application, by_operation, renderer)
             try:
@@ -119,20 +136,33 @@ def web_routes(application: Application, table: Sequence[Endpoint]) -> list[Base
         return endpoint
 
     async def login_form(request: Request) -> Response:
+        if not host_allowed(settings, request.headers.get("host", "")):
+            return Response("unknown host: not one of server.allowed_hosts", status_code=400)
         return renderer.bare("login.html", {"next": _safe_next(request.query_params.get("next")), "error": None})
 
     async def login(request: Request) -> Response:
         form = await request.form()
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
-        if not _same_origin(request):
+        if not host_allowed(settings, request.headers.get("host", "")):
+            return Response("unknown host: not one of server.allowed_hosts", status_code=400)
+        if not _same_origin(request, settings):
             return renderer.bare("login.html", {"next": target, "error": "cross-origin login refused"}, 403)
-        secret = await run_in_threadpool(start_session, store, name, password, datetime.now(UTC))
+        now = datetime.now(UTC)
+        refusal = throttle.check(name, _client(request), now)
+        if refusal is not None:
+            refused = renderer.bare("login.html", {"next": target, "error": _retry_text(refusal)}, 429)
+            refused.headers["retry-after"] = str(refusal.retry_after)
+            return refused
+        secret = await run_in_threadpool(start_session, store, name, password, now)
         if secret is None:
+            throttle.failed(name, _client(request), now)
             return renderer.bare("login.html", {"next": target, "error": "unknown user or wrong password"}, 401)
+        throttle.succeeded(name)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, secret, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/")
+                            secure=request.url.scheme == "https" or (settings.public_url or "").startswith("https:"),
+                            path="/")
         return response
 
     async def logout(page: Page) -> Response:
