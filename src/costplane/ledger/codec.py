@@ -22,6 +22,7 @@ from costplane.attribution.context import DIMENSIONS, Context
 from costplane.ledger.store import CachedResponse
 from costplane.ledger.types import BudgetClaim, CostEvent, DecisionRecord, KeyRecord, Reservation
 from costplane.pricing.types import TokenUsage
+from costplane.pricing.usagecodec import usage_extras, with_extras
 
 __all__ = [
     "CACHE_COLUMNS",
@@ -160,6 +161,29 @@ def _context_from_json(value: Any) -> Context:
 # -- cost events --------------------------------------------------------------------
 
 
+#: Key of the `unit_prices` JSON that carries the usage beyond the five token columns (billed
+#: units such as 1-hour cache writes, audio tokens, web searches, and the served tier/batch
+#: conditions). Additive: rows without it read back as before.
+_USAGE_KEY = "_usage"
+
+
+def _prices_json(event: CostEvent) -> str:
+    data: dict[str, Any] = dict(event.unit_prices)
+    extras = usage_extras(event.usage)
+    if extras:
+        data[_USAGE_KEY] = extras
+    return dump_json(data)
+
+
+def _usage(tokens: TokenUsage, extras: Mapping[str, Any]) -> TokenUsage:
+    """The stored usage with its extra units; a unit this version's price data does not know
+    (a row written with newer data) is dropped rather than making the row unreadable."""
+    try:
+        return with_extras(tokens, extras.get("units"), extras.get("conditions"))
+    except ValueError:
+        return tokens
+
+
 def event_to_row(event: CostEvent) -> tuple[Any, ...]:
     ctx, usage = event.context, event.usage
     return (
@@ -168,7 +192,7 @@ def event_to_row(event: CostEvent) -> tuple[Any, ...]:
         event.provider, event.model, event.requested_model, event.kind, event.endpoint, event.status,
         usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
         usage.reasoning_tokens,
-        dump_json(dict(event.unit_prices)), int(event.cost_nano), int(event.saved_nano),
+        _prices_json(event), int(event.cost_nano), int(event.saved_nano),
         event.decision_id, event.reservation_id, int(event.latency_ms), bool(event.price_flagged),
         event.request_hash,
     )  # fmt: skip
@@ -181,6 +205,10 @@ def row_to_event(row: Sequence[Any]) -> CostEvent:
     (provider, model, requested, kind, endpoint, status,
      tin, tout, tcr, tcw, treason, prices, cost, saved,
      decision_id, reservation_id, latency, flagged, request_hash) = row[4 + n:]  # fmt: skip
+    prices_map = dict(load_json(prices) or {})
+    extras = prices_map.pop(_USAGE_KEY, None) or {}
+    if not isinstance(extras, dict):
+        extras = {}
     return CostEvent(
         id=row[0],
         ts=from_us(row[1]),
@@ -190,8 +218,8 @@ def row_to_event(row: Sequence[Any]) -> CostEvent:
         cost_nano=int(cost),
         kind=kind,
         endpoint=endpoint,
-        usage=TokenUsage(int(tin), int(tout), int(tcr), int(tcw), int(treason)),
-        unit_prices=_str_map(prices),
+        usage=_usage(TokenUsage(int(tin), int(tout), int(tcr), int(tcw), int(treason)), extras),
+        unit_prices=_str_map(prices_map),
         saved_nano=int(saved),
         decision_id=decision_id,
         reservation_id=reservation_id,
