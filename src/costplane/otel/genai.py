@@ -320,6 +320,8 @@ def _event(span: SpanData, ctx: Context, model: str, price: Callable[[str, str |
     missing = sheet.unpriced(usage) if usage.units else ()
     if missing:  # a billed unit with no price is an unknown price too, never a silent $0 part
         return None, f"span {span.span_id}: no known price for {', '.join(missing)} of model {model!r}; not charged"
+    if status == "ok" and attrs.get("costplane.status") in ("estimated", "cut"):
+        status = str(attrs["costplane.status"])  # a costplane gateway's span: its usage was a bound / partial
     if span.error and status == "ok":
         status = "error"
     return CostEvent(
