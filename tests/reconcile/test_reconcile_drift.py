@@ -152,3 +152,18 @@ def test_a_token_drift_cannot_hide_behind_the_other_kind_of_token(store: Store, 
         ("tokens", D2, "openai", "gpt-4o", "search"), Decimal(0), (2000, 600), (2300, 300))
     line = next(x for x in result.to_json()["tokens"] if x["breach"])
     assert line["prompt_tokens"] == {"metered": 2000, "billed": 2300}
+
+
+def test_bills_of_different_hours_of_one_day_go_together_but_not_overlapping_ones(store: Store,
+                                                                                   tmp_path: Path) -> None:
+    seed(store)
+    header = "BilledCost,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ProviderName,x_Model\n"
+    morning, night, late = tmp_path / "morning.csv", tmp_path / "night.csv", tmp_path / "late.csv"
+    morning.write_text(header + "0.10,2026-11-03T11:00:00Z,2026-11-03T12:00:00Z,Usage,Anthropic,claude-haiku-4-5\n")
+    night.write_text(header + "4.00,2026-11-03T23:00:00Z,2026-11-04T00:00:00Z,Usage,Anthropic,claude-sonnet-4-5\n")
+    late.write_text(header + "1.00,2026-11-03T23:30:00Z,2026-11-04T00:00:00Z,Usage,Anthropic,claude-sonnet-4-5\n")
+    result = _run(store, (), paths=(morning, night))
+    assert [(line.model, line.status, line.drift) for line in result.money] == [
+        ("claude-haiku-4-5", "matched", Decimal(0)), ("claude-sonnet-4-5", "matched", Decimal(0))]
+    with pytest.raises(ReconcileError, match=r"two bills cover anthropic on 2026-11-03: .*night\.csv and .*late\.csv"):
+        _run(store, (), paths=(night, late))

@@ -21,7 +21,7 @@ D1, D2 = date(2026, 11, 2), date(2026, 11, 3)
 def test_openai_costs_pages_are_read_exactly_with_models_and_projects() -> None:
     source = read_bill(DATA / "openai_costs.json", CTX)
     assert (source.kind, source.label, source.has_model, source.has_project) == (MONEY, "openai-costs", True, True)
-    assert source.covered == {"openai": {D1, D2}}
+    assert {p: sorted(days) for p, days in source.covered.items()} == {"openai": [D1, D2]}
     by_key: dict[tuple[date, str | None, str | None], Decimal] = {}
     for line in source.lines:
         key = (line.day, line.model, line.project)

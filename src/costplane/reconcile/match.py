@@ -5,10 +5,11 @@ The rules:
 1. Each bill says which dimensions it breaks spend down by (`has_model`, `has_project`); the key of a
    line is (day, provider, model, project) with the dimensions the bill of that provider lacks — or
    the `grain` leaves out — set to None, and the ledger is rolled up to the same key.
-2. Only days a bill covers are compared, per provider: a covered day with ledger spend and no billed
-   line is metered-only; ledger spend on days no bill covers is outside the comparison.
-3. Two bills of one kind (money, or tokens) covering the same provider and day would count that day
-   twice: that is an error naming both files.
+2. Only the periods a bill covers are compared, per provider (whole days for daily buckets, the hours
+   of hourly ones): ledger spend in a covered period with no billed line is metered-only; ledger spend
+   outside every covered period is outside the comparison (the caller reads the ledger that way).
+3. Two bills of one kind (money, or tokens) covering an overlapping period of one provider would count
+   it twice: that is an error naming both files.
 4. Drift = billed − metered (positive: the provider billed more than costplane metered);
    drift % = drift ÷ billed × 100 (None when nothing was billed).
 5. A line breaches when its drift passes every threshold set (`drift_threshold_usd` in dollars,
@@ -20,14 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from costplane.reconcile.metered import MeteredLine
 from costplane.reconcile.settings import ReconcileSettings
 from costplane.reconcile.types import MONEY, BillSource, ReconcileError
 
-__all__ = ["GRAINS", "Line", "match"]
+__all__ = ["GRAINS", "Line", "Periods", "coverage", "match"]
 
 GRAINS = ("full", "model", "provider")  # what a key keeps: model + project | model | neither
 Key = tuple[date, str, str | None, str | None]
@@ -77,20 +78,33 @@ def _grain(sources: Sequence[BillSource], grain: str) -> dict[str, tuple[bool, b
     return out
 
 
-def _covered(sources: Sequence[BillSource]) -> dict[str, set[date]]:
-    seen: dict[tuple[str, date], tuple[int, str]] = {}
+Periods = dict[str, dict[date, list[tuple[datetime, datetime]]]]  # provider -> day -> [start, end) in UTC
+
+
+def coverage(sources: Sequence[BillSource]) -> Periods:
+    """What the bills cover, per provider and day, as merged [start, end) periods. Two bills covering
+    an overlapping period of one provider would count it twice: that is an error naming both."""
+    spans: dict[str, list[tuple[datetime, datetime, date, int]]] = {}
     for index, source in enumerate(sources):
-        for provider, days in sorted(source.covered.items()):
-            for day in sorted(days):  # the first clash by date, whatever the set order
-                other = seen.get((provider, day))
-                if other is not None and other[0] != index:
-                    raise ReconcileError(f"two bills cover {provider} on {day.isoformat()}: {other[1]} and "
-                                         f"{source.path} — pass each report once (a cost and a usage report may go "
-                                         "together)")
-                seen[(provider, day)] = (index, source.path)
-    out: dict[str, set[date]] = {}
-    for provider, day in seen:
-        out.setdefault(provider, set()).add(day)
+        for provider, days in source.covered.items():
+            for day, periods in days.items():
+                spans.setdefault(provider, []).extend((a, b, day, index) for a, b in periods)
+    out: Periods = {}
+    for provider, items in sorted(spans.items()):
+        items.sort()
+        reach: tuple[datetime, int] | None = None  # the furthest end so far, and whose
+        for start, end, day, index in items:
+            if reach is not None and start < reach[0] and index != reach[1]:
+                first, second = sources[min(index, reach[1])].path, sources[max(index, reach[1])].path
+                raise ReconcileError(f"two bills cover {provider} on {day.isoformat()}: {first} and {second} — "
+                                     "pass each report once (a cost and a usage report may go together)")
+            if reach is None or end > reach[0]:
+                reach = (end, index)
+            merged = out.setdefault(provider, {}).setdefault(day, [])
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
     return out
 
 
@@ -100,7 +114,7 @@ def match(kind: str, sources: Sequence[BillSource], metered: Iterable[MeteredLin
     if grain not in GRAINS:
         raise ReconcileError(f"unknown grain {grain!r}; use one of {', '.join(GRAINS)}")
     chosen = [s for s in sources if s.kind == kind]
-    covered = _covered(chosen)
+    covered = coverage(chosen)
     keep = _grain(chosen, grain)
     zero = (Decimal(0), 0, 0, 0)  # amount (USD, or all tokens), prompt tokens, completion tokens, events
     billed: dict[Key, tuple[Decimal, int, int, int]] = {}

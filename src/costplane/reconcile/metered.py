@@ -1,15 +1,17 @@
-"""The ledger's side: metered spend per day × provider × model × project, over the days a bill covers.
+"""The ledger's side: metered spend per day × provider × model × project, over the periods a bill covers.
 
-Read through `Store.spend_windows` (one statement per 50 days, from the spend rollups where they
-apply), one window per day of the report's zone, grouped by provider, model and project. Ledger
-provider names are mapped to the bill's provider keys (see `normalize`), model names normalised.
+Read through `Store.spend_windows` (one statement per 50 windows, from the spend rollups where they
+apply): one window per distinct covered period (a whole day of the report's zone for daily bills, the
+merged hours of hourly ones), grouped by provider, model and project; a window's rows count only for
+the providers whose bill covers it. Ledger provider names are mapped to the bill's provider keys (see
+`normalize`), model names normalised.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from costplane.config import ProviderConfig
@@ -45,19 +47,26 @@ def ledger_provider_map(providers: Iterable[ProviderConfig], settings: Reconcile
     return out
 
 
-def read_metered(store: Store, days: Iterable[date], clock: DayClock, settings: ReconcileSettings,
-                 provider_map: Mapping[str, str]) -> list[MeteredLine]:
-    """Metered lines of every day in `days` (any provider; the caller keeps the ones a bill covers)."""
-    ordered = sorted(set(days))
-    if not ordered:
+def read_metered(store: Store, covered: Mapping[str, Mapping[date, Iterable[tuple[datetime, datetime]]]],
+                 clock: DayClock, settings: ReconcileSettings, provider_map: Mapping[str, str]) -> list[MeteredLine]:
+    """Metered lines of the covered periods: provider -> day -> [start, end) periods, each within its day."""
+    owners: dict[tuple[datetime, datetime], tuple[date, set[str]]] = {}
+    for provider, days in covered.items():
+        for day, periods in days.items():
+            for period in periods:
+                owners.setdefault(period, (day, set()))[1].add(provider)
+    windows = sorted(owners)
+    if not windows:
         return []
-    windows = [clock.window(day) for day in ordered]
-    per_day = store.spend_windows(windows, group_by=("provider", "model", "project"))
+    per_window = store.spend_windows(windows, group_by=("provider", "model", "project"))
     merged: dict[tuple[date, str, str, str], list[int]] = {}
-    for day, rows in zip(ordered, per_day, strict=True):
+    for window, rows in zip(windows, per_window, strict=True):
+        day, providers = owners[window]
         for row in rows:
             raw_provider = str(row.group.get("provider") or "")
             provider = canonical_provider(provider_map.get(raw_provider, raw_provider))
+            if provider not in providers:
+                continue  # another provider's bill covers this period, not this one's
             model = normalize_model(str(row.group.get("model") or ""), settings.models)
             project = row.group.get("project") or NO_PROJECT
             sums = merged.setdefault((day, provider, model, project), [0, 0, 0, 0])

@@ -10,7 +10,7 @@ from typing import Any
 
 from costplane.ledger.store import Store
 from costplane.reconcile.clock import DayClock
-from costplane.reconcile.match import Line, match
+from costplane.reconcile.match import Line, coverage, match
 from costplane.reconcile.metered import read_metered
 from costplane.reconcile.settings import ReconcileSettings
 from costplane.reconcile.types import MONEY, TOKENS, BillSource
@@ -86,7 +86,8 @@ def _within(source: BillSource, since: date | None, until: date | None) -> BillS
         return (since is None or day >= since) and (until is None or day < until)
 
     out = BillSource(source.kind, source.label, source.path, [line for line in source.lines if keep(line.day)],
-                     {p: {d for d in days if keep(d)} for p, days in source.covered.items()},
+                     {p: {d: list(periods) for d, periods in days.items() if keep(d)}
+                      for p, days in source.covered.items()},
                      source.has_model, source.has_project, dict(source.skipped))
     return out
 
@@ -97,6 +98,10 @@ def reconcile(store: Store, sources: Sequence[BillSource], settings: ReconcileSe
     """Compare every bill source with the ledger (days in [since, until) when given)."""
     chosen = tuple(_within(s, since, until) for s in sources)
     days = sorted({d for s in chosen for covered in s.covered.values() for d in covered})
-    metered = read_metered(store, days, DayClock(settings.timezone), settings, provider_map)
-    return Reconciliation(settings, grain, chosen, tuple(match(MONEY, chosen, metered, settings, grain)),
-                          tuple(match(TOKENS, chosen, metered, settings, grain)), tuple(days))
+    clock = DayClock(settings.timezone)
+    compared: dict[str, tuple[Line, ...]] = {}
+    for kind in (MONEY, TOKENS):  # a cost and a usage report may cover different periods
+        of_kind = [s for s in chosen if s.kind == kind]
+        metered = read_metered(store, coverage(of_kind), clock, settings, provider_map) if of_kind else []
+        compared[kind] = tuple(match(kind, of_kind, metered, settings, grain))
+    return Reconciliation(settings, grain, chosen, compared[MONEY], compared[TOKENS], tuple(days))

@@ -7,7 +7,7 @@ nothing is rounded on the way in); the ledger's integer nano-USD converts to it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 __all__ = ["MONEY", "TOKENS", "BillSource", "BilledLine", "ReconcileError"]
@@ -42,19 +42,20 @@ class BilledLine:
 
 @dataclass(slots=True)
 class BillSource:
-    """Everything one bill file (or one fetched report) gave: its lines and the days it covers.
+    """Everything one bill file (or one fetched report) gave: its lines and the periods it covers.
 
-    A day a bill covers with no line for a provider means "billed nothing that day" — ledger spend on
-    it is unmatched. `covered` maps provider -> days."""
+    A period a bill covers with no line for a provider means "billed nothing then" — ledger spend in it
+    is unmatched. `covered` maps provider -> day -> the [start, end) periods (UTC) billed on that day:
+    the whole day for a daily bucket, single hours for hourly ones."""
 
     kind: str  # MONEY | TOKENS
     label: str  # openai-costs | openai-usage | anthropic-cost | anthropic-usage | focus
     path: str
     lines: list[BilledLine] = field(default_factory=list)
-    covered: dict[str, set[date]] = field(default_factory=dict)
+    covered: dict[str, dict[date, list[tuple[datetime, datetime]]]] = field(default_factory=dict)
     has_model: bool = False
     has_project: bool = False
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> rows not reconciled (e.g. Tax)
 
-    def cover(self, provider: str, day: date) -> None:
-        self.covered.setdefault(provider, set()).add(day)
+    def cover(self, provider: str, day: date, start: datetime, end: datetime) -> None:
+        self.covered.setdefault(provider, {}).setdefault(day, []).append((start, end))

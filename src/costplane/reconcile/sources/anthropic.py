@@ -40,7 +40,7 @@ def read_anthropic(pages: list[Mapping[str, Any]], path: str, ctx: ReadContext, 
     for bucket, results in iter_buckets(pages, path):
         start, end = bucket.rfc3339("starting_at"), bucket.rfc3339("ending_at")
         day = ctx.clock.day_of(start, end, bucket.where)
-        source.cover(PROVIDER, day)
+        source.cover(PROVIDER, day, start, end)
         for result in results:
             line = _cost(result, ctx, source) if kind == MONEY else _usage(result, ctx, source)
             source.lines.append(BilledLine(day=day, provider=PROVIDER, **line))

@@ -65,7 +65,9 @@ def read_focus(path: Path, ctx: ReadContext, options: FocusOptions) -> BillSourc
         end_raw = row.get("ChargePeriodEnd")
         end = _time(end_raw, f"{where}: ChargePeriodEnd") if end_raw not in (None, "") else None
         day = ctx.clock.day_of(start, end, where)
-        source.cover(provider, day)
+        if end is None or end <= start:  # no period end: the row stands for its whole day
+            start, end = ctx.clock.window(day)
+        source.cover(provider, day, start, end)
         if category and category != "Usage":
             source.skipped[category] = source.skipped.get(category, 0) + 1
             continue

@@ -37,7 +37,7 @@ def read_openai(pages: list[Mapping[str, Any]], path: str, ctx: ReadContext, kin
     for bucket, results in iter_buckets(pages, path):
         start, end = bucket.unix("start_time"), bucket.unix("end_time")
         day = ctx.clock.day_of(start, end, bucket.where)
-        source.cover(PROVIDER, day)
+        source.cover(PROVIDER, day, start, end)
         for result in results:
             line = _cost(result, ctx, source) if kind == MONEY else _usage(result, ctx, source)
             source.lines.append(BilledLine(day=day, provider=PROVIDER, **line))
