@@ -19,6 +19,7 @@ from costplane.simulator.errors import InvalidRequest
 from costplane.simulator.faults import CutResponse
 from costplane.simulator.sse import EventStreamResponse, sse_frame
 from costplane.simulator.tokens import count_chat_prompt_tokens
+from costplane.simulator.usage_shapes import USAGE_HEADER, deep_merge, profile_for, web_searches
 
 __all__ = ["count_message_tokens", "messages", "prompt_messages"]
 
@@ -93,11 +94,16 @@ def messages(call: Call) -> Response:
                          forced_tokens=call.forced_output_tokens(), min_tokens=config.min_output_tokens,
                          max_default_tokens=config.max_output_tokens, reasoning=False)
     prompt = call.state.cache.anthropic_usage(model, system, msgs)
+    profile = profile_for(config.usage_profiles, model, call.request.headers.get(USAGE_HEADER))
+    extra: dict[str, Any] = {}
+    if web_searches(body):
+        extra["server_tool_use"] = {"web_search_requests": web_searches(body)}
+    extra = deep_merge(extra, profile.get("usage") or {})
     stop_reason = "max_tokens" if answer.truncated else "end_turn"
     message_id = f"msg_sim{call.seq:016d}"
     headers = {"request-id": call.request_id()}
     if body.get("stream"):
-        return _stream(call, message_id, model, answer, prompt, stop_reason, headers)
+        return _stream(call, message_id, model, answer, prompt, stop_reason, headers, extra)
     payload = {
         "id": message_id,
         "type": "message",
@@ -106,7 +112,7 @@ def messages(call: Call) -> Response:
         "content": [{"type": "text", "text": answer.text}],
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": _usage(prompt, answer.output_tokens),
+        "usage": deep_merge(_usage(prompt, answer.output_tokens), extra),
     }
     if call.cut:
         return CutResponse(orjson.dumps(payload))
@@ -118,10 +124,12 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
 
 
 def _stream(call: Call, message_id: str, model: str, answer: Answer, prompt: AnthropicPromptUsage,
-            stop_reason: str, headers: dict[str, str]) -> Response:
+            stop_reason: str, headers: dict[str, str], extra: dict[str, Any] | None = None) -> Response:
+    extra = extra or {}
     start: dict[str, Any] = {"id": message_id, "type": "message", "role": "assistant", "model": model,
              "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": _usage(prompt, min(1, answer.output_tokens))}
+             "usage": deep_merge(_usage(prompt, min(1, answer.output_tokens)),
+                                 {k: v for k, v in extra.items() if k != "server_tool_use"})}
     frames = [
         _event("message_start", {"type": "message_start", "message": start}),
         _event("content_block_start", {"type": "content_block_start", "index": 0,
@@ -135,7 +143,9 @@ def _stream(call: Call, message_id: str, model: str, answer: Answer, prompt: Ant
     frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
     frames.append(_event("message_delta", {"type": "message_delta",
                                            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                                           "usage": {"output_tokens": answer.output_tokens}}))
+                                           "usage": {"output_tokens": answer.output_tokens,
+                                                     **({"server_tool_use": extra["server_tool_use"]}
+                                                        if "server_tool_use" in extra else {})}}))
     frames.append(_event("message_stop", {"type": "message_stop"}))
     pieces = len(answer.pieces)
     paced = [False] * 3 + [True] * pieces + [False] * 3

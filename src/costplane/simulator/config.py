@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["DEFAULT_MODELS", "FAULT_KINDS", "SimulatorConfig", "parse_fault"]
 
@@ -51,6 +53,7 @@ class SimulatorConfig:
     anthropic_cache_min_tokens: shortest prefix a `cache_control` breakpoint caches (0 = any).
     cache_capacity: how many prompt-prefix hashes the server remembers (oldest dropped first).
     record_requests: how many recent requests `GET /_simulator/requests` keeps.
+    usage_profiles: model glob -> extra usage to report (see `simulator.usage_shapes`).
     """
 
     latency_ms: float = 0.0
@@ -67,6 +70,7 @@ class SimulatorConfig:
     cache_capacity: int = 100_000
     record_requests: int = 100
     models: tuple[str, ...] = field(default=DEFAULT_MODELS)
+    usage_profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0 or self.stream_delay_ms < 0:

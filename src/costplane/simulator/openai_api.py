@@ -14,6 +14,7 @@ from costplane.simulator.errors import InvalidRequest
 from costplane.simulator.faults import CutResponse
 from costplane.simulator.sse import EventStreamResponse, sse_frame
 from costplane.simulator.tokens import count_chat_prompt_tokens
+from costplane.simulator.usage_shapes import USAGE_HEADER, deep_merge, profile_for, served_tier
 
 __all__ = ["CHAT_ROLES", "chat_completions", "list_models"]
 
@@ -106,14 +107,16 @@ def chat_completions(call: Call) -> Response:
                          max_default_tokens=config.max_output_tokens)
     prompt = count_chat_prompt_tokens(messages)
     cached = state.cache.openai_cached_tokens(model, messages, prompt)
-    usage = _usage(prompt, cached, answer)
+    profile = profile_for(config.usage_profiles, model, call.request.headers.get(USAGE_HEADER))
+    usage = deep_merge(_usage(prompt, cached, answer), profile.get("usage") or {})
+    tier = served_tier(body, profile)
     finish = "length" if answer.truncated else "stop"
     completion_id = f"chatcmpl-sim{call.seq:010d}"
     headers = {"x-request-id": call.request_id(), "openai-model": model}
     if body.get("stream"):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        return _stream(call, completion_id, model, answer, finish, usage if include_usage else None, headers)
+        return _stream(call, completion_id, model, answer, finish, usage if include_usage else None, headers, tier)
     payload = {
         "id": completion_id,
         "object": "chat.completion",
@@ -126,7 +129,7 @@ def chat_completions(call: Call) -> Response:
             "finish_reason": finish,
         }],
         "usage": usage,
-        "service_tier": "default",
+        "service_tier": tier,
         "system_fingerprint": _FINGERPRINT,
     }
     if call.cut:
@@ -135,9 +138,9 @@ def chat_completions(call: Call) -> Response:
 
 
 def _stream(call: Call, completion_id: str, model: str, answer: Answer, finish: str,
-            usage: dict[str, Any] | None, headers: dict[str, str]) -> Response:
+            usage: dict[str, Any] | None, headers: dict[str, str], tier: str = "default") -> Response:
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": call.created, "model": model,
-            "service_tier": "default", "system_fingerprint": _FINGERPRINT}
+            "service_tier": tier, "system_fingerprint": _FINGERPRINT}
     if usage is not None:
         head["usage"] = None
 
