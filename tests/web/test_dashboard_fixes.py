@@ -42,6 +42,7 @@ def test_environments_page_lists_blueprint_inputs_and_launches_with_them(dashboa
         bad = client.post("/ui/environments", headers={"origin": dashboard.url},
                           data={"blueprint": "gpu-box", "input.nodes": "9", "tag.cost_center": "cc-42"})
         assert bad.status_code == 400 and "inputs.nodes" in bad.text and "at most 4" in bad.text
+        assert "all.yaml:" in bad.text and str(dashboard.app.config.bundle) not in bad.text  # no server path
     launched = [e for e in dashboard.app.store.list_environments() if e.blueprint == "gpu-box"]
     assert len(launched) == 1
     env = launched[0]

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from costplane.api.budgets import budget_states
 from costplane.api.principal import Principal
+from costplane.api.redact import bundle_relative
 from costplane.api.slos import slo_visible
 from costplane.api.table import Call
 from costplane.app import Application
@@ -82,9 +83,9 @@ def blueprint_view(blueprint: BlueprintSpec, environments: EnvironmentCore, now:
     try:
         hourly = format_usd(estimate(blueprint, resolve_inputs(blueprint, {}), environments.skus, now).hourly_nano)
     except InputError as exc:  # a required input without a default: no estimate of "the defaults"
-        error = str(exc)
+        error = bundle_relative(str(exc), (environments.bundle().engine.bundle.root,))
     except (UnknownSku, ValueError) as exc:
-        error = str(exc)
+        error = bundle_relative(str(exc), (environments.bundle().engine.bundle.root,))
     return {
         "name": blueprint.name, "description": blueprint.description, "owner": blueprint.owner,
         "driver": blueprint.driver.get("type"), "require": list(blueprint.require), "budgets": list(blueprint.budgets),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from costplane.api.errors import ApiError
+from costplane.api.redact import bundle_relative
 from costplane.api.table import Call, Param
 from costplane.ledger import codec
 from costplane.ledger.store import Store
@@ -61,14 +63,17 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
                        "cursor") from None
 
 
-def _view(d: DecisionRecord) -> dict[str, Any]:
-    return {"id": d.id, "ts": d.ts.isoformat(), "hook": d.hook, "effect": d.effect, "reason": d.reason,
+def _view(d: DecisionRecord, root: Path | None = None) -> dict[str, Any]:
+    return {"id": d.id, "ts": d.ts.isoformat(), "hook": d.hook, "effect": d.effect,
+            "reason": bundle_relative(d.reason, (root,)),  # bundle files relative to the bundle, no server path
             "status_code": d.status_code, "bundle_revision": d.bundle_revision, "key_id": d.key_id,
             "context": {**d.context.dimensions(), **dict(d.context.tags)}, "policies": list(d.policies),
             "budgets": list(d.budgets)}
 
 
-def decisions_handler(store: Store) -> Any:
+def decisions_handler(store: Store, root: Path | None = None) -> Any:
+    """`root`: the bundle directory, so reasons name its files relative to it (else by their last two parts)."""
+
     async def handler(call: Call) -> dict[str, Any]:
         p = call.params
         limit: int = p["limit"]
@@ -79,7 +84,7 @@ def decisions_handler(store: Store) -> Any:
         rows = await run_in_threadpool(store.query_decisions, query)
         page = rows[:limit]
         last = page[-1] if len(rows) > limit else None
-        return {"decisions": [_view(d) for d in page],
+        return {"decisions": [_view(d, root) for d in page],
                 "next_cursor": encode_cursor(codec.to_us(last.ts), last.id) if last is not None else None}
 
     return handler

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from costplane.api.errors import ApiError
 from costplane.api.principal import Principal
+from costplane.api.redact import bundle_relative
 from costplane.api.table import Endpoint, invoke
 from costplane.app import Application
 from costplane.serversettings import WebSettings, host_allowed, origin_allowed
@@ -50,6 +51,10 @@ class Page:
         if endpoint is None:
             raise ApiError(404, "not_available", f"this server has no {operation!r} endpoint")
         return await invoke(endpoint, self.principal, query or {}, path or {}, body)
+
+    def relative(self, text: str) -> str:
+        """`text` naming bundle files relative to the bundle directory, with no server path."""
+        return bundle_relative(text, (self.application.config.bundle, self.application.bundle.engine.bundle.root))
 
     @property
     def zone(self) -> tzinfo:
@@ -129,9 +134,9 @@ def web_routes(application: Application, table: Sequence[Endpoint]) -> list[Base
             except ApiError as exc:
                 status = exc.status if 400 <= exc.status < 500 else 400
                 return page.render("message.html", title="Error", active="", status=status,
-                                   error=f"{exc.message}" + (f" (field: {exc.field})" if exc.field else ""))
+                                   error=page.relative(exc.message) + (f" (field: {exc.field})" if exc.field else ""))
             except ValueError as exc:  # as the API: a request the core refuses is the caller's to fix
-                return page.render("message.html", title="Error", active="", status=400, error=str(exc))
+                return page.render("message.html", title="Error", active="", status=400, error=page.relative(str(exc)))
 
         return endpoint
 
