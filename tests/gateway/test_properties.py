@@ -202,8 +202,8 @@ GOOD_HEADERS = st.fixed_dictionaries({}, optional={
     "traceparent": TRACEPARENT,
     "x-costplane-project": VALUE,
     "x-costplane-tag-feature": VALUE,
-    "baggage": st.lists(st.tuples(st.sampled_from(["costplane.experiment", "costplane.tag.feature", "vendor.x"]), VALUE),
-                        min_size=1, max_size=3, unique_by=lambda kv: kv[0]).map(
+    "baggage": st.lists(st.tuples(st.sampled_from(["costplane.experiment", "costplane.tag.feature", "vendor.x"]),
+                                  VALUE), min_size=1, max_size=3, unique_by=lambda kv: kv[0]).map(
         lambda kvs: ",".join(f"{k}={quote(v, safe='')}" for k, v in kvs)),
 })
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_categories=["Cc"]),
@@ -404,3 +404,126 @@ def test_arbitrary_attribution_headers_never_get_a_5xx(gateway: Gateway, path: s
 
     run()
 
+
+
+# -- strictness: what the provider documents is what passes --------------------------------------
+# These tables are written from the providers' API references, independently of the gateway's
+# own schema: a field's documented JSON types ("number" includes integers).
+
+NUM, NULL = frozenset({"integer", "number"}), frozenset({"null"})
+DOCUMENTED_KINDS: dict[str, dict[str, frozenset[str]]] = {
+    CHAT: {"model": frozenset({"string"}), "messages": frozenset({"array"}),
+           "stream": frozenset({"boolean"}) | NULL, "stream_options": frozenset({"object"}) | NULL,
+           "temperature": NUM | NULL, "top_p": NUM | NULL, "presence_penalty": NUM | NULL,
+           "frequency_penalty": NUM | NULL, "n": frozenset({"integer"}) | NULL,
+           "max_tokens": frozenset({"integer"}) | NULL, "max_completion_tokens": frozenset({"integer"}) | NULL,
+           "logit_bias": frozenset({"object"}) | NULL, "logprobs": frozenset({"boolean"}) | NULL,
+           "top_logprobs": frozenset({"integer"}) | NULL, "seed": frozenset({"integer"}) | NULL,
+           "user": frozenset({"string"}), "stop": frozenset({"string", "array"}) | NULL,
+           "tools": frozenset({"array"}), "tool_choice": frozenset({"string", "object"}),
+           "parallel_tool_calls": frozenset({"boolean"}), "response_format": frozenset({"object"}),
+           "store": frozenset({"boolean"}) | NULL, "metadata": frozenset({"object"}) | NULL},
+    EMBED: {"model": frozenset({"string"}), "input": frozenset({"string", "array"}),
+            "dimensions": frozenset({"integer"}), "encoding_format": frozenset({"string"}),
+            "user": frozenset({"string"})},
+    MESSAGES: {"model": frozenset({"string"}), "messages": frozenset({"array"}),
+               "max_tokens": frozenset({"integer"}), "stream": frozenset({"boolean"}),
+               "system": frozenset({"string", "array"}), "temperature": NUM, "top_k": frozenset({"integer"}),
+               "top_p": NUM, "stop_sequences": frozenset({"array"}), "metadata": frozenset({"object"}),
+               "tools": frozenset({"array"}), "tool_choice": frozenset({"object"}),
+               "thinking": frozenset({"object"})},
+}
+DOCUMENTED_PARTS = {
+    CHAT: {"text", "image_url", "input_audio", "file", "refusal"},
+    MESSAGES: {"text", "image", "document", "search_result", "thinking", "redacted_thinking", "tool_use",
+               "tool_result", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+               "code_execution_tool_result", "bash_code_execution_tool_result",
+               "text_editor_code_execution_tool_result", "mcp_tool_use", "mcp_tool_result", "container_upload"},
+}
+DOCUMENTED_ROLES = {CHAT: {"developer", "system", "user", "assistant", "tool", "function"},
+                    MESSAGES: {"user", "assistant"}}
+
+
+def json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return {float: "number", str: "string", list: "array", dict: "object"}[type(value)]
+
+
+def refused_naming(gw: Gateway, response: httpx.Response, proto: str, before: int, param: str) -> None:
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    check(gw, response, proto, before)
+    assert response.headers["x-costplane-error-param"] == param, response.text[:300]
+
+
+@pytest.mark.parametrize("path", [CHAT, EMBED, MESSAGES])
+def test_a_documented_field_of_another_json_type_is_refused_naming_it(gateway: Gateway, path: str) -> None:
+    proto, bodies = PROTOCOLS[path]
+    kinds = DOCUMENTED_KINDS[path]
+
+    @PROPERTY
+    @given(body=bodies, name=st.sampled_from(sorted(kinds)), value=ANY_JSON | WRONG)
+    def run(body: dict[str, Any], name: str, value: Any) -> None:
+        allowed = kinds[name]
+        if json_kind(value) in allowed or (json_kind(value) == "integer" and "number" in allowed):
+            return  # the same type: not this property's business
+        body[name] = value
+        response, before = send(gateway, path, dump(body))
+        refused_naming(gateway, response, proto, before, name)
+
+    run()
+
+
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
+def test_undocumented_content_part_types_and_roles_are_refused_naming_the_path(gateway: Gateway,
+                                                                              path: str) -> None:
+    proto, bodies = PROTOCOLS[path]
+
+    @PROPERTY
+    @given(body=bodies, data=st.data(), odd=st.text(min_size=1, max_size=12))
+    def run(body: dict[str, Any], data: st.DataObject, odd: str) -> None:
+        index = data.draw(st.integers(0, len(body["messages"]) - 1))
+        message = body["messages"][index]
+        if data.draw(st.booleans()):
+            if odd in DOCUMENTED_ROLES[path]:
+                return
+            message["role"] = odd
+            where = f"messages[{index}].role"
+        else:
+            if odd in DOCUMENTED_PARTS[path]:
+                return
+            if not isinstance(message.get("content"), list) or not message["content"]:
+                message["content"] = [{"type": "text", "text": "hi"}]
+            part = data.draw(st.integers(0, len(message["content"]) - 1))
+            message["content"][part] = {**message["content"][part], "type": odd}
+            where = f"messages[{index}].content[{part}].type"
+        response, before = send(gateway, path, dump(body))
+        refused_naming(gateway, response, proto, before, where)
+
+    run()
+
+
+@pytest.mark.parametrize("path", [CHAT, EMBED, MESSAGES])
+def test_nesting_is_accepted_up_to_the_documented_limit_and_refused_beyond(gateway: Gateway, path: str) -> None:
+    proto, bodies = PROTOCOLS[path]
+
+    @PROPERTY
+    @given(body=bodies, depth=st.integers(1, 200), opener=st.sampled_from(["[", '{"a":']))
+    def run(body: dict[str, Any], depth: int, opener: str) -> None:
+        closer = "]" if opener == "[" else "}"
+        body["x_nested"] = _DEEP  # an unknown top-level parameter: forwarded, but bounded too
+        raw = dump(body).decode().replace(json.dumps(_DEEP), opener * depth + "1" + closer * depth).encode()
+        response, before = send(gateway, path, raw)
+        if 1 + depth <= 64:  # the body object itself is level 1
+            assert response.status_code == 200, response.text[:300]
+            check(gateway, response, proto, before)
+        else:
+            refused_naming(gateway, response, proto, before, response.headers.get("x-costplane-error-param", "?"))
+            assert response.headers["x-costplane-error-param"].startswith("x_nested")
+            assert "nested deeper than 64 levels" in response.text
+
+    run()
