@@ -21,6 +21,7 @@ __all__ = [
     "PriceSheet",
     "TokenUsage",
     "UnknownPrice",
+    "UnknownUnitPrice",
     "Variant",
 ]
 
@@ -42,6 +43,15 @@ class UnknownPrice(LookupError):
         self.provider = provider
         where = f" from provider {provider!r}" if provider else ""
         super().__init__(f"no known price for model {model!r}{where}")
+
+
+class UnknownUnitPrice(UnknownPrice):
+    """The model is priced, but a billed unit the call enables (a tool billed per call) is not."""
+
+    def __init__(self, model: str, provider: str | None, units: tuple[str, ...]) -> None:
+        super().__init__(model, provider)
+        self.units = units
+        self.args = (f"no known price for {', '.join(units)} of model {model!r}",)
 
 
 def _pairs(value: Iterable[tuple[str, object]] | Mapping[str, object]) -> tuple[tuple[str, object], ...]:

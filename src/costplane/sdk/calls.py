@@ -18,7 +18,8 @@ from costplane.attribution.context import DIMENSIONS, Context
 from costplane.gateway.metering import anthropic_usage, openai_usage
 from costplane.gateway.tokens import InputSize, measure_anthropic, measure_openai_chat
 from costplane.ledger.types import CostEvent
-from costplane.pricing.types import PriceSheet, TokenUsage
+from costplane.pricing.readers import request_conditions, request_units, tier_conditions, with_conditions
+from costplane.pricing.types import PriceSheet, TokenUsage, UnknownUnitPrice
 from costplane.sdk.context import Frame, current_frame
 from costplane.sdk.guards import RunGuard
 from costplane.sdk.session import Session
@@ -106,10 +107,15 @@ class Call:
                     self.max_tokens = DEFAULT_MAX_TOKENS
                     self.kwargs["max_tokens"] = DEFAULT_MAX_TOKENS
                 price = self._price(self.model)
-                self.worst = price.max_cost_nano(self._size().bound, self.max_tokens)
+                tier = kwargs.get("service_tier")
+                self.worst = price.max_cost_nano(self._size().bound, self.max_tokens,
+                                                 service_tier=tier if isinstance(tier, str) else None)
             self.guard.admit_llm(self.worst, f"a {self.model} call")
         if mode == "direct":
-            self._price(self.model)  # an unknown price fails before the call, never a $0 event
+            price = self._price(self.model)  # an unknown price fails before the call, never a $0 event
+            unpriced = tuple(sorted(u for u in request_units(kwargs) if not price.priced(u)))
+            if unpriced and self.session is not None and self.session.catalog.config.unknown_price.action != "charge":
+                raise UnknownUnitPrice(self.model, self.proto.name, unpriced)
         self.started = time.perf_counter()
 
     def _size(self) -> InputSize:
@@ -128,12 +134,14 @@ class Call:
         if self.guard is not None:
             self.guard.settle_llm(self.worst, 0)
 
-    def finish(self, usage_value: Any, model: str | None, status: str = "ok") -> int:
-        """Meter, record (direct mode) and settle the guard; returns the cost in nano-USD."""
+    def finish(self, usage_value: Any, model: str | None, status: str = "ok", served_tier: Any = None) -> int:
+        """Meter, record (direct mode) and settle the guard; returns the cost in nano-USD.
+        `served_tier` is the response's `service_tier` (OpenAI), when it has one."""
         usage = self.proto.usage(_plain(usage_value)) if usage_value is not None else None
         if usage is None:  # no silent $0: charge the bound of what may have been consumed
             usage = TokenUsage(input_tokens=self._size().bound, output_tokens=self.max_tokens or DEFAULT_MAX_TOKENS)
             status = "estimated" if status == "ok" else status
+        usage = with_conditions(usage, {**request_conditions(self.kwargs), **tier_conditions(served_tier)})
         cost = 0
         priced_model = self.model if self.mode == "direct" else (model or self.model)
         if self.mode == "direct" or _budgeted(self.guard):
@@ -142,6 +150,8 @@ class Call:
             except LookupError:
                 price = self._price(self.model)
             cost = price.cost_nano(usage)
+            if price.unpriced(usage):  # a billed unit with no price: flagged, never a silent $0
+                status = "unpriced" if status == "ok" else status
             if self.mode == "direct":
                 self._record(usage, price, cost, status, priced_model)
         if self.guard is not None:
@@ -154,11 +164,12 @@ class Call:
         ctx: Context = frame.context()
         if frame.node:
             ctx = ctx.with_values(tags={**ctx.tags, "node": frame.node})  # type: ignore[arg-type]
+        rates = price.for_conditions(usage.conditions).rates(usage.input_tokens)
         event = CostEvent(
             id=f"evt_{uuid.uuid4().hex}", ts=self.session.clock(), context=ctx, provider=self.proto.name,
             model=model, cost_nano=cost, kind="llm", endpoint=self.proto.endpoint, usage=usage,
-            unit_prices={k: str(v) for k, v in price.rates(usage.input_tokens).items()},
+            unit_prices={k: str(v) for k, v in rates.items()},
             latency_ms=int((time.perf_counter() - self.started) * 1000), status=status,
-            price_flagged=price.flagged_default, requested_model=self.model,
+            price_flagged=price.flagged_default or status == "unpriced", requested_model=self.model,
         )
         self.session.record(events=[event])

@@ -143,7 +143,8 @@ def _wrap(create: Callable[..., Any], proto: Protocol, mode: str, session: Sessi
             parsed = _parsed(result)
             if inspect.isawaitable(parsed):
                 parsed = await parsed
-            call.finish(getattr(parsed, "usage", None), getattr(parsed, "model", None))
+            call.finish(getattr(parsed, "usage", None), getattr(parsed, "model", None),
+                        served_tier=getattr(parsed, "service_tier", None))
             return result
 
         acreate.__costplane__ = True  # type: ignore[attr-defined]
@@ -159,7 +160,8 @@ def _wrap(create: Callable[..., Any], proto: Protocol, mode: str, session: Sessi
         if call.stream:
             return _Metered(result, _Meter(call))
         parsed = _parsed(result)
-        call.finish(getattr(parsed, "usage", None), getattr(parsed, "model", None))
+        call.finish(getattr(parsed, "usage", None), getattr(parsed, "model", None),
+                    served_tier=getattr(parsed, "service_tier", None))
         return result
 
     screate.__costplane__ = True  # type: ignore[attr-defined]
@@ -185,11 +187,13 @@ class _Meter:
         self.output = 0
         self.deltas = 0
         self.done = False
+        self.tier: Any = None  # OpenAI chunks' service_tier: the tier served
 
     def see(self, item: Any) -> bool:
         """Record one chunk/event; False when it should be hidden from the caller."""
         if self.call.proto.name == "openai":
             self.model = getattr(item, "model", None) or self.model
+            self.tier = getattr(item, "service_tier", None) or self.tier
             usage = getattr(item, "usage", None)
             choices = getattr(item, "choices", None)
             if choices:
@@ -208,6 +212,10 @@ class _Meter:
             self.output = int(self.start.get("output_tokens") or 0)
         elif kind == "message_delta":
             self.output = max(self.output, int(getattr(item.usage, "output_tokens", 0) or 0))
+            dump = getattr(item.usage, "model_dump", None)
+            delta = dict(dump() if callable(dump) else item.usage or {})
+            if self.start is not None:  # cumulative fields a delta may carry (server_tool_use, …)
+                self.start.update((k, v) for k, v in delta.items() if v is not None and k != "output_tokens")
             self.done = True
         elif kind == "content_block_delta":
             self.deltas += 1
@@ -223,7 +231,7 @@ class _Meter:
                 self.usage = {"prompt_tokens": call.proto.measure(call.kwargs).estimate,
                               "completion_tokens": self.deltas}
                 status = "cut"
-            call.finish(self.usage, self.model, status)
+            call.finish(self.usage, self.model, status, served_tier=self.tier)
         elif self.start is None:
             call.fail()
         else:
