@@ -179,3 +179,19 @@ def test_skus_cli_show_and_refresh(tmp_path: Path) -> None:
     empty.mkdir()
     broken = runner.invoke(app, ["skus", "refresh", "--from", str(empty), "--out", str(tmp_path / "out")])
     assert broken.exit_code == 2 and "aws_ec2_ondemand_linux_karpenter.csv: cannot read" in broken.output
+
+
+def test_blueprint_skus_may_name_a_region() -> None:
+    from dataclasses import replace
+
+    from costplane.core.envpricing import estimate
+    from costplane.policy.bundle import load_bundle
+
+    spec = load_bundle(DATA.parents[2] / "examples" / "bundle").blueprint("gpu-finetune")
+    assert spec is not None
+    regional = replace(spec, resources=(replace(spec.resources[0], sku="gcp/gpu/{gpu_type}@europe-west4"),))
+    priced = estimate(regional, {"gpu_type": "H100", "gpus": "2"}, SkuCatalog.load())
+    [resource] = priced.resources
+    assert resource["sku"] == "gcp/gpu/H100@europe-west4" and resource["count"] == 2
+    assert priced.hourly_nano == SkuCatalog.load().lookup("gcp/gpu/H100@europe-west4").hourly_nano(2)
+    assert priced.hourly_nano > SkuCatalog.load().lookup("gcp/gpu/H100").hourly_nano(2)

@@ -10,7 +10,7 @@ from typing import Any
 
 from costplane.money import NANO_PER_USD
 from costplane.policy.blueprintschema import BlueprintSpec, render
-from costplane.pricing.skus import SkuCatalog
+from costplane.pricing.skus import SkuCatalog, split_sku
 
 __all__ = ["Estimate", "cost_for", "estimate"]
 
@@ -50,9 +50,12 @@ def estimate(blueprint: BlueprintSpec, inputs: Mapping[str, Any], skus: SkuCatal
         except ValueError:
             raise ValueError(f"resources[{index}].count: {count_text!r} is not an integer") from None
         if resource.sku is not None:
-            price = skus.lookup(render(resource.sku, inputs), at)
+            rendered = render(resource.sku, inputs)
+            price = skus.lookup(rendered, at)
             hourly = price.hourly_nano(count)
-            priced.append({"kind": resource.kind, "sku": price.sku, "count": count, "hourly_nano": hourly,
+            asked = split_sku(rendered)[1]
+            sku = f"{price.sku}@{asked}" if asked else price.sku  # the region asked for, kept for re-pricing
+            priced.append({"kind": resource.kind, "sku": sku, "count": count, "hourly_nano": hourly,
                            "hourly_usd": str(price.hourly_usd), "gpu_type": price.gpu_type,
                            "gpus_each": price.gpu_count, "source": price.source, "as_of": price.as_of.isoformat()})
         else:
