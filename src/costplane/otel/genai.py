@@ -277,8 +277,8 @@ def _extras(attrs: Mapping[str, Any]) -> tuple[tuple[tuple[str, int], ...], tupl
     """Billed units beyond the core token counts (`costplane.usage.<unit>`, as costplane's gateway
     spans carry them) and price conditions (`costplane.usage.condition.<name>`, the served
     `openai.response.service_tier`)."""
-    conditions = tier_conditions(attrs.get("openai.response.service_tier")
-                                 or attrs.get("gen_ai.openai.response.service_tier"))
+    tier = attrs.get("openai.response.service_tier") or attrs.get("gen_ai.openai.response.service_tier")
+    conditions = tier_conditions(None if tier == "default" else tier)  # OpenAI's name for the standard tier
     units: dict[str, int] = {}
     for key, value in attrs.items():
         if not key.startswith(_UNIT_PREFIX):
