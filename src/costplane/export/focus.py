@@ -49,6 +49,9 @@ _SERVICE: Mapping[str, tuple[str, str, str]] = {
     "egress": ("Networking", "Other (Networking)", "Data transfer"),
 }  # fmt: skip
 _OTHER = ("Other", "Other (Other)", "Other")
+#: event-level facts, on the event's first row only (so sums over the export stay right)
+_FIRST_ROW_ONLY = ("x_InputTokens", "x_OutputTokens", "x_CacheReadTokens", "x_CacheWriteTokens",
+                   "x_ReasoningTokens", "x_SavedCost", "x_LatencyMs")
 
 
 def decimal_text(value: object) -> str:
@@ -100,71 +103,87 @@ class FocusExporter:
         self.version = version
         self.companies = companies or Companies({})
         self.environments = environments
+        self._seen_names: dict[tuple[str, str, bool], tuple[str, str, str]] = {}
 
     def rows(self, event: CostEvent) -> Iterator[dict[str, str | None]]:
-        for index, line in enumerate(charge_lines(event, self.environments)):
-            yield self._row(event, line, index)
+        lines = charge_lines(event, self.environments)
+        shared = self._event_columns(event)
+        for index, line in enumerate(lines):
+            row = dict(shared)
+            row.update(self._line_columns(event, line, index))
+            if index:  # event-level facts on the first row only
+                row.update(dict.fromkeys(_FIRST_ROW_ONLY))
+            yield {column: row.get(column) for column in self.columns}
 
-    def _row(self, event: CostEvent, line: ChargeLine, index: int) -> dict[str, str | None]:
-        ctx, usage, names = event.context, event.usage, self.companies
-        compute = event.kind in _COMPUTE
-        provider = names.provider(event.provider, event.model)
-        publisher = names.publisher(event.provider, event.model, compute)
+    def _names(self, event: CostEvent) -> tuple[str, str, str]:
+        """(provider company, publisher, service name), remembered per (provider, model, kind)."""
+        key = (event.provider, event.model, event.kind in _COMPUTE)
+        found = self._seen_names.get(key)
+        if found is None:
+            names, compute = self.companies, key[2]
+            found = (names.provider(event.provider, event.model),
+                     names.publisher(event.provider, event.model, compute),
+                     names.service(event.provider, event.model, compute))
+            if len(self._seen_names) < 10_000:  # bounded: distinct (provider, model) pairs are few
+                self._seen_names[key] = found
+        return found
+
+    def _event_columns(self, event: CostEvent) -> dict[str, str | None]:
+        """The columns every row of an event shares."""
+        ctx, usage = event.context, event.usage
+        provider, publisher, service = self._names(event)
         category, subcategory, resource_type = _SERVICE.get(event.kind, _OTHER)
-        start, end = _period(event, line)
         period_start, period_end = _month(event.ts)
+        dims = ctx.dimensions()
+        row: dict[str, str | None] = {
+            "BillingAccountId": ctx.org or "default", "BillingAccountName": ctx.org or "default",
+            "BillingAccountType": "Organization", "BillingCurrency": "USD", "PricingCurrency": "USD",
+            "BillingPeriodStart": _iso(period_start), "BillingPeriodEnd": _iso(period_end),
+            "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based", "PricingCategory": "Standard",
+            "ProviderName": provider, "PublisherName": publisher, "InvoiceIssuerName": provider,
+            "ServiceProviderName": provider, "HostProviderName": provider,
+            "ResourceType": resource_type, "ServiceCategory": category, "ServiceSubcategory": subcategory,
+            "ServiceName": service,
+            "SubAccountId": ctx.team, "SubAccountName": ctx.team, "SubAccountType": "Team" if ctx.team else None,
+            "Tags": json.dumps({**dims, **dict(ctx.tags)}, sort_keys=True, separators=(",", ":")),
+            "x_ProviderKey": event.provider, "x_Model": event.model, "x_KeyId": ctx.key_id, "x_EventId": event.id,
+            "x_DecisionId": event.decision_id, "x_Kind": event.kind, "x_Endpoint": event.endpoint or None,
+            "x_Status": event.status, "x_RequestedModel": event.requested_model,
+            "x_InputTokens": str(usage.input_tokens), "x_OutputTokens": str(usage.output_tokens),
+            "x_CacheReadTokens": str(usage.cache_read_tokens), "x_CacheWriteTokens": str(usage.cache_write_tokens),
+            "x_ReasoningTokens": str(usage.reasoning_tokens), "x_SavedCost": format_usd(event.saved_nano),
+            "x_PriceFlagged": "true" if event.price_flagged else "false", "x_LatencyMs": str(event.latency_ms),
+        }
+        for name, column in zip(DIMENSIONS, _X_DIMENSIONS, strict=True):
+            row[column] = dims.get(name)
+        return row
+
+    def _line_columns(self, event: CostEvent, line: ChargeLine, index: int) -> dict[str, str | None]:
+        """The columns of one charge line."""
+        start, end = _period(event, line)
         sku = line.sku or (f"tool/{event.model}" if event.kind == "tool" else f"{event.provider}/{event.model}")
         resource = event.kind in _RESOURCES
         served = "".join(f"[{key}={value}]" for key, value in line.conditions)
-        price_id = f"{sku}/{line.price_key}{served}@{decimal_text(line.unit_price)} USD/{line.unit}"
         unit_price, list_cost = decimal_text(line.unit_price), decimal_text(line.list_cost)
         billed = format_usd(line.billed_nano)
         env_id = environment_id(event) if event.kind == "environment" else None
-        resource_id = env_id or (event.model if resource else sku)
-        resource_name = event.endpoint.split("/", 1)[-1] if env_id or (resource and event.endpoint) else event.model
         what = line.meter.lower() if line.basis == "unit_prices" else "call"
-        dims = ctx.dimensions()
-        row: dict[str, str | None] = dict.fromkeys(self.columns)
-        row.update({
+        name = event.endpoint.split("/", 1)[-1] if env_id or (resource and event.endpoint) else event.model
+        return {
             "BilledCost": billed, "EffectiveCost": billed, "PricingCurrencyEffectiveCost": billed,
             "ListCost": list_cost, "ContractedCost": list_cost,
             "ListUnitPrice": unit_price, "ContractedUnitPrice": unit_price,
             "PricingCurrencyListUnitPrice": unit_price, "PricingCurrencyContractedUnitPrice": unit_price,
-            "BillingAccountId": ctx.org or "default", "BillingAccountName": ctx.org or "default",
-            "BillingAccountType": "Organization", "BillingCurrency": "USD", "PricingCurrency": "USD",
-            "BillingPeriodStart": _iso(period_start), "BillingPeriodEnd": _iso(period_end),
             "ChargePeriodStart": _iso(start), "ChargePeriodEnd": _iso(end),
-            "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based", "PricingCategory": "Standard",
             "ChargeDescription": f"{line.sku or event.model} {what} ({event.endpoint or event.kind})",
             "ConsumedQuantity": decimal_text(line.consumed), "ConsumedUnit": line.consumed_unit,
             "PricingQuantity": decimal_text(line.quantity), "PricingUnit": line.unit,
-            "ProviderName": provider, "PublisherName": publisher, "InvoiceIssuerName": provider,
-            "ServiceProviderName": provider, "HostProviderName": provider,
-            "ResourceId": resource_id, "ResourceName": resource_name,
-            "ResourceType": resource_type, "ServiceCategory": category, "ServiceSubcategory": subcategory,
-            "ServiceName": names.service(event.provider, event.model, compute),
-            "SkuId": sku, "SkuMeter": line.meter, "SkuPriceId": price_id, "SkuPriceDetails": _price_details(line),
-            "SubAccountId": ctx.team, "SubAccountName": ctx.team, "SubAccountType": "Team" if ctx.team else None,
-            "Tags": json.dumps({**dims, **dict(ctx.tags)}, sort_keys=True, separators=(",", ":")),
-        })
-        for name, column in zip(DIMENSIONS, _X_DIMENSIONS, strict=True):
-            row[column] = dims.get(name)
-        first = index == 0
-        row.update({
-            "x_ProviderKey": event.provider, "x_Model": event.model, "x_KeyId": ctx.key_id, "x_EventId": event.id,
-            "x_LineIndex": str(index),
-            "x_DecisionId": event.decision_id, "x_Kind": event.kind, "x_Endpoint": event.endpoint or None,
-            "x_Status": event.status, "x_RequestedModel": event.requested_model, "x_CostBasis": line.basis,
-            "x_InputTokens": str(usage.input_tokens) if first else None,
-            "x_OutputTokens": str(usage.output_tokens) if first else None,
-            "x_CacheReadTokens": str(usage.cache_read_tokens) if first else None,
-            "x_CacheWriteTokens": str(usage.cache_write_tokens) if first else None,
-            "x_ReasoningTokens": str(usage.reasoning_tokens) if first else None,
-            "x_SavedCost": format_usd(event.saved_nano) if first else None,
-            "x_PriceFlagged": "true" if event.price_flagged else "false",
-            "x_LatencyMs": str(event.latency_ms) if first else None,
-        })
-        return {column: row[column] for column in self.columns}
+            "ResourceId": env_id or (event.model if resource else sku),
+            "ResourceName": name,
+            "SkuId": sku, "SkuMeter": line.meter,
+            "SkuPriceId": f"{sku}/{line.price_key}{served}@{unit_price} USD/{line.unit}",
+            "SkuPriceDetails": _price_details(line), "x_LineIndex": str(index), "x_CostBasis": line.basis,
+        }
 
 
 def focus_row(event: CostEvent, version: str = "1.2") -> dict[str, str | None]:

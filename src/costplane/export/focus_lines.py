@@ -77,20 +77,37 @@ def _price(text: str | None) -> Decimal | None:
     return value if value.is_finite() and value >= 0 else None
 
 
-def _split(exact: Sequence[Fraction], total_nano: int) -> list[int] | None:
+def _split(exact: Sequence[Decimal | Fraction], total_nano: int) -> list[int] | None:
     """Whole nano-USD per line, summing to `total_nano`, when the exact costs (USD) round to it."""
-    cumulative, previous, out = Fraction(0), 0, []
-    for cost in exact:
-        cumulative += cost
-        rounded = int((cumulative * 10**9 + Fraction(1, 2)).__floor__())
-        out.append(rounded - previous)
-        previous = rounded
+    out, previous = [], 0
+    decimals = [cost for cost in exact if isinstance(cost, Decimal)]
+    if len(decimals) == len(exact):  # the common case: terminating decimals, fast
+        running = Decimal(0)
+        for cost in decimals:
+            running += cost
+            rounded = int((running * _NANO).to_integral_value(rounding=ROUND_HALF_UP))
+            out.append(rounded - previous)
+            previous = rounded
+    else:
+        fraction = Fraction(0)
+        for cost in exact:
+            fraction += Fraction(cost)
+            rounded = int((fraction * 10**9 + Fraction(1, 2)).__floor__())
+            out.append(rounded - previous)
+            previous = rounded
     return out if previous == total_nano and all(n >= 0 for n in out) else None
 
 
 def _quantity(count: int, per: int) -> Decimal:
     exact = Decimal(count) / Decimal(per)
     return exact if exact == exact.quantize(_QUANTITY) else exact.quantize(_QUANTITY, ROUND_HALF_UP)
+
+
+def _cost(rate: Decimal, count: int, per: int) -> Decimal | Fraction:
+    """rate × count / per, exact: a Decimal when per is a power of ten (tokens, calls), else a Fraction."""
+    if str(per).strip("0") == "1":
+        return rate * count / per
+    return Fraction(rate) * count / per
 
 
 def _words(name: str) -> str:
@@ -126,7 +143,7 @@ def _token_lines(event: CostEvent) -> list[ChargeLine] | None:
     order = sorted((n for n in names if leaves[n]), key=lambda n: (_ORDER.get(n, len(_ORDER)), n))
     if not order:
         return None
-    exact = [Fraction(prices[n][1]) * leaves[n] / prices[n][0].per for n in order]
+    exact = [_cost(prices[n][1], leaves[n], prices[n][0].per) for n in order]
     billed = _split(exact, event.cost_nano)
     if billed is None:
         return None
