@@ -211,6 +211,8 @@ def test_compute_that_cannot_be_priced_is_reported_not_zero(tmp_path: Path) -> N
         _change("google_container_cluster.auto", "google_container_cluster",
                 {"location": "us-central1", "enable_autopilot": True}),
         _change("aws_instance.later", "aws_instance", {"instance_type": None}, {"instance_type": True}),
+        _change("google_container_cluster.bare", "google_container_cluster",
+                {"location": "us-central1", "remove_default_node_pool": True, "initial_node_count": 1}),
     ], _aws("us-east-1"))
     result = runner.invoke(app, ["iac", "check", str(plan), "--format", "json"])
     assert result.exit_code == 1, result.output
@@ -224,6 +226,7 @@ def test_compute_that_cannot_be_priced_is_reported_not_zero(tmp_path: Path) -> N
     assert "Autopilot" in reasons["google_container_cluster.auto"]
     assert "known only after apply" in reasons["aws_instance.later"]
     assert all(r["monthly_usd"] is None and r["effect"] == "deny" for r in body["resources"])
+    assert body["not_priced"] == ["google_container_cluster.bare"]  # its default pool is removed: no compute
     windows = PricingConfig.parse({"skus": [{"sku": "azure/windows/Standard_D2s_v5", "hourly_usd": "0.188"}]})
     _, by = _check(plan, windows)
     assert by["azurerm_windows_virtual_machine.w"].hourly_nano == 188_000_000

@@ -183,16 +183,14 @@ def price_resource(resource: PlannedResource, catalog: SkuCatalog, at: datetime 
     """The price of one planned resource (`plan`: the whole plan, for templates and referenced clusters); None
     when its type creates no compute."""
     shapes = shapes_of(resource.type, resource.values)
-    if shapes is None:
+    if not shapes:
         return None
     return _combine(resource, shapes, _Plan(plan or [resource]), catalog, at, default_regions or {})
 
 
 def _combine(resource: PlannedResource, shapes: Sequence[Shape], plan: _Plan, catalog: SkuCatalog,
              at: datetime | None, default_regions: Mapping[str, str]) -> PricedResource:
-    provider = shapes[0].provider if shapes else ""
-    if not shapes:
-        return PricedResource(resource, provider, "", (), "", 0, 0, {}, unknown="no node pool to price", node_count=0)
+    provider = shapes[0].provider
     hourly = max_hourly = gpus = nodes = lo = hi = 0
     skus: list[str] = []
     machines: list[str] = []
@@ -232,7 +230,7 @@ def price_plan(resources: Sequence[PlannedResource], catalog: SkuCatalog, at: da
     skipped: list[str] = []
     for resource in resources:
         shapes = shapes_of(resource.type, resource.values)
-        if shapes is None:
+        if not shapes:  # creates no compute (or none that lasts: a GKE cluster without its default pool)
             skipped.append(resource.address)
             continue
         priced.append(_combine(resource, shapes, plan, catalog, at, default_regions or {}))
