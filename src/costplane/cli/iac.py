@@ -79,7 +79,7 @@ def _print(report: PlanReport) -> None:
     for template, users in report.templates.items():
         console.print(f"template {template}: priced through {', '.join(users)}", highlight=False, soft_wrap=True)
     if report.skipped:
-        console.print(f"not priced (creates no compute): {', '.join(report.skipped)}", highlight=False,
+        console.print(f"not priced (no VM or node capacity): {', '.join(report.skipped)}", highlight=False,
                       soft_wrap=True)
     if report.bundle_revision is None:
         console.print("no bundle: prices only, no iac.plan policies evaluated (pass --bundle or set bundle in "

@@ -316,12 +316,11 @@ TEMPLATE_TYPES: Mapping[str, Callable[[Mapping[str, Any]], list[Shape]]] = {
 #: resource types that create compute costplane does not price: reported as unknown prices
 UNPRICED_COMPUTE = frozenset({
     "aws_spot_instance_request", "aws_spot_fleet_request", "aws_ec2_fleet", "aws_emr_cluster", "aws_emr_instance_group",
-    "aws_batch_compute_environment", "aws_sagemaker_notebook_instance", "aws_sagemaker_endpoint_configuration",
-    "aws_ecs_service", "aws_lightsail_instance", "aws_gamelift_fleet",
+    "aws_batch_compute_environment", "aws_sagemaker_notebook_instance", "aws_sagemaker_endpoint",
+    "aws_lightsail_instance", "aws_gamelift_fleet",
     "google_notebooks_instance", "google_workbench_instance", "google_dataproc_cluster", "google_tpu_node",
-    "google_tpu_v2_vm", "google_vertex_ai_endpoint", "google_cloud_run_v2_service", "google_cloud_run_service",
-    "azurerm_batch_pool", "azurerm_machine_learning_compute_cluster", "azurerm_machine_learning_compute_instance",
-    "azurerm_container_group", "azurerm_dedicated_host",
+    "google_tpu_v2_vm", "azurerm_batch_pool", "azurerm_machine_learning_compute_cluster",
+    "azurerm_machine_learning_compute_instance", "azurerm_container_group", "azurerm_dedicated_host",
 })  # fmt: skip
 
 
