@@ -90,8 +90,8 @@ def _split(exact: Sequence[Decimal | Fraction], total_nano: int) -> list[int] | 
             previous = rounded
     else:
         fraction = Fraction(0)
-        for cost in exact:
-            fraction += Fraction(cost)
+        for part in exact:
+            fraction += Fraction(part)
             rounded = int((fraction * 10**9 + Fraction(1, 2)).__floor__())
             out.append(rounded - previous)
             previous = rounded
