@@ -1,0 +1,187 @@
+"""Every billed unit through the gateway, checked against the price data independently.
+
+The simulator reports the usage shapes of real APIs for chosen models (usage profiles); the
+expected cost of each call is computed in the test from genai-prices' data objects with Decimal
+arithmetic (tests/billed_units_data.py), never through costplane's pricing code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from billed_units_data import data_price, expected_nano
+from costplane.ledger.types import CostEvent
+from costplane.serving import BackgroundServer
+from costplane.simulator.app import create_app
+from costplane.simulator.config import SimulatorConfig
+
+from .conftest import Harness
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "claude-sonnet-4-6": {"usage": {"cache_creation_input_tokens": 300, "cache_creation": {
+        "ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200}}},
+    "claude-haiku-4-5": {"usage": {"service_tier": "batch"}},  # a response served by batch processing
+    "claude-3-haiku*": {"usage": {"server_tool_use": {"web_search_requests": 2}}},  # no web-search price
+    "gpt-5.6-sol": {"usage": {"prompt_tokens_details": {"cache_write_tokens": 40}}},
+    "gpt-audio": {"usage": {"prompt_tokens_details": {"audio_tokens": 10},
+                            "completion_tokens_details": {"audio_tokens": 8}}},
+}
+LONG = [{"role": "user", "content": " ".join(f"ledger line {i} reconciles the quarterly invoice" for i in range(30))}]
+SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
+
+
+@pytest.fixture(scope="module")
+def profiled() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(SimulatorConfig(usage_profiles=PROFILES))) as server:
+        yield server
+
+
+@pytest.fixture
+def gw(make_gateway: Callable[..., Harness], profiled: BackgroundServer) -> Harness:
+    return make_gateway(simulator_url=profiled.url)
+
+
+def only_event(gw: Harness) -> CostEvent:
+    [event] = gw.app.store.list_events()
+    return event
+
+
+def reserved(gw: Harness, event: CostEvent) -> int:
+    [decision] = [d for d in gw.app.store.list_decisions() if d.id == event.decision_id]
+    return int(decision.result["reserved_nano"])
+
+
+def anthropic_counts(usage: Any) -> dict[str, int]:
+    creation = usage.cache_creation
+    hour = creation.ephemeral_1h_input_tokens if creation is not None else 0
+    write = usage.cache_creation_input_tokens or 0
+    read = usage.cache_read_input_tokens or 0
+    searches = usage.server_tool_use.web_search_requests if usage.server_tool_use is not None else 0
+    return {"input_total": usage.input_tokens + read + write, "output_total": usage.output_tokens,
+            "cache_read": read, "cache_write_5m": write - hour, "cache_write_1h": hour, "web_searches": searches}
+
+
+def test_anthropic_one_hour_cache_write_and_web_search(gw: Harness) -> None:
+    client = gw.anthropic(gw.key(team="ml"))
+    message = client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=LONG, tools=[SEARCH_TOOL])
+    counts = anthropic_counts(message.usage)
+    assert counts["cache_write_1h"] == 200 and counts["cache_write_5m"] == 100 and counts["web_searches"] == 1
+    want = expected_nano(data_price("anthropic", "claude-sonnet-4-6"), **counts)
+    event = only_event(gw)
+    assert event.cost_nano == want and event.status == "ok" and not event.price_flagged
+    assert event.usage.count("cache_write_1h") == 200 and event.usage.count("web_searches") == 1
+    assert event.unit_prices["cache_write_1h"] == str(data_price("anthropic", "claude-sonnet-4-6").cache_write_1h_mtok)
+    # the 1-hour writes are dearer than 5-minute ones: charging them at the 5-minute rate would undercount
+    at_5m = expected_nano(data_price("anthropic", "claude-sonnet-4-6"),
+                          **{**counts, "cache_write_5m": 300, "cache_write_1h": 0})
+    assert want > at_5m
+    stored = gw.app.store.list_events()[0]  # read back through the ledger codec
+    assert stored.usage == event.usage
+
+
+def test_anthropic_stream_meters_one_hour_writes_and_searches(gw: Harness) -> None:
+    client = gw.anthropic(gw.key(team="ml"))
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=64, messages=LONG,
+                                tools=[SEARCH_TOOL]) as stream:
+        final = stream.get_final_message()
+    counts = anthropic_counts(final.usage)
+    assert counts["cache_write_1h"] == 200 and counts["web_searches"] == 1
+    event = only_event(gw)
+    assert event.cost_nano == expected_nano(data_price("anthropic", "claude-sonnet-4-6"), **counts)
+
+
+def test_openai_cache_write_tokens(gw: Harness) -> None:
+    client = gw.openai(gw.key(team="ml"))
+    completion = client.chat.completions.create(model="gpt-5.6-sol", messages=LONG, max_tokens=64)
+    usage = completion.usage
+    assert usage is not None and usage.prompt_tokens_details is not None
+    written = usage.prompt_tokens_details.model_dump()["cache_write_tokens"]
+    assert written == 40
+    cached = usage.prompt_tokens_details.cached_tokens or 0
+    reasoning = usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else 0
+    want = expected_nano(data_price("openai", "gpt-5.6-sol"), input_total=usage.prompt_tokens,
+                         output_total=usage.completion_tokens, cache_read=cached, cache_write_5m=written,
+                         reasoning=reasoning or 0)
+    event = only_event(gw)
+    assert event.cost_nano == want and event.usage.cache_write_tokens == 40
+
+
+def test_openai_audio_tokens_in_and_out(gw: Harness) -> None:
+    client = gw.openai(gw.key(team="ml"))
+    completion = client.chat.completions.create(model="gpt-audio", messages=LONG, max_tokens=64)
+    usage = completion.usage
+    assert usage is not None and usage.prompt_tokens_details and usage.completion_tokens_details
+    audio_in, audio_out = usage.prompt_tokens_details.audio_tokens, usage.completion_tokens_details.audio_tokens
+    assert (audio_in, audio_out) == (10, 8)
+    want = expected_nano(data_price("openai", "gpt-audio"), input_total=usage.prompt_tokens,
+                         output_total=usage.completion_tokens, input_audio=audio_in or 0,
+                         output_audio=audio_out or 0)
+    event = only_event(gw)
+    assert event.cost_nano == want
+    assert (event.usage.count("input_audio"), event.usage.count("output_audio")) == (10, 8)
+    assert reserved(gw, event) >= event.cost_nano  # audio out is the dearest output rate: still bounded
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_priority_tier_is_charged_and_bounded_at_the_priority_price(gw: Harness, stream: bool) -> None:
+    client = gw.openai(gw.key(team="ml"))
+    if stream:
+        chunks = list(client.chat.completions.create(model="gpt-5", messages=LONG, max_tokens=64,
+                                                     service_tier="priority", stream=True,
+                                                     stream_options={"include_usage": True}))
+        usage, tier = chunks[-1].usage, chunks[-1].service_tier
+    else:
+        completion = client.chat.completions.create(model="gpt-5", messages=LONG, max_tokens=64,
+                                                    service_tier="priority")
+        usage, tier = completion.usage, completion.service_tier
+    assert usage is not None and tier == "priority"
+    reasoning = usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else 0
+    counts = {"input_total": usage.prompt_tokens, "output_total": usage.completion_tokens,
+              "reasoning": reasoning or 0}
+    priority = expected_nano(data_price("openai", "gpt-5", service_tier="priority"), **counts)
+    standard = expected_nano(data_price("openai", "gpt-5"), **counts)
+    event = only_event(gw)
+    assert event.cost_nano == priority > standard
+    assert event.usage.conditions == (("service_tier", "priority"),)
+    assert reserved(gw, event) >= event.cost_nano
+
+
+def test_batch_processing_is_charged_at_the_batch_price(gw: Harness) -> None:
+    client = gw.anthropic(gw.key(team="ml"))
+    message = client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=LONG)
+    assert message.usage.service_tier == "batch"
+    counts = anthropic_counts(message.usage)
+    batch = expected_nano(data_price("anthropic", "claude-haiku-4-5", processing="batch"), **counts)
+    event = only_event(gw)
+    assert event.cost_nano == batch < expected_nano(data_price("anthropic", "claude-haiku-4-5"), **counts)
+    assert event.usage.conditions == (("processing", "batch"),)
+
+
+def test_a_tool_billed_per_call_without_a_price_is_unknown_price(gw: Harness) -> None:
+    client = gw.anthropic(gw.key(team="ml"))
+    assert data_price("anthropic", "claude-3-haiku").web_searches_kcount is None
+    with pytest.raises(anthropic.PermissionDeniedError) as info:
+        client.messages.create(model="claude-3-haiku-20240307", max_tokens=64, messages=LONG, tools=[SEARCH_TOOL])
+    assert "no known price for web_searches" in str(info.value)
+    [denied] = gw.app.store.list_decisions()
+    assert denied.effect == "deny" and denied.result["code"] == "unknown_price"
+    assert gw.app.store.list_events() == []
+    # the provider reports searches the request did not announce: charged for the rest, flagged, never $0 ok
+    message = client.messages.create(model="claude-3-haiku-20240307", max_tokens=64, messages=LONG)
+    assert message.usage.server_tool_use is not None
+    event = only_event(gw)
+    assert event.status == "unpriced" and event.price_flagged and event.cost_nano > 0
+    assert event.usage.count("web_searches") == 2
+
+
+def test_openai_service_tier_is_visible_to_policies(gw: Harness) -> None:
+    client = gw.openai(gw.key(team="ml"))
+    client.chat.completions.create(model="gpt-5", messages=LONG, max_tokens=16, service_tier="flex")
+    [decision] = gw.app.store.list_decisions()
+    assert decision.input["params"]["service_tier"] == "flex"
+    event = only_event(gw)
+    assert event.usage.conditions == (("service_tier", "flex"),)
