@@ -68,3 +68,18 @@ def test_a_fast_burn_is_forecast_inside_the_period(tmp_path: Path) -> None:
         assert [a.subject for a in alerts if a.kind == "forecast_exhaustion"] == ["team-ml-monthly"]
     finally:
         app.store.close()
+
+
+def test_seasonal_budget_forecast_with_idle_weekends(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 28, 12, 0, tzinfo=UTC)
+    app = _app(tmp_path)
+    try:
+        events = [CostEvent(id=f"wd-{d}", ts=now - timedelta(days=d), context=Context(team="ml", agent="ml-bot"),
+                            provider="openai", model="gpt-4o-mini", cost_nano=1_000_000_000)
+                  for d in range(1, 40) if (now - timedelta(days=d)).weekday() < 5]
+        got = {f.budget: f for f in forecast_budgets(app.bundle.engine.bundle, events, now)}
+        monthly = got["team-ml-monthly"]
+        assert monthly.forecast_nano is None and "every weekday" in monthly.note
+        assert monthly.spent_nano == sum(e.cost_nano for e in events if e.ts >= datetime(2026, 11, 30, 23, tzinfo=UTC))
+    finally:
+        app.store.close()

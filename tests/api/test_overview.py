@@ -133,3 +133,25 @@ def test_overview_local_days_and_seasonal_forecast(make_api: Callable[[str | Non
     dev = build_overview(api.app, _principal(api, "dev-a"), "UTC", now)
     alpha = sum(e.cost_nano for e in events if e.context.team == "alpha" and now - timedelta(hours=24) <= e.ts)
     assert dev["last_24h_usd"] == format_usd(alpha)
+
+
+@pytest.mark.parametrize("when", [datetime(2026, 12, 1, 0, 30, tzinfo=UTC), datetime(2026, 12, 1, 23, 30, tzinfo=UTC),
+                                  datetime(2026, 12, 28, 23, 30, tzinfo=UTC),
+                                  datetime(2027, 2, 28, 23, 59, tzinfo=UTC)],
+                         ids=lambda d: d.strftime("%m-%dT%H"))
+def test_overview_on_the_first_and_last_days_of_a_month(make_api: Callable[[str | None], Api], when: datetime) -> None:
+    api = make_api(None)
+    store = api.app.store
+    store.record_event(_event("tiny-early", when - timedelta(minutes=20), "alpha", 3), [])
+    store.record_event(_event("week-ago", when - timedelta(days=7), "beta", 1_000_000), [])
+    for day in range(15, 30):  # weekdays only, three weeks back: a team idle at weekends
+        ts = when - timedelta(days=day)
+        if ts.weekday() < 5:
+            store.record_event(_event(f"weekday-{day}", ts, "alpha", 2_000_000), [])
+    for name, zone in (("fin", "Europe/Berlin"), ("dev-a", "America/New_York"), ("fin", None)):
+        view = build_overview(api.app, _principal(api, name), zone, when)
+        local = when.astimezone(ZoneInfo(zone or "UTC"))
+        month_end = datetime.fromisoformat(view["forecast"]["month_end"])
+        assert month_end > when and month_end.astimezone(ZoneInfo(zone or "UTC")).day == 1
+        assert len(view["daily"]) == local.day
+        assert Decimal(view["forecast"]["forecast_usd"]) >= Decimal(view["month_to_date_usd"])
