@@ -186,6 +186,32 @@ def test_aks_node_pool_takes_its_cluster_region_and_spot_is_priced_from_spot_dat
     assert spot.hourly_nano < _hourly("gcp/g2-standard-4")
 
 
+def test_autoscaled_instance_group_and_default_eks_type(tmp_path: Path) -> None:
+    plan = _write(tmp_path, [
+        _change("google_compute_instance_template.t", "google_compute_instance_template",
+                {"machine_type": "g2-standard-8", "region": "us-central1"}),
+        _change("google_compute_instance_group_manager.mig", "google_compute_instance_group_manager",
+                {"zone": "us-central1-a", "name": "infer", "target_size": None,
+                 "version": [{"instance_template": None}]}),
+        _change("google_compute_autoscaler.as", "google_compute_autoscaler",
+                {"zone": "us-central1-a", "target": None,
+                 "autoscaling_policy": [{"min_replicas": 2, "max_replicas": 10}]}),
+        _change("aws_eks_node_group.ng", "aws_eks_node_group",
+                {"instance_types": None, "scaling_config": [{"desired_size": 2, "min_size": 1, "max_size": 3}]},
+                {"instance_types": True}),
+    ], {"root_module": {"resources": [
+        {"address": "google_compute_autoscaler.as", "type": "google_compute_autoscaler",
+         "expressions": {"target": {"references": ["google_compute_instance_group_manager.mig.id",
+                                                   "google_compute_instance_group_manager.mig"]}}}]}})
+    report, by = _check(plan)
+    mig = by["google_compute_instance_group_manager.mig"]
+    assert (mig.min_nodes, mig.node_count, mig.max_nodes, mig.instance_type) == (2, 2, 10, "g2-standard-8")
+    assert mig.max_hourly_nano == 10 * _hourly("gcp/g2-standard-8") and "sized by" in mig.notes[0]
+    eks = by["aws_eks_node_group.ng"]
+    assert (eks.instance_type, eks.hourly_nano) == ("t3.medium", 2 * _hourly("aws/t3.medium"))
+    assert "google_compute_autoscaler.as" in report.skipped
+
+
 def test_unpriced_region_names_the_region_and_the_nearest_priced_one(tmp_path: Path) -> None:
     plan = _write(tmp_path, [_change("aws_instance.eu", "aws_instance", {"instance_type": "m5.4xlarge"})],
                   _aws("eu-west-1"))

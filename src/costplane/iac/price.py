@@ -20,7 +20,7 @@ from datetime import datetime
 
 from costplane.iac.plan import PlannedResource
 from costplane.iac.refs import config_address
-from costplane.iac.shapes import COMPUTE_TYPES, TEMPLATE_TYPES, UNPRICED_COMPUTE, Shape, shapes_of
+from costplane.iac.shapes import COMPUTE_TYPES, MIG_UNSIZED, TEMPLATE_TYPES, UNPRICED_COMPUTE, Shape, shapes_of
 from costplane.pricing.skus import SkuCatalog, UnknownSku
 
 __all__ = ["HOURS_PER_MONTH", "PRICED_TYPES", "PlanPricing", "PricedResource", "gcp_gpu_type", "price_plan",
@@ -105,6 +105,22 @@ class _Plan:
         self.used.setdefault(chosen[0].address, []).append(resource.address)
         return chosen[0], how
 
+    def autoscaled(self, resource: PlannedResource, shape: Shape) -> Shape:
+        """A managed instance group without target_size, sized by the autoscaler that targets it."""
+        target = config_address(resource.address)
+        for kind in ("google_compute_autoscaler", "google_compute_region_autoscaler"):
+            for scaler in self.by_type.get(kind, []):
+                points = target in scaler.references or _str_name(scaler.values.get("target")) == str(
+                    resource.values.get("name") or "\0")
+                policy = scaler.values.get("autoscaling_policy")
+                first = policy[0] if isinstance(policy, list) and policy and isinstance(policy[0], Mapping) else {}
+                lo, hi = first.get("min_replicas"), first.get("max_replicas")
+                if points and isinstance(lo, int) and isinstance(hi, int):
+                    notes = tuple(n for n in shape.notes if n != MIG_UNSIZED)
+                    return replace(shape, desired=lo, minimum=lo, maximum=hi,
+                                   notes=(*notes, f"sized by {scaler.address} (min_replicas..max_replicas)"))
+        return shape
+
     def referenced_region(self, resource: PlannedResource, provider: str) -> str:
         for ref in sorted(resource.references):
             other = self.by_address.get(ref)
@@ -117,7 +133,13 @@ class _Plan:
         return ""
 
 
+def _str_name(value: object) -> str:
+    return value.rsplit("/", 1)[-1] if isinstance(value, str) else ""
+
+
 def _resolve(resource: PlannedResource, shape: Shape, plan: _Plan) -> Shape:
+    if MIG_UNSIZED in shape.notes:
+        shape = plan.autoscaled(resource, shape)
     if not shape.template_types or shape.machine or shape.unknown:
         return shape
     template, how = plan.template(resource, shape)

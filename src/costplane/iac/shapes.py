@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["COMPUTE_TYPES", "TEMPLATE_TYPES", "UNPRICED_COMPUTE", "Shape", "shapes_of"]
+__all__ = ["COMPUTE_TYPES", "MIG_UNSIZED", "TEMPLATE_TYPES", "UNPRICED_COMPUTE", "Shape", "shapes_of"]
+
+MIG_UNSIZED = "target_size not set and no autoscaler in the plan: 1 instance shown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ def _aws_eks(v: Mapping[str, Any]) -> list[Shape]:
     lt = _first(v, "launch_template")
     machine = str(types[0]) if isinstance(types, list) and types else ""
     notes: tuple[str, ...] = ()
-    if not machine and not lt and "instance_types" not in v:
+    if not machine and not lt:
         machine, notes = "t3.medium", ("instance_types not set: EKS's default t3.medium",)
     return [Shape("aws", machine, "instance_types", desired=d, minimum=lo, maximum=hi,
                   spot=str(v.get("capacity_type") or "").upper() == "SPOT",
@@ -172,7 +174,7 @@ def _gcp_mig(v: Mapping[str, Any]) -> list[Shape]:
     size = _int(v.get("target_size"))
     version = _first(v, "version")
     d, lo, hi = _counts(size, size, size)
-    notes = () if size is not None else ("target_size not set (autoscaled?): 1 instance shown",)
+    notes = () if size is not None else (MIG_UNSIZED,)
     return [Shape("gcp", "", "instance template machine_type", str(v.get("zone") or v.get("region") or ""),
                   desired=d, minimum=lo, maximum=hi, template_types=_GCP_TEMPLATES,
                   template_name=_str(version.get("instance_template") or v.get("instance_template")), notes=notes)]
