@@ -245,6 +245,8 @@ def test_reconcile_reads_the_export_as_a_bill(store: Any, tmp_path: Path, fmt: s
         store.record_event(event)
     out, result = _export(store, tmp_path, "1.3", fmt)
     assert result.exit_code == 0, result.output
+    report = (check_csv if fmt == "csv" else check_parquet)(out, "1.3")
+    assert report.ok, report.errors
     bill = read_focus(out, ReadContext.of(ReconcileSettings()), FocusOptions())
     assert bill.has_model
     assert sum(line.cost for line in bill.lines) == nano_to_decimal(sum(e.cost_nano for e in llm_events()))
