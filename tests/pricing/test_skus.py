@@ -90,6 +90,14 @@ def test_spot_prices_where_the_data_has_them() -> None:
     assert spot.spot and spot.hourly_usd == Decimal("0.13402") < catalog.lookup("gcp/n1-standard-8").hourly_usd
     with pytest.raises(UnknownSku, match=r"no Spot price for SKU 'aws/m5\.large'"):
         catalog.lookup("aws/m5.large", spot=True)  # no AWS Spot figures in the data
+    declared = SkuCatalog.load(PricingConfig.parse({"skus": [{"sku": "aws/m5.large", "hourly_usd": "0.09"},
+                                                             {"sku": "aws/spot/m5.large", "hourly_usd": "0.04"}]}))
+    assert declared.lookup("aws/m5.large").hourly_usd == Decimal("0.09")
+    spot_price = declared.lookup("aws/m5.large", spot=True)
+    assert spot_price.spot and spot_price.hourly_usd == Decimal("0.04") and spot_price.sku == "aws/m5.large"
+    with pytest.raises(UnknownSku, match=r"declare aws/spot/m5\.large"):
+        SkuCatalog.load(PricingConfig.parse({"skus": [{"sku": "aws/m5.large", "hourly_usd": "0.09"}]})).lookup(
+            "aws/m5.large", spot=True)  # an on-demand declaration never stands in for Spot
 
 
 def test_unknown_sku_is_an_error_never_zero() -> None:

@@ -178,6 +178,16 @@ class SkuCatalog:
         table = self.table(provider)
         shipped_region = table.default_region if table is not None else ""
         day = _day(at)
+        if spot:  # a declared Spot price is `provider/spot/type`; on-demand declarations never stand in for Spot
+            declared_base = f"{provider}/spot/{base.split('/', 1)[1]}"
+            for key in ([f"{declared_base}@{asked}"] if asked else []) + [declared_base]:
+                found = [o for o in self._declared.get(key.lower(), ()) if (o.effective_from or _SHIPPED_FROM) <= day]
+                if found:
+                    return replace(self._from_override(found[-1], base, asked or shipped_region, table), spot=True)
+            if table is None:
+                raise UnknownSku(sku, message=f"no Spot price for SKU {base!r}; declare {declared_base} under "
+                                              "pricing.skus in costplane.yaml")
+            return self._shipped(sku, base, asked or shipped_region, table, spot)
         for key in ([f"{base}@{asked}"] if asked else []) + ([base] if asked in ("", shipped_region) else []):
             declared = [o for o in self._declared.get(key.lower(), ()) if (o.effective_from or _SHIPPED_FROM) <= day]
             if declared:
@@ -220,7 +230,9 @@ class SkuCatalog:
             if nearest is None or not ({"*", table.provider} & self._fallback):
                 if spot and table.priced_regions(row, False) and region in table.regions():
                     raise UnknownSku(sku, message=f"no Spot price for SKU {base!r} in region {region!r} in the "
-                                                  f"{table.provider} price data (as of {table.as_of})")
+                                                  f"{table.provider} price data (as of {table.as_of}); declare "
+                                                  f"{table.provider}/spot/{row[0]} under pricing.skus in "
+                                                  "costplane.yaml")
                 raise UnpricedRegion(sku, region, nearest, table)
             priced_in, estimated = nearest, True
             price = table.price(row, nearest, spot)
