@@ -42,7 +42,7 @@ def _instant(option: str, text: str | None) -> datetime | None:
 
 def _companies(config: Config, overrides: list[str]) -> Companies:
     """Provider key -> company: costplane.yaml's providers (company, type, pricing id), then --company."""
-    known = {p.name: (getattr(p, "company", None), p.type, p.pricing_provider) for p in config.providers}
+    known = {p.name: (p.company, p.type, p.pricing_provider) for p in config.providers}
     hints = dict(Companies.from_providers(known).hints)
     for text in overrides:
         key, sep, name = text.partition("=")
