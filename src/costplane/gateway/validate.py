@@ -28,6 +28,7 @@ __all__ = [
     "Bool",
     "Int",
     "Map",
+    "Mismatch",
     "Num",
     "Obj",
     "OneOf",
@@ -50,30 +51,38 @@ class BodyError(ValueError):
 
     def __init__(self, param: str, message: str) -> None:
         self.param = param
+        self.detail = message
         super().__init__(f"{param}: {message}" if param else message)
+
+
+class Mismatch(Exception):
+    """Raised inside the walk; containers add their key on the way out, so a path is only
+    built for the one value that fails (nothing is built for a valid body)."""
+
+    def __init__(self, message: str, *inner: str | int) -> None:
+        self.message = message
+        self.where: list[str | int] = list(reversed(inner))  # innermost first
+
+
+def _path(parts: Sequence[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
 
 
 def kind_of(value: Any) -> str:
     """The JSON type name of a decoded value."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
+    if value is True or value is False:
         return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
+    kind = _KINDS.get(type(value))
+    if kind is not None:
+        return kind
     if isinstance(value, Mapping):
         return "object"
     return type(value).__name__
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+_KINDS: dict[type, str] = {int: "integer", float: "number", str: "string", list: "array", dict: "object"}
 
 
 def _got(value: Any) -> str:
@@ -90,11 +99,12 @@ class Spec:
     kinds: frozenset[str] = frozenset()
     describe: str = "a value"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
+        """Raise `Mismatch` when value does not match."""
         raise NotImplementedError
 
-    def mismatch(self, value: Any, path: str) -> BodyError:
-        return BodyError(path, f"expected {self.describe}, got {_got(value)}")
+    def mismatch(self, value: Any) -> Mismatch:
+        return Mismatch(f"expected {self.describe}, got {_got(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +114,7 @@ class Any_(Spec):
     kinds: frozenset[str] = frozenset({"null", "boolean", "integer", "number", "string", "array", "object"})
     describe: str = "any value"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         return None
 
 
@@ -113,9 +123,9 @@ class Bool(Spec):
     kinds: frozenset[str] = frozenset({"boolean"})
     describe: str = "a boolean (true or false)"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if value is not True and value is not False:
-            raise self.mismatch(value, path)
+            raise self.mismatch(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +135,11 @@ class Int(Spec):
     kinds: frozenset[str] = frozenset({"integer"})
     describe: str = "an integer"
 
-    def check(self, value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.mismatch(value, path)
+    def check(self, value: Any) -> None:
+        if type(value) is not int:
+            raise self.mismatch(value)
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
-            raise BodyError(path, f"expected an integer {_range(self.lo, self.hi)}, got {value}")
+            raise Mismatch(f"expected an integer {_range(self.lo, self.hi)}, got {value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +149,12 @@ class Num(Spec):
     kinds: frozenset[str] = frozenset({"integer", "number"})
     describe: str = "a number"
 
-    def check(self, value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.mismatch(value, path)
+    def check(self, value: Any) -> None:
+        kind = type(value)
+        if kind is not float and kind is not int:
+            raise self.mismatch(value)
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
-            raise BodyError(path, f"expected a number {_range(self.lo, self.hi)}, got {value}")
+            raise Mismatch(f"expected a number {_range(self.lo, self.hi)}, got {value}")
 
 
 def _range(lo: float | None, hi: float | None) -> str:
@@ -159,13 +170,13 @@ class Str(Spec):
     kinds: frozenset[str] = frozenset({"string"})
     describe: str = "a string"
 
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, str):
-            raise self.mismatch(value, path)
+    def check(self, value: Any) -> None:
+        if type(value) is not str:
+            raise self.mismatch(value)
         if self.nonempty and not value.strip():
-            raise BodyError(path, "expected a non-empty string")
+            raise Mismatch("expected a non-empty string")
         if self.enum is not None and value not in self.enum:
-            raise BodyError(path, f"expected one of {', '.join(sorted(self.enum))}; got {_got(value)}")
+            raise Mismatch(f"expected one of {', '.join(sorted(self.enum))}; got {_got(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,18 +187,23 @@ class Arr(Spec):
     kinds: frozenset[str] = frozenset({"array"})
     describe: str = "an array"
 
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, list):
-            raise self.mismatch(value, path)
+    def check(self, value: Any) -> None:
+        if type(value) is not list:
+            raise self.mismatch(value)
         if len(value) < self.min_items:
-            raise BodyError(path, f"expected an array of at least {self.min_items} item(s), got {len(value)}")
+            raise Mismatch(f"expected an array of at least {self.min_items} item(s), got {len(value)}")
         if self.max_items is not None and len(value) > self.max_items:
-            raise BodyError(path, f"expected an array of at most {self.max_items} items, got {len(value)}")
+            raise Mismatch(f"expected an array of at most {self.max_items} items, got {len(value)}")
         item = self.item
         if isinstance(item, Any_):
             return
-        for index, element in enumerate(value):
-            item.check(element, f"{path}[{index}]")
+        index = 0
+        try:
+            for index, element in enumerate(value):  # noqa: B007 (index is read on failure)
+                item.check(element)
+        except Mismatch as exc:
+            exc.where.append(index)
+            raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +215,20 @@ class Map(Spec):
     kinds: frozenset[str] = frozenset({"object"})
     describe: str = "an object"
 
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, Mapping):
-            raise self.mismatch(value, path)
+    def check(self, value: Any) -> None:
+        if type(value) is not dict:
+            raise self.mismatch(value)
         if self.max_items is not None and len(value) > self.max_items:
-            raise BodyError(path, f"expected at most {self.max_items} entries, got {len(value)}")
+            raise Mismatch(f"expected at most {self.max_items} entries, got {len(value)}")
+        spec = self.value
+        if isinstance(spec, Any_):
+            return
         for key, element in value.items():
-            self.value.check(element, _join(path, str(key)))
+            try:
+                spec.check(element)
+            except Mismatch as exc:
+                exc.where.append(str(key))
+                raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,18 +242,22 @@ class Obj(Spec):
     kinds: frozenset[str] = frozenset({"object"})
     describe: str = "an object"
 
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, Mapping):
-            raise self.mismatch(value, path)
+    def check(self, value: Any) -> None:
+        if type(value) is not dict:
+            raise self.mismatch(value)
         for name in self.required:
             if value.get(name) is None:
-                raise BodyError(_join(path, name), "this field is required")
+                raise Mismatch("this field is required", name)
         fields = self.fields
         for name, element in value.items():
             spec = fields.get(name)
             if spec is None or (element is None and name in self.nullable):
                 continue
-            spec.check(element, _join(path, name))
+            try:
+                spec.check(element)
+            except Mismatch as exc:
+                exc.where.append(name)
+                raise
 
 
 class OneOf(Spec):
@@ -241,13 +268,13 @@ class OneOf(Spec):
         self.kinds = frozenset().union(*(option.kinds for option in options))
         self.describe = " or ".join(option.describe for option in options)
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         kind = kind_of(value)
         for option in self.options:
             if kind in option.kinds:
-                option.check(value, path)
+                option.check(value)
                 return
-        raise self.mismatch(value, path)
+        raise self.mismatch(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,57 +292,61 @@ class Tagged(Spec):
     kinds: frozenset[str] = frozenset({"object"})
     describe: str = "an object"
 
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, Mapping):
-            raise self.mismatch(value, path)
+    def check(self, value: Any) -> None:
+        if type(value) is not dict:
+            raise self.mismatch(value)
         tag = value.get(self.tag)
-        where = _join(path, self.tag)
         if tag is None and self.default is not None:
             tag = self.default
-        if not isinstance(tag, str):
+        if type(tag) is not str:
             if tag is None:
-                raise BodyError(where, "this field is required")
-            raise BodyError(where, f"expected a string, got {_got(tag)}")
+                raise Mismatch("this field is required", self.tag)
+            raise Mismatch(f"expected a string, got {_got(tag)}", self.tag)
         variant = self.variants.get(tag)
         if variant is None and self.pattern is not None and self.pattern.match(tag):
             variant = self.patterned
         if variant is None:
-            raise BodyError(where, f"unknown {self.tag} {_got(tag)}; expected one of {', '.join(sorted(self.variants))}"
-                            + (f" or a type like {self.pattern.pattern}" if self.pattern is not None else ""))
-        variant.check(value, path)
+            known = ", ".join(sorted(self.variants))
+            hint = f" or a type like {self.pattern.pattern}" if self.pattern is not None else ""
+            raise Mismatch(f"unknown {self.tag} {_got(tag)}; expected one of {known}{hint}", self.tag)
+        variant.check(value)
 
 
 def check_body(spec: Spec, body: Any) -> None:
-    """Validate a decoded body against its protocol's spec (nesting first, then types)."""
+    """Validate a decoded body against its protocol's spec (nesting first, then types);
+    BodyError names the field path of the first mismatch."""
     check_depth(body)
-    spec.check(body, "")
+    try:
+        spec.check(body)
+    except Mismatch as exc:
+        raise BodyError(_path(exc.where[::-1]) or "body", exc.message) from None
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
     """Refuse arrays/objects nested deeper than `limit` levels, naming the path that does."""
     path = _too_deep(value, limit)
     if path is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in reversed(path)).lstrip(".")
-        raise BodyError(where or "body", f"nested deeper than {limit} levels of arrays and objects")
+        raise BodyError(_path(path[::-1]) or "body", f"nested deeper than {limit} levels of arrays and objects")
 
 
 def _too_deep(value: Any, budget: int) -> list[str | int] | None:
-    if isinstance(value, dict):
-        if budget <= 0:
-            return []
+    if budget <= 0:
+        return []
+    if type(value) is dict:
         for key, element in value.items():
-            if isinstance(element, dict | list):
+            kind = type(element)
+            if kind is dict or kind is list:
                 found = _too_deep(element, budget - 1)
                 if found is not None:
                     found.append(str(key))
                     return found
-    elif isinstance(value, list):
-        if budget <= 0:
-            return []
+    else:
         for index, element in enumerate(value):
-            if isinstance(element, dict | list):
+            kind = type(element)
+            if kind is dict or kind is list:
                 found = _too_deep(element, budget - 1)
                 if found is not None:
                     found.append(index)
                     return found
     return None
+

@@ -11,10 +11,10 @@ from typing import Any
 from costplane.gateway.validate import (
     MAX_OUTPUT_TOKENS,
     Arr,
-    BodyError,
     Bool,
     Int,
     Map,
+    Mismatch,
     Num,
     Obj,
     OneOf,
@@ -135,12 +135,12 @@ CHAT_BODY = Obj({
 class _SameKind(Arr):
     """An array whose items all have one JSON type (embeddings take strings *or* token arrays)."""
 
-    def check(self, value: Any, path: str) -> None:
-        Arr.check(self, value, path)
+    def check(self, value: Any) -> None:
+        Arr.check(self, value)
         first = kind_of(value[0]) if value else ""
         for index, element in enumerate(value):
             if kind_of(element) != first:
-                raise BodyError(f"{path}[{index}]", f"expected {first} items like {path}[0], got {kind_of(element)}")
+                raise Mismatch(f"expected {first} items like the first, got {kind_of(element)}", index)
 
 
 _TOKENS = Arr(Int(0), min_items=1)
