@@ -63,7 +63,7 @@ def test_exports_of_every_event_kind_conform(store: Any, tmp_path: Path, version
     report: Report = (check_csv if fmt == "csv" else check_parquet)(out, version)
     assert report.ok, "\n".join(report.errors)
     rows = _read(out, fmt)
-    assert report.rows == len(rows) >= 27 and f"FOCUS {version}" in result.output
+    assert report.rows == len(rows) == 31 and f"FOCUS {version}" in result.output
     assert list(rows[0]) == list(columns_for(version))
     # the rules the issue is about were read from the spec data and evaluated on every row
     assert any("ListUnitPrice MUST NOT be null when ChargeCategory is" in text for text in report.checked)
@@ -85,6 +85,9 @@ def test_exports_of_every_event_kind_conform(store: Any, tmp_path: Path, version
     assert [r["SkuMeter"] for r in mini] == ["Input Tokens", "Cache Read Tokens", "Output Tokens", "Reasoning Tokens"]
     assert {r["PricingUnit"] for r in mini} == {"1000000 Tokens"}
     assert [str(r["PricingQuantity"]).rstrip("0").rstrip(".") for r in mini] == ["0.0008", "0.0002", "0.0002", "0.0001"]
+    # the ledger keeps every billed unit and the served tier: they come back itemised from the store
+    assert [r["SkuMeter"] for r in by_event["evt_sonnet_1h"]][-2:] == ["Cache Write 1h Tokens", "Web Searches"]
+    assert json.loads(by_event["evt_priority"][0]["SkuPriceDetails"])["x_ServiceTier"] == "priority"
     provider = "ServiceProviderName" if version == "1.3" else "ProviderName"
     assert {r[provider] for r in mini} == {"OpenAI"} and mini[0]["x_ProviderKey"] == "openai-main"
     assert by_event["evt_bedrock"][0][provider] == "Amazon Web Services"
