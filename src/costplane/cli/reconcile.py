@@ -22,6 +22,12 @@ class Format(StrEnum):
     csv = "csv"
 
 
+class Grain(StrEnum):
+    full = "full"
+    model = "model"
+    provider = "provider"
+
+
 def _date(option: str, text: str | None) -> date | None:
     if text is None:
         return None
@@ -67,8 +73,8 @@ def reconcile_command(
     timezone: str | None = typer.Option(None, "--timezone", help="IANA zone the days are cut in (default UTC)"),
     project_map: list[str] = typer.Option([], "--project-map", help="BILL_ID=PROJECT: a bill's project or "
                                           "workspace id as a costplane project (repeatable)"),
-    grain: str = typer.Option("full", "--grain", help="full (model and project where the bill has them), model, "
-                              "or provider"),
+    grain: Grain = typer.Option(Grain.full, "--grain", help="full (model and project where the bill has them), "
+                                "model, or provider"),
     report_kind: str | None = typer.Option(None, "--report-kind", help="read JSON files as openai-costs, "
                                            "openai-usage, anthropic-cost or anthropic-usage (when a report has no "
                                            "results to tell its kind by)"),
@@ -132,7 +138,7 @@ def reconcile_command(
     try:
         try:
             result = reconcile(store, sources, settings, ledger_provider_map(settings_file.providers, settings),
-                               grain=grain, since=first, until=end)
+                               grain=grain.value, since=first, until=end)
         except ReconcileError as exc:
             fail(str(exc), 2)
         if fmt is Format.json:
