@@ -140,3 +140,11 @@ def test_fetch_without_a_key_or_with_a_wrong_one(config: Path, api: FakeApi, mon
     monkeypatch.setenv("ANTHROPIC_ADMIN_KEY", "sk-ant-admin01-wrong")
     code, _, err = _run("--fetch", "anthropic", "--api-base", api.base, "-c", str(config))
     assert code == 2 and "HTTP 401" in err and "sk-ant-admin01-wrong" not in err
+
+
+def test_a_bad_reconcile_setting_names_the_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "costplane.yaml"
+    path.write_text("store: sqlite:///ledger.db\nreconcile:\n  drift_threshold_pct: lots\n  timezone: Mars/Base\n")
+    code, _, err = _run(*BILLS, "-c", str(path))
+    assert code == 2
+    assert "costplane.yaml:3: reconcile.drift_threshold_pct" in err and "reconcile.timezone" in err
