@@ -15,6 +15,7 @@ from rich.text import Text
 
 from costplane.pricing import Catalog, ModelEntry, PriceDetail, PriceSheet, PricingConfig, UnknownPrice
 from costplane.pricing.genai import NotMetered
+from costplane.pricing.units import UNITS, unit_label
 
 __all__ = ["app"]
 
@@ -70,7 +71,7 @@ def show_price(
     config: ConfigOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Show the price of MODEL at an instant, its history of price changes and what is not metered."""
+    """Show the price of MODEL at an instant: every billed unit, service tiers and batch, its history."""
     output = _format(fmt)
     catalog = Catalog.load(_pricing(config))
     when = _instant(at)
@@ -182,19 +183,22 @@ def _print_detail(console: Console, detail: PriceDetail) -> None:
         console.print(f"in effect: {origin}" + (f" from {detail.sheet.effective_from}"
                                                if detail.sheet.effective_from else ""))
         console.print(_sheet_table("Effective price, USD per 1M tokens", [("", detail.sheet)]))
+        console.print(_units_table(detail.sheet))
         for start, rates in detail.sheet.tiers:
             shown = ", ".join(f"{name} {_usd(rate)}" for name, rate in rates.items())
             console.print(f"  when a call has more than {start:,} input tokens: {shown}")
+        for variant in detail.sheet.variants:
+            base = detail.sheet.rates()
+            changed = {k: v for k, v in variant.sheet.rates().items() if base.get(k) != v}
+            shown = ", ".join(f"{name} {_usd(rate)}" for name, rate in changed.items()) or "the standard prices"
+            console.print(f"  when served with {variant.label}: {shown}")
     rows = [(("* " if item.active else "  ") + item.condition + f" [{item.override_path or item.source}]",
              item.sheet) for item in detail.history]
     console.print(_sheet_table("History of prices (* = in effect)", rows))
     if detail.not_metered:
-        console.print("not metered by costplane (not per token, or a token kind not reported):")
+        console.print("not metered (price keys outside genai-prices' unit registry):")
         for item in detail.not_metered:
             console.print(f"  {item.price_key}: {item.label()}")
-    if detail.variants:
-        console.print("genai-prices request variants not applied (standard prices are charged): "
-                      + "; ".join(detail.variants))
     for note in detail.notes:
         console.print(f"note: {note}")
 
@@ -209,6 +213,20 @@ def _sheet_table(title: str, rows: list[tuple[str, PriceSheet | None]]) -> Table
     return table
 
 
+def _units_table(sheet: PriceSheet) -> Table:
+    """Every billed unit the sheet prices: its rate, what it is quoted per, and where it comes from."""
+    table = Table(title="Every billed unit", title_justify="left")
+    for header in ("unit", "USD", "quoted", "price"):
+        table.add_column(header, justify="right" if header == "USD" else "left")
+    declared = sheet.declared()
+    for name, rate in sheet.rates().items():
+        unit = UNITS[name]
+        origin = "declared" if name in declared else "as " + next(
+            (a for a in ("cache_write", "input", "output") if a in unit.ancestors and a in declared), "input")
+        table.add_row(name, _usd(rate), unit_label(name), origin)
+    return table
+
+
 def _sheet_json(sheet: PriceSheet | None) -> dict[str, Any] | None:
     if sheet is None:
         return None
@@ -220,6 +238,10 @@ def _sheet_json(sheet: PriceSheet | None) -> dict[str, Any] | None:
                      for name, _ in _COLUMNS},
         "tiers": [{"above_input_tokens": start, "rates": {k: str(v) for k, v in rates.items()}}
                   for start, rates in sheet.tiers],
+        "units": {name: {"usd": str(rate), "per": UNITS[name].per, "quoted": unit_label(name)}
+                  for name, rate in sheet.rates().items()},
+        "variants": [{"when": dict(v.when), "rates": {k: str(r) for k, r in v.sheet.rates().items()}}
+                     for v in sheet.variants],
         "source": sheet.source,
         "effective_from": sheet.effective_from.isoformat() if sheet.effective_from else None,
         "flagged_default": sheet.flagged_default,
@@ -259,7 +281,7 @@ def _detail_json(detail: PriceDetail) -> dict[str, Any]:
                      "override": item.override_path, "price": _sheet_json(item.sheet),
                      "notes": list(item.notes)} for item in detail.history],
         "not_metered": _not_metered_json(detail.not_metered),
-        "variants_not_applied": list(detail.variants),
+        "variants": list(detail.variants),
         "notes": list(detail.notes),
         "data_version": detail.data_version,
         "unknown_price": detail.unknown_price,

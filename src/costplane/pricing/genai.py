@@ -217,7 +217,10 @@ def convert(
             base[name] = _exact(value, key, notes, unit.is_token)
     if "input" not in base:
         notes.append("no input token price in genai-prices")
-        return ConvertedPrice(None, tuple(not_metered), tuple(notes))
+        others = [_not_metered(k, v) for k, v in vars(price).items()
+                  if not k.startswith("_") and isinstance(v, (Decimal, TieredPrices))
+                  and unit_by_price_key(k) is not None]  # e.g. audio hours only: no calls costplane serves
+        return ConvertedPrice(None, tuple(not_metered + others), tuple(notes))
     if "output" not in base:
         notes.append("no output token price in genai-prices: output tokens cost 0 (e.g. embeddings)")
     starts = sorted({tier.start for prices in tiered.values() for tier in prices.tiers})
