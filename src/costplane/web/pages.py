@@ -78,7 +78,8 @@ async def overview(page: Page) -> Response:
     now = datetime.now(UTC)
     _, hours = _window("24h", now)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    summary = await page.api("overview") if page.allows("overview") else {}
+    zone = getattr(page.zone, "key", None)  # today and month to date in the viewer's zone
+    summary = await page.api("overview", {"timezone": zone} if zone else {}) if page.allows("overview") else {}
     burn = await page.api("spend", {"group_by": "team", "bucket": "hour", "since": _iso(hours[0])})
     by_team = await page.api("spend", {"group_by": "team", "since": _iso(month_start)})
     budgets = await page.api("budgets")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, tzinfo
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
@@ -22,7 +23,8 @@ _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,3}$")
 
 
 def viewer_zone(name: str | None) -> tzinfo:
-    """The zone named by the viewer's cookie, UTC when absent, malformed or unknown."""
+    """The zone named by the viewer's cookie (URL-encoded by the script), UTC when absent, malformed or unknown."""
+    name = unquote(name) if name else name
     if not name or len(name) > 64 or not _ZONE_NAME.match(name):
         return UTC
     try:
