@@ -244,7 +244,7 @@ def check(gw: Gateway, response: httpx.Response, proto: str, events_before: int)
         param = header.encode("ascii").decode("unicode_escape")  # the header is escaped to ASCII
         assert param in error["message"], (param, body)
         if proto == "openai":
-            assert error["param"][:200] == param
+            assert error["param"][:512] == param
     assert gw.app.store.open_reservations() == 0
 
 

@@ -48,7 +48,7 @@ def error_response(
     if param:
         # Anthropic's error body has no slot for the field; the header names it for both formats.
         # (escaped to printable ASCII: a field name is client input)
-        headers["x-costplane-error-param"] = param[:200].encode("unicode_escape").decode("ascii")
+        headers["x-costplane-error-param"] = param[:512].encode("unicode_escape").decode("ascii")
     if decision_id:
         headers["x-costplane-decision-id"] = decision_id
     if remaining_nano is not None:
