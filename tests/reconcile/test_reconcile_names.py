@@ -55,3 +55,17 @@ def test_settings_problems_name_the_field() -> None:
                                    "nope": 1})
     fields = sorted(field for field, _ in problems)
     assert fields == ["reconcile.drift_threshold_pct", "reconcile.nope", "reconcile.projects.a", "reconcile.timezone"]
+
+
+def test_ledger_providers_map_through_settings_company_and_type() -> None:
+    from costplane.config import ProviderConfig
+    from costplane.reconcile.metered import ledger_provider_map
+    from costplane.reconcile.settings import ReconcileSettings
+
+    providers = [ProviderConfig("gw-openai", "openai", "https://x/v1"),
+                 ProviderConfig("azure-gpt", "openai-compatible", "https://y/v1", company="Microsoft"),
+                 ProviderConfig("groq", "openai-compatible", "https://z/v1", pricing_provider="groq"),
+                 ProviderConfig("eu", "openai", "https://w/v1")]
+    mapping = ledger_provider_map(providers, ReconcileSettings(providers={"eu": "openai-eu-contract"}))
+    assert {name: canonical_provider(billed) for name, billed in mapping.items()} == {
+        "gw-openai": "openai", "azure-gpt": "azure", "groq": "groq", "eu": "openai-eu-contract"}

@@ -37,12 +37,12 @@ class MeteredLine:
 
 
 def ledger_provider_map(providers: Iterable[ProviderConfig], settings: ReconcileSettings) -> dict[str, str]:
-    """Ledger provider name -> bill provider: `reconcile.providers` first, then the type of the
-    costplane.yaml provider of that name (an openai-compatible one by its pricing provider)."""
+    """Ledger provider name -> bill provider: `reconcile.providers` first, then the costplane.yaml provider
+    of that name — its `company` when set, else its type (an openai-compatible one by its pricing provider)."""
     out: dict[str, str] = {}
     for provider in providers:
         billed = provider.type if provider.type != "openai-compatible" else (provider.pricing_provider or provider.name)
-        out[provider.name] = billed
+        out[provider.name] = provider.company or billed
     out.update(settings.providers)
     return out
 
