@@ -117,15 +117,16 @@ def test_has_guards_optional_request_fields() -> None:
 
 
 def test_request_defaults_and_none_values() -> None:
-    req = cel_request({"model": None, "input_tokens": 12, "user_param": None, "stop": ("a",)})
+    req = cel_request({"model": None, "input_tokens": 12, "user_param": None, "billed_units": ("a",)})
     assert req == {
         "model": "",
         "provider": "",
         "endpoint": "",
         "input_tokens": 12,
+        "input_tokens_bound": 0,
         "max_tokens": 0,
         "stream": False,
-        "stop": ["a"],
+        "billed_units": ["a"],
     }
     eng = engine(policy("p", "deny", 'request.model == "" && request.max_tokens == 0 && !request.stream'))
     assert eng.evaluate("llm.request", Context(), {"model": None, "max_tokens": None}).effect == "deny"
@@ -150,7 +151,7 @@ def test_budgets_whose_scope_matches_and_errors_apply() -> None:
         BudgetSpec("all", "true", Window.lifetime(), max_calls=1),
         BudgetSpec("ml", 'ctx.team == "ml"', Window.lifetime(), max_calls=1),
         BudgetSpec("support", 'ctx.team == "support"', Window.lifetime(), max_calls=1),
-        BudgetSpec("broken", "request.nope == 1", Window.lifetime(), max_calls=1),
+        BudgetSpec("broken", "request.temperature == 1", Window.lifetime(), max_calls=1),  # unset: an error
         BudgetSpec("big", "request.input_tokens > 1000", Window.lifetime(), max_calls=1),
     )
     eng = engine(budgets=budgets)

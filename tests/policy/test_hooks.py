@@ -14,7 +14,7 @@ LIFECYCLE = """
 kind: Policy
 name: big-gpus-need-approval
 on: environment.launch
-when: request.gpus > 4
+when: request.gpu_count > 4
 effect: require_approval
 reason: more than 4 GPUs needs a second pair of eyes
 ---
@@ -28,13 +28,13 @@ set: {ttl: 2h}
 kind: Policy
 name: idle-suspend
 on: environment.runtime
-when: request.idle_minutes > 30
+when: request.idle_seconds > 1800
 effect: suspend
 ---
 kind: Policy
 name: idle-teardown
 on: environment.runtime
-when: request.idle_minutes > 120
+when: request.idle_seconds > 7200
 effect: teardown
 ---
 kind: Policy
@@ -49,16 +49,16 @@ set: {max_calls_per_minute: 30}
 def test_actions_are_reported_and_the_strongest_wins(tmp_path: Path) -> None:
     write(tmp_path, "lifecycle.yaml", LIFECYCLE)
     engine = PolicyEngine(load_bundle(tmp_path))
-    launch = engine.evaluate("environment.launch", Context(tier="experiment"), {"gpus": 8})
+    launch = engine.evaluate("environment.launch", Context(tier="experiment"), {"gpu_count": 8})
     assert launch.effect == "require_approval"
     assert [a.name for a in launch.actions] == ["big-gpus-need-approval"]
     assert launch.mutations == {"ttl": 7200}  # mutations ride along with the action
-    small = engine.evaluate("environment.launch", Context(tier="experiment"), {"gpus": 1})
+    small = engine.evaluate("environment.launch", Context(tier="experiment"), {"gpu_count": 1})
     assert (small.effect, small.actions) == ("mutate", ())
-    runtime = engine.evaluate("environment.runtime", Context(), {"idle_minutes": 200})
+    runtime = engine.evaluate("environment.runtime", Context(), {"idle_seconds": 12000})
     assert runtime.effect == "teardown"  # teardown is stronger than suspend
     assert [a.name for a in runtime.actions] == ["idle-suspend", "idle-teardown"]
-    assert engine.evaluate("environment.runtime", Context(), {"idle_minutes": 45}).effect == "suspend"
+    assert engine.evaluate("environment.runtime", Context(), {"idle_seconds": 2700}).effect == "suspend"
     breach = engine.evaluate("slo.breach", Context(), {"slo": "cost-per-ticket"})
     assert breach.effect == "throttle"
     # policies of one hook never run at another

@@ -28,7 +28,7 @@ WHENS = [
     "size(request) > 9",  # the whole request: evaluated every time
     'request.exists(k, k == "user")',  # a macro on the map sees every converted field
     'ctx.team in ["ml", "web"] || request.max_tokens > 600',
-    'request.stop == ["x"]',  # a list value: the decision is made without the memo
+    'request.billed_units == ["x"]',  # a list value: the decision is made without the memo
     "true",
 ]
 SCOPES = ['ctx.team == "ml"', 'ctx.run != ""', "request.input_tokens > 300", "request.temperature > 0.2"]
@@ -59,7 +59,7 @@ def random_request(rng: random.Random) -> tuple[Context, dict[str, Any]]:
     if rng.random() < 0.3:
         request["user"] = "u-1"
     if rng.random() < 0.1:
-        request["stop"] = rng.choice([("x",), ["x", "y"]])
+        request["billed_units"] = rng.choice([("x",), ["x", "y"]])
     return ctx, request
 
 
@@ -79,7 +79,7 @@ def test_seen_values_build_no_cel_context(monkeypatch: pytest.MonkeyPatch) -> No
     engine = MemoEngine(Bundle.from_specs(specs, ()))
     built: list[Any] = []
     real = memo.cel_activation
-    monkeypatch.setattr(memo, "cel_activation", lambda *args: built.append(args[2:]) or real(*args))
+    monkeypatch.setattr(memo, "cel_activation", lambda *args: built.append(args[2:4]) or real(*args))
     for run in ("r-1", "r-2", "r-3"):  # a field no expression reads does not matter
         decision, _ = engine.decide("llm.request", Context(team="ml", run=run), {"model": "big", "input_tokens": 5})
         assert decision.model == "small"

@@ -30,6 +30,7 @@ class LoadedBudget:
     spec: BudgetSpec
     scope: CompiledExpr
     name_line: int
+    scope_line: int = 0  # the line of `scope` (the document's when omitted)
 
 
 @lru_cache(maxsize=1)
@@ -190,5 +191,6 @@ def validate_budget(chk: DocChecker, doc: YMap) -> LoadedBudget | None:
         description=description or "",
         location=chk.location(doc.line),
     )
-    name_node = doc.get("name")
-    return LoadedBudget(spec, scope, name_node.line if name_node else doc.line)
+    name_node, scope_node = doc.get("name"), doc.get("scope")
+    return LoadedBudget(spec, scope, name_node.line if name_node else doc.line,
+                        scope_node.line if scope_node is not None else doc.line)

@@ -18,6 +18,7 @@ from typing import Any
 from costplane.policy.blueprintschema import BlueprintSpec
 from costplane.policy.budgetschema import LoadedBudget
 from costplane.policy.celexpr import CompiledExpr, compile_expr
+from costplane.policy.hookschema import unknown_fields
 from costplane.policy.revision import BundleSnapshot, bundle_revision, read_snapshot
 from costplane.policy.schema import KINDS, LoadedPolicy, LoadedTest, validate_document
 from costplane.policy.sloschema import LoadedSlo, SloSpec
@@ -92,6 +93,11 @@ class Bundle:
         issues: list[ValidationIssue] = []
         when = _compile_all(((p.name, p.when, p.location, "when") for p in policies), issues)
         scopes = _compile_all(((b.name, b.scope, b.location, "scope") for b in budgets), issues)
+        fields: list[tuple[str | None, CompiledExpr, SourceLocation, str]] = [
+            (p.hook, when[p.name], p.location, "when") for p in policies if p.name in when and p.hook in HOOKS
+        ]
+        fields += [(None, scopes[b.name], b.location, "scope") for b in budgets if b.name in scopes]
+        _check_fields(fields, (), issues)
         for kind, names in (("Policy", [p.name for p in policies]), ("Budget", [b.name for b in budgets])):
             seen: set[str] = set()
             for name in names:
@@ -123,6 +129,19 @@ def _compile_all(
         if compiled is not None:
             out[name] = compiled
     return MappingProxyType(out)
+
+
+def _check_fields(
+    items: Iterable[tuple[str | None, CompiledExpr, SourceLocation, str]],
+    metrics: Iterable[str],
+    issues: list[ValidationIssue],
+) -> None:
+    """Every `request.<field>` a `when` (hook given) or budget `scope` (hook None) names must be
+    declared by the hook's schema (costplane.policy.hookschema); `metrics`: the blueprints' idle metrics."""
+    names = tuple(metrics)
+    for hook, expr, location, field_name in items:
+        for _, problem in unknown_fields(hook, expr.request_refs, names):
+            issues.append(ValidationIssue(location, field_name, problem))
 
 
 def _declared_name(doc: Document) -> tuple[str, str, SourceLocation] | None:
@@ -190,6 +209,21 @@ def load_bundle(path: Path | str, snapshot: BundleSnapshot | None = None) -> Bun
             else:
                 tests.append(item)
     _check_duplicates(declared, issues)
+    metrics = sorted({b.lifecycle.idle.metric for b in blueprints if b.lifecycle.idle is not None})
+    _check_fields(
+        [(p.spec.hook, p.when, SourceLocation(p.spec.location.file, p.when_line), "when") for p in policies]
+        + [(None, b.scope, SourceLocation(b.spec.location.file, b.scope_line), "scope") for b in budgets],
+        metrics,
+        issues,
+    )
+    for test in tests:
+        for line, metric in test.metric_refs:
+            if metric not in metrics:
+                listed = ", ".join(metrics) or "none"
+                issues.append(ValidationIssue(
+                    SourceLocation(test.spec.location.file, line), f"request.{metric}",
+                    f"unknown request field {metric!r} at hook {test.spec.hook!r}: neither declared by the hook "
+                    f"nor the idle metric of a blueprint of the bundle (blueprint metrics: {listed})"))
     known = {"Policy": {p.spec.name for p in policies}, "Budget": {b.spec.name for b in budgets}}
     for test in tests:
         for ref in test.references:

@@ -9,6 +9,10 @@ known before any request arrives:
 * functions: only those the CEL runtime provides (`startswith` is a typo that
   would otherwise deny every request at run time).
 
+It also records every `request.<field>` the expression names (`request_refs`): the bundle
+loader checks them against the schema of the policy's hook (costplane.policy.hookschema),
+which only it knows.
+
 The check also records which fields of `ctx` and `request` the expression
 reads, so the engine converts only those into CEL values (value conversion,
 not evaluation, dominates the cost of a decision).
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import cel
 
 from costplane.attribution.context import DIMENSIONS
+from costplane.policy.hookschema import HOOK_SCHEMAS, request_defaults
 
 __all__ = [
     "CEL_FUNCTIONS",
@@ -35,15 +40,10 @@ __all__ = [
 
 VARIABLES: tuple[str, ...] = ("ctx", "request")
 CTX_FIELDS: tuple[str, ...] = (*DIMENSIONS, "tags", "key")
-#: Request fields that always exist in CEL, with the value used when the caller has none.
-REQUEST_DEFAULTS: dict[str, object] = {
-    "model": "",
-    "provider": "",
-    "endpoint": "",
-    "input_tokens": 0,
-    "max_tokens": 0,
-    "stream": False,
-}
+#: Request fields of `llm.request` that always exist in CEL, with the value used when the caller
+#: has none (derived from the hook's schema; every hook's are `hookschema.request_defaults(hook)`).
+REQUEST_DEFAULTS: dict[str, object] = request_defaults("llm.request")
+_REQUEST_FIELDS = frozenset(f.name for s in HOOK_SCHEMAS for f in s.fields)
 #: Named functions the CEL runtime provides (operators are always allowed).
 CEL_FUNCTIONS: frozenset[str] = frozenset(
     {
@@ -69,6 +69,8 @@ class CompiledExpr:
     program: cel.Program
     ctx_fields: frozenset[str] | None  # fields of ctx read; None = the whole ctx
     request_fields: frozenset[str] | None  # fields of request read; None = the whole request
+    #: every `request.<field>` named (also when the whole request is used): for the schema check
+    request_refs: frozenset[str] = frozenset()
 
 
 def _suggest(word: str, choices: tuple[str, ...] | frozenset[str]) -> str:
@@ -86,6 +88,12 @@ def _fields_read(code: str, variable: str) -> frozenset[str] | None:
             return None
         fields.add(name)
     return frozenset(fields)
+
+
+def _refs(code: str, variable: str) -> frozenset[str]:
+    """Every `variable.<field>` in `code` that is not a method call (`request.exists(…)`)."""
+    pattern = re.compile(rf"\b{variable}\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
+    return frozenset(m.group(1) for m in pattern.finditer(code))
 
 
 def _syntax_message(error: str) -> str:
@@ -112,7 +120,7 @@ def compile_expr(source: str) -> tuple[CompiledExpr | None, list[str]]:
             continue
         if name in CTX_FIELDS:
             hint = f"; did you mean ctx.{name}?"
-        elif name in REQUEST_DEFAULTS:
+        elif name in _REQUEST_FIELDS:
             hint = f"; did you mean request.{name}?"
         else:
             hint = _suggest(name, VARIABLES)
@@ -133,4 +141,6 @@ def compile_expr(source: str) -> tuple[CompiledExpr | None, list[str]]:
             )
     if problems:
         return None, problems
-    return CompiledExpr(source, program, ctx_fields, request_fields), []
+    uncommented = re.sub(r"//[^\n]*", "", code)
+    refs = frozenset() if '"""' in source or "'''" in source else _refs(uncommented, "request")
+    return CompiledExpr(source, program, ctx_fields, request_fields, refs), []

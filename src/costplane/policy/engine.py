@@ -22,6 +22,7 @@ import cel
 from costplane.attribution.context import DIMENSIONS, Context
 from costplane.policy.bundle import Bundle
 from costplane.policy.celexpr import CTX_FIELDS, REQUEST_DEFAULTS, CompiledExpr
+from costplane.policy.hookschema import request_defaults
 from costplane.policy.types import EFFECTS, HOOKS, BudgetSpec, MatchedPolicy, PolicyDecision, PolicySpec
 
 __all__ = ["ACTION_EFFECTS", "PolicyEngine", "Rule", "activation", "cel_request", "cel_value", "execute", "outcome"]
@@ -57,30 +58,35 @@ def cel_value(value: Any) -> Any:
     return str(value)
 
 
-def cel_request(request: Mapping[str, Any], fields: frozenset[str] | None = None) -> dict[str, Any]:
-    """The `request` variable: known fields always present (defaults for None), None values dropped.
+def cel_request(
+    request: Mapping[str, Any], fields: frozenset[str] | None = None, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `request` variable: fields with a default always present (the default for None), None
+    values dropped. `defaults`: the hook's (`hookschema.request_defaults`; llm.request's if None).
 
     With `fields`, only those fields are converted (see the module docstring).
     """
+    if defaults is None:
+        defaults = REQUEST_DEFAULTS
     out: dict[str, Any] = {}
     if fields is None:
-        names: Iterable[str] = {**REQUEST_DEFAULTS, **request}.keys()
+        names: Iterable[str] = {**defaults, **request}.keys()
     else:
         names = fields
     for name in names:
         value = request.get(name)
         if value is None:
-            if name in REQUEST_DEFAULTS:
-                out[name] = REQUEST_DEFAULTS[name]
+            if name in defaults:
+                out[name] = defaults[name]
             continue
         out[name] = cel_value(value)
     return out
 
 
 def activation(ctx: Context, request: Mapping[str, Any], ctx_fields: frozenset[str] | None,
-               request_fields: frozenset[str] | None) -> cel.Context:
+               request_fields: frozenset[str] | None, defaults: Mapping[str, Any] | None = None) -> cel.Context:
     """A cel.Context with these fields of `ctx` and `request` (None: all of it)."""
-    return cel.Context({"ctx": _cel_ctx(ctx, ctx_fields), "request": cel_request(request, request_fields)})
+    return cel.Context({"ctx": _cel_ctx(ctx, ctx_fields), "request": cel_request(request, request_fields, defaults)})
 
 
 def _cel_ctx(ctx: Context, fields: frozenset[str] | None) -> dict[str, Any]:
@@ -116,6 +122,9 @@ class PolicyEngine:
         self._scope_executes = tuple(program.execute for _, program in self._budgets)
         self._fields: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {}
         scopes: list[CompiledExpr] = [bundle.scopes[b.name] for b in bundle.budgets]
+        scope_fields = sorted({name for expr in scopes for name in expr.request_refs})
+        #: per hook: what unset request fields read as (its schema, and the budget-scope fields it lacks)
+        self.defaults: dict[str, dict[str, Any]] = {hook: request_defaults(hook, scope_fields) for hook in HOOKS}
         for hook, items in self._rules.items():
             exprs = [bundle.when[r.spec.name] for r in items] + scopes
             ctx_fields = _union(e.ctx_fields for e in exprs)
@@ -130,7 +139,8 @@ class PolicyEngine:
     def activation(self, hook: str, ctx: Context, request: Mapping[str, Any]) -> cel.Context:
         """The one cel.Context a decision evaluates every program against."""
         ctx_fields, request_fields = self._fields[hook]
-        return cel.Context({"ctx": _cel_ctx(ctx, ctx_fields), "request": cel_request(request, request_fields)})
+        return cel.Context({"ctx": _cel_ctx(ctx, ctx_fields),
+                            "request": cel_request(request, request_fields, self.defaults[hook])})
 
     def decide(
         self, hook: str, ctx: Context, request: Mapping[str, Any]

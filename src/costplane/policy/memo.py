@@ -29,7 +29,7 @@ from typing import Any
 
 from costplane.attribution.context import Context
 from costplane.policy.bundle import Bundle
-from costplane.policy.celexpr import CTX_FIELDS, REQUEST_DEFAULTS, CompiledExpr
+from costplane.policy.celexpr import CTX_FIELDS, CompiledExpr
 from costplane.policy.engine import PolicyEngine, cel_value, execute, outcome
 from costplane.policy.engine import activation as cel_activation
 from costplane.policy.types import BudgetSpec, PolicyDecision
@@ -77,7 +77,8 @@ class _Program:
 class _Hook:
     """The fields the memoised expressions of a hook read, in one vector, and each expression's getter."""
 
-    def __init__(self, exprs: list[CompiledExpr]) -> None:
+    def __init__(self, exprs: list[CompiledExpr], defaults: Mapping[str, Any]) -> None:
+        self.defaults = defaults  # what unset request fields read as at this hook
         memoisable = [e for e in exprs if _memoisable(e)]
         ctx: set[str] = set()
         request: set[str] = set()
@@ -119,7 +120,7 @@ class _Hook:
             if kind is str or kind is int:  # the usual kinds first: converted as they are
                 out.append(value)
             elif value is None:
-                default = REQUEST_DEFAULTS.get(name, _ABSENT)
+                default = self.defaults.get(name, _ABSENT)
                 out.append(default if default is _ABSENT else _typed(default))
             else:
                 out.append(_typed(cel_value(value)))
@@ -151,7 +152,7 @@ class MemoEngine(PolicyEngine):
     def __init__(self, bundle: Bundle) -> None:
         super().__init__(bundle)
         scopes = [bundle.scopes[b.name] for b in bundle.budgets]
-        self._hooks = {hook: _Hook([bundle.when[r.spec.name] for r in rules] + scopes)
+        self._hooks = {hook: _Hook([bundle.when[r.spec.name] for r in rules] + scopes, self.defaults[hook])
                        for hook, rules in self._rules.items()}
 
     def decide(
@@ -208,7 +209,7 @@ class MemoEngine(PolicyEngine):
             for p in programs:
                 ctx_fields = None if ctx_fields is None or p.ctx_fields is None else ctx_fields | p.ctx_fields
                 request_fields |= p.request_fields or frozenset()
-            activation = cel_activation(ctx, request, ctx_fields, request_fields)
+            activation = cel_activation(ctx, request, ctx_fields, request_fields, plan.defaults)
         for (index, key), item in zip(missed, programs, strict=True):
             result = results[index] = execute(item.program, activation)
             if key is not None:

@@ -16,8 +16,9 @@ from costplane.attribution.context import Context, InvalidAttribute
 from costplane.ledger.windows import WindowError, parse_duration
 from costplane.policy.blueprintschema import validate_blueprint
 from costplane.policy.budgetschema import validate_budget
-from costplane.policy.celexpr import REQUEST_DEFAULTS, CompiledExpr
-from costplane.policy.checks import DocChecker, check_expression, check_name, describe
+from costplane.policy.celexpr import CompiledExpr
+from costplane.policy.checks import DocChecker, check_expression, check_name, describe, did_you_mean
+from costplane.policy.hookschema import SCHEMAS, check_value
 from costplane.policy.sloschema import validate_slo
 from costplane.policy.types import EFFECTS, HOOK_EFFECTS, HOOKS, PolicySpec, PolicyTestCase, ValidationIssue
 from costplane.policy.yamlsource import Document, YMap, YNode, YScalar, to_plain
@@ -74,6 +75,7 @@ class LoadedPolicy:
     spec: PolicySpec
     when: CompiledExpr
     name_line: int
+    when_line: int = 0  # the line of `when` (the document's when omitted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,9 @@ class LoadedTest:
     spec: PolicyTestCase
     name_line: int
     references: tuple[Reference, ...]
+    #: (line, name) of numeric request fields the hook's schema does not declare: valid only as the
+    #: idle metric of a blueprint of the bundle (environment.runtime; checked once all are read)
+    metric_refs: tuple[tuple[int, str], ...] = ()
 
 
 def _check_set(chk: DocChecker, node: YNode | None, effect: str | None, hook: str | None) -> dict[str, Any] | None:
@@ -183,27 +188,47 @@ def validate_policy(chk: DocChecker, doc: YMap) -> LoadedPolicy | None:
         priority=priority or 0,
         location=chk.location(doc.line),
     )
-    name_node = doc.get("name")
-    return LoadedPolicy(spec, when, name_node.line if name_node else doc.line)
+    name_node, when_node = doc.get("name"), doc.get("when")
+    return LoadedPolicy(spec, when, name_node.line if name_node else doc.line,
+                        when_node.line if when_node is not None else doc.line)
 
 
-def _check_request(chk: DocChecker, node: YNode | None) -> dict[str, Any] | None:
+def _check_request(
+    chk: DocChecker, node: YNode | None, hook: str | None, metrics: list[tuple[int, str]]
+) -> dict[str, Any] | None:
+    """The test's request, each field checked against the hook's schema (name and CEL type)."""
     req = chk.mapping(node, "request", what="a mapping of request fields (model, input_tokens, ...)")
     if node is None:
         return {}
     if req is None:
         return None
+    schema = SCHEMAS.get(hook or "")
     before = len(chk.issues)
+    plain = to_plain(req)
     for key, entry in req.entries.items():
-        default = REQUEST_DEFAULTS.get(key)
         field = f"request.{key}"
-        if isinstance(default, bool):
-            chk.boolean(entry.node, field)
-        elif isinstance(default, int):
-            chk.integer(entry.node, field, minimum=0, what="an integer >= 0")
-        elif isinstance(default, str):
-            chk.string(entry.node, field, what="a string")
-    return to_plain(req) if len(chk.issues) == before else None
+        value = plain[key]
+        if schema is None:  # an unknown hook (reported): check the types of the fields some hook declares
+            declared = next((s.field(key) for s in SCHEMAS.values() if s.field(key) is not None), None)
+            if declared is not None and value is not None and check_value(declared, value) is not None:
+                chk.issue(entry.node.line, field, f"{check_value(declared, value)} ({declared.cel_type}), "
+                                                  f"got {describe(entry.node)}")
+            continue
+        declared = schema.field(key)
+        if declared is None:
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if schema.blueprint_metrics and numeric:
+                metrics.append((entry.key_line, key))
+                continue
+            chk.issue(entry.key_line, field, f"unknown request field {key!r} at hook {schema.hook!r}"
+                                             f"{did_you_mean(key, schema.names)} (allowed: {', '.join(schema.names)})")
+            continue
+        if value is None:
+            continue  # None counts as not sent
+        problem = check_value(declared, value)
+        if problem is not None:
+            chk.issue(entry.node.line, field, f"{problem} ({declared.cel_type}), got {describe(entry.node)}")
+    return plain if len(chk.issues) == before else None
 
 
 def _check_expect(chk: DocChecker, node: YNode | None, refs: list[Reference]) -> dict[str, Any] | None:
@@ -264,14 +289,15 @@ def validate_test(chk: DocChecker, doc: YMap) -> LoadedTest | None:
             if entry is not None:
                 line = entry.node.line
             chk.issue(line, exc.source, f"invalid value {exc.value!r}; expected {exc.expected}")
-    request = _check_request(chk, doc.get("request"))
+    metrics: list[tuple[int, str]] = []
+    request = _check_request(chk, doc.get("request"), hook, metrics)
     refs: list[Reference] = []
     expect = _check_expect(chk, doc.get("expect"), refs)
     if len(chk.issues) != before or name is None or hook is None or request is None or expect is None:
         return None
     spec = PolicyTestCase(name, hook, context, request, expect, chk.location(doc.line))
     name_node = doc.get("name")
-    return LoadedTest(spec, name_node.line if name_node else doc.line, tuple(refs))
+    return LoadedTest(spec, name_node.line if name_node else doc.line, tuple(refs), tuple(metrics))
 
 
 def validate_document(doc: Document, issues: list[ValidationIssue]) -> tuple[str, Any] | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from costplane.ledger.windows import Window
+from costplane.policy.hookschema import HOOK_SCHEMAS
 
 __all__ = [
     "EFFECTS",
@@ -27,29 +28,21 @@ __all__ = [
 ]
 
 #: Hook points: where a decision is asked for. Every hook sees the CEL variables `ctx` (the
-#: attribution context) and `request` (the facts of what is being decided at that hook).
-HOOKS: tuple[str, ...] = (
-    "llm.request",  # an LLM call, before it is sent
-    "environment.launch",  # a governed environment, before it starts
-    "environment.extend",  # an environment's TTL extension
-    "environment.runtime",  # a running environment (scheduler: idle, budget exhausted, …)
-    "iac.plan",  # one resource of a terraform plan
-    "slo.breach",  # an economic SLO that is breached
-)
+#: attribution context) and `request` (the facts of what is being decided at that hook, declared
+#: field by field in costplane.policy.hookschema, the source of the hooks and their effects):
+#: llm.request (an LLM call, before it is sent), environment.launch (a governed environment,
+#: before it starts), environment.extend (its TTL extension), environment.runtime (a running
+#: environment: idle, budget exhausted, …), iac.plan (one resource of a terraform plan),
+#: slo.breach (an economic SLO that is breached), spend.record (spend observed after the fact).
+HOOKS: tuple[str, ...] = tuple(schema.hook for schema in HOOK_SCHEMAS)
 #: Effects, in the order of their precedence when several policies match.
 EFFECTS: tuple[str, ...] = (
     "deny", "require_approval", "teardown", "suspend", "throttle", "route", "mutate", "notify", "allow",
 )
 #: The effects each hook accepts. `require_approval`, `suspend`, `teardown` and `throttle` are
 #: hook-specific actions: the engine reports them (PolicyDecision.actions) and the caller acts.
-HOOK_EFFECTS: dict[str, tuple[str, ...]] = {
-    "llm.request": ("allow", "deny", "route", "mutate", "notify"),
-    "environment.launch": ("allow", "deny", "require_approval", "mutate", "notify"),
-    "environment.extend": ("allow", "deny", "require_approval", "mutate", "notify"),
-    "environment.runtime": ("allow", "suspend", "teardown", "notify"),
-    "iac.plan": ("allow", "deny", "notify"),
-    "slo.breach": ("route", "throttle", "notify"),
-}
+#: spend.record only notifies: the money is already spent.
+HOOK_EFFECTS: dict[str, tuple[str, ...]] = {schema.hook: schema.effects for schema in HOOK_SCHEMAS}
 
 
 @dataclass(frozen=True, slots=True)
