@@ -81,8 +81,9 @@ def _usage(input_tokens: int, output_tokens: int, *, cache_read: int = 0, cache_
 
 
 def tier_conditions(tier: Any) -> dict[str, str]:
-    """A served tier as genai-prices conditions (batch is `processing`, not a tier)."""
-    if not isinstance(tier, str) or not tier or tier in ("auto", "standard", "standard_only"):
+    """A served tier as genai-prices conditions (batch is `processing`, not a tier; `default` is OpenAI's
+    name for the standard tier it served)."""
+    if not isinstance(tier, str) or not tier or tier in ("auto", "default", "standard", "standard_only"):
         return {}
     if tier == "batch":
         return {"processing": "batch"}
