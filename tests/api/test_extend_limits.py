@@ -3,6 +3,7 @@ users' API and the machine API, whether given as text or as seconds; durations e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -32,6 +33,14 @@ def test_huge_extension_is_a_400_naming_by(make_api: Callable[..., Api]) -> None
     assert beyond_int64.status_code == 400 and beyond_int64.json()["error"]["field"] == "by"
     ok = api.call("root", "POST", f"/api/v1/environments/{env_id}/extend", json={"by": "1h"})
     assert ok.status_code == 200, ok.text
+    created = api.call("root", "POST", "/api/v1/keys", json={"name": "alpha-bot", "attributes": {"team": "alpha"}})
+    assert created.status_code in (200, 201), created.text
+    api.tokens["key-alpha"] = created.json()["secret"]
+    for by in HUGE:  # the machine API parses `by` the same way
+        got = api.call("key-alpha", "POST", f"/v1/environments/{env_id}/extend", json={"by": by})
+        assert got.status_code == 400, (by, got.status_code, got.text)
+        message = got.json()["error"]["message"]
+        assert got.json()["error"]["field"] == "by" and re.search(r"\b\d+ ?d(ays)?\b", message), got.text  # the max
 
 
 def test_core_refuses_a_huge_extension_before_any_date_arithmetic(make_api: Callable[..., Api]) -> None:

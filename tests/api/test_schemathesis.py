@@ -29,7 +29,7 @@ from schemathesis.checks import (
 )
 
 #: examples per operation, credential and generation mode (positive, negative)
-EXAMPLES = int(os.environ.get("COSTPLANE_SCHEMATHESIS_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("COSTPLANE_SCHEMATHESIS_EXAMPLES", "4"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 _KEEP = 3  # failures kept per operation, credential and mode (the first ones, the rest are alike)
 
