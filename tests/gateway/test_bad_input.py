@@ -196,3 +196,18 @@ def test_a_dimension_header_given_twice_with_two_values_is_refused(gw) -> None: 
 def test_unknown_top_level_parameters_are_forwarded(gw) -> None:  # type: ignore[no-untyped-def]
     response = post(gw, gw.key(), {**OK, "some_future_parameter": {"nested": [1, 2, {"a": None}]}})
     assert response.status_code == 200, response.text
+
+
+def test_a_chunked_body_over_the_limit_gets_413_naming_the_body(gw) -> None:  # type: ignore[no-untyped-def]
+    def chunks():  # type: ignore[no-untyped-def]  # no content-length: transfer-encoding chunked
+        yield b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"}]}'
+
+    response = httpx.post(gw.url + "/v1/chat/completions", content=chunks(),
+                          headers={"authorization": f"Bearer {gw.key()}", "content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["x-costplane-error-param"] == "body"
+    assert "exceeds 20000 bytes" in response.json()["error"]["message"]
+    assert gw.app.store.count_events() == 0

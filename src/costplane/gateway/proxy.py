@@ -92,8 +92,8 @@ class GovernedProxy:
             return error_response(proto, 415, "unsupported_media_type",
                                   f"content-type header: expected application/json, got {content_type[:80]!r}",
                                   param="content-type")
-        raw = await request.body()
-        if len(raw) > self.max_request_bytes:
+        raw = await self._read_body(request)
+        if raw is None:
             return self._too_large(proto)
         try:
             body = orjson.loads(raw)
@@ -298,6 +298,19 @@ class GovernedProxy:
                               f"{exc} (provider {admission.provider.name}; nothing was charged)",
                               decision_id=admission.decision_id, retryable=True)
 
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The body, or None once it passes max_request_bytes (a chunked body without a
+        content-length is not read to its end first)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_request_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _too_large(self, proto: str) -> Response:
         return error_response(proto, 413, "request_too_large",
-                              f"the request body exceeds {self.max_request_bytes} bytes (gateway.max_request_bytes)")
+                              f"body: the request body exceeds {self.max_request_bytes} bytes "
+                              "(gateway.max_request_bytes)", param="body")
