@@ -116,3 +116,40 @@ def test_test_on_an_invalid_bundle_prints_issues(tmp_path: Path) -> None:
     result = runner.invoke(app, ["policy", "test", str(tmp_path)])
     assert result.exit_code == 1
     assert "expect.policies: no Policy named 'ghost' in the bundle" in result.output
+
+
+def test_hooks_prints_every_hook_schema() -> None:
+    from costplane.policy.hookschema import HOOK_SCHEMAS, render_markdown
+
+    result = runner.invoke(app, ["policy", "hooks"])
+    assert result.exit_code == 0, result.output
+    for schema in HOOK_SCHEMAS:
+        assert f"{schema.hook}: {schema.decides}" in result.output
+    assert "  input_tokens_bound  int " in result.output
+    assert "spend.record: " in result.output and "effects: allow, notify; budgets: evaluated" in result.output
+    one = runner.invoke(app, ["policy", "hooks", "iac.plan"])
+    assert one.exit_code == 0 and one.output.startswith("iac.plan: ") and "llm.request" not in one.output
+    markdown = runner.invoke(app, ["policy", "hooks", "--format", "markdown"])
+    assert markdown.output == render_markdown()
+
+
+def test_hooks_json_and_an_unknown_hook() -> None:
+    result = runner.invoke(app, ["policy", "hooks", "slo.breach", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["decision_input_version"] == 1
+    [hook] = payload["hooks"]
+    assert hook["hook"] == "slo.breach" and hook["effects"] == ["route", "throttle", "notify"]
+    assert hook["fields"][0] == {"name": "slo", "cel_type": "string", "description": "the SLO's name",
+                                 "example": "support-cost-per-ticket", "optional": False, "default": ""}
+    bad = runner.invoke(app, ["policy", "hooks", "llm.reqest"])
+    assert bad.exit_code == 2
+    assert "unknown hook 'llm.reqest'; expected one of llm.request" in bad.output
+
+
+def test_validate_reports_an_unknown_request_field_with_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path / "p.yaml", "kind: Policy\nname: p\non: iac.plan\neffect: deny\nwhen: request.montly_usd > 10.0\n")
+    result = runner.invoke(app, ["policy", "validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert (f"{tmp_path / 'p.yaml'}:5: when: unknown request field request.montly_usd at hook 'iac.plan'; "
+            "did you mean request.monthly_usd?") in result.output

@@ -1,4 +1,5 @@
-"""`costplane policy validate|test`: check a bundle and run its test cases."""
+"""`costplane policy validate|test|hooks|replay`: check a bundle, run its test cases, show each hook's
+request schema, replay recorded decisions."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from costplane.policy.bundle import Bundle, load_bundle
+from costplane.policy.hookschema import BUDGET_HOOKS, DECISION_INPUT_VERSION, HOOK_SCHEMAS, render_markdown, render_text
 from costplane.policy.testing import TestResult, run_tests
 from costplane.policy.types import BundleError, ValidationIssue
 
@@ -128,6 +130,43 @@ def test_command(path: BundleDir, fmt: FormatOption = OutputFormat.text) -> None
         typer.echo(f"{passed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+class SchemaFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command("hooks")
+def hooks_command(
+    hook: Annotated[str | None, typer.Argument(help="One hook (llm.request, environment.launch, …); all if omitted.")]
+    = None,
+    fmt: Annotated[SchemaFormat, typer.Option("--format", help="Output format.")] = SchemaFormat.text,
+) -> None:
+    """Each hook's request schema: the `request.<field>`s its policies and budget scopes may read,
+    with CEL type, default and description, and the effects it accepts."""
+    names = [s.hook for s in HOOK_SCHEMAS]
+    if hook is not None and hook not in names:
+        typer.echo(f"error: unknown hook {hook!r}; expected one of {', '.join(names)}", err=True)
+        raise typer.Exit(2)
+    if fmt is SchemaFormat.markdown:
+        typer.echo(render_markdown(), nl=False)
+    elif fmt is SchemaFormat.json:
+        payload = {
+            "decision_input_version": DECISION_INPUT_VERSION,
+            "hooks": [
+                {"hook": s.hook, "decides": s.decides, "effects": list(s.effects),
+                 "budgets": s.hook in BUDGET_HOOKS,
+                 "fields": [{"name": f.name, "cel_type": f.cel_type, "description": f.description,
+                             "example": f.example, "optional": f.optional, "default": f.default}
+                            for f in s.fields]}
+                for s in HOOK_SCHEMAS if hook is None or s.hook == hook
+            ],
+        }
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_text(hook), nl=False)
 
 
 @app.command("replay")

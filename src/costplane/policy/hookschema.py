@@ -34,6 +34,7 @@ __all__ = [
     "HookSchema",
     "budget_fields",
     "check_value",
+    "docs_with_tables",
     "render_markdown",
     "render_text",
     "request_defaults",
@@ -331,7 +332,8 @@ def render_markdown() -> str:
                       "(a double, only when reported).", ""]
         lines += ["| field | CEL type | default | description | example |", "|---|---|---|---|---|"]
         for item in schema.fields:
-            lines.append(f"| `{item.name}` | `{item.cel_type}` | {_default_text(item)} | {item.description} | "
+            default = _default_text(item) if item.optional else f"`{_default_text(item)}`"
+            lines.append(f"| `{item.name}` | `{item.cel_type}` | {default} | {item.description} | "
                          f"`{_shown(item.example)}` |")
         lines.append("")
     return "\n".join(lines)
@@ -355,3 +357,15 @@ def render_text(hook: str | None = None) -> str:
             out.append("  (also: every blueprint lifecycle.idle.metric name, a double, only when reported)")
         out.append("")
     return "\n".join(out)
+
+
+DOCS_BEGIN = "<!-- hook-schema:begin -->"
+DOCS_END = "<!-- hook-schema:end -->"
+
+
+def docs_with_tables(page: str) -> str:
+    """`page` (docs/policy.md) with the text between its hook-schema markers regenerated."""
+    start, end = page.find(DOCS_BEGIN), page.find(DOCS_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the page has no {DOCS_BEGIN} … {DOCS_END} block")
+    return page[: start + len(DOCS_BEGIN)] + "\n" + render_markdown() + page[end:]
