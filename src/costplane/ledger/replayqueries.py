@@ -35,7 +35,7 @@ _DECISION_ROW_SELECT = ("SELECT id, ts, effect, status_code, CAST(context AS TEX
 #: the columns of `replay_event_rows`, in order (ts in microseconds): what re-pricing and the join need
 EVENT_FIELDS: tuple[str, ...] = (
     "id", "ts", "model", "kind", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "reasoning_tokens", "cost_nano", "decision_id", "request_hash",
+    "reasoning_tokens", "cost_nano", "decision_id", "request_hash", "unit_prices",
 )  # fmt: skip
 _EVENT_SELECT = f"SELECT {', '.join(EVENT_FIELDS)} FROM cost_events"
 _COST_CHUNK = 500  # decision ids per IN (...) list

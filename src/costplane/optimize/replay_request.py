@@ -21,12 +21,15 @@ from costplane.attribution.context import Context
 from costplane.ledger import codec
 from costplane.optimize.history import RecordedRequest, input_cache_key, input_protocol
 from costplane.pricing.types import TokenUsage
+from costplane.pricing.usagecodec import with_extras
 
 __all__ = ["EventFacts", "ReplayRequest", "from_recorded", "from_rows"]
 
 #: what replay reads of one cost event: kind, cost_nano, model, request_hash and the usage counts
-#: (input, output, cache read, cache write, reasoning)
-EventFacts = tuple[str, int, str, "str | None", tuple[int, int, int, int, int]]
+#: (input, output, cache read, cache write, reasoning) — or the whole `TokenUsage` when the event
+#: has billed units beyond those five (1-hour cache writes, audio, web searches, a served tier)
+Counts = tuple[int, int, int, int, int]
+EventFacts = tuple[str, int, str, "str | None", "Counts | TokenUsage"]
 
 
 @dataclass(slots=True)
@@ -46,7 +49,7 @@ class ReplayRequest:
     cached: bool  # already served from the response cache
     cache_key: str | None
     cache_param: bool  # the recorded result already asked the cache
-    usages: tuple[tuple[int, int, int, int, int], ...]  # of the events a re-pricing charges (not cache hits)
+    usages: tuple[Counts | TokenUsage, ...]  # of the events a re-pricing charges (not cache hits)
 
     @property
     def team(self) -> str | None:
@@ -58,7 +61,7 @@ class ReplayRequest:
 
     def usage(self) -> list[TokenUsage]:
         """The usage to re-price, validated."""
-        return [TokenUsage(*counts) for counts in self.usages]
+        return [counts if isinstance(counts, TokenUsage) else TokenUsage(*counts) for counts in self.usages]
 
 
 def _build(id_: str, ts: datetime, context: Context, effect: str, status_code: int, recorded: Mapping[str, Any],
@@ -83,7 +86,7 @@ def _build(id_: str, ts: datetime, context: Context, effect: str, status_code: i
         served = events[0][2] if events else model
     asked = get("max_tokens")
     result_params: Mapping[str, Any] = result.get("params") or {}
-    usages: tuple[tuple[int, int, int, int, int], ...]
+    usages: tuple[Counts | TokenUsage, ...]
     if len(events) == 1:  # the usual case, without the generators
         kind, cost, _, request_hash, usage = events[0]
         cached, usages = kind == "cache_hit", () if kind == "cache_hit" else (usage,)
@@ -106,8 +109,9 @@ def from_recorded(request: RecordedRequest) -> ReplayRequest:
     events: list[EventFacts] = []
     for e in request.events:
         u = e.usage
-        events.append((e.kind, e.cost_nano, e.model, e.request_hash, (
-            u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens)))
+        counts: Counts | TokenUsage = u if u.units or u.conditions else (
+            u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens)
+        events.append((e.kind, e.cost_nano, e.model, e.request_hash, counts))
     return _build(decision.id, decision.ts, decision.context, decision.effect, decision.status_code,
                   decision.input, decision.result, events)
 
@@ -116,8 +120,24 @@ def from_rows(row: Sequence[Any], context: Context, events: Sequence[Sequence[An
     """From a row of `Store.replay_decision_rows` (its context already decoded) and the rows of
     `Store.replay_event_rows` that carry its id, in (ts, id) order (`replayqueries` names the columns)."""
     facts: list[EventFacts] = [
-        (e[3], int(e[9]), e[2], e[11], (int(e[4]), int(e[5]), int(e[6]), int(e[7]), int(e[8]))) for e in events]
+        (e[3], int(e[9]), e[2], e[11], _counts(e)) for e in events]
     return _build(row[0], codec.from_us(row[1]), context, row[2], int(row[3]), _json(row[5]), _json(row[6]), facts)
+
+
+def _counts(e: Sequence[Any]) -> Counts | TokenUsage:
+    """An event row's usage: the five token columns, with the billed units the ledger keeps in its
+    `unit_prices` JSON (`codec`) when it has any."""
+    counts = (int(e[4]), int(e[5]), int(e[6]), int(e[7]), int(e[8]))
+    prices = e[12] if len(e) > 12 else None
+    if prices is None or (isinstance(prices, str) and '"_usage"' not in prices):
+        return counts
+    extras = (orjson.loads(prices) if isinstance(prices, str) else prices).get("_usage")
+    if not isinstance(extras, Mapping):
+        return counts
+    try:
+        return with_extras(TokenUsage(*counts), extras.get("units"), extras.get("conditions"))
+    except ValueError:  # a unit this version's price data does not know: the token columns
+        return counts
 
 
 def _json(text: str | None) -> Any:
