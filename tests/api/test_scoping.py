@@ -211,9 +211,29 @@ def check_get_only(path: str) -> Check:
     return check
 
 
+# Machine API (/v1) routes take costplane keys only: a user's API token is 403 on every one of them
+# (what keys see and do is walked route by route in test_scoping_walk.py).
+_MACHINE = ("machine_launch_environment", "machine_environments", "machine_environment",
+            "machine_extend_environment", "machine_teardown_environment", "machine_approve_environment",
+            "machine_reject_environment", "machine_environment_metrics", "machine_runs", "machine_ingest_runs",
+            "machine_run", "machine_record_outcomes", "machine_outcome_report", "machine_slos",
+            "machine_otlp_traces")
+
+
+def _user_on_machine(operation: str) -> Check:
+    def check(api: Api, who: str) -> list[httpx.Response]:
+        table = {e.operation_id: e for e in endpoints(api.app, build_core(api.app))}
+        endpoint = table[operation]
+        path = endpoint.path.replace("{env_id}", api.ids["env-beta"]).replace("{run}", "run-b")
+        return [_forbidden_role(api, who, endpoint.method, path, {} if endpoint.method == "POST" else None)]
+    return check
+
+
 CHECKS: dict[str, Check] = {
-    name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_") and name != "check_get_only"
+    name[len("check_"):]: fn for name, fn in globals().items()
+    if name.startswith("check_") and name != "check_get_only"
 }
+CHECKS.update({operation: _user_on_machine(operation) for operation in _MACHINE})
 CHECKS["overview"] = check_get_only("/api/v1/overview")  # added by the dashboard work; scanned like the rest
 
 

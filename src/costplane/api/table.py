@@ -12,9 +12,10 @@ Every endpoint declares ONE scoping rule (`Scoping`), applied by `invoke`:
 * `rows` — the handler returns only rows the caller's scope covers (`Principal.may_read/covers`);
 * `resource` — the path names one resource; `owner` gives its attribution and the dispatcher
   answers 404 (exactly like an unknown one) unless the caller's scope covers all of it;
-* `attribution` — the call writes attributed data (launch, ingest, outcomes, traces): the
-  handler binds the attribution with `bind_attribution` (a key's bound dimensions win; a user
-  may only name teams and projects of their scope: 403 naming the field otherwise).
+* `attribution` — the call writes attributed data (launch, ingest, outcomes, traces): a key's
+  bound attributes override the payload, and the handler checks what is written with
+  `check_attribution` — a scoped key may not name an org/team/project it does not bind, a user
+  only teams and projects of their scope: 403 naming the field otherwise.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = [
     "Scoping",
     "Served",
     "WithStatus",
-    "bind_attribution",
+    "check_attribution",
     "invoke",
     "parse_params",
 ]
@@ -190,21 +191,17 @@ def parse_params(endpoint: Endpoint, query: Mapping[str, str], path: Mapping[str
     return out
 
 
-def bind_attribution(principal: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The attribution a caller may write (rule `attribution`): a key's bound dimensions override
-    what `values` says; a scoped user may name only teams and projects of their scope (403 naming
-    `team` or `project` otherwise)."""
-    if principal.key is not None:
-        return {**values, **dict(principal.key.attributes)}
-    scope = principal.scope
-    if scope is not None:
-        for name, allowed in (("team", scope.teams), ("project", scope.projects)):
-            value = values.get(name)
-            if value is not None and value not in allowed:
-                mine = ", ".join(allowed) or "none"
-                raise ApiError(403, "forbidden_scope", f"{name}: you may attribute to your {name}s only ({mine}), "
-                               f"not {value!r}", name)
-    return dict(values)
+def check_attribution(principal: Principal, values: Mapping[str, Any], where: str = "") -> None:
+    """Rule `attribution`: 403 naming the field when the caller may not write data attributed to
+    `values` (a key bound to a team/project cannot name another; a user only their teams/projects)."""
+    name = principal.foreign_attribution({k: (None if v is None else str(v)) for k, v in values.items()})
+    if name is not None:
+        field_name = f"{where}{name}"
+        value = values.get(name)
+        mine = (", ".join(f"{k}={v}" for k, v in principal.bound.items()) if principal.key is not None
+                else ", ".join((principal.teams or ()) + (principal.projects or ())))
+        raise ApiError(403, "forbidden_scope", f"{field_name}: you may not attribute to {name} {value!r} "
+                       f"(your scope: {mine or 'none'})", field_name)
 
 
 async def _apply_scoping(endpoint: Endpoint, call: Call) -> None:

@@ -91,6 +91,34 @@ class Principal:
             return all(values.get(name) == value for name, value in self.bound.items())
         return self.may_read(values.get("team"), values.get("project"))
 
+    def foreign_attribution(self, values: Mapping[str, str | None]) -> str | None:
+        """The first dimension of `values` this caller may not attribute to (write, book spend to), or None.
+
+        A scoped key writes within what it binds: a bound dimension must keep the key's value, and no
+        tenant level above the key's highest bound one (org > team > project > agent) may be named —
+        a team key may name its projects and agents, a project key may not name a team. A scoped user
+        may name only teams and projects of their scope."""
+        if self.key is not None:
+            bound = self.bound
+            if not bound:
+                return None
+            top = min(SCOPE_DIMENSIONS.index(name) for name in bound)
+            for level, name in enumerate(SCOPE_DIMENSIONS):
+                value = values.get(name)
+                if not value:
+                    continue
+                if (name in bound and value != bound[name]) or (name not in bound and level < top):
+                    return name
+            return None
+        scope = self.scope
+        if scope is None:
+            return None
+        for name, allowed in (("team", scope.teams), ("project", scope.projects)):
+            value = values.get(name)
+            if value is not None and value not in allowed:
+                return name
+        return None
+
     def where(self, team_expr: str, project_expr: str) -> tuple[str, list[str]]:
         """THE scoping SQL condition over two column expressions, with its parameters."""
         scope = self.scope

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from costplane.api.environments import ENVIRONMENT_SCHEMA, ENVIRONMENTS_SCHEMA, STATES, refusal
 from costplane.api.errors import ApiError
 from costplane.api.principal import APPROVER, KEY_ROLES, Principal
-from costplane.api.table import Call, Endpoint, Param, Scoping, WithStatus
+from costplane.api.table import Call, Endpoint, Param, Scoping, WithStatus, check_attribution
 from costplane.attribution.context import Context, InvalidAttribute
 from costplane.core.environments import EnvironmentCore
 from costplane.core.requests import Denial
@@ -110,6 +110,7 @@ class _Handlers:
             raise ApiError(400, "invalid_field", "inputs: expected an object of input name to value", "inputs")
         ttl = duration(body.get("ttl"), "ttl")
         ctx = key_context(call.principal, body.get("context"))
+        check_attribution(call.principal, ctx.dimensions(), "context.")
         return self._result(await run_in_threadpool(self.core.launch, ctx, blueprint, inputs, ttl), 201)
 
     async def listing(self, call: Call) -> dict[str, Any]:

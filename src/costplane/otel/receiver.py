@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,9 +21,9 @@ from starlette.responses import Response
 
 from costplane.api.errors import ApiError
 from costplane.api.principal import KEY_ROLES
-from costplane.api.table import Call, Endpoint, Scoping, Served
+from costplane.api.table import Call, Endpoint, Scoping, Served, check_attribution
 from costplane.app import Application
-from costplane.attribution.context import InvalidAttribute
+from costplane.attribution.context import Context, InvalidAttribute
 from costplane.core.claims import budget_claims
 from costplane.ledger.types import KeyRecord
 from costplane.otel.decode import OtlpDecodeError, SpanData, decode_json, decode_protobuf
@@ -39,10 +40,17 @@ class OtlpIngestor:
     def __init__(self, application: Application) -> None:
         self.app = application
 
-    def ingest(self, spans: list[SpanData], key: KeyRecord | None) -> SpanIngest:
+    def ingest(self, spans: list[SpanData], key: KeyRecord | None,
+               check: Callable[[Context, str], None] | None = None) -> SpanIngest:
+        """Price and store `spans`; `check(context, where)` may refuse (raise) before anything is stored."""
         app = self.app
         result = ingest_spans(spans, app.catalog.resolve, key.attributes if key else {}, key.id if key else None,
                               self._linked)
+        if check is not None:
+            for i, node in enumerate(result.nodes):
+                check(node.context, f"spans[{i}].attributes.")
+            for i, event in enumerate(result.events):
+                check(event.context, f"spans[{i}].attributes.")
         bundle = app.bundle
         plain = result.events
         if bundle.budgets:
@@ -95,7 +103,10 @@ def otlp_endpoint(application: Application) -> Endpoint:
                               f"content-type {content_type!r}: use application/x-protobuf or application/json")
         try:
             spans = decode_json(body) if is_json else decode_protobuf(body)
-            result = await run_in_threadpool(ingestor.ingest, spans, call.principal.key)
+            principal = call.principal
+            result = await run_in_threadpool(
+                ingestor.ingest, spans, principal.key,
+                lambda ctx, where: check_attribution(principal, ctx.dimensions(), where))
         except (OtlpDecodeError, InvalidAttribute) as exc:
             raise _otlp_error(400, "invalid_otlp", str(exc)) from None
         return Served(_response(result, is_json))

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from costplane.api.errors import ApiError
 from costplane.api.principal import KEY_ROLES, Principal
 from costplane.api.runs import RUNS_SCHEMA, runs_handler
-from costplane.api.table import Call, Endpoint, Param, Scoping, WithStatus
+from costplane.api.table import Call, Endpoint, Param, Scoping, WithStatus, check_attribution
 from costplane.app import Application
 from costplane.attribution.context import DIMENSIONS, InvalidAttribute
 from costplane.ledger.store import Store
@@ -137,6 +137,11 @@ class _Handlers:
         except (WireError, InvalidAttribute) as exc:
             raise _invalid(exc) from None
         events = [_repriced(self.app.catalog, event) for event in events]
+        contexts = [(f"nodes[{i}]", n.context) for i, n in enumerate(nodes)]
+        contexts += [(f"events[{i}]", e.context) for i, e in enumerate(events)]
+        contexts += [(f"outcomes[{i}]", o.context) for i, o in enumerate(outcomes)]
+        for where, ctx in contexts:
+            check_attribution(principal, ctx.dimensions(), f"{where}.context.")
         runs: dict[str, str] = {}
         for i, node in enumerate(nodes):
             runs.setdefault(node.run, f"nodes[{i}].run")
@@ -168,6 +173,8 @@ class _Handlers:
                                          _new_id()) for i, item in enumerate(items)]
         except (WireError, InvalidAttribute) as exc:
             raise _invalid(exc) from None
+        for i, record in enumerate(records):
+            check_attribution(principal, record.context.dimensions(), f"outcomes[{i}].context.")
         runs = {r.context.run: f"outcomes[{i}].run" for i, r in enumerate(records) if r.context.run}
 
         def write() -> list[bool]:

@@ -1,0 +1,175 @@
+"""The tenant-isolation walk: EVERY route of the one route table (users' API /api/v1 and machine
+API /v1, every method) is called by every caller — one user of each role, keys bound to team
+alpha, to team beta, to project px, an approver key of team beta, an unbound key and no
+credential — against team alpha's resources, on SQLite and PostgreSQL.
+
+* a route whose table entry declares no scoping rule fails the walk (and the server refuses to build it);
+* a caller outside alpha's scope gets 401/403/404, or a 2xx that shows nothing of alpha (its own rows);
+  on a `resource` route it is exactly 404, like an unknown id;
+* a caller who may (role allowed, scope covering alpha) gets a 2xx (a POST: 409 for a state conflict,
+  402 for the budget the walk's own launches exhaust);
+* after every outside caller has tried everything, alpha's environment, runs and outcomes are untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from api_harness import Api
+
+from costplane.api.service import endpoints
+from costplane.api.table import RULES, Endpoint
+from costplane.gateway.keys import create_key
+from costplane.ledger.envtypes import EnvState
+from costplane.lifecycle.service import build_core
+
+USERS = ("root", "fin", "dev-a", "view-a", "dev-b", "dev-px", "dev-ab")
+KEYS = {"key-a": {"team": "alpha", "owner": "ci-a"}, "key-b": {"team": "beta", "owner": "ci-b"},
+        "key-px": {"project": "px"}, "approver-b": {"team": "beta", "role": "approver"},
+        "approver-a": {"team": "alpha", "role": "approver"}, "key-any": {"owner": "ops"}}
+# callers whose scope covers team alpha's rows (unscoped ones included)
+COVERS_ALPHA = {"root", "fin", "dev-a", "view-a", "dev-ab", "key-a", "approver-a", "key-any"}
+OUTSIDE = ("dev-b", "dev-px", "key-b", "key-px", "approver-b", "anon")
+INSIDE = ("root", "fin", "dev-a", "view-a", "dev-ab", "key-a", "approver-a", "key-any")
+ROLE = {"root": "admin", "fin": "finance", "dev-a": "developer", "view-a": "viewer", "dev-b": "developer",
+        "dev-px": "developer", "dev-ab": "developer", "key-a": "key", "key-b": "key", "key-px": "key",
+        "approver-b": "approver", "approver-a": "approver", "key-any": "key", "anon": ""}
+
+BODIES: dict[str, Any] = {
+    "create_key": {"name": "walk"},
+    "launch_environment": {"blueprint": "noop-box", "team": "alpha"},
+    "extend_environment": {"by": "1h"},
+    "machine_launch_environment": {"blueprint": "noop-box", "context": {"team": "alpha", "owner": "walker"}},
+    "machine_extend_environment": {"by": "1h"},
+    "machine_environment_metrics": {"gpu_util": 1.5},
+    "machine_ingest_runs": {"nodes": [{"id": "run-a-walk", "run": "run-a", "kind": "step", "name": "walk",
+                                       "parent_id": "run-a", "started_at": "2026-12-01T00:00:00+00:00",
+                                       "context": {"team": "alpha"}}]},
+    "machine_record_outcomes": {"outcome": "ticket_resolved", "run": "run-a", "context": {"team": "alpha"}},
+}
+QUERIES = {"machine_outcome_report": {"outcome": "ticket_resolved", "by": "team,agent"},
+           "outcomes": {"group_by": "team"}, "spend": {"group_by": "team,agent"}}
+
+
+def _leaks(response: httpx.Response, api: Api) -> list[str]:
+    words = ("alpha", api.ids["env-alpha"], "run-a")
+    return [w for w in words if w in response.text]
+
+
+def _call(api: Api, secrets: dict[str, str], who: str, endpoint: Endpoint, key_id: str) -> httpx.Response:
+    path = (endpoint.path.replace("{env_id}", api.ids["env-alpha"]).replace("{run_id}", "run-a")
+            .replace("{run}", "run-a").replace("{key_id}", key_id))
+    headers = {"authorization": f"Bearer {secrets[who]}"} if who != "anon" else {}
+    content: bytes | None = None
+    if endpoint.operation_id == "machine_otlp_traces":
+        headers["content-type"] = "application/json"
+        content = orjson.dumps({"resourceSpans": []})
+    elif endpoint.method != "GET":
+        content = orjson.dumps(BODIES.get(endpoint.operation_id, {}))
+        headers["content-type"] = "application/json"
+    return httpx.request(endpoint.method, api.url + path, params=QUERIES.get(endpoint.operation_id), content=content,
+                         headers=headers, timeout=20)
+
+
+def _may_call(who: str, endpoint: Endpoint) -> bool:
+    return not endpoint.roles or ROLE[who] in endpoint.roles
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+@pytest.mark.timeout(900)  # ~40 routes x 14 callers, twice
+def test_every_route_every_caller(make_api: Callable[..., Api], store_url: Callable[[], str]) -> None:
+    api = make_api(store_url(), more=True)
+    store = api.app.store
+    secrets = dict(api.tokens)
+    for name, attributes in KEYS.items():
+        secrets[name] = create_key(store, name, attributes)[0]
+    victim = create_key(store, "victim", {"team": "alpha"})[1].id
+    table = endpoints(api.app, build_core(api.app))
+    undeclared = [e.operation_id for e in table if e.scoping is None or e.scoping.rule not in RULES]
+    assert not undeclared, f"routes without a scoping rule: {undeclared}"
+    assert {e.path.split("/")[1] for e in table} == {"api", "v1"}  # both APIs are in the one table
+    assert len({(e.method, e.path) for e in table}) == len(table)
+
+    before_nodes = len(store.run_nodes("run-a"))
+    before_outcomes = len(store.list_outcomes(outcome="ticket_resolved"))
+    for who in OUTSIDE:  # first: nobody outside alpha's scope may read or change anything of alpha
+        for endpoint in table:
+            response = _call(api, secrets, who, endpoint, victim)
+            label = (who, endpoint.method, endpoint.path, response.status_code, response.text[:300])
+            assert response.status_code < 500, label
+            if who == "anon":
+                assert response.status_code == 401 or not endpoint.roles, label
+                continue
+            if not _may_call(who, endpoint):
+                assert response.status_code == 403, label
+                assert response.json()["error"]["code"] == "forbidden_role", label
+                continue
+            assert endpoint.scoping is not None
+            if endpoint.scoping.rule == "resource":
+                assert response.status_code == 404, label  # exactly like an unknown id: existence not leaked
+            elif response.status_code < 300:
+                assert not _leaks(response, api), (label, _leaks(response, api))
+            else:
+                assert response.status_code in (400, 403, 404), label
+                if endpoint.scoping.rule == "attribution" and response.status_code == 403:
+                    assert response.json()["error"]["field"], label  # names the field it refuses
+    env = store.get_environment(api.ids["env-alpha"])
+    assert env is not None and env.state == EnvState.ACTIVE and env.extensions == 0 and not env.metrics
+    assert len(store.run_nodes("run-a")) == before_nodes
+    assert len(store.list_outcomes(outcome="ticket_resolved")) == before_outcomes
+    alpha_envs = [e for e in store.list_environments() if e.context.team == "alpha"]
+    assert [e.id for e in alpha_envs] == [api.ids["env-alpha"]], "an outside caller launched into team alpha"
+
+    for who in INSIDE:  # then: whoever may, gets a 2xx (409 only when the state forbids it)
+        for endpoint in table:
+            response = _call(api, secrets, who, endpoint, victim)
+            label = (who, endpoint.method, endpoint.path, response.status_code, response.text[:300])
+            if not _may_call(who, endpoint):
+                assert response.status_code == 403, label
+                continue
+            if endpoint.operation_id == "revoke_key" and who != "root":
+                continue
+            # a POST may meet a state conflict (409) or the alpha budget the walk's launches exhaust (402)
+            allowed = (200, 201, 202) + ((402, 409) if endpoint.method == "POST" else ())
+            assert response.status_code in allowed, label
+    assert store.get_key(victim).revoked_at is not None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_keys_see_exactly_their_bound_scope(make_api: Callable[..., Api], store_url: Callable[[], str]) -> None:
+    api = make_api(store_url(), more=True)
+    secrets = {name: create_key(api.app.store, name, attributes)[0] for name, attributes in KEYS.items()}
+
+    def get(who: str, path: str, **params: str) -> Any:
+        response = httpx.get(api.url + path, params=params, headers={"x-api-key": secrets[who]}, timeout=20)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    envs = {who: {e["id"] for e in get(who, "/v1/environments")["environments"]} for who in ("key-a", "key-px")}
+    assert envs == {"key-a": {api.ids["env-alpha"]}, "key-px": {api.ids["env-px"]}}
+    assert {e["id"] for e in get("key-any", "/v1/environments")["environments"]} >= set(api.ids.values())
+    assert {r["run"] for r in get("key-a", "/v1/runs")["runs"]} == {"run-a"}
+    assert {r["run"] for r in get("key-b", "/v1/runs")["runs"]} == {"run-b", "run-c"}
+    teams = {r["group"]["team"] for r in get("key-b", "/v1/outcomes/report", outcome="ticket_resolved",
+                                              by="team")["rows"]}
+    assert teams == {"beta"}
+    assert {s["name"] for s in get("key-a", "/v1/slos")["slos"]} <= {"alpha-ticket-cost"}
+    # a key's bound team overrides the payload's: what key-b writes lands in beta, never in alpha
+    launched = httpx.post(api.url + "/v1/environments", json={"blueprint": "noop-box", "context": {"team": "alpha"}},
+                          headers={"x-api-key": secrets["key-b"]}, timeout=20)
+    assert launched.status_code == 201 and launched.json()["context"]["team"] == "beta", launched.text
+    # approving needs the approver role AND scope over the environment
+    pending = httpx.post(api.url + "/v1/environments", json={"blueprint": "big-box"},
+                         headers={"x-api-key": secrets["key-a"]}, timeout=20)
+    assert pending.status_code == 202, pending.text
+    path = f"{api.url}/v1/environments/{pending.json()['id']}/approve"
+    assert httpx.post(path, headers={"x-api-key": secrets["key-a"]}, timeout=20).status_code == 403
+    assert httpx.post(path, headers={"x-api-key": secrets["approver-b"]}, timeout=20).status_code == 404
+    approved = httpx.post(path, headers={"x-api-key": secrets["approver-a"]}, timeout=20)
+    assert approved.status_code == 200 and approved.json()["state"] == "active", approved.text
