@@ -112,3 +112,39 @@ def test_models_lists_what_the_gateway_serves(make_gateway) -> None:  # type: ig
     ids = {m.id for m in gw.openai(gw.key()).models.list()}
     assert {"gpt-4o", "gpt-4o-mini", "text-embedding-3-small"} <= ids
     assert not any(i.startswith("claude") for i in ids)  # served only through /v1/messages
+
+
+def test_stream_meters_read_the_served_tier_and_tool_fees() -> None:
+    import orjson
+
+    from costplane.gateway.metering import AnthropicStreamMeter, OpenAIStreamMeter, billed_facts, served_usage
+    from costplane.pricing.types import TokenUsage
+
+    oai = OpenAIStreamMeter(hide_usage_chunk=True)
+    head = {"object": "chat.completion.chunk", "service_tier": "priority"}
+    frames = [orjson.dumps({**head, "choices": [{"delta": {"content": "hi"}}]}),
+              orjson.dumps({**head, "choices": [], "usage": {
+                  "prompt_tokens": 20, "completion_tokens": 4,
+                  "prompt_tokens_details": {"cached_tokens": 5, "cache_write_tokens": 10}}})]
+    forwarded = oai.feed(b"".join(b"data: " + f + b"\n\n" for f in frames) + b"data: [DONE]\n\n")
+    assert len(forwarded) == 2  # the usage chunk the gateway asked for is hidden
+    assert oai.usage == TokenUsage(20, 4, 5, 10, conditions=(("service_tier", "priority"),))
+
+    ant = AnthropicStreamMeter()
+    start = {"type": "message_start", "message": {"usage": {
+        "input_tokens": 10, "cache_creation_input_tokens": 30, "cache_read_input_tokens": 0, "output_tokens": 1,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 30}}}}
+    delta = {"type": "message_delta", "usage": {"output_tokens": 9, "server_tool_use": {"web_search_requests": 3}}}
+    events = [("message_start", start), ("message_delta", delta), ("message_stop", {"type": "message_stop"})]
+    ant.feed(b"".join(f"event: {n}\ndata: ".encode() + orjson.dumps(p) + b"\n\n" for n, p in events))
+    assert ant.usage == TokenUsage(40, 9, 0, 30, units=(("cache_write_1h", 30), ("web_searches", 3)))
+
+    plain = TokenUsage(10, 2)
+    assert served_usage(plain, {"service_tier": "flex"}) == TokenUsage(10, 2, conditions=(("service_tier", "flex"),))
+    assert served_usage(plain, {"service_tier": "default", "output": [{"type": "web_search_call"}]}).units == (
+        ("web_searches", 1),)
+    assert served_usage(plain, {"id": "x"}) is plain
+    assert billed_facts({"service_tier": "priority", "tools": [{"type": "web_search_20250305"}]}) == {
+        "service_tier": "priority", "billed_units": ["web_searches"]}
+    assert billed_facts({"service_tier": "auto"}) == {"service_tier": "auto"}
+    assert billed_facts({"model": "m"}) == {}
