@@ -6,7 +6,8 @@ gains (the users' API and the machine API) is walked without listing it here. Fo
 developer of team alpha, every operation gets schema-valid (positive) and schema-violating (negative)
 requests, a bounded number of each (derandomized, so a failure reproduces), and every response must be:
 not a 5xx, a documented status code, a documented content type, and a body valid against the documented
-schema. All failures are collected and reported together, each with a curl command that reproduces it.
+schema; a request that violates the document (negative) must be refused with a 4xx. All failures are
+collected and reported together, each with a curl command that reproduces it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
+    negative_data_rejection,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
@@ -30,7 +32,9 @@ from schemathesis.checks import (
 
 #: examples per operation, credential and generation mode (positive, negative)
 EXAMPLES = int(os.environ.get("COSTPLANE_SCHEMATHESIS_EXAMPLES", "4"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+#: no 5xx; status code, content type and body as documented; a schema-violating request is refused (4xx)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          negative_data_rejection]
 _KEEP = 3  # failures kept per operation, credential and mode (the first ones, the rest are alike)
 
 
