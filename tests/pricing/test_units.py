@@ -207,3 +207,25 @@ def test_token_usage_validates_nesting() -> None:
     with pytest.raises(ValueError, match="output_audio"):
         TokenUsage(10, 5, units=(("output_audio", 6),))
     assert TokenUsage(10, 5, units=(("output_audio", 0),)).units == ()
+
+
+def test_overrides_declare_unit_prices() -> None:
+    from costplane.pricing import PricingConfig, PricingConfigError
+
+    config = PricingConfig.parse({"overrides": [
+        {"model": "claude-3-haiku", "provider": "anthropic", "input": "0.25", "output": "1.25",
+         "units": {"web_searches": "10"}},
+        {"model": "acme-*", "input": "1", "output": "2"}]}, source="costplane.yaml")
+    catalog = Catalog(config)
+    haiku = catalog.resolve("claude-3-haiku", "anthropic", AT)
+    searched = TokenUsage(1_000, 100, units=(("web_searches", 2),))
+    assert haiku.unpriced(searched) == ()
+    assert haiku.cost_nano(searched) == 250_000 + 125_000 + 20_000_000  # 2 x $10/1K searches
+    assert haiku.rates()["cache_write_1h"] == Decimal("0.5")  # Anthropic's rule: 2 x the declared input
+    assert "cache_write_1h" not in catalog.resolve("acme-x", None, AT).rates()
+    with pytest.raises(PricingConfigError, match=r"units\.telepathy: unknown billed unit"):
+        PricingConfig.parse({"overrides": [{"model": "m", "input": "1", "output": "1",
+                                            "units": {"telepathy": "1"}}]}, source="costplane.yaml")
+    with pytest.raises(PricingConfigError, match=r"units\.web_searches: expected a price of zero or more USD per 1K"):
+        PricingConfig.parse({"overrides": [{"model": "m", "input": "1", "output": "1",
+                                            "units": {"web_searches": "-1"}}]}, source="costplane.yaml")

@@ -30,11 +30,12 @@ from typing import Any
 
 from costplane.pricing.skuconfig import SkuOverride, parse_region_fallback, parse_sku_overrides
 from costplane.pricing.types import TOKEN_TYPES
+from costplane.pricing.units import CORE_UNITS, UNITS, unit_label
 
 __all__ = ["Override", "PricingConfig", "PricingConfigError", "UnknownPriceRule", "parse_price"]
 
 _GLOB = re.compile(r"[*?\[]")
-_OVERRIDE_KEYS = ("model", "provider", *TOKEN_TYPES, "tiers", "effective_from", "note")
+_OVERRIDE_KEYS = ("model", "provider", *TOKEN_TYPES, "tiers", "effective_from", "note", "units")
 _TIER_KEYS = ("above", *TOKEN_TYPES)
 _RULE_KEYS = ("action", *TOKEN_TYPES)
 
@@ -62,6 +63,8 @@ class Override:
     effective_from: date | None = None
     note: str | None = None
     index: int = 0  # position in pricing.overrides
+    #: other billed units (pricing.units names, e.g. web_searches), USD per the unit's quantum
+    units: tuple[tuple[str, Decimal], ...] = ()
 
     @property
     def is_glob(self) -> bool:
@@ -212,16 +215,43 @@ class _Parser:
                 ok = False
         prices = self.prices(path, raw, TOKEN_TYPES)
         tiers = self.tiers(f"{path}.tiers", raw.get("tiers"))
+        units = self.units(f"{path}.units", raw.get("units"))
         date_ok, effective = self.effective_from(f"{path}.effective_from", raw.get("effective_from"))
-        if not ok or not date_ok or "input" not in prices or "output" not in prices or tiers is None:
+        if (not ok or not date_ok or "input" not in prices or "output" not in prices or tiers is None
+                or units is None):
             return None
         assert isinstance(model, str)
         return Override(
             model=model.strip(), provider=provider.strip() if isinstance(provider, str) else None,
             input=prices["input"], output=prices["output"], cache_read=prices.get("cache_read"),
             cache_write=prices.get("cache_write"), reasoning=prices.get("reasoning"), tiers=tiers,
-            effective_from=effective, note=note, index=index,
+            effective_from=effective, note=note, index=index, units=units,
         )
+
+    def units(self, path: str, value: Any) -> tuple[tuple[str, Decimal], ...] | None:
+        """`units: {web_searches: "10", cache_write_1h: "6"}`: prices of the other billed units."""
+        if value is None:
+            return ()
+        if not isinstance(value, Mapping):
+            self.error(path, f"expected a mapping of unit -> price such as {{web_searches: \"10\"}}, got "
+                       f"{_shown(value)}")
+            return None
+        out: list[tuple[str, Decimal]] = []
+        failed = False
+        for name, raw in value.items():
+            if not isinstance(name, str) or name not in UNITS or name in CORE_UNITS:
+                known = ", ".join(sorted(n for n in UNITS if n not in CORE_UNITS)[:8])
+                self.error(f"{path}.{name}", f"unknown billed unit (the five token types go at the top level; "
+                           f"others include {known}, …)")
+                failed = True
+                continue
+            try:
+                out.append((name, parse_price(raw)))
+            except ValueError:
+                self.error(f"{path}.{name}", f"expected a price of zero or more USD {unit_label(name)}, got "
+                           f"{_shown(raw)}")
+                failed = True
+        return None if failed else tuple(out)
 
     def tiers(self, path: str, value: Any) -> tuple[tuple[int, dict[str, Decimal]], ...] | None:
         if value is None:

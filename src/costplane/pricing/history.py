@@ -142,10 +142,13 @@ def _segments(start: date | None, variants: Sequence[genai.VariantRule]
 
 
 def _override_units(model: str, override: Override) -> tuple[tuple[str, Decimal], ...]:
-    """An override of an Anthropic model keeps Anthropic's 1-hour cache-write rule (2 x input)."""
-    if "claude" in model.lower() or (override.provider or "").lower() == "anthropic":
-        return (("cache_write_1h", override.input * genai.ANTHROPIC_1H_WRITE_FACTOR),)
-    return ()
+    """The override's declared unit prices; an override of an Anthropic model without a 1-hour
+    cache-write price keeps Anthropic's rule (2 x input)."""
+    units = dict(override.units)
+    if "cache_write_1h" not in units and ("claude" in model.lower()
+                                          or (override.provider or "").lower() == "anthropic"):
+        units["cache_write_1h"] = override.input * genai.ANTHROPIC_1H_WRITE_FACTOR
+    return tuple(units.items())
 
 
 def build_history(
