@@ -77,3 +77,34 @@ def test_password_hashing() -> None:
     assert verify_password("correct horse", stored) and not verify_password("wrong horse", stored)
     assert hash_password("correct horse") != stored  # salted
     assert not verify_password("anything", "")
+
+
+def test_empty_typed_parameters_are_refused_naming_them(make_api: Callable[[str | None], Api]) -> None:
+    api = make_api(None)
+    for path, name in [("/api/v1/spend", "since"), ("/api/v1/decisions", "limit"), ("/api/v1/runs", "limit"),
+                       ("/api/v1/environments", "status"), ("/api/v1/outcomes", "group_by")]:
+        response = api.get("fin", path, **{name: ""})
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["error"] == {"code": "invalid_parameter", "field": name,
+                                            "message": f"{name}: empty; give a value or leave the parameter out"}
+    assert api.get("fin", "/api/v1/environments", team="").status_code == 200  # a plain string may be empty
+    key = api.call("root", "POST", "/api/v1/keys", json={"name": "m", "attributes": {"team": "alpha"}}).json()
+    machine = httpx.get(f"{api.url}/v1/runs", params={"since": ""}, timeout=10,
+                        headers={"authorization": f"Bearer {key['secret']}"})
+    assert machine.status_code == 400 and machine.json()["error"]["field"] == "since"
+    unknown = httpx.get(f"{api.url}/v1/runs", params={"colour": "red"}, timeout=10,
+                        headers={"authorization": f"Bearer {key['secret']}"})
+    assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "colour"
+
+
+def test_machine_api_is_in_the_openapi_document(make_api: Callable[[str | None], Api]) -> None:
+    api = make_api(None)
+    paths = httpx.get(f"{api.url}/api/v1/openapi.json", timeout=10).json()["paths"]
+    for path, method in [("/v1/environments", "post"), ("/v1/environments/{env_id}/approve", "post"),
+                         ("/v1/runs", "get"), ("/v1/runs/{run}", "get"), ("/v1/runs/ingest", "post"),
+                         ("/v1/outcomes", "post"), ("/v1/outcomes/report", "get"), ("/v1/slos", "get"),
+                         ("/v1/traces", "post")]:
+        operation = paths[path][method]
+        assert operation["x-costplane-scoping"], path
+        assert "key" in operation["x-costplane-roles"] or operation["x-costplane-roles"] == ["approver"]
+    assert paths["/v1/environments/{env_id}/approve"]["post"]["x-costplane-roles"] == ["approver"]
