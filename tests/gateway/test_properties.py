@@ -11,6 +11,7 @@ same examples every time.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -319,7 +320,7 @@ WRONG = st.sampled_from(["yes", "", 1, 0, -1, [True], {}, [], None, True, False,
 @st.composite
 def mutated(draw: st.DrawFn, bodies: st.SearchStrategy[dict[str, Any]]) -> tuple[bytes, str]:
     """A well-formed body with one field replaced, removed or nested deep; as bytes, and a label."""
-    body = draw(bodies)
+    body = copy.deepcopy(draw(bodies))  # strategies may share constant objects: never mutate them
     path = draw(st.sampled_from(_paths(body)))
     kind = draw(st.sampled_from(["replace", "wrong", "delete", "deep", "insert"]))
     parent: Any = None
@@ -471,7 +472,7 @@ def test_a_documented_field_of_another_json_type_is_refused_naming_it(gateway: G
         allowed = kinds[name]
         if json_kind(value) in allowed or (json_kind(value) == "integer" and "number" in allowed):
             return  # the same type: not this property's business
-        body[name] = value
+        body = {**body, name: value}
         response, before = send(gateway, path, dump(body))
         refused_naming(gateway, response, proto, before, name)
 
@@ -486,6 +487,7 @@ def test_undocumented_content_part_types_and_roles_are_refused_naming_the_path(g
     @PROPERTY
     @given(body=bodies, data=st.data(), odd=st.text(min_size=1, max_size=12))
     def run(body: dict[str, Any], data: st.DataObject, odd: str) -> None:
+        body = copy.deepcopy(body)
         index = data.draw(st.integers(0, len(body["messages"]) - 1))
         message = body["messages"][index]
         if data.draw(st.booleans()):
@@ -515,7 +517,7 @@ def test_nesting_is_accepted_up_to_the_documented_limit_and_refused_beyond(gatew
     @given(body=bodies, depth=st.integers(1, 200), opener=st.sampled_from(["[", '{"a":']))
     def run(body: dict[str, Any], depth: int, opener: str) -> None:
         closer = "]" if opener == "[" else "}"
-        body["x_nested"] = _DEEP  # an unknown top-level parameter: forwarded, but bounded too
+        body = {**body, "x_nested": _DEEP}  # an unknown top-level parameter: forwarded, but bounded too
         raw = dump(body).decode().replace(json.dumps(_DEEP), opener * depth + "1" + closer * depth).encode()
         response, before = send(gateway, path, raw)
         if 1 + depth <= 64:  # the body object itself is level 1
