@@ -227,6 +227,11 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
     def _read(self, body: Callable[[Tx], T]) -> T:
         return self._run(body)
 
+    def credentials_generation(self) -> int:
+        """One statement, no BEGIN/COMMIT: read on every authenticated request (see costplane.auth)."""
+        row = self._run(lambda tx: tx.one("SELECT generation FROM credential_generation WHERE id = 1"), single=True)
+        return int(row[0]) if row else 0
+
     # -- the hot path: one server-side function call each (schema v3) ----------------------
     def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
         if not self.use_functions:
