@@ -141,8 +141,9 @@ def _check_count(name: str, value: object) -> None:
 
 
 _Femto = int | Fraction
-#: (unit name, femto-USD per unit, names of the priced units nested inside it), most nested first
-_Plan = tuple[tuple[str, _Femto, tuple[str, ...]], ...]
+#: (unit name, TokenUsage field or None, femto-USD per unit, positions of the priced units nested
+#: inside it), most nested first
+_Plan = tuple[tuple[str, str | None, _Femto, tuple[int, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +186,10 @@ class PriceSheet:
     flagged_default: bool = False  # true when this is a declared default for an unknown model
     units: tuple[tuple[str, Decimal], ...] = ()  # other units' prices, USD per the unit's quantum
     variants: tuple[Variant, ...] = ()
-    #: (tier start or -1 for the base, plan)
-    _plans: tuple[tuple[int, _Plan], ...] = field(default=(), init=False, repr=False, compare=False)
+    #: (tier start or -1 for the base, plan, plan of the token fields alone: for usages without other
+    #: units, when no per-request fee applies)
+    _plans: tuple[tuple[int, _Plan, _Plan | None], ...] = field(default=(), init=False, repr=False,
+                                                                  compare=False)
     #: (tier start or -1, dearest input-token rate, dearest output-token rate, request fee), femto-USD
     _max_rates: tuple[tuple[int, _Femto, _Femto, _Femto], ...] = field(
         default=(), init=False, repr=False, compare=False)
@@ -202,7 +205,8 @@ class PriceSheet:
         for start in (-1, *(start for start, _ in self.tiers)):
             declared = self.declared(start + 1)
             femto = {name: _femto(name, rate) for name, rate in declared.items()}
-            plans.append((start, _plan(femto)))
+            core = None if "requests" in femto else _plan({n: r for n, r in femto.items() if n in _CORE_FIELDS})
+            plans.append((start, _plan(femto), core))
             in_rate = max(r for n, r in femto.items() if UNITS[n].is_token and UNITS[n].direction == "input")
             out_rate = max(r for n, r in femto.items() if UNITS[n].is_token and UNITS[n].direction == "output")
             levels.append((start, in_rate, out_rate, femto.get("requests", 0)))
@@ -265,20 +269,33 @@ class PriceSheet:
     def cost_nano(self, usage: TokenUsage) -> int:
         """Exact cost of `usage` under its conditions, rounded half-up to a whole nano-USD.
         Units with no price (see `unpriced`) add nothing here; callers flag them."""
-        sheet = self.for_conditions(usage.conditions)
-        plan = sheet._plans[0][1]
-        if len(sheet._plans) > 1:
-            for start, tier_plan in sheet._plans[1:]:
-                if usage.input_tokens > start:
-                    plan = tier_plan
-        leaves: dict[str, int] = {}
+        sheet = self.for_conditions(usage.conditions) if usage.conditions else self
+        plans = sheet._plans
+        level = plans[0]
+        if len(plans) > 1:
+            for tier in plans[1:]:
+                if usage.input_tokens > tier[0]:
+                    level = tier
+        extra = dict(usage.units) if usage.units else None
+        plan = level[1] if extra is not None or level[2] is None else level[2]
+        leaves: list[int] = []
         total: _Femto = 0
-        for name, femto, nested in plan:
-            # inconsistent provider counts (nested parts summing above their total) never charge
-            # less than the parts: the remainder is clamped at 0
-            leaf = max(0, usage.count(name) - sum(leaves[n] for n in nested))
-            leaves[name] = leaf
-            total += leaf * femto
+        # inconsistent provider counts (nested parts summing above their total) never charge less
+        # than the parts: the remainder is clamped at 0
+        for name, field_name, femto, nested in plan:
+            if field_name is not None:
+                leaf = getattr(usage, field_name)
+            elif extra is not None:
+                leaf = extra.get(name, 1 if name == "requests" else 0)
+            else:
+                leaf = 1 if name == "requests" else 0
+            for index in nested:
+                leaf -= leaves[index]
+            if leaf < 0:
+                leaf = 0
+            leaves.append(leaf)
+            if leaf:
+                total += leaf * femto
         return int((total + _FEMTO_PER_NANO // 2) // _FEMTO_PER_NANO)
 
     def max_cost_nano(self, input_tokens: int, output_tokens: int, *, service_tier: str | None = None) -> int:
@@ -312,9 +329,11 @@ class PriceSheet:
 
 
 def _plan(femto: Mapping[str, _Femto]) -> _Plan:
+    """Most nested first; each entry lists the positions of the priced units nested inside it."""
     names = sorted(femto, key=lambda n: (-len(UNITS[n].ancestors), n))
     return tuple(
-        (name, femto[name], tuple(other for other in names if name in UNITS[other].ancestors))
+        (name, _CORE_FIELDS.get(name), femto[name],
+         tuple(i for i, other in enumerate(names) if name in UNITS[other].ancestors))
         for name in names
     )
 
