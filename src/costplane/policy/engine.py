@@ -7,7 +7,9 @@ fields of `ctx` and `request` that some expression of the bundle reads are
 converted (an expression that uses `ctx` or `request` as a whole gets all of
 it); what an expression can observe is exactly the same.
 
-Precedence, fail-closed rules and request fields are described in docs/policy.md.
+Unset request fields read as the hook's defaults (`hookschema.request_defaults`: the hook's schema,
+plus the budget-scope fields it does not declare). Precedence, fail-closed rules and request fields
+are described in docs/policy.md.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ its default (so `request.model == "gpt-4o"` is simply false at `environment.laun
 
 from __future__ import annotations
 
+import difflib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -281,8 +283,6 @@ def unknown_fields(hook: str | None, names: Iterable[str], metrics: Iterable[str
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean request.{close[0]}?" if close else ""
 
@@ -310,8 +310,6 @@ _WHAT = {"string": "a string", "int": "an integer", "double": "a number", "bool"
 
 
 def _shown(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)
 
 
