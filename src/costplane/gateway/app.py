@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from costplane.app import Application
+from costplane.auth.authenticator import request_secret
 from costplane.gateway.endpoints import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS
 from costplane.gateway.errors import error_response
 from costplane.gateway.keys import KeyVerifier
@@ -54,8 +55,8 @@ def create_gateway(
         return await proxy.handle(ANTHROPIC_MESSAGES, request)
 
     async def models(request: Request) -> Response:
-        secret = request.headers.get("authorization", "")[7:].strip() or request.headers.get("x-api-key", "")
-        if keys.verify(secret) is None:
+        # the store's one authenticator: reads the credential generation, so run like any store call
+        if await store.run(keys.verify, request_secret(request.headers)) is None:
             return error_response("openai", 401, "invalid_api_key", "missing, unknown, expired or revoked key")
         seen: dict[str, dict[str, object]] = {}
         for provider in application.config.providers:
