@@ -1,12 +1,7 @@
-"""The machine API of governed environments under /v1/environments, declared in the one route
-table (`api.table`): same parameter typing, error format and OpenAPI document as /api/v1.
+"""The JSON shape of a governed environment, shared by both APIs and the CLI.
 
-Called with a costplane key (`Authorization: Bearer cpk_…` or `x-api-key`). The key's bound
-attributes are the context (a request can add dimensions and tags the key does not bind, never
-override them) AND its scope: a key bound to team alpha lists, reads, extends, tears down,
-reports metrics for and approves alpha's environments only — another team's environment is 404,
-exactly like an unknown one. Approving or rejecting needs a key with the tag role=approver (or
-role=admin) and scope over the environment. Errors: {"error": {"code", "message", "field"}}.
+The machine API of environments (/v1/environments, costplane keys) is declared in the one route
+table by `lifecycle/machine.py`; the users' API (/api/v1/environments) by `api/environments.py`.
 """
 
 from __future__ import annotations
