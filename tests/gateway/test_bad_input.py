@@ -102,8 +102,15 @@ ANT = {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "use
     ("path", "body", "headers", "param"),
     [
         ("/v1/chat/completions", {**OK, "messages": [{"role": "user", "content": _deep(300)}]}, {},
-         "messages[0].content" + "[0]" * 61),  # the container at level 65
-        ("/v1/chat/completions", {**OK, "tools": _deep(300)}, {}, "tools" + "[0]" * 63),
+         "messages[0].content[0]"),  # a content part must be an object
+        ("/v1/chat/completions", {**OK, "tools": _deep(300)}, {}, "tools[0]"),
+        ("/v1/chat/completions", {**OK, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "a", "extra": _deep(300)}]}]}, {},
+         "messages[0].content[0].extra" + "[0]" * 59),  # the container at level 65
+        ("/v1/chat/completions", {**OK, "tools": [{"type": "function", "function": {
+            "name": "f", "parameters": {"a": _deep(300)}}}]}, {}, "tools[0].function.parameters.a" + "[0]" * 59),
+        ("/v1/messages", {**ANT, "tools": [{"name": "t", "input_schema": {"a": _deep(300)}}]}, {},
+         "tools[0].input_schema.a" + "[0]" * 60),
         ("/v1/chat/completions", {**OK, "stream": True, "stream_options": "yes"}, {}, "stream_options"),
         ("/v1/chat/completions", {**OK, "stream_options": {"include_usage": True}}, {}, "stream_options"),
         ("/v1/chat/completions", {**OK, "stream": True, "stream_options": {"include_usage": "yes"}}, {},

@@ -8,8 +8,9 @@ parameters constantly); the keys it knows must have the documented type. `Tagged
 `type` that is not listed is refused, because an unknown content part would be forwarded and
 metered blind.
 
-Nesting is bounded separately (`check_depth`), so free-form values (JSON schemas of tools,
-metadata, parameters the gateway does not know) cannot nest without limit either.
+Nesting is bounded too: the typed part of a spec is finite, and every free-form value (JSON
+schemas of tools, metadata, parameters the gateway does not know) is checked against what is left
+of `MAX_DEPTH` where it sits, so the walk never visits a container twice.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ class Spec:
     kinds: frozenset[str] = frozenset()
     describe: str = "a value"
 
-    def check(self, value: Any) -> None:
-        """Raise `Mismatch` when value does not match."""
+    def check(self, value: Any, depth: int) -> None:
+        """Raise `Mismatch` when value does not match; `depth` is value's level (the body is 1)."""
         raise NotImplementedError
 
     def mismatch(self, value: Any) -> Mismatch:
@@ -114,8 +115,8 @@ class Any_(Spec):
     kinds: frozenset[str] = frozenset({"null", "boolean", "integer", "number", "string", "array", "object"})
     describe: str = "any value"
 
-    def check(self, value: Any) -> None:
-        return None
+    def check(self, value: Any, depth: int) -> None:
+        _bounded(value, depth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,7 @@ class Bool(Spec):
     kinds: frozenset[str] = frozenset({"boolean"})
     describe: str = "a boolean (true or false)"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         if value is not True and value is not False:
             raise self.mismatch(value)
 
@@ -135,7 +136,7 @@ class Int(Spec):
     kinds: frozenset[str] = frozenset({"integer"})
     describe: str = "an integer"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         if type(value) is not int:
             raise self.mismatch(value)
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
@@ -149,7 +150,7 @@ class Num(Spec):
     kinds: frozenset[str] = frozenset({"integer", "number"})
     describe: str = "a number"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         kind = type(value)
         if kind is not float and kind is not int:
             raise self.mismatch(value)
@@ -170,7 +171,7 @@ class Str(Spec):
     kinds: frozenset[str] = frozenset({"string"})
     describe: str = "a string"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         if type(value) is not str:
             raise self.mismatch(value)
         if self.nonempty and not value.strip():
@@ -187,7 +188,7 @@ class Arr(Spec):
     kinds: frozenset[str] = frozenset({"array"})
     describe: str = "an array"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         if type(value) is not list:
             raise self.mismatch(value)
         if len(value) < self.min_items:
@@ -195,12 +196,11 @@ class Arr(Spec):
         if self.max_items is not None and len(value) > self.max_items:
             raise Mismatch(f"expected an array of at most {self.max_items} items, got {len(value)}")
         item = self.item
-        if isinstance(item, Any_):
-            return
         index = 0
+        depth += 1
         try:
             for index, element in enumerate(value):  # noqa: B007 (index is read on failure)
-                item.check(element)
+                item.check(element, depth)
         except Mismatch as exc:
             exc.where.append(index)
             raise
@@ -215,17 +215,16 @@ class Map(Spec):
     kinds: frozenset[str] = frozenset({"object"})
     describe: str = "an object"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         if type(value) is not dict:
             raise self.mismatch(value)
         if self.max_items is not None and len(value) > self.max_items:
             raise Mismatch(f"expected at most {self.max_items} entries, got {len(value)}")
         spec = self.value
-        if isinstance(spec, Any_):
-            return
+        depth += 1
         for key, element in value.items():
             try:
-                spec.check(element)
+                spec.check(element, depth)
             except Mismatch as exc:
                 exc.where.append(str(key))
                 raise
@@ -242,19 +241,23 @@ class Obj(Spec):
     kinds: frozenset[str] = frozenset({"object"})
     describe: str = "an object"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         if type(value) is not dict:
             raise self.mismatch(value)
         for name in self.required:
             if value.get(name) is None:
                 raise Mismatch("this field is required", name)
         fields = self.fields
+        depth += 1
         for name, element in value.items():
             spec = fields.get(name)
-            if spec is None or (element is None and name in self.nullable):
+            if element is None and name in self.nullable:
                 continue
             try:
-                spec.check(element)
+                if spec is None:
+                    _bounded(element, depth)  # not ours to type, but still bounded
+                else:
+                    spec.check(element, depth)
             except Mismatch as exc:
                 exc.where.append(name)
                 raise
@@ -268,11 +271,11 @@ class OneOf(Spec):
         self.kinds = frozenset().union(*(option.kinds for option in options))
         self.describe = " or ".join(option.describe for option in options)
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         kind = kind_of(value)
         for option in self.options:
             if kind in option.kinds:
-                option.check(value)
+                option.check(value, depth)
                 return
         raise self.mismatch(value)
 
@@ -292,7 +295,7 @@ class Tagged(Spec):
     kinds: frozenset[str] = frozenset({"object"})
     describe: str = "an object"
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, depth: int) -> None:
         if type(value) is not dict:
             raise self.mismatch(value)
         tag = value.get(self.tag)
@@ -309,17 +312,28 @@ class Tagged(Spec):
             known = ", ".join(sorted(self.variants))
             hint = f" or a type like {self.pattern.pattern}" if self.pattern is not None else ""
             raise Mismatch(f"unknown {self.tag} {_got(tag)}; expected one of {known}{hint}", self.tag)
-        variant.check(value)
+        variant.check(value, depth)
 
 
 def check_body(spec: Spec, body: Any) -> None:
     """Validate a decoded body against its protocol's spec (nesting first, then types);
     BodyError names the field path of the first mismatch."""
-    check_depth(body)
     try:
-        spec.check(body)
+        spec.check(body, 1)
     except Mismatch as exc:
         raise BodyError(_path(exc.where[::-1]) or "body", exc.message) from None
+
+
+def _bounded(value: Any, depth: int) -> None:
+    """Refuse a free-form value (one no spec types) that nests past MAX_DEPTH; the typed
+    structure of a spec is finite, so checking the free-form parts bounds the whole body."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        found = _too_deep(value, MAX_DEPTH + 1 - depth)
+        if found is not None:
+            exc = Mismatch(f"nested deeper than {MAX_DEPTH} levels of arrays and objects")
+            exc.where = found
+            raise exc
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:

@@ -135,8 +135,8 @@ CHAT_BODY = Obj({
 class _SameKind(Arr):
     """An array whose items all have one JSON type (embeddings take strings *or* token arrays)."""
 
-    def check(self, value: Any) -> None:
-        Arr.check(self, value)
+    def check(self, value: Any, depth: int) -> None:
+        Arr.check(self, value, depth)
         first = kind_of(value[0]) if value else ""
         for index, element in enumerate(value):
             if kind_of(element) != first:
