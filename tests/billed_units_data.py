@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
-__all__ = ["data_price", "expected_nano", "rate"]
+__all__ = ["data_price", "expected_nano", "model_without", "rate"]
 
 
 def data_price(provider: str, model: str, at: datetime | None = None, **context: str) -> ModelPrice:
@@ -70,3 +70,18 @@ def expected_nano(price: ModelPrice, *, input_total: int, output_total: int, cac
     if requests is not None:
         usd += requests / Decimal(1000)
     return int((usd * 10**9).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def model_without(provider: str, price_key: str, prefix: str = "", at: datetime | None = None) -> str | None:
+    """A model of `provider` (id starting with `prefix`) whose current price lacks `price_key`, read
+    from the data at test time (None when every such model has it)."""
+    snapshot = get_snapshot()
+    found = find_provider_by_id(snapshot.providers, provider)
+    assert found is not None, provider
+    for info in found.models:
+        if not info.id.startswith(prefix):
+            continue
+        price = info.get_prices(at or datetime.now(UTC))
+        if getattr(price, "input_mtok", None) is not None and getattr(price, price_key, None) is None:
+            return info.id
+    return None

@@ -203,11 +203,15 @@ def test_describe_reports_history_and_every_unit() -> None:
     cat = catalog(overrides=[{"model": "claude-sonnet-4-6", "provider": "anthropic", "input": "2",
                               "output": "10", "effective_from": "2027-01-01", "note": "negotiated"}])
     detail = cat.describe("claude-sonnet-4-6", "anthropic", datetime(2026, 6, 1, tzinfo=UTC))
-    assert [(h.condition, h.source, h.active) for h in detail.history] == [
-        ("always", "genai-prices", False), ("always; its variants from 2026-10-14", "genai-prices", False),
-        ("from 2026-03-13", "genai-prices", True),
-        ("from 2026-03-13; its variants from 2026-10-14", "genai-prices", False),
-        ("from 2027-01-01", "override", False)]
+    shown = [(h.condition, h.source, h.active) for h in detail.history]
+    assert shown[:1] == [("always", "genai-prices", False)] and ("from 2026-03-13", "genai-prices", True) in shown
+    assert shown[-1] == ("from 2027-01-01", "override", False)
+    # the data's request variants (batch) start on their own dates: each price shows from when they apply
+    info = genai.find_model("claude-sonnet-4-6", "anthropic")
+    assert info is not None
+    starts = {v.start for v in genai.variants_of(info[1]) if v.start is not None}
+    assert {c for c, _, _ in shown if "its variants" in c} == {
+        f"{base}; its variants from {day}" for base in ("always", "from 2026-03-13") for day in starts}
     assert detail.not_metered == ()  # every unit the data prices is metered
     assert detail.sheet is not None and {"cache_write_1h", "web_searches"} <= set(detail.sheet.rates())
     assert detail.data_version.startswith("genai-prices") and not detail.from_override
