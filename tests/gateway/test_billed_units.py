@@ -29,6 +29,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "claude-haiku-4-5": {"usage": {"service_tier": "batch"}},  # a response served by batch processing
     **({UNPRICED_SEARCH: {"usage": {"server_tool_use": {"web_search_requests": 2}}}} if UNPRICED_SEARCH else {}),
     "gpt-5.6-sol": {"usage": {"prompt_tokens_details": {"cache_write_tokens": 40}}},
+    "gpt-5-mini": {"service_tier": "default"},  # asked for priority, served the standard tier
     "gpt-audio": {"usage": {"prompt_tokens_details": {"audio_tokens": 10},
                             "completion_tokens_details": {"audio_tokens": 8}}},
 }
@@ -188,3 +189,20 @@ def test_openai_service_tier_is_visible_to_policies(gw: Harness) -> None:
     assert decision.input["params"]["service_tier"] == "flex"
     event = only_event(gw)
     assert event.usage.conditions == (("service_tier", "flex"),)
+
+
+def test_the_tier_served_wins_over_the_tier_asked(gw: Harness) -> None:
+    client = gw.openai(gw.key(team="ml"))
+    completion = client.chat.completions.create(model="gpt-5-mini", messages=LONG, max_tokens=64,
+                                                service_tier="priority")
+    usage = completion.usage
+    assert usage is not None and completion.service_tier == "default"
+    reasoning = usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else 0
+    counts = {"input_total": usage.prompt_tokens, "output_total": usage.completion_tokens,
+              "reasoning": reasoning or 0}
+    event = only_event(gw)
+    assert event.cost_nano == expected_nano(data_price("openai", "gpt-5-mini"), **counts)
+    assert event.usage.conditions == ()
+    # the reservation covered the priority price that was asked for
+    assert reserved(gw, event) >= expected_nano(data_price("openai", "gpt-5-mini", service_tier="priority"),
+                                                **counts)

@@ -233,8 +233,12 @@ class DecisionCore:
     # -- settlement ---------------------------------------------------------------------------
     def settle(self, admission: Admission, usage: TokenUsage, *, status: str = "ok",
                latency_ms: int = 0, saved_nano: int = 0) -> Settlement:
+        # the requested tier prices the call only where the response does not report the tier it served
+        # (OpenAI always does, and may serve a lower tier than asked)
+        skip = ("service_tier",) if admission.request.protocol == "openai" else ()
         usage = with_conditions(usage, {k: str(v) for k, v in admission.request.params.items()
-                                        if k in _CONDITION_PARAMS and isinstance(v, str) and v != "auto"})
+                                        if k in _CONDITION_PARAMS and k not in skip and isinstance(v, str)
+                                        and v != "auto"})
         cost = admission.price.cost_nano(usage)
         unpriced = admission.price.unpriced(usage)
         if unpriced:  # a billed unit with no price: flagged and said, never a silent $0

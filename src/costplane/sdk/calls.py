@@ -141,7 +141,10 @@ class Call:
         if usage is None:  # no silent $0: charge the bound of what may have been consumed
             usage = TokenUsage(input_tokens=self._size().bound, output_tokens=self.max_tokens or DEFAULT_MAX_TOKENS)
             status = "estimated" if status == "ok" else status
-        usage = with_conditions(usage, {**request_conditions(self.kwargs), **tier_conditions(served_tier)})
+        requested = request_conditions(self.kwargs)
+        if isinstance(served_tier, str):  # the response says the tier it served (maybe lower than asked)
+            requested.pop("service_tier", None)
+        usage = with_conditions(usage, {**requested, **tier_conditions(served_tier)})
         cost = 0
         priced_model = self.model if self.mode == "direct" else (model or self.model)
         if self.mode == "direct" or _budgeted(self.guard):
