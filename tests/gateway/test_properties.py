@@ -36,7 +36,7 @@ from costplane.simulator.config import SimulatorConfig
 
 from .conftest import DEFAULT_BUNDLE, gateway_config, write_bundle
 
-CAP = "0.02 USD"
+CAP = "0.003 USD"  # small enough that the capped team runs out within the examples
 BUNDLE = DEFAULT_BUNDLE + f"""
 ---
 kind: Budget
@@ -296,6 +296,25 @@ def test_well_formed_bodies_are_served_and_metered(gateway: Gateway, path: str) 
         check_budget(gateway, response)
 
     run()
+
+
+def test_the_hard_budget_is_reached_and_never_overspent(gateway: Gateway) -> None:
+    statuses: list[int] = []
+
+    @PROPERTY
+    @given(body=PROTOCOLS[CHAT][1], model=st.sampled_from(["gpt-4o", "gpt-4o-mini"]))
+    def run(body: dict[str, Any], model: str) -> None:
+        response, before = send(gateway, CHAT, dump({**body, "model": model}), team="capped")
+        assert response.status_code in (200, 402), response.text[:300]
+        check(gateway, response, "openai", before)
+        check_budget(gateway, response)
+        statuses.append(response.status_code)
+
+    run()
+    assert 402 in statuses, "the examples should exhaust the capped budget"
+    assert "capped-team" in gateway.http.post(gateway.url + CHAT, content=dump(
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 5000}], "max_tokens": 4000}),
+        headers={"authorization": f"Bearer {gateway.keys['capped']}", "content-type": "application/json"}).text
 
 
 # -- anything else: never a 5xx, always the documented shape -------------------------------------
