@@ -37,7 +37,6 @@ __all__ = [
     "Str",
     "Tagged",
     "check_body",
-    "check_depth",
     "kind_of",
 ]
 
@@ -334,13 +333,6 @@ def _bounded(value: Any, depth: int) -> None:
             exc = Mismatch(f"nested deeper than {MAX_DEPTH} levels of arrays and objects")
             exc.where = found
             raise exc
-
-
-def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
-    """Refuse arrays/objects nested deeper than `limit` levels, naming the path that does."""
-    path = _too_deep(value, limit)
-    if path is not None:
-        raise BodyError(_path(path[::-1]) or "body", f"nested deeper than {limit} levels of arrays and objects")
 
 
 def _too_deep(value: Any, budget: int) -> list[str | int] | None:
