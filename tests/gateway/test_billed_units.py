@@ -206,3 +206,21 @@ def test_the_tier_served_wins_over_the_tier_asked(gw: Harness) -> None:
     # the reservation covered the priority price that was asked for
     assert reserved(gw, event) >= expected_nano(data_price("openai", "gpt-5-mini", service_tier="priority"),
                                                 **counts)
+
+
+def test_anthropic_fast_mode_is_charged_and_bounded_at_the_fast_price(gw: Harness) -> None:
+    fast_price = data_price("anthropic", "claude-opus-4-8", speed="fast")
+    if fast_price.input_mtok == data_price("anthropic", "claude-opus-4-8").input_mtok:
+        pytest.skip("no fast-mode price for claude-opus-4-8 in this price data")
+    client = gw.anthropic(gw.key(team="ml"))
+    message = client.messages.create(model="claude-opus-4-8", max_tokens=64, messages=LONG,
+                                     extra_body={"speed": "fast"})
+    counts = anthropic_counts(message.usage)
+    event = only_event(gw)
+    assert event.usage.conditions == (("speed", "fast"),)
+    assert event.cost_nano == expected_nano(fast_price, **counts)
+    [decision] = gw.app.store.list_decisions()
+    sheet = gw.app.catalog.resolve("claude-opus-4-8", "anthropic")
+    bound = int(decision.input["input_tokens_bound"])
+    assert reserved(gw, event) == sheet.max_cost_nano(bound, 64, conditions=(("speed", "fast"),))
+    assert reserved(gw, event) > sheet.max_cost_nano(bound, 64) and reserved(gw, event) >= event.cost_nano

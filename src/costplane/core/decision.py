@@ -151,7 +151,9 @@ class DecisionCore:
         price: PriceSheet, max_tokens: int, effect: str, reason: str,
     ) -> Admission | tuple[ClaimState | None, str | None, BudgetSpec | None]:
         tier = req.params.get("service_tier")
-        worst = price.max_cost_nano(req.input_bound, max_tokens, service_tier=tier if isinstance(tier, str) else None)
+        asked = tuple((k, v) for k, v in req.params.items() if k in ("speed", "processing") and isinstance(v, str))
+        worst = price.max_cost_nano(req.input_bound, max_tokens, service_tier=tier if isinstance(tier, str) else None,
+                                    conditions=asked)
         claims = budget_claims(budgets, ctx, model, worst, now)
         reservation = Reservation(
             id=new_id("res"), claims=claims, created_at=now,

@@ -298,7 +298,8 @@ class PriceSheet:
                 total += leaf * femto
         return int((total + _FEMTO_PER_NANO // 2) // _FEMTO_PER_NANO)
 
-    def max_cost_nano(self, input_tokens: int, output_tokens: int, *, service_tier: str | None = None) -> int:
+    def max_cost_nano(self, input_tokens: int, output_tokens: int, *, service_tier: str | None = None,
+                      conditions: tuple[tuple[str, str], ...] = ()) -> int:
         """Upper bound of a call with at most `input_tokens` input and `output_tokens` output:
         every token at the dearest rate of its side (input: input, cache reads, 5-minute and
         1-hour cache writes, audio/image/video in; output: output, reasoning, audio/image/video
@@ -307,7 +308,8 @@ class PriceSheet:
         The service tier counts: a named tier is priced at that tier's variant; `auto` at the
         dearest of all variants (the project's default tier may be priority); no tier at the
         standard price (OpenAI serves the standard tier unless the project is configured
-        otherwise). Per-tool-call fees are not bounded here (the count is not known up front).
+        otherwise). Other requested `conditions` (Anthropic's `speed: fast`) add the variants they
+        select. Per-tool-call fees are not bounded here (the count is not known up front).
         """
         sheets: list[PriceSheet] = [self]
         if self.variants and service_tier is not None:
@@ -316,6 +318,8 @@ class PriceSheet:
             else:
                 named = [v.sheet for v in self.variants if ("service_tier", service_tier) in v.when]
                 sheets = named[:1] or sheets
+        if self.variants and conditions:
+            sheets.extend(v.sheet for v in self.variants if v.matches(conditions))
         worst: _Femto = 0
         for sheet in sheets:
             in_rate: _Femto = 0

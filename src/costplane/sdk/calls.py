@@ -108,8 +108,10 @@ class Call:
                     self.kwargs["max_tokens"] = DEFAULT_MAX_TOKENS
                 price = self._price(self.model)
                 tier = kwargs.get("service_tier")
+                asked = tuple((k, v) for k, v in request_conditions(kwargs).items() if k != "service_tier")
                 self.worst = price.max_cost_nano(self._size().bound, self.max_tokens,
-                                                 service_tier=tier if isinstance(tier, str) else None)
+                                                 service_tier=tier if isinstance(tier, str) else None,
+                                                 conditions=asked)
             self.guard.admit_llm(self.worst, f"a {self.model} call")
         if mode == "direct":
             price = self._price(self.model)  # an unknown price fails before the call, never a $0 event
