@@ -156,6 +156,10 @@ def test_keys_see_exactly_their_bound_scope(make_api: Callable[..., Api], store_
     assert {e["id"] for e in get("key-any", "/v1/environments")["environments"]} >= set(api.ids.values())
     assert {r["run"] for r in get("key-a", "/v1/runs")["runs"]} == {"run-a"}
     assert {r["run"] for r in get("key-b", "/v1/runs")["runs"]} == {"run-b", "run-c"}
+    org_key = create_key(api.app.store, "org", {"org": "acme"})[0]  # the seeded rows belong to no org
+    secrets["key-org"] = org_key
+    assert get("key-org", "/v1/runs")["runs"] == [] and get("key-org", "/v1/environments")["environments"] == []
+    assert get("key-org", "/v1/outcomes/report", outcome="ticket_resolved")["rows"] == []
     teams = {r["group"]["team"] for r in get("key-b", "/v1/outcomes/report", outcome="ticket_resolved",
                                               by="team")["rows"]}
     assert teams == {"beta"}

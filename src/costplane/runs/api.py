@@ -120,6 +120,14 @@ class _Handlers:
         bound = call.principal.bound
         params = {**call.params, "team": None, "agent": bound.get("agent"), "pipeline": None}
         found: dict[str, Any] = await self._runs(Call(call.principal, params))
+        if set(bound) - {"team", "project", "agent"}:  # e.g. an org-bound key: check each run's attribution
+
+            def covered(run: str) -> bool:
+                owners = run_attribution(self.store, run)
+                return bool(owners) and all(call.principal.covers(o) for o in owners or ())
+
+            kept = await run_in_threadpool(lambda: [r for r in found["runs"] if covered(str(r["run"]))])
+            found = {**found, "runs": kept}
         return found
 
     async def run(self, call: Call) -> dict[str, Any]:
