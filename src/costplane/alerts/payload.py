@@ -23,6 +23,7 @@ _TITLES = {
     "anomaly": "Spend anomaly",
     "slo_breach": "Economic SLO breached",
     "otlp_unpriced": "GenAI spans ingested without usage (unpriced)",
+    "reconcile_drift": "Metered spend drifts from the provider's bill",
     "test": "Test alert",
 }
 
