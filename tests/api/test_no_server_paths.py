@@ -32,3 +32,7 @@ def test_refused_launch_reason_has_no_server_path(make_api: Callable[..., Api]) 
     reasons = [d["reason"] for d in decisions if d["hook"] == "environment.launch"]
     assert reasons and all(root not in r and "/tmp/" not in r for r in reasons), reasons
     assert any("environments.yaml:" in r and "inputs.size" in r for r in reasons), reasons
+    error = refused.json()["error"]
+    assert root not in error["message"] and root not in error["reason"], error
+    assert "/tmp/" not in refused.text and "environments.yaml:" in error["message"], error
+    assert error["field"] == "inputs.size", error

@@ -1,7 +1,8 @@
 """API errors: every failure is JSON `{"error": {"code", "message", "field", …details}}`.
 
 A refusal by the decision core (an environment launch denied by a policy or a budget) adds
-its explanation to the error: `decision_id`, `bundle_revision`, `policies`, `reason`.
+its explanation to the error: `decision_id`, `bundle_revision`, `policies`, `reason`. No error
+names a server path: messages and reasons pass through `bundle_relative` on the way out.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse
+
+from costplane.api.redact import bundle_relative
 
 __all__ = ["ApiError", "error_response"]
 
@@ -28,7 +31,8 @@ class ApiError(Exception):
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    body = {"code": error.code, "message": error.message, "field": error.field, **error.details}
+    details = {k: bundle_relative(v) if k == "reason" and isinstance(v, str) else v for k, v in error.details.items()}
+    body = {"code": error.code, "message": bundle_relative(error.message), "field": error.field, **details}
     response = JSONResponse({"error": body}, status_code=error.status)
     if error.details.get("decision_id"):
         response.headers["x-costplane-decision-id"] = str(error.details["decision_id"])
