@@ -93,7 +93,8 @@ def endpoints(application: Application, environments: EnvironmentCore) -> tuple[
                  tags=("budgets",), description="Budgets concerning other teams are hidden from developers "
                  "and viewers.", scoping=rows),
         Endpoint("GET", "/api/v1/decisions", "decisions", "The decisions log", ALL_ROLES,
-                 decisions.DECISIONS_SCHEMA, decisions.decisions_handler(store), decisions.DECISIONS_PARAMS,
+                 decisions.DECISIONS_SCHEMA, decisions.decisions_handler(store, application.config.bundle),
+                 decisions.DECISIONS_PARAMS,
                  tags=("decisions",), description="Developers and viewers see only their teams' (or projects') "
                  "decisions. Paged: pass `next_cursor` back as `cursor`; stable under concurrent inserts.",
                  scoping=rows),
