@@ -96,7 +96,7 @@ def list_keys(config: Path | None = CONFIG_OPTION) -> None:
 
 @app.command()
 def revoke(key_id: str, config: Path | None = CONFIG_OPTION) -> None:
-    """Revoke a key; the gateway refuses it within gateway.key_cache_seconds."""
+    """Revoke a key; the gateway (and every process sharing the store) refuses it from the next request."""
     store = _store(config)
     try:
         done = store.revoke_key(key_id, datetime.now(UTC))
