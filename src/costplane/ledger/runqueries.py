@@ -6,6 +6,7 @@ values always bound, one transaction per method.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -14,8 +15,8 @@ from typing import Any, TypeVar
 
 from costplane.ledger import codec
 from costplane.ledger.queries import INSERT_EVENT, Row, Tx
-from costplane.ledger.runtypes import OutcomeRecord, RunNode, SloState
-from costplane.ledger.types import CostEvent
+from costplane.ledger.runtypes import OutcomeRecord, RunActivity, RunNode, SloState
+from costplane.ledger.types import CostEvent, DecisionRecord
 
 __all__ = ["RunQueries"]
 
@@ -32,6 +33,33 @@ _UPSERT_NODE = (
     " status = excluded.status, event_id = COALESCE(excluded.event_id, run_nodes.event_id),"
     " attributes = excluded.attributes"
 )
+# one row per run: its events and the decisions that carried it, pre-aggregated per table and summed.
+# Integer sums are cast back to BIGINT (PostgreSQL sums BIGINT into NUMERIC).
+_EVENTS_PART = (
+    "SELECT run, MIN(ts - latency_ms * 1000) AS first_us, MAX(ts) AS last_us, COUNT(*) AS n_events,"
+    " SUM(cost_nano) AS cost, SUM(input_tokens) AS inp, SUM(output_tokens) AS outp, 0 AS n_decisions,"
+    " MIN(agent) AS agent, MIN(pipeline) AS pipeline, MIN(experiment) AS experiment, MAX(ts) AS last_event,"
+    " MAX(CASE WHEN status = 'error' THEN ts END) AS last_error,"
+    " MAX(CASE WHEN decision_id IS NULL THEN ts END) AS last_free FROM cost_events WHERE {where} GROUP BY run"
+)
+_DECISIONS_PART = (
+    "SELECT run, MIN(ts), MAX(ts), 0, 0, 0, 0, COUNT(*), MIN(agent), NULL, NULL, NULL, NULL, NULL"
+    " FROM decisions WHERE {where} AND effect <> 'observed' GROUP BY run"
+)
+_ACTIVITY = (
+    "SELECT run, MIN(first_us), MAX(last_us), CAST(SUM(n_events) AS BIGINT), CAST(SUM(cost) AS BIGINT),"
+    " CAST(SUM(inp) AS BIGINT), CAST(SUM(outp) AS BIGINT), CAST(SUM(n_decisions) AS BIGINT), MIN(agent),"
+    " MIN(pipeline), MIN(experiment), MAX(last_event), MAX(last_error), MAX(last_free)"
+    " FROM ({events} UNION ALL {decisions}) AS activity GROUP BY run ORDER BY MIN(first_us) DESC, run DESC"
+)
+_DECISION_COLUMNS = codec.column_list(codec.DECISION_COLUMNS)
+# the latest admission decision (not `observed`) of each run of a list
+_LATEST_DECISIONS = (
+    f"SELECT {_DECISION_COLUMNS} FROM (SELECT {_DECISION_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY run"
+    " ORDER BY ts DESC, id DESC) AS rn FROM decisions WHERE run IN ({marks}) AND effect <> 'observed')"
+    " AS latest WHERE rn = 1"
+)
+_CHUNK = 500  # ids bound per statement
 _OUTCOME_COLUMNS = ("id", "ts", "outcome", "value", "run", "agent", "tier", "context")
 _INSERT_OUTCOME = (f"INSERT INTO outcomes ({codec.column_list(_OUTCOME_COLUMNS)}) VALUES "
                    f"({', '.join('?' for _ in _OUTCOME_COLUMNS)}) ON CONFLICT (id) DO NOTHING")
@@ -64,6 +92,27 @@ def _context(value: Any) -> Any:
     return Context.from_mapping(data, source="stored context")
 
 
+def _us(value: Any) -> datetime | None:
+    return None if value is None else codec.from_us(int(value))
+
+
+def _row_activity(row: Row) -> RunActivity:
+    first, last = codec.from_us(int(row[1])), codec.from_us(int(row[2]))
+    return RunActivity(run=row[0], first_at=first, last_at=last, events=int(row[3] or 0),
+                       cost_nano=int(row[4] or 0), input_tokens=int(row[5] or 0), output_tokens=int(row[6] or 0),
+                       decisions=int(row[7] or 0), agent=row[8], pipeline=row[9], experiment=row[10],
+                       last_event_at=_us(row[11]), last_error_at=_us(row[12]), last_unadmitted_at=_us(row[13]))
+
+
+def _fetch(tx: Tx, sql: str, params: Sequence[Any]) -> list[Row]:
+    return tx.all(sql, params)
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    unique = list(dict.fromkeys(ids))
+    return [unique[i:i + _CHUNK] for i in range(0, len(unique), _CHUNK)]
+
+
 def _row_node(row: Row) -> RunNode:
     return RunNode(id=row[0], run=row[1], parent_id=row[2], kind=row[3], name=row[4],
                    started_at=codec.from_us(row[5]), ended_at=None if row[6] is None else codec.from_us(row[6]),
@@ -79,6 +128,9 @@ class RunQueries(ABC):
 
     @abstractmethod
     def _read(self, body: Callable[[Tx], T]) -> T: ...
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return self._read(functools.partial(_fetch, sql=sql, params=params))
 
     # -- run trees ------------------------------------------------------------------------
     def record_nodes(self, nodes: Sequence[RunNode], events: Sequence[CostEvent] = ()) -> None:
@@ -114,6 +166,62 @@ class RunQueries(ABC):
         """Every cost event of one run, oldest first."""
         sql = f"SELECT {codec.column_list(codec.EVENT_COLUMNS)} FROM cost_events WHERE run = ? ORDER BY ts, id"
         return [codec.row_to_event(r) for r in self._read(lambda tx: tx.all(sql, (run,)))]
+
+    def run_members(self, roots: Sequence[str]) -> dict[str, list[str]]:
+        """The nested runs (nodes of kind run, agent or pipeline below the root) of each root, in one
+        statement per 500 roots; roots without nested runs are absent."""
+        out: dict[str, list[str]] = {}
+        for chunk in _chunks(roots):
+            sql = (f"SELECT run, id FROM run_nodes WHERE run IN ({', '.join('?' for _ in chunk)})"
+                   " AND kind IN ('run', 'agent', 'pipeline') AND id <> run ORDER BY started_at, id")
+            for run, node_id in self._rows(sql, chunk):
+                out.setdefault(run, []).append(node_id)
+        return out
+
+    def run_activity(self, *, runs: Sequence[str] | None = None, since: datetime | None = None,
+                     limit: int | None = None) -> list[RunActivity]:
+        """Per run id: its cost events and decisions aggregated (`RunActivity`), newest start first, in
+        one grouped statement; `runs` restricts to those ids, `since` to rows at or after it."""
+        chunks: list[list[str] | None] = list(_chunks(runs)) if runs is not None else [None]
+        out: list[RunActivity] = []
+        for chunk in chunks:
+            where, params = "run IS NOT NULL", list[Any]()
+            if chunk is not None:
+                where += f" AND run IN ({', '.join('?' for _ in chunk)})"
+                params += chunk
+            if since is not None:
+                where += " AND ts >= ?"
+                params.append(codec.to_us(since))
+            sql = _ACTIVITY.format(events=_EVENTS_PART.format(where=where),
+                                   decisions=_DECISIONS_PART.format(where=where))
+            bound = [*params, *params]
+            if limit is not None and chunk is None:
+                sql += " LIMIT ?"
+                bound.append(int(limit))
+            out += [_row_activity(r) for r in self._rows(sql, bound)]
+        if runs is not None and len(chunks) > 1:
+            out.sort(key=lambda a: (a.first_at, a.run), reverse=True)
+        return out
+
+    def latest_decisions(self, runs: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The latest decision (by time, then id) of each run that has one, effect `observed` excluded:
+        one statement per 500 runs."""
+        out: dict[str, DecisionRecord] = {}
+        for chunk in _chunks(runs):
+            sql = _LATEST_DECISIONS.format(marks=", ".join("?" for _ in chunk))
+            for row in self._rows(sql, chunk):
+                decision = codec.row_to_decision(row)
+                if decision.context.run:
+                    out[decision.context.run] = decision
+        return out
+
+    def reservation_statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        """The status (open, settled, released, expired) of each reservation id that exists."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            sql = f"SELECT id, status FROM reservations WHERE id IN ({', '.join('?' for _ in chunk)})"
+            out.update({str(r[0]): str(r[1]) for r in self._rows(sql, chunk)})
+        return out
 
     # -- outcomes ------------------------------------------------------------------------------
     def record_outcome(self, outcome: OutcomeRecord) -> bool:

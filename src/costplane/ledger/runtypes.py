@@ -15,7 +15,7 @@ from typing import Any
 
 from costplane.attribution.context import Context
 
-__all__ = ["NODE_KINDS", "OutcomeRecord", "RunNode", "SloState"]
+__all__ = ["NODE_KINDS", "OutcomeRecord", "RunActivity", "RunNode", "SloState"]
 
 #: run | pipeline | agent: a root; step | tool | llm | span | gpu | …: below one
 NODE_KINDS: tuple[str, ...] = ("run", "pipeline", "agent", "step", "tool", "llm", "span", "gpu")
@@ -67,3 +67,28 @@ class SloState:
     scope: Mapping[str, str] = field(default_factory=dict)  # dimension -> value the SLO covers
     measured: Mapping[str, Any] = field(default_factory=dict)
     actions: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunActivity:
+    """What the ledger saw of one run id outside its nodes: its cost events and the decisions that
+    carried it (`ctx.run`), aggregated in one grouped query (`Store.run_activity`).
+
+    `first_at` is the earliest decision or event start (an event starts `latency_ms` before its
+    `ts`), `last_at` the latest decision or event. Decisions with effect `observed` (spend recorded
+    after the fact) are not admissions and are left out."""
+
+    run: str
+    first_at: datetime
+    last_at: datetime
+    events: int = 0
+    cost_nano: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    decisions: int = 0
+    agent: str | None = None
+    pipeline: str | None = None
+    experiment: str | None = None
+    last_event_at: datetime | None = None
+    last_error_at: datetime | None = None  # the latest event with status `error`
+    last_unadmitted_at: datetime | None = None  # the latest event no decision admitted (SDK direct, OTLP)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from costplane.ledger.envtypes import EnvironmentRecord, EnvTransition
-from costplane.ledger.runtypes import OutcomeRecord, RunNode, SloState
+from costplane.ledger.runtypes import OutcomeRecord, RunActivity, RunNode, SloState
 from costplane.ledger.types import (
     BudgetClaim,
     ClaimState,
@@ -173,6 +173,18 @@ class Store(Protocol):
     def run_roots(self, *, since: datetime | None = None, limit: int = 100) -> list[RunNode]: ...
 
     def run_events(self, run: str) -> list[CostEvent]: ...
+
+    def run_members(self, roots: Sequence[str]) -> dict[str, list[str]]:
+        """The nested runs of each root (one statement per 500 roots)."""
+
+    def run_activity(self, *, runs: Sequence[str] | None = None, since: datetime | None = None,
+                     limit: int | None = None) -> list[RunActivity]:
+        """Per run id, its cost events and decisions aggregated, newest start first (one grouped query)."""
+
+    def latest_decisions(self, runs: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The latest decision of each run (effect `observed` excluded)."""
+
+    def reservation_statuses(self, ids: Sequence[str]) -> dict[str, str]: ...
 
     def record_outcome(self, outcome: OutcomeRecord) -> bool: ...
 
