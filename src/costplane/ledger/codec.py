@@ -28,9 +28,12 @@ __all__ = [
     "CACHE_COLUMNS",
     "DECISION_COLUMNS",
     "EVENT_COLUMNS",
+    "EVENT_READ_COLUMNS",
     "KEY_COLUMNS",
+    "LINK_COLUMNS",
     "QUERY_COLUMNS",
     "RESERVATION_COLUMNS",
+    "SUPERSEDED_KEY",
     "cache_to_row",
     "claims_from_json",
     "claims_to_json",
@@ -59,6 +62,12 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "unit_prices", "cost_nano", "saved_nano",
     "decision_id", "reservation_id", "latency_ms", "price_flagged", "request_hash",
 )  # fmt: skip
+
+#: The ids that find the same call seen twice (schema_calls). Not in EVENT_COLUMNS: an event is
+#: inserted without them (the server-side functions' row is frozen) and `link_call` sets them.
+LINK_COLUMNS: tuple[str, ...] = ("response_id", "trace_id", "span_id")
+#: what the event reads select; `row_to_event` also accepts rows of EVENT_COLUMNS only
+EVENT_READ_COLUMNS: tuple[str, ...] = (*EVENT_COLUMNS, *LINK_COLUMNS)
 
 RESERVATION_COLUMNS: tuple[str, ...] = (
     "id", "status", "created_at", "expires_at", "decision_id", "key_id", "claims",
@@ -165,6 +174,9 @@ def _context_from_json(value: Any) -> Context:
 #: units such as 1-hour cache writes, audio tokens, web searches, and the served tier/batch
 #: conditions). Additive: rows without it read back as before.
 _USAGE_KEY = "_usage"
+#: Key of the `unit_prices` JSON of a superseded event (the same call counted by the gateway,
+#: ledger/calls.py): what it held before (cost, status, tokens, rates, the superseding event).
+SUPERSEDED_KEY = "_superseded"
 
 
 def _prices_json(event: CostEvent) -> str:
@@ -204,9 +216,11 @@ def row_to_event(row: Sequence[Any]) -> CostEvent:
     ctx = Context(**dims, tags=_str_map(row[3 + n]), key_id=row[2 + n])
     (provider, model, requested, kind, endpoint, status,
      tin, tout, tcr, tcw, treason, prices, cost, saved,
-     decision_id, reservation_id, latency, flagged, request_hash) = row[4 + n:]  # fmt: skip
+     decision_id, reservation_id, latency, flagged, request_hash) = row[4 + n:23 + n]  # fmt: skip
+    response_id, trace_id, span_id = (*row[23 + n:26 + n], None, None, None)[:3]
     prices_map = dict(load_json(prices) or {})
     extras = prices_map.pop(_USAGE_KEY, None) or {}
+    prices_map.pop(SUPERSEDED_KEY, None)
     if not isinstance(extras, dict):
         extras = {}
     return CostEvent(
@@ -228,6 +242,9 @@ def row_to_event(row: Sequence[Any]) -> CostEvent:
         price_flagged=bool(flagged),
         request_hash=request_hash,
         requested_model=requested,
+        response_id=response_id,
+        trace_id=trace_id,
+        span_id=span_id,
     )
 
 

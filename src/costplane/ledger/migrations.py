@@ -20,7 +20,15 @@ BIGINT nano-USD, JSON is TEXT (SQLite) or JSONB (PostgreSQL).
 from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
-from costplane.ledger import pg_functions, rollups, schema_alerts, schema_environments, schema_runs, schema_users
+from costplane.ledger import (
+    pg_functions,
+    rollups,
+    schema_alerts,
+    schema_calls,
+    schema_environments,
+    schema_runs,
+    schema_users,
+)
 from costplane.ledger.optimizequeries import CACHE_COLUMNS, OPTIMIZE_INDEXES
 
 __all__ = ["DIALECTS", "LATEST", "MIGRATIONS", "VERSION_TABLE", "statements"]
@@ -169,6 +177,8 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (10, ())), key=lambda step: step[0]))
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (11, ())), key=lambda step: step[0]))
 # v12: the credential generation, bumped by every revocation (see schema_users, auth).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (12, schema_users.V12)), key=lambda step: step[0]))
+# v13: the call ids of cost events (response id, trace id, span id), counted once (see schema_calls).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (13, schema_calls.CALL_STEP)), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from costplane.ledger import codec, rollups
+from costplane.ledger import calls, codec, rollups
 from costplane.ledger.codec import column_list
 from costplane.ledger.store import CachedResponse, SpendRow, StoreError
-from costplane.ledger.types import CostEvent, DecisionRecord, KeyRecord, ReservationStatus
+from costplane.ledger.types import BudgetClaim, CostEvent, DecisionRecord, KeyRecord, ReservationStatus
 from costplane.ledger.usertypes import Scope
 
 __all__ = ["INSERT_DECISION", "INSERT_EVENT", "Row", "SqlQueries", "Tx", "insert_sql"]
@@ -58,7 +58,8 @@ _PUT_CACHE = insert_sql(
     " ON CONFLICT (request_hash) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in codec.CACHE_COLUMNS[1:]),
 )
-_SELECT_EVENT = f"SELECT {column_list(codec.EVENT_COLUMNS)} FROM cost_events"
+_SELECT_EVENT = f"SELECT {column_list(codec.EVENT_READ_COLUMNS)} FROM cost_events"
+_SELECT_EVENT_BEFORE_IDS = f"SELECT {column_list(codec.EVENT_COLUMNS)} FROM cost_events"  # schema < 13
 _SELECT_DECISION = f"SELECT {column_list(codec.DECISION_COLUMNS)} FROM decisions"
 _SELECT_KEY = f"SELECT {column_list(codec.KEY_COLUMNS)} FROM virtual_keys"
 _BUCKET_US = {"hour": 3_600_000_000, "day": 86_400_000_000}
@@ -73,6 +74,7 @@ class SqlQueries(ABC):
     #: answer `spend` from the rollup tables when they can (schema v8); False forces the raw scan
     use_rollups: bool = True
     _has_rollups: bool = False  # memo: the rollup tables exist (they are never dropped)
+    _has_call_ids: bool = False  # memo: cost_events has the call-id columns (schema_calls, v13)
 
     @abstractmethod
     def _write(self, body: Callable[[Tx], T]) -> T:
@@ -112,13 +114,37 @@ class SqlQueries(ABC):
 
     # -- events and queries -------------------------------------------------------------
     def get_event(self, event_id: str) -> CostEvent | None:
-        row = self._read(lambda tx: tx.one(f"{_SELECT_EVENT} WHERE id = ?", (event_id,)))
+        select = self._select_event()
+        row = self._read(lambda tx: tx.one(f"{select} WHERE id = ?", (event_id,)))
         return None if row is None else codec.row_to_event(row)
+
+    # -- counted once (ledger/calls.py) ------------------------------------------------------
+    def _select_event(self) -> str:
+        """The event select with the call-id columns once the schema has them (a store opened on
+        an older schema, before `migrate`, still reads its events)."""
+        if not self._has_call_ids:
+            self._has_call_ids = self.schema_version() >= 13
+        return _SELECT_EVENT if self._has_call_ids else _SELECT_EVENT_BEFORE_IDS
+
+    @abstractmethod
+    def _lock_partitions(self, tx: Tx, keys: Sequence[tuple[str, str]]) -> None:
+        """Serialise every writer of these (budget, partition) windows until commit."""
+
+    def find_gateway_event(self, response_id: str | None, trace_id: str | None,
+                           span_ids: Sequence[str] = ()) -> CostEvent | None:
+        """The gateway's cost event of a call, by response id or by trace id and span id."""
+        return self._read(lambda tx: calls.find_gateway(tx, response_id, trace_id, span_ids))
+
+    def link_call(self, event: CostEvent, claims_for: Callable[[CostEvent], Sequence[BudgetClaim]],
+                  span_ids: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """Store `event`'s call ids and count its call once (calls.link): returns the
+        (superseded OTLP event, gateway event) pairs."""
+        return self._write(lambda tx: calls.link(tx, event, span_ids, claims_for, self._lock_partitions))
 
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]:
         """Newest first."""
         where, params = self._filters(since=since)
-        sql = f"{_SELECT_EVENT}{_where(where)} ORDER BY ts DESC, id DESC LIMIT ?"
+        sql = f"{self._select_event()}{_where(where)} ORDER BY ts DESC, id DESC LIMIT ?"
         rows = self._read(lambda tx: tx.all(sql, (*params, int(limit))))
         return [codec.row_to_event(r) for r in rows]
 

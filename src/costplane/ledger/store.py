@@ -8,7 +8,7 @@ can take a hard claim's window over any of its limits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -104,6 +104,13 @@ class Store(Protocol):
         """Insert an event that had no reservation (cache hits, ingested spans); its
         cost is added to each claim's window as spent. False if the id existed."""
 
+    def record_spend(self, events: Sequence[CostEvent], claims: Sequence[Sequence[BudgetClaim]],
+                     decisions: Sequence[DecisionRecord | None]) -> tuple[tuple[bool, ...], tuple[ClaimState, ...]]:
+        """Spend observed after the fact (`claims[i]`, `decisions[i]` belong to `events[i]`), in ONE
+        transaction: new events are inserted with their decision and their cost added as spent to
+        their claims' windows even past a limit; an event id already stored is skipped. Returns
+        which events were new and the states of the distinct windows claimed, afterwards."""
+
     # -- decisions ------------------------------------------------------------------
     def record_decision(self, decision: DecisionRecord) -> None: ...
 
@@ -113,6 +120,15 @@ class Store(Protocol):
 
     # -- events and queries -----------------------------------------------------------
     def get_event(self, event_id: str) -> CostEvent | None: ...
+
+    def find_gateway_event(self, response_id: str | None, trace_id: str | None,
+                           span_ids: Sequence[str] = ()) -> CostEvent | None:
+        """The gateway's cost event of a call, by response id or by trace id and span id."""
+
+    def link_call(self, event: CostEvent, claims_for: Callable[[CostEvent], Sequence[BudgetClaim]],
+                  span_ids: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """Store `event`'s call ids; the call counts once (an OTLP event of a gateway call is
+        superseded and its spend taken back). Returns (superseded, gateway event) id pairs."""
 
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]: ...
 

@@ -136,10 +136,17 @@ class CostEvent:
     decision_id: str | None = None
     reservation_id: str | None = None
     latency_ms: int = 0
-    status: str = "ok"  # ok | error | cut | cached
+    status: str = "ok"  # ok | error | cut | cached | estimated | unpriced | superseded
     price_flagged: bool = False  # charged a declared default price for a model with no known price
     request_hash: str | None = None
     requested_model: str | None = None  # the model the client asked for, before routing
+    # The same call seen twice (the gateway, then an OTLP span of the client) is one event: these
+    # ids find it. `response_id` is the provider's (`chatcmpl-…`, `msg_…`); `trace_id` / `span_id`
+    # are W3C hex ids: for a gateway event the trace id and parent id of the client's `traceparent`,
+    # for an OTLP event the span's own.
+    response_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,108 @@
+"""Counted once: the same call seen by the gateway and again as an OTLP span is one cost event.
+
+Cost events carry the ids of their call (schema_calls): the provider's `response_id` and the W3C
+`trace_id` / `span_id`. A gateway event (one with a `decision_id`) and an OTLP event (none) of
+the same call meet on either
+
+* the same `response_id`, or
+* the same `trace_id` and a `span_id` among the span ids the OTLP side names for its span (the span
+  itself and, within its export batch, its child spans — the HTTP client span that carried the
+  `traceparent` the gateway saw).
+
+The gateway's event wins: it was metered from the provider's response. Whichever of the two
+arrives second, `link` (one write transaction) makes the OTLP event **superseded**: status
+`superseded`, cost and token counts 0 (the originals kept under `unit_prices._superseded`), and
+its cost taken back from the budget counters it was added to. The rollup triggers follow the
+UPDATE, so every spend query sees the call once. A span that arrives after the gateway's event is
+normally not recorded at all (the receiver asks `find_gateway` first: linked); `link` closes the
+race where both arrive at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from costplane.ledger import codec
+from costplane.ledger.types import BudgetClaim, CostEvent
+
+if TYPE_CHECKING:
+    from costplane.ledger.queries import Tx
+
+__all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "link"]
+
+SUPERSEDED = "superseded"
+#: the budget claims an OTLP event was counted against (recomputed from its context and time)
+ClaimsFor = Callable[[CostEvent], Sequence[BudgetClaim]]
+Lock = Callable[["Tx", Sequence[tuple[str, str]]], None]
+
+_SELECT = f"SELECT {codec.column_list(codec.EVENT_READ_COLUMNS)} FROM cost_events"
+_LIVE = f"status <> '{SUPERSEDED}'"
+_SET_IDS = "UPDATE cost_events SET response_id = ?, trace_id = ?, span_id = ? WHERE id = ?"
+_SUPERSEDE = (f"UPDATE cost_events SET status = '{SUPERSEDED}', cost_nano = 0, input_tokens = 0, output_tokens = 0,"
+              " cache_read_tokens = 0, cache_write_tokens = 0, reasoning_tokens = 0, unit_prices = ?"
+              f" WHERE id = ? AND {_LIVE}")
+_TAKE_BACK = ('UPDATE budget_counters SET spent_nano = spent_nano - ? WHERE budget = ? AND "partition" = ?'
+              " AND bucket = ?")
+
+
+def find_gateway(tx: Tx, response_id: str | None, trace_id: str | None,
+                 span_ids: Sequence[str]) -> CostEvent | None:
+    """The gateway's event of a call, by response id, else by trace id and one of `span_ids`."""
+    if response_id:
+        row = tx.one(f"{_SELECT} WHERE response_id = ? AND decision_id IS NOT NULL AND {_LIVE}", (response_id,))
+        if row is not None:
+            return codec.row_to_event(row)
+    if trace_id and span_ids:
+        marks = ", ".join("?" for _ in span_ids)
+        row = tx.one(f"{_SELECT} WHERE trace_id = ? AND span_id IN ({marks}) AND decision_id IS NOT NULL"
+                     f" AND {_LIVE} ORDER BY ts LIMIT 1", (trace_id, *span_ids))
+        if row is not None:
+            return codec.row_to_event(row)
+    return None
+
+
+def _spans_of(tx: Tx, event: CostEvent) -> list[CostEvent]:
+    """The live OTLP events of the call of gateway event `event`."""
+    found: dict[str, CostEvent] = {}
+    if event.response_id:
+        for row in tx.all(f"{_SELECT} WHERE response_id = ? AND decision_id IS NULL AND {_LIVE}",
+                          (event.response_id,)):
+            found.setdefault(row[0], codec.row_to_event(row))
+    if event.trace_id and event.span_id:
+        for row in tx.all(f"{_SELECT} WHERE trace_id = ? AND span_id = ? AND decision_id IS NULL AND {_LIVE}",
+                          (event.trace_id, event.span_id)):
+            found.setdefault(row[0], codec.row_to_event(row))
+    return list(found.values())
+
+
+def _supersede(tx: Tx, span_event: CostEvent, by: str, claims_for: ClaimsFor, lock: Lock) -> bool:
+    usage = span_event.usage
+    kept: dict[str, Any] = {"by": by, "cost_nano": span_event.cost_nano, "status": span_event.status,
+                            "tokens": [usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                                       usage.cache_write_tokens, usage.reasoning_tokens],
+                            "unit_prices": dict(span_event.unit_prices)}
+    if tx.exec(_SUPERSEDE, (codec.dump_json({codec.SUPERSEDED_KEY: kept}), span_event.id)) != 1:
+        return False  # already superseded (the other side's `link` got there first)
+    claims = list(claims_for(span_event)) if span_event.cost_nano else []
+    if claims:
+        lock(tx, sorted({(c.budget, c.partition) for c in claims}))
+        # only rows that exist: a budget the event was never counted against is left alone
+        tx.many(_TAKE_BACK, [(int(span_event.cost_nano), c.budget, c.partition, c.bucket) for c in claims])
+    return True
+
+
+def link(tx: Tx, event: CostEvent, span_ids: Sequence[str], claims_for: ClaimsFor,
+         lock: Lock) -> list[tuple[str, str]]:
+    """Write `event`'s call ids, then make the call count once: a gateway event supersedes the OTLP
+    events of its call already recorded; an OTLP event whose gateway event exists is superseded.
+    Returns the (superseded event id, gateway event id) pairs."""
+    tx.exec(_SET_IDS, (event.response_id, event.trace_id, event.span_id, event.id))
+    if event.decision_id is not None:
+        return [(span.id, event.id) for span in _spans_of(tx, event)
+                if _supersede(tx, span, event.id, claims_for, lock)]
+    gateway = find_gateway(tx, event.response_id, event.trace_id, span_ids or
+                           ([event.span_id] if event.span_id else []))
+    if gateway is not None and _supersede(tx, event, gateway.id, claims_for, lock):
+        return [(event.id, gateway.id)]
+    return []
