@@ -1,23 +1,39 @@
-"""Application: owns the configuration, the store, the pricing catalog, the loaded bundle and the core.
+"""Application: the composition root. Owns the configuration, the store, the pricing catalog, the
+loaded bundle and the services built from them, each built once, in order:
 
-No global state: the server, the CLI and tests each build their own Application.
+1. the notifier (logging, plus the alert webhooks when any is configured),
+2. the catalogs (token prices now; environment SKUs on first use),
+3. the SLO gate (breached economic SLOs, read from the store),
+4. the decision core (handed the notifier and the SLO gate),
+5. the environment adapter (`environments`: handed the same notifier).
+
+The parts that serve routes and jobs (server.py) receive these objects; nothing is patched onto an
+object after it is built. No global state: the server, the CLI and tests each build their own.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from pathlib import Path
 
+from costplane.alerts.webhook import CompositeNotifier, WebhookNotifier
 from costplane.config import Config
 from costplane.core.bundle_state import ActiveBundle
 from costplane.core.decision import DecisionCore
+from costplane.core.environments import EnvironmentCore
+from costplane.core.notify import LoggingNotifier, Notifier
+from costplane.core.slo import SloGate
 from costplane.ledger.open import open_store
 from costplane.ledger.store import Store
+from costplane.lifecycle.drivers import DriverSet
 from costplane.policy.bundle import Bundle, load_bundle
 from costplane.policy.engine import PolicyEngine
 from costplane.policy.revision import BundleSnapshot, read_snapshot
 from costplane.policy.types import BundleError
 from costplane.pricing.catalog import Catalog
+from costplane.pricing.skus import SkuCatalog
 
 __all__ = ["Application"]
 
@@ -28,15 +44,38 @@ RELOAD_SETTLE_SECONDS = 0.3
 
 
 class Application:
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    """`notifier`: where notifications go besides the webhooks (default: the `costplane.notify` log)."""
+
+    def __init__(self, config: Config, store: Store | None = None, *, notifier: Notifier | None = None) -> None:
         self.config = config
         self.store = store if store is not None else open_store(config.store_url)
         self.store.migrate()
-        self.catalog = Catalog.load(config.pricing)
         loaded = self._load()
         self._seen = loaded.digest  # the content the active bundle was parsed from
         self.bundle = self._activate(loaded)
-        self.core = DecisionCore(config, self.store, self.catalog, lambda: self.bundle)
+        # 1. one notifier for every part: the core, environments, SLOs, forecasts, anomalies
+        base = notifier if notifier is not None else LoggingNotifier()
+        self.webhooks: WebhookNotifier | None = None
+        if config.alerts.webhooks:
+            self.webhooks = WebhookNotifier(config.alerts, self.store, lambda: self.bundle.budgets)
+        self.notifier: Notifier = base if self.webhooks is None else CompositeNotifier([base, self.webhooks])
+        # 2. catalogs, 3. the SLO gate, 4. the decision core
+        self.catalog = Catalog.load(config.pricing)
+        self.slo_gate = SloGate(self.store)
+        self.core = DecisionCore(config, self.store, self.catalog, lambda: self.bundle, notifier=self.notifier,
+                                 slo_gate=self.slo_gate)
+
+    @functools.cached_property
+    def environments(self) -> EnvironmentCore:
+        """5. The environment adapter (built on first use: the CLI's commands mostly need none)."""
+        return EnvironmentCore(self.store, SkuCatalog.load(self.config.pricing), lambda: self.bundle,
+                               DriverSet(self.state_dir), notifier=self.notifier)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where drivers keep logs and terraform workspaces: next to costplane.yaml (or the working dir)."""
+        base = self.config.path.parent if self.config.path is not None else Path.cwd()
+        return base / ".costplane" / "environments"
 
     def _load(self, snapshot: BundleSnapshot | None = None) -> Bundle:
         if self.config.bundle is None:

@@ -15,7 +15,7 @@ from costplane.alerts.service import alerts_parts
 from costplane.api.service import api_routes, endpoints
 from costplane.app import Application
 from costplane.gateway.app import create_gateway
-from costplane.lifecycle.service import build_core, lifecycle_parts
+from costplane.lifecycle.service import lifecycle_parts
 from costplane.metrics.service import metrics_parts
 from costplane.runs.service import runs_parts
 from costplane.web import web_routes
@@ -24,9 +24,11 @@ __all__ = ["create_server"]
 
 
 def create_server(application: Application) -> Starlette:
+    """`application` is the composition root: its notifier (webhooks included), SLO gate, decision core
+    and environment core are built once, in order, and handed to every part here; no part patches them."""
     routes: list[BaseRoute] = []
     background: list[tuple[float, Callable[[], Awaitable[object]]]] = []
-    environments = build_core(application)  # ONE environment core: scheduler, /v1/environments and /api/v1
+    environments = application.environments  # ONE environment core: scheduler, /v1/environments and /api/v1
     env_routes, env_jobs = lifecycle_parts(application, environments)  # the environment scheduler
     routes += env_routes
     background += env_jobs
@@ -37,8 +39,8 @@ def create_server(application: Application) -> Starlette:
     # SLOs, OTLP traces), one auth module (costplane.auth), one scoping rule per route, one OpenAPI document
     table = endpoints(application, environments)
     routes += api_routes(application, table)
-    routes += web_routes(application, table)  # the dashboard under /ui, calling the same table (issue 5)
-    metrics = metrics_parts(application)  # Prometheus /metrics + gateway latency histograms (issue 5)
+    routes += web_routes(application, table)  # the dashboard under /ui, calling the same table
+    metrics = metrics_parts(application)  # Prometheus /metrics + gateway latency histograms
     routes += metrics.routes
-    background += alerts_parts(application)  # alert webhooks and exhaustion forecasts (issue 5)
+    background += alerts_parts(application)  # webhook delivery, exhaustion forecasts, anomaly scans
     return metrics.install(create_gateway(application, extra_routes=routes, background=background))

@@ -1,6 +1,7 @@
-"""What alerts add to the server: the webhook notifier composed into the core, and background jobs
-(delivery every 0.25 s, exhaustion forecasts every `alerts.forecast_interval`, spend anomaly scans
-every `alerts.anomaly_interval`). SLO breaches reach the webhooks through the core's notifier."""
+"""What alerts add to the server: background jobs over the application's webhook notifier, which the
+composition root (`Application`) built into the one notifier every part uses: delivery every 0.25 s,
+exhaustion forecasts every `alerts.forecast_interval`, spend anomaly scans every
+`alerts.anomaly_interval`. SLO breaches and environment notices reach the webhooks the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 
 from costplane.alerts.anomaly import anomaly_alerts
 from costplane.alerts.forecast import forecast_exhaustions
-from costplane.alerts.webhook import CompositeNotifier, WebhookNotifier
+from costplane.alerts.webhook import WebhookNotifier
 from costplane.app import Application
 
 __all__ = ["DRAIN_INTERVAL", "alerts_parts", "install_webhooks", "run_anomalies", "run_forecasts"]
@@ -21,14 +22,9 @@ Job = tuple[float, Callable[[], Awaitable[object]]]
 
 
 def install_webhooks(application: Application) -> WebhookNotifier | None:
-    """Compose a WebhookNotifier after the core's current notifier (logging); None when no webhook
-    is configured (the core is left as it was)."""
-    config = application.config.alerts
-    if not config.webhooks:
-        return None
-    webhooks = WebhookNotifier(config, application.store, lambda: application.bundle.budgets)
-    application.core.notifier = CompositeNotifier([application.core.notifier, webhooks])
-    return webhooks
+    """The application's webhook notifier (already part of its one notifier); None when no webhook
+    is configured."""
+    return application.webhooks
 
 
 def run_forecasts(application: Application, now: datetime | None = None) -> int:
@@ -37,7 +33,7 @@ def run_forecasts(application: Application, now: datetime | None = None) -> int:
     found = forecast_exhaustions(application.store, application.bundle.budgets, now or datetime.now(UTC),
                                  min_elapsed=application.config.alerts.forecast_min_elapsed)
     for notification in found:
-        application.core.notifier.notify(notification)
+        application.notifier.notify(notification)
     return len(found)
 
 
@@ -46,7 +42,7 @@ def run_anomalies(application: Application, now: datetime | None = None) -> int:
     (each is de-duplicated per scope and day by the webhook notifier)."""
     found = anomaly_alerts(application.store, now or datetime.now(UTC))
     for notification in found:
-        application.core.notifier.notify(notification)
+        application.notifier.notify(notification)
     return len(found)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from costplane.core.bundle_state import ActiveBundle
 from costplane.core.claims import budget_claims
 from costplane.core.notify import LoggingNotifier, Notification, Notifier, crossed_alerts
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement, tightest_remaining
+from costplane.core.spend import SpendRecord, record_spend
 from costplane.ledger.store import CachedResponse, Store, StoreUnavailable
 from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reservation
 from costplane.money import format_usd
@@ -58,6 +59,7 @@ class DecisionCore:
         bundle: Callable[[], ActiveBundle],
         clock: Callable[[], datetime] = _utcnow,
         notifier: Notifier | None = None,
+        slo_gate: SloGate | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -65,7 +67,7 @@ class DecisionCore:
         self._bundle = bundle
         self._clock = clock
         self.notifier: Notifier = notifier or LoggingNotifier()
-        self.slo_gate: SloGate | None = None  # economic SLOs (core/slo.py), set by server.create_server
+        self.slo_gate = slo_gate  # breached economic SLOs (core/slo.py); None: no SLO effects
 
     # -- admission --------------------------------------------------------------------
     def admit(self, ctx: Context, req: LlmRequest) -> Admission | Denial:
@@ -259,6 +261,14 @@ class DecisionCore:
         for alert in crossed_alerts(states, self._bundle().budgets, cost, admission.decision_id):
             self.notifier.notify(alert)
         return Settlement(event.id, cost, tightest_remaining(states))
+
+    def record_spend(self, events: Sequence[CostEvent], source: str, *,
+                     facts: Callable[[CostEvent], Mapping[str, Any]] | None = None) -> SpendRecord:
+        """Hook spend.record: money already spent (SDK, ingest, OTLP, GPU jobs, resources), recorded
+        against every matching budget even past its limit, with an `observed` decision and alerts
+        (core/spend.py)."""
+        return record_spend(self.store, self._bundle(), self.notifier, events, source, new_id=new_id,
+                            now=self._clock(), facts=facts)
 
     def _route_saving(self, admission: Admission, usage: TokenUsage, cost: int) -> int:
         """What the same usage would have cost on the model the client asked for."""

@@ -253,6 +253,39 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
 
         return self._write(body)
 
+    def record_spend(self, events: Sequence[CostEvent], claims: Sequence[Sequence[BudgetClaim]],
+                     decisions: Sequence[DecisionRecord | None]) -> tuple[tuple[bool, ...], tuple[ClaimState, ...]]:
+        """Spend observed after the fact, in ONE transaction: each event is inserted (an id already
+        stored is skipped, with its decision), its cost added as spent to each of its claims' rows
+        whatever the limit (the money is already spent; calls and concurrency are not touched), and
+        its decision logged. Returns whether each event was new, and the states afterwards of the
+        distinct windows claimed (in order of first claim)."""
+        event_rows = [codec.event_to_row(e) for e in events]
+        decision_rows = [None if d is None else codec.decision_to_row(d) for d in decisions]
+        windows: dict[tuple[str, str, int], BudgetClaim] = {}
+        for group in claims:
+            for claim in group:
+                windows.setdefault((claim.budget, claim.partition, claim.window_start), claim)
+        distinct = list(windows.values())
+
+        def body(tx: Tx) -> tuple[tuple[bool, ...], tuple[ClaimState, ...]]:
+            self._lock_partitions(tx, partition_keys(distinct))
+            inserted: list[bool] = []
+            deltas: list[Row] = []
+            for event, row, group, decision in zip(events, event_rows, claims, decision_rows, strict=True):
+                new = tx.exec(INSERT_EVENT, row) == 1
+                inserted.append(new)
+                if not new:
+                    continue
+                if decision is not None:
+                    tx.exec(INSERT_DECISION, decision)
+                deltas += [_delta(c, spent=int(event.cost_nano)) for c in group]
+            if deltas:
+                tx.many(_ADD_COUNTERS, deltas)
+            sums = self._window_sums(tx, distinct) if distinct else []
+            return tuple(inserted), tuple(_state(c, s) for c, s in zip(distinct, sums, strict=True))
+
+        return self._write(body)
 
 
 def _delta(claim: BudgetClaim, *, spent: int = 0, reserved: int = 0, calls: int = 0,

@@ -125,7 +125,8 @@ class Store(Protocol):
                            span_ids: Sequence[str] = ()) -> CostEvent | None:
         """The gateway's cost event of a call, by response id or by trace id and span id."""
 
-    def link_call(self, event: CostEvent, claims_for: Callable[[CostEvent], Sequence[BudgetClaim]],
+    def link_call(self, event: CostEvent,
+                  claims_for: Callable[[CostEvent, Sequence[str] | None], Sequence[BudgetClaim]],
                   span_ids: Sequence[str] = ()) -> list[tuple[str, str]]:
         """Store `event`'s call ids; the call counts once (an OTLP event of a gateway call is
         superseded and its spend taken back). Returns (superseded, gateway event) id pairs."""

@@ -11,9 +11,7 @@ from starlette.routing import BaseRoute
 
 from costplane.app import Application
 from costplane.core.environments import EnvironmentCore
-from costplane.lifecycle.drivers import DriverSet
 from costplane.lifecycle.scheduler import Leadership, Scheduler
-from costplane.pricing.skus import SkuCatalog
 
 __all__ = ["TICK_SECONDS", "build_core", "lifecycle_parts", "state_dir"]
 
@@ -22,14 +20,12 @@ TICK_SECONDS = 0.5
 
 def state_dir(application: Application) -> Path:
     """Where drivers keep logs and terraform workspaces: next to costplane.yaml (or the working dir)."""
-    config = application.config
-    base = config.path.parent if config.path is not None else Path.cwd()
-    return base / ".costplane" / "environments"
+    return application.state_dir
 
 
 def build_core(application: Application) -> EnvironmentCore:
-    return EnvironmentCore(application.store, SkuCatalog.load(application.config.pricing), lambda: application.bundle,
-                           DriverSet(state_dir(application)), notifier=application.core.notifier)
+    """The application's one environment core (built by the composition root with its notifier)."""
+    return application.environments
 
 
 def lifecycle_parts(application: Application, core: EnvironmentCore) -> tuple[

@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 from starlette.routing import BaseRoute
 
 from costplane.app import Application
-from costplane.core.notify import Notification
-from costplane.core.slo import SloGate, SloMonitor
+from costplane.core.slo import SloMonitor
 
 __all__ = ["SLO_INTERVAL", "runs_parts"]
 
@@ -18,22 +17,12 @@ __all__ = ["SLO_INTERVAL", "runs_parts"]
 SLO_INTERVAL = 5.0
 
 
-class _CoreNotifier:
-    """The core's notifier at notification time (alert webhooks are composed into it after this part)."""
-
-    def __init__(self, application: Application) -> None:
-        self._application = application
-
-    def notify(self, notification: Notification) -> None:
-        self._application.core.notifier.notify(notification)
-
-
 def runs_parts(application: Application, slo_interval: float = SLO_INTERVAL) -> tuple[
         list[BaseRoute], list[tuple[float, Callable[[], Awaitable[object]]]]]:
-    """Routes and background jobs; also installs the SLO gate on the application's decision core."""
-    gate = SloGate(application.store)
-    application.core.slo_gate = gate
-    monitor = SloMonitor(application.store, lambda: application.bundle.engine, _CoreNotifier(application))
+    """Routes and background jobs: the SLO monitor refreshes the application's SLO gate (the one its
+    decision core was built with) and notifies through the application's notifier (webhooks included)."""
+    gate = application.slo_gate
+    monitor = SloMonitor(application.store, lambda: application.bundle.engine, application.notifier)
 
     async def evaluate() -> object:
         states = await asyncio.to_thread(monitor.evaluate)
