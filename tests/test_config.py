@@ -1,11 +1,16 @@
-"""costplane.yaml: validation errors name file:line and field; the docs table matches SETTINGS."""
+"""costplane.yaml: validation errors name file:line and field; defaults, environment overrides and
+`costplane config show` come from the one settings table (costplane.settings)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from costplane.cli.main import app
 from costplane.config import ConfigError, load_config, parse_config, settings_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +65,67 @@ def test_provider_routing_by_protocol_and_alias() -> None:
     assert config.provider_for("fast", "openai") == (config.providers[0], "gpt-4o-mini")
     assert config.provider_for("claude-haiku-4-5", "openai") is None
     assert config.provider_for("claude-haiku-4-5", "anthropic") == (config.providers[1], "claude-haiku-4-5")
+
+
+def test_gateway_settings_from_the_table_with_their_ranges(tmp_path: Path) -> None:
+    config = parse_config({"gateway": {"cache_purge_interval": "30s", "key_cache_seconds": 5}})
+    assert config.gateway.cache_purge_interval == 30 and config.gateway.cache_ttl == 3600
+    path = tmp_path / "costplane.yaml"
+    path.write_text("gateway:\n  default_max_tokens: 0\n  cache_purge_interval: never\n"
+                    "alerts:\n  backlog: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert f"{path}:2: gateway.default_max_tokens: expected an integer from 1 to 2147483648, got 0" in text
+    assert f"{path}:3: gateway.cache_purge_interval: expected a duration" in text
+    assert f"{path}:5: alerts.backlog: expected an integer from 1 to 1000000, got 0" in text
+
+
+def test_environment_overrides_the_file_only_when_given(tmp_path: Path) -> None:
+    path = tmp_path / "costplane.yaml"
+    path.write_text("server:\n  port: 8181\nstore: sqlite:///a.db\n")
+    env = {"COSTPLANE_PORT": "9191", "COSTPLANE_STORE": "postgresql://u@db:5432/x", "COSTPLANE_HOST": ""}
+    assert load_config(path).port == 8181
+    config = load_config(path, env=env)
+    assert (config.port, config.store_url, config.host) == (9191, "postgresql://u@db:5432/x", "127.0.0.1")
+    with pytest.raises(ConfigError, match=r"server\.port \(\$COSTPLANE_PORT\): expected an integer from 0 to 65535"):
+        load_config(path, env={"COSTPLANE_PORT": "eighty"})
+
+
+def _show(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    path = tmp_path / "costplane.yaml"
+    if not path.exists():
+        path.write_text("gateway:\n  cache_ttl: 2h\nmetrics:\n  token: abcdefghijklmnopqrstuvwxyz\n")
+    result = CliRunner().invoke(app, ["config", "show", "--config", str(path), *args], env=env or {})
+    return result.exit_code, result.output
+
+
+def test_config_show_json_names_value_and_source(tmp_path: Path) -> None:
+    code, output = _show(tmp_path, "--format", "json", env={"COSTPLANE_PORT": "9000"})
+    assert code == 0, output
+    rows = {row["setting"]: row for row in json.loads(output)["settings"]}
+    assert rows["gateway.cache_ttl"] == {"setting": "gateway.cache_ttl", "value": "2h", "default": "1h",
+                                            "source": "file", "where": f"{tmp_path / 'costplane.yaml'}:2"}
+    assert (rows["server.port"]["value"], rows["server.port"]["source"]) == (9000, "env")
+    assert (rows["gateway.reservation_ttl"]["value"], rows["gateway.reservation_ttl"]["source"]) == ("10m", "default")
+    assert rows["metrics.token"]["value"] == "(set)" and "abcdefghijkl" not in output
+
+
+def test_config_show_yaml_is_a_loadable_configuration(tmp_path: Path) -> None:
+    code, output = _show(tmp_path, "--format", "yaml")
+    assert code == 0, output
+    data = yaml.safe_load(output)
+    assert data["gateway"]["cache_ttl"] == "2h" and data["server"]["port"] == 8080
+    data["metrics"] = {}
+    reloaded = parse_config(data)
+    assert reloaded.gateway.cache_ttl == 7200 and reloaded.gateway.reservation_ttl == 600
+
+
+def test_config_show_table_and_errors(tmp_path: Path) -> None:
+    code, output = _show(tmp_path)
+    assert code == 0 and "gateway.cache_ttl" in output and "file:2" in output
+    code, output = _show(tmp_path, "--format", "xml")
+    assert code == 2 and "--format: expected one of table, yaml, json" in output
+    (tmp_path / "costplane.yaml").write_text("gateway:\n  loop_window: soon\n")
+    code, output = _show(tmp_path)
+    assert code == 2 and "costplane.yaml:2: gateway.loop_window: expected a duration" in output

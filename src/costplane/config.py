@@ -1,8 +1,8 @@
 """`costplane.yaml`: server, store, bundle, gateway settings and upstream providers.
 
-Every setting is declared once in SETTINGS (name, default, meaning), which feeds
-validation and docs/configuration.md. Errors name the file, the line and the
-field, and what was expected.
+Every setting is declared once in `costplane.settings.SETTINGS` (path, type, default, range,
+environment variable, meaning), which feeds the defaults and checks here, `costplane config show`
+and docs/configuration.md. Errors name the file, the line and the field, and what was expected.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from costplane.ledger.windows import WindowError, parse_duration
 from costplane.otel.export_settings import TelemetrySettings, parse_telemetry
 from costplane.pricing.config import PricingConfig, PricingConfigError
 from costplane.reconcile.settings import ReconcileSettings, parse_reconcile
-from costplane.serversettings import SERVER_KEYS, MetricsSettings, WebSettings, parse_metrics, parse_server
+from costplane.serversettings import MetricsSettings, WebSettings, parse_metrics, parse_server
+from costplane.settings import SECTIONS, SETTINGS, check, keys_of, reference_table, setting
 
 __all__ = [
     "ALERT_KINDS",
@@ -31,8 +31,10 @@ __all__ = [
     "GatewaySettings",
     "ProviderConfig",
     "WebhookConfig",
+    "env_overrides",
     "load_config",
     "parse_config",
+    "read_yaml",
     "settings_table",
 ]
 
@@ -43,35 +45,9 @@ class ConfigError(ValueError):
     """costplane.yaml is invalid; the message names file:line, the field and what was expected."""
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    name: str
-    default: Any
-    kind: str  # int | duration | str | bool
-    help: str
-
-
-#: gateway.* settings: the one table behind validation and docs/configuration.md.
-SETTINGS: tuple[Setting, ...] = (
-    Setting("default_max_tokens", 4096, "int",
-            "max_tokens the gateway sets (and forwards) when neither the client nor a policy sets one"),
-    Setting("reservation_ttl", "10m", "duration", "an unsettled reservation is released after this long"),
-    Setting("upstream_timeout", "120s", "duration", "total time allowed for one upstream call"),
-    Setting("max_request_bytes", 4_194_304, "int", "largest request body accepted (413 above)"),
-    Setting("loop_threshold", 5, "int",
-            "the same normalised request this many times in one run within loop_window is a loop (429)"),
-    Setting("loop_window", "10m", "duration", "window of the loop detector"),
-    Setting("cache_ttl", "1h", "duration", "lifetime of an exact-match response cache entry"),
-    Setting("key_cache_seconds", 2, "int", "how long a verified key is trusted before the store is asked again"),
-    Setting("reload_interval", "2s", "duration", "how often the bundle directory is checked for changes"),
-)
-
-
 def settings_table() -> str:
-    """The gateway.* settings as a Markdown table (docs/configuration.md embeds it; a test checks)."""
-    rows = ["| setting | default | meaning |", "|---|---|---|"]
-    rows += [f"| `gateway.{s.name}` | `{s.default}` | {s.help} |" for s in SETTINGS]
-    return "\n".join(rows)
+    """Every setting as a Markdown table (docs/configuration.md embeds it; a test checks)."""
+    return reference_table()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +59,9 @@ class GatewaySettings:
     loop_threshold: int = 5
     loop_window: int = 600
     cache_ttl: int = 3600
-    key_cache_seconds: int = 2
+    key_cache_seconds: int = 2  # accepted so older files load; unused (revocation is immediate)
     reload_interval: int = 2
+    cache_purge_interval: int = 600  # seconds between deletions of expired response cache entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,20 +138,33 @@ class Config:
         return None
 
 
-def load_config(path: str | Path) -> Config:
+def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
+    """The parsed YAML of a configuration file and the line of every key (ConfigError naming file:line)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text) or {}
-        lines = _line_map(text)
+        return yaml.safe_load(text) or {}, _line_map(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    return parse_config(data, source=str(path), lines=lines, base=path.parent, path=path)
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration in a file; `env` (e.g. os.environ) applies the settings' environment overrides."""
+    path = Path(path)
+    data, lines = read_yaml(path)
+    return parse_config(data, source=str(path), lines=lines, base=path.parent, path=path, env=env)
+
+
+def env_overrides(env: Mapping[str, str] | None) -> dict[str, str]:
+    """Setting path -> the value of its environment variable, for those set (non-empty) in `env`."""
+    if not env:
+        return {}
+    return {s.path: env[s.env] for s in SETTINGS if s.env and env.get(s.env)}
 
 
 def parse_config(
@@ -184,33 +174,41 @@ def parse_config(
     lines: Mapping[str, int] | None = None,
     base: Path | None = None,
     path: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Config:
     errors = _Errors(source, lines or {})
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    errors.unknown("", data, ("server", "store", "bundle", "gateway", "providers", "pricing", "alerts",
-                                 "reconcile", "telemetry", "metrics"))
+    errors.unknown("", data, SECTIONS)
     base = base or Path.cwd()
+    overrides = env_overrides(env)
 
     server = data.get("server") or {}
-    host, port = "127.0.0.1", 8080
+    host, port = setting("server.host").default, setting("server.port").default
     web = WebSettings()
     if isinstance(server, Mapping):
-        errors.unknown("server", server, ("host", "port", *SERVER_KEYS))
+        errors.unknown("server", server, keys_of("server"))
         host = str(server.get("host", host))
-        port = errors.integer("server.port", server.get("port", port), 0, 65535)
+        port = errors.check("server.port", server.get("port", port))
         web, problems = parse_server(server)
         for where, message in problems:
             errors.add(where, message)
     else:
         errors.add("server", "expected a mapping with host and port")
+    if "server.host" in overrides:
+        host = overrides["server.host"]
+    if "server.port" in overrides:
+        raw_port = overrides["server.port"]
+        port = errors.check(f"server.port (${setting('server.port').env})",
+                            int(raw_port) if raw_port.strip().isdigit() else raw_port, "server.port")
 
-    store = data.get("store", "sqlite:///costplane.db")
+    default_store = setting("store").default
+    store = overrides.get("store", data.get("store", default_store))
     if isinstance(store, Mapping):
         store = store.get("url")
     if not isinstance(store, str) or not store.startswith(("sqlite:", "postgresql:", "postgres:")):
         errors.add("store", "expected a URL: sqlite:///path.db or postgresql://user@host:port/db")
-        store = "sqlite:///costplane.db"
+        store = default_store
     elif store.startswith("sqlite:///") and not store.startswith("sqlite:////") and ":memory:" not in store:
         store = "sqlite:///" + str((base / store[len("sqlite:///"):]).resolve())
 
@@ -244,18 +242,10 @@ def _gateway(raw: Any, errors: _Errors) -> GatewaySettings:
     if not isinstance(raw, Mapping):
         errors.add("gateway", "expected a mapping of settings")
         return GatewaySettings()
-    errors.unknown("gateway", raw, tuple(s.name for s in SETTINGS))
-    values: dict[str, int] = {}
-    for setting in SETTINGS:
-        value = raw.get(setting.name, setting.default)
-        where = f"gateway.{setting.name}"
-        if setting.kind == "duration":
-            try:
-                values[setting.name] = parse_duration(str(value))
-            except WindowError as exc:
-                errors.add(where, str(exc))
-        else:
-            values[setting.name] = errors.integer(where, value, 1, 2**31)
+    names = keys_of("gateway")
+    errors.unknown("gateway", raw, names)
+    values = {name: errors.check(f"gateway.{name}", raw.get(name, setting(f"gateway.{name}").default))
+              for name in names}
     return GatewaySettings(**values)
 
 
@@ -302,15 +292,12 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
     return tuple(out)
 
 
-_ALERT_DURATIONS = ("forecast_interval", "forecast_min_elapsed", "policy_repeat", "anomaly_interval")
-
-
 def _alerts(raw: Any, errors: _Errors) -> AlertsConfig:
     """alerts: {webhooks: [{url, kinds, timeout}], retries, backlog, forecast_interval, …}."""
     if not isinstance(raw, Mapping):
         errors.add("alerts", "expected a mapping with webhooks: [{url: …, kinds: […]}]")
         return AlertsConfig()
-    errors.unknown("alerts", raw, ("webhooks", "retries", "backlog", *_ALERT_DURATIONS))
+    errors.unknown("alerts", raw, keys_of("alerts"))
     hooks: list[WebhookConfig] = []
     listed = raw.get("webhooks") or []
     if not isinstance(listed, list):
@@ -332,16 +319,9 @@ def _alerts(raw: Any, errors: _Errors) -> AlertsConfig:
             continue
         timeout = errors.integer(f"{where}.timeout", spec.get("timeout", 10), 1, 300)
         hooks.append(WebhookConfig(url, tuple(str(k) for k in kinds), timeout))
-    values: dict[str, int] = {}
-    for name in _ALERT_DURATIONS:
-        if name in raw:
-            try:
-                values[name] = parse_duration(str(raw[name]))
-            except WindowError as exc:
-                errors.add(f"alerts.{name}", str(exc))
-    retries = errors.integer("alerts.retries", raw.get("retries", 3), 0, 20)
-    backlog = errors.integer("alerts.backlog", raw.get("backlog", 1000), 1, 1_000_000)
-    return AlertsConfig(tuple(hooks), retries, backlog, **values)
+    values = {name: errors.check(f"alerts.{name}", raw.get(name, setting(f"alerts.{name}").default))
+              for name in keys_of("alerts") if name != "webhooks"}
+    return AlertsConfig(tuple(hooks), **values)
 
 
 class _Errors:
@@ -365,6 +345,13 @@ class _Errors:
             self.add(path, f"expected an integer from {low} to {high}, got {value!r}")
             return low
         return value
+
+    def check(self, path: str, value: Any, declared: str | None = None) -> Any:
+        """`value` of the declared setting at `path` (or `declared`), parsed and range-checked."""
+        parsed, problem = check(setting(declared or path), value)
+        if problem:
+            self.add(path, problem)
+        return parsed
 
     def raise_if_any(self) -> None:
         if self.messages:

@@ -13,7 +13,8 @@ metrics:
 
 Without `public_url` and `allowed_hosts` a dashboard POST must come from the origin of the request's own
 Host header (enough for a server on 127.0.0.1); with either set, the Host header is not trusted and only
-the configured origins are accepted. `parse_server` and `parse_metrics` never raise: they return the
+the configured origins are accepted. Defaults and ranges are declared in `costplane.settings`.
+`parse_server` and `parse_metrics` never raise: they return the
 settings and the (field, message) problems, which the configuration loader reports with file:line.
 """
 
@@ -26,13 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from costplane.ledger.windows import WindowError, parse_duration
+from costplane.settings import check, keys_of, setting
 
 __all__ = ["SERVER_KEYS", "MetricsSettings", "WebSettings", "host_allowed", "origin_allowed", "parse_metrics",
            "parse_server"]
 
-#: keys of `server:` parsed here (host and port are the configuration loader's)
-SERVER_KEYS = ("public_url", "allowed_hosts", "login_max_failures", "login_window")
+#: keys of `server:` parsed here (host and port are the configuration loader's); declared in costplane.settings
+SERVER_KEYS = tuple(key for key in keys_of("server") if key not in ("host", "port"))
 _HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -105,15 +106,14 @@ def parse_server(server: Mapping[str, Any]) -> tuple[WebSettings, list[tuple[str
                                  f"got {host!r}"))
             else:
                 hosts.append(host.strip().lower())
-    failures = server.get("login_max_failures", 5)
-    if isinstance(failures, bool) or not isinstance(failures, int) or not 1 <= failures <= 1000:
-        problems.append(("server.login_max_failures", f"expected an integer 1..1000, got {failures!r}"))
-        failures = 5
-    window = 900
-    try:
-        window = parse_duration(str(server.get("login_window", "15m")))
-    except WindowError as exc:
-        problems.append(("server.login_window", str(exc)))
+    values: list[Any] = []
+    for key in ("login_max_failures", "login_window"):
+        declared = setting(f"server.{key}")
+        value, problem = check(declared, server.get(key, declared.default))
+        if problem:
+            problems.append((declared.path, problem))
+        values.append(value)
+    failures, window = values
     return WebSettings(public_url, tuple(hosts), failures, window), problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,12 +28,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load(path: Path | None) -> Config:
-    """The configuration at `path`, ./costplane.yaml, or the built-in defaults."""
+    """The configuration at `path`, ./costplane.yaml, or the built-in defaults; the settings'
+    environment variables (docs/configuration.md) override the file."""
     if path is None and Path("costplane.yaml").is_file():
         path = Path("costplane.yaml")
     try:
         if path is None:
-            return parse_config({})
-        return load_config(path)
+            return parse_config({}, env=os.environ)
+        return load_config(path, env=os.environ)
     except ConfigError as exc:
         fail(str(exc), 2)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from costplane.cli import (  # issue 5: alerts, export; issue 6: assess, recommend
+from costplane.cli import (
     alerts,
     assess,
+    config,
     demo,
     env,
     export,
@@ -45,7 +46,7 @@ app.add_typer(iac.app, name="iac")
 app.add_typer(skus.app, name="skus")  # costplane skus show / refresh (cli/skus.py)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(export.app, name="export")
-app.add_typer(users.app, name="users")  # issue 5: API users and tokens (cli/users.py)
+app.add_typer(users.app, name="users")  # API users and tokens (cli/users.py)
 serve.register(app)
 demo.register(app)
 simulate.register(app)
@@ -54,6 +55,7 @@ recommend.register(app)  # costplane recommend (cli/recommend.py)
 forecast.register(app)  # costplane forecast, anomalies (cli/forecast.py)
 app.add_typer(rollups.app, name="rollups")  # costplane rollups rebuild (cli/rollups.py)
 reconcile.register(app)  # costplane reconcile: metered vs billed (cli/reconcile.py)
+app.add_typer(config.app, name="config")  # costplane config show (cli/config.py)
 
 
 def main() -> None:
