@@ -80,7 +80,7 @@ class GovernedProxy:
         started = time.perf_counter()
         proto = endpoint.protocol
         secret = _secret(request)
-        key = self.keys.verify(secret) if secret else None
+        key = await self.store.run(self.keys.verify, secret) if secret else None  # a store read on PostgreSQL
         if key is None:
             return error_response(proto, 401, "invalid_api_key",
                                   "missing, unknown, expired or revoked costplane key")
