@@ -15,7 +15,7 @@ TRACE, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 B = claim("b", 0, limit_nano=10**9)
 
 
-def claims_for(_: CostEvent) -> Sequence[BudgetClaim]:
+def claims_for(_: CostEvent, names: Sequence[str] | None) -> Sequence[BudgetClaim]:
     return [B]
 
 

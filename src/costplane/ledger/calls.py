@@ -1,8 +1,8 @@
 """Counted once: the same call seen by the gateway and again as an OTLP span is one cost event.
 
 Cost events carry the ids of their call (schema_calls): the provider's `response_id` and the W3C
-`trace_id` / `span_id`. A gateway event (one with a `decision_id`) and an OTLP event (none) of
-the same call meet on either
+`trace_id` / `span_id`. A gateway event (its ids written by the gateway through `link`) and an
+OTLP event (id `otel-<trace>-<span>`) of the same call meet on either
 
 * the same `response_id`, or
 * the same `trace_id` and a `span_id` among the span ids the OTLP side names for its span (the span
@@ -12,7 +12,9 @@ the same call meet on either
 The gateway's event wins: it was metered from the provider's response. Whichever of the two
 arrives second, `link` (one write transaction) makes the OTLP event **superseded**: status
 `superseded`, cost and token counts 0 (the originals kept under `unit_prices._superseded`), and
-its cost taken back from the budget counters it was added to. The rollup triggers follow the
+its cost taken back from the budget counters it was added to (`claims_for(event, budgets)`: the
+claims of the budgets its recorded decision names — None for an event recorded without one —
+recomputed from its context and time, so the same counter rows). The rollup triggers follow the
 UPDATE, so every spend query sees the call once. A span that arrives after the gateway's event is
 normally not recorded at all (the receiver asks `find_gateway` first: linked); `link` closes the
 race where both arrive at once.
@@ -32,12 +34,15 @@ if TYPE_CHECKING:
 __all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "link"]
 
 SUPERSEDED = "superseded"
-#: the budget claims an OTLP event was counted against (recomputed from its context and time)
-ClaimsFor = Callable[[CostEvent], Sequence[BudgetClaim]]
+#: the budget claims an OTLP event was counted against, from its context and time; the second
+#: argument names the budgets its decision recorded (None: no decision, every matching budget)
+ClaimsFor = Callable[[CostEvent, Sequence[str] | None], Sequence[BudgetClaim]]
 Lock = Callable[["Tx", Sequence[tuple[str, str]]], None]
 
 _SELECT = f"SELECT {codec.column_list(codec.EVENT_READ_COLUMNS)} FROM cost_events"
 _LIVE = f"status <> '{SUPERSEDED}'"
+# OTLP events have ids otel-<trace>-<span> (no LIKE: the PostgreSQL driver reserves '%')
+_SPAN, _NOT_SPAN = "substr(id, 1, 5) = 'otel-'", "substr(id, 1, 5) <> 'otel-'"
 _SET_IDS = "UPDATE cost_events SET response_id = ?, trace_id = ?, span_id = ? WHERE id = ?"
 _SUPERSEDE = (f"UPDATE cost_events SET status = '{SUPERSEDED}', cost_nano = 0, input_tokens = 0, output_tokens = 0,"
               " cache_read_tokens = 0, cache_write_tokens = 0, reasoning_tokens = 0, unit_prices = ?"
@@ -50,12 +55,12 @@ def find_gateway(tx: Tx, response_id: str | None, trace_id: str | None,
                  span_ids: Sequence[str]) -> CostEvent | None:
     """The gateway's event of a call, by response id, else by trace id and one of `span_ids`."""
     if response_id:
-        row = tx.one(f"{_SELECT} WHERE response_id = ? AND decision_id IS NOT NULL AND {_LIVE}", (response_id,))
+        row = tx.one(f"{_SELECT} WHERE response_id = ? AND {_NOT_SPAN} AND {_LIVE}", (response_id,))
         if row is not None:
             return codec.row_to_event(row)
     if trace_id and span_ids:
         marks = ", ".join("?" for _ in span_ids)
-        row = tx.one(f"{_SELECT} WHERE trace_id = ? AND span_id IN ({marks}) AND decision_id IS NOT NULL"
+        row = tx.one(f"{_SELECT} WHERE trace_id = ? AND span_id IN ({marks}) AND {_NOT_SPAN}"
                      f" AND {_LIVE} ORDER BY ts LIMIT 1", (trace_id, *span_ids))
         if row is not None:
             return codec.row_to_event(row)
@@ -66,11 +71,11 @@ def _spans_of(tx: Tx, event: CostEvent) -> list[CostEvent]:
     """The live OTLP events of the call of gateway event `event`."""
     found: dict[str, CostEvent] = {}
     if event.response_id:
-        for row in tx.all(f"{_SELECT} WHERE response_id = ? AND decision_id IS NULL AND {_LIVE}",
+        for row in tx.all(f"{_SELECT} WHERE response_id = ? AND {_SPAN} AND {_LIVE}",
                           (event.response_id,)):
             found.setdefault(row[0], codec.row_to_event(row))
     if event.trace_id and event.span_id:
-        for row in tx.all(f"{_SELECT} WHERE trace_id = ? AND span_id = ? AND decision_id IS NULL AND {_LIVE}",
+        for row in tx.all(f"{_SELECT} WHERE trace_id = ? AND span_id = ? AND {_SPAN} AND {_LIVE}",
                           (event.trace_id, event.span_id)):
             found.setdefault(row[0], codec.row_to_event(row))
     return list(found.values())
@@ -84,7 +89,13 @@ def _supersede(tx: Tx, span_event: CostEvent, by: str, claims_for: ClaimsFor, lo
                             "unit_prices": dict(span_event.unit_prices)}
     if tx.exec(_SUPERSEDE, (codec.dump_json({codec.SUPERSEDED_KEY: kept}), span_event.id)) != 1:
         return False  # already superseded (the other side's `link` got there first)
-    claims = list(claims_for(span_event)) if span_event.cost_nano else []
+    claims: list[BudgetClaim] = []
+    if span_event.cost_nano:
+        names: Sequence[str] | None = None
+        if span_event.decision_id is not None:
+            row = tx.one("SELECT budgets FROM decisions WHERE id = ?", (span_event.decision_id,))
+            names = [str(n) for n in codec.load_json(row[0]) or ()] if row is not None else None
+        claims = list(claims_for(span_event, names))
     if claims:
         lock(tx, sorted({(c.budget, c.partition) for c in claims}))
         # only rows that exist: a budget the event was never counted against is left alone
@@ -98,7 +109,7 @@ def link(tx: Tx, event: CostEvent, span_ids: Sequence[str], claims_for: ClaimsFo
     events of its call already recorded; an OTLP event whose gateway event exists is superseded.
     Returns the (superseded event id, gateway event id) pairs."""
     tx.exec(_SET_IDS, (event.response_id, event.trace_id, event.span_id, event.id))
-    if event.decision_id is not None:
+    if not event.id.startswith("otel-"):
         return [(span.id, event.id) for span in _spans_of(tx, event)
                 if _supersede(tx, span, event.id, claims_for, lock)]
     gateway = find_gateway(tx, event.response_id, event.trace_id, span_ids or

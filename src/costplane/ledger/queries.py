@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from costplane.ledger import calls, codec, rollups
 from costplane.ledger.codec import column_list
 from costplane.ledger.store import CachedResponse, SpendRow, StoreError
-from costplane.ledger.types import BudgetClaim, CostEvent, DecisionRecord, KeyRecord, ReservationStatus
+from costplane.ledger.types import CostEvent, DecisionRecord, KeyRecord, ReservationStatus
 from costplane.ledger.usertypes import Scope
 
 __all__ = ["INSERT_DECISION", "INSERT_EVENT", "Row", "SqlQueries", "Tx", "insert_sql"]
@@ -135,7 +135,7 @@ class SqlQueries(ABC):
         """The gateway's cost event of a call, by response id or by trace id and span id."""
         return self._read(lambda tx: calls.find_gateway(tx, response_id, trace_id, span_ids))
 
-    def link_call(self, event: CostEvent, claims_for: Callable[[CostEvent], Sequence[BudgetClaim]],
+    def link_call(self, event: CostEvent, claims_for: calls.ClaimsFor,
                   span_ids: Sequence[str] = ()) -> list[tuple[str, str]]:
         """Store `event`'s call ids and count its call once (calls.link): returns the
         (superseded OTLP event, gateway event) pairs."""

@@ -169,6 +169,9 @@ class Store(Protocol):
 
     def cache_put(self, entry: CachedResponse) -> None: ...
 
+    def cache_purge(self, now: datetime) -> int:
+        """Delete the entries expired at `now`; returns how many (the scheduled cache purge)."""
+
     # -- virtual keys ------------------------------------------------------------------------
     def create_key(self, key: KeyRecord) -> None: ...
 
