@@ -15,6 +15,7 @@ from costplane.alerts.service import alerts_parts
 from costplane.api.service import api_routes, endpoints
 from costplane.app import Application
 from costplane.gateway.app import create_gateway
+from costplane.gateway.cachepurge import cache_purge_jobs
 from costplane.lifecycle.service import lifecycle_parts
 from costplane.metrics.service import metrics_parts
 from costplane.runs.service import runs_parts
@@ -43,4 +44,5 @@ def create_server(application: Application) -> Starlette:
     metrics = metrics_parts(application)  # Prometheus /metrics + gateway latency histograms
     routes += metrics.routes
     background += alerts_parts(application)  # webhook delivery, exhaustion forecasts, anomaly scans
+    background += cache_purge_jobs(application)  # expired response cache entries (gateway/cachepurge.py)
     return metrics.install(create_gateway(application, extra_routes=routes, background=background))
