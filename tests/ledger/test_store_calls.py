@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ledger_helpers import NOW, claim, event, reserve
 
 from costplane.ledger import BudgetClaim, CostEvent, Store
+from costplane.ledger.types import CallIds
 from costplane.pricing.types import TokenUsage
 
 TRACE, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -17,6 +18,10 @@ B = claim("b", 0, limit_nano=10**9)
 
 def claims_for(_: CostEvent, names: Sequence[str] | None) -> Sequence[BudgetClaim]:
     return [B]
+
+
+def ids(event: CostEvent) -> CallIds:
+    return CallIds(event.response_id, event.trace_id, event.span_id)
 
 
 def spent(store: Store) -> int:
@@ -43,7 +48,8 @@ def span_event(cost: int, span_id: str, **ids: str) -> CostEvent:
 def test_ids_round_trip_and_lookup(store: Store) -> None:
     gw = gateway_call(store, 700, response_id="chatcmpl-1", trace_id=TRACE, span_id=PARENT)
     assert store.get_event(gw.id) is not None and store.get_event(gw.id).response_id is None  # type: ignore[union-attr]
-    assert store.link_call(gw, claims_for) == []
+    assert store.link_call(gw.id, ids(gw), claims_for) == []
+    assert store.link_call("no-such-event", ids(gw), claims_for) == []
     stored = store.get_event(gw.id)
     assert stored is not None and (stored.response_id, stored.trace_id, stored.span_id) == ("chatcmpl-1", TRACE,
                                                                                             PARENT)
@@ -54,32 +60,32 @@ def test_ids_round_trip_and_lookup(store: Store) -> None:
 
 def test_span_first_is_superseded_when_the_gateway_event_arrives(store: Store) -> None:
     span = span_event(650, "1111111111111111", response_id="chatcmpl-9")
-    assert store.record_event(span, [B]) and store.link_call(span, claims_for) == []
+    assert store.record_event(span, [B]) and store.link_call(span.id, ids(span), claims_for) == []
     assert spent(store) == 650 and total(store) == 650
     gw = gateway_call(store, 700, response_id="chatcmpl-9", trace_id=TRACE, span_id=PARENT)
     assert spent(store) == 1350
-    assert store.link_call(gw, claims_for) == [(span.id, gw.id)]
+    assert store.link_call(gw.id, ids(gw), claims_for) == [(span.id, gw.id)]
     assert spent(store) == 700 and total(store) == 700  # budget counters and spend queries alike
     old = store.get_event(span.id)
     assert old is not None and old.status == "superseded" and old.cost_nano == 0 and old.usage.input_tokens == 0
-    assert store.link_call(gw, claims_for) == [] and spent(store) == 700  # again: nothing more taken back
+    assert store.link_call(gw.id, ids(gw), claims_for) == [] and spent(store) == 700  # again: nothing more taken back
 
 
 def test_span_recorded_in_the_race_is_superseded_by_its_own_link(store: Store) -> None:
     gw = gateway_call(store, 700, trace_id=TRACE, span_id=PARENT)
-    store.link_call(gw, claims_for)
+    store.link_call(gw.id, ids(gw), claims_for)
     span = span_event(650, "2222222222222222")  # the span of the HTTP call's parent: matched by span id
     store.record_event(span, [B])
-    assert store.link_call(span, claims_for, ["2222222222222222", PARENT]) == [(span.id, gw.id)]
+    assert store.link_call(span.id, ids(span), claims_for, ["2222222222222222", PARENT]) == [(span.id, gw.id)]
     assert spent(store) == 700 and total(store) == 700
 
 
 def test_unrelated_span_counts(store: Store) -> None:
     gw = gateway_call(store, 700, response_id="chatcmpl-a", trace_id=TRACE, span_id=PARENT)
-    store.link_call(gw, claims_for)
+    store.link_call(gw.id, ids(gw), claims_for)
     span = span_event(650, "3333333333333333", response_id="chatcmpl-b")
     store.record_event(span, [B])
-    assert store.link_call(span, claims_for) == []
+    assert store.link_call(span.id, ids(span), claims_for) == []
     assert spent(store) == 1350 and total(store) == 1350
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "AttributionConflict",
     "parse_traceparent",
     "resolve_context",
+    "traceparent_ids",
 ]
 
 HEADER_PREFIX = "x-costplane-"
@@ -125,6 +126,13 @@ def _assign(name: str, value: str, source: str, values: dict[str, str], tags: di
 
 def parse_traceparent(header: str) -> str:
     """The trace id of a W3C `traceparent` header; InvalidAttribute if the header is not valid."""
+    return traceparent_ids(header)[0]
+
+
+def traceparent_ids(header: str) -> tuple[str, str]:
+    """(trace id, parent id) of a W3C `traceparent` header; InvalidAttribute if it is not valid.
+    The parent id is the span of the caller that made the request (its HTTP client span, or the
+    span whose context it propagated)."""
     value = header.strip()
     match = _TRACEPARENT.match(value)
     problem = None
@@ -140,7 +148,7 @@ def parse_traceparent(header: str) -> str:
         problem = "a parent id that is not all zeros"
     if problem is not None or match is None:
         raise InvalidAttribute("traceparent header", value[:80], problem or "")
-    return match.group(2)
+    return match.group(2), match.group(3)
 
 
 def _parse_baggage(header: str) -> dict[str, str]:

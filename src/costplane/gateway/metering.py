@@ -23,7 +23,16 @@ from costplane.pricing.readers import (
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["AnthropicStreamMeter", "OpenAIStreamMeter", "anthropic_usage", "billed_facts", "openai_usage",
-           "served_usage"]
+           "response_id", "served_usage"]
+
+_MAX_ID = 256  # a provider's response id is short; anything longer is not kept
+
+
+def response_id(payload: Any) -> str | None:
+    """The provider's id of a response (OpenAI `chatcmpl-…` / `resp_…`, Anthropic `msg_…`), the
+    key that finds the same call when the client's own telemetry reports it (`gen_ai.response.id`)."""
+    value = payload.get("id") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= _MAX_ID else None
 
 
 def billed_facts(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,6 +99,7 @@ class OpenAIStreamMeter:
         self._hide = hide_usage_chunk
         self._usage: TokenUsage | None = None
         self.service_tier: str | None = None  # as the chunks report it (the tier served)
+        self.response_id: str | None = None  # every chunk carries the completion's id
         self.deltas = 0
         self.done = False
 
@@ -118,6 +128,8 @@ class OpenAIStreamMeter:
                 out.append((event + b"\n\n", False))
                 continue
             usage = openai_usage(payload.get("usage")) if isinstance(payload, dict) else None
+            if self.response_id is None:
+                self.response_id = response_id(payload)
             if isinstance(payload, dict) and isinstance(payload.get("service_tier"), str):
                 self.service_tier = payload["service_tier"]
             if usage is not None:
@@ -142,6 +154,7 @@ class AnthropicStreamMeter:
         self._start: Mapping[str, Any] = {}
         self._delta: dict[str, Any] = {}  # cumulative usage fields of message_delta (server_tool_use, …)
         self._output = 0
+        self.response_id: str | None = None  # message_start's message.id
         self.deltas = 0
         self.started = False
         self.done = False
@@ -171,6 +184,7 @@ class AnthropicStreamMeter:
                         message = payload.get("message") or {}
                         self._start = dict(message.get("usage") or {})
                         self._output = _int(self._start.get("output_tokens"))
+                        self.response_id = response_id(message)
                         self.started = True
                     elif kind == "message_delta":
                         usage = payload.get("usage") or {}

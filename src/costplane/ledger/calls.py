@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from costplane.ledger import codec
-from costplane.ledger.types import BudgetClaim, CostEvent
+from costplane.ledger.types import BudgetClaim, CallIds, CostEvent
 
 if TYPE_CHECKING:
     from costplane.ledger.queries import Tx
@@ -67,16 +67,16 @@ def find_gateway(tx: Tx, response_id: str | None, trace_id: str | None,
     return None
 
 
-def _spans_of(tx: Tx, event: CostEvent) -> list[CostEvent]:
-    """The live OTLP events of the call of gateway event `event`."""
+def _spans_of(tx: Tx, ids: CallIds) -> list[CostEvent]:
+    """The live OTLP events of the call of a gateway event with `ids`."""
     found: dict[str, CostEvent] = {}
-    if event.response_id:
+    if ids.response_id:
         for row in tx.all(f"{_SELECT} WHERE response_id = ? AND {_SPAN} AND {_LIVE}",
-                          (event.response_id,)):
+                          (ids.response_id,)):
             found.setdefault(row[0], codec.row_to_event(row))
-    if event.trace_id and event.span_id:
+    if ids.trace_id and ids.span_id:
         for row in tx.all(f"{_SELECT} WHERE trace_id = ? AND span_id = ? AND {_SPAN} AND {_LIVE}",
-                          (event.trace_id, event.span_id)):
+                          (ids.trace_id, ids.span_id)):
             found.setdefault(row[0], codec.row_to_event(row))
     return list(found.values())
 
@@ -103,17 +103,20 @@ def _supersede(tx: Tx, span_event: CostEvent, by: str, claims_for: ClaimsFor, lo
     return True
 
 
-def link(tx: Tx, event: CostEvent, span_ids: Sequence[str], claims_for: ClaimsFor,
+def link(tx: Tx, event_id: str, ids: CallIds, span_ids: Sequence[str], claims_for: ClaimsFor,
          lock: Lock) -> list[tuple[str, str]]:
-    """Write `event`'s call ids, then make the call count once: a gateway event supersedes the OTLP
-    events of its call already recorded; an OTLP event whose gateway event exists is superseded.
-    Returns the (superseded event id, gateway event id) pairs."""
-    tx.exec(_SET_IDS, (event.response_id, event.trace_id, event.span_id, event.id))
-    if not event.id.startswith("otel-"):
-        return [(span.id, event.id) for span in _spans_of(tx, event)
-                if _supersede(tx, span, event.id, claims_for, lock)]
-    gateway = find_gateway(tx, event.response_id, event.trace_id, span_ids or
-                           ([event.span_id] if event.span_id else []))
-    if gateway is not None and _supersede(tx, event, gateway.id, claims_for, lock):
-        return [(event.id, gateway.id)]
+    """Write the call ids of event `event_id`, then make the call count once: a gateway event
+    supersedes the OTLP events of its call already recorded; an OTLP event whose gateway event
+    exists is superseded. Returns the (superseded event id, gateway event id) pairs."""
+    if tx.exec(_SET_IDS, (ids.response_id, ids.trace_id, ids.span_id, event_id)) != 1:
+        return []  # no such event (e.g. a duplicate span the store skipped)
+    if not event_id.startswith("otel-"):
+        return [(span.id, event_id) for span in _spans_of(tx, ids)
+                if _supersede(tx, span, event_id, claims_for, lock)]
+    gateway = find_gateway(tx, ids.response_id, ids.trace_id, span_ids or ([ids.span_id] if ids.span_id else []))
+    if gateway is None:
+        return []
+    row = tx.one(f"{_SELECT} WHERE id = ?", (event_id,))
+    if row is not None and _supersede(tx, codec.row_to_event(row), gateway.id, claims_for, lock):
+        return [(event_id, gateway.id)]
     return []

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from costplane.ledger import calls, codec, rollups
 from costplane.ledger.codec import column_list
 from costplane.ledger.store import CachedResponse, SpendRow, StoreError
-from costplane.ledger.types import CostEvent, DecisionRecord, KeyRecord, ReservationStatus
+from costplane.ledger.types import CallIds, CostEvent, DecisionRecord, KeyRecord, ReservationStatus
 from costplane.ledger.usertypes import Scope
 
 __all__ = ["INSERT_DECISION", "INSERT_EVENT", "Row", "SqlQueries", "Tx", "insert_sql"]
@@ -135,11 +135,11 @@ class SqlQueries(ABC):
         """The gateway's cost event of a call, by response id or by trace id and span id."""
         return self._read(lambda tx: calls.find_gateway(tx, response_id, trace_id, span_ids))
 
-    def link_call(self, event: CostEvent, claims_for: calls.ClaimsFor,
+    def link_call(self, event_id: str, ids: CallIds, claims_for: calls.ClaimsFor,
                   span_ids: Sequence[str] = ()) -> list[tuple[str, str]]:
-        """Store `event`'s call ids and count its call once (calls.link): returns the
+        """Store the call ids of event `event_id` and count its call once (calls.link): returns the
         (superseded OTLP event, gateway event) pairs."""
-        return self._write(lambda tx: calls.link(tx, event, span_ids, claims_for, self._lock_partitions))
+        return self._write(lambda tx: calls.link(tx, event_id, ids, span_ids, claims_for, self._lock_partitions))
 
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]:
         """Newest first."""

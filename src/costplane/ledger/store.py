@@ -17,6 +17,7 @@ from costplane.ledger.envtypes import EnvironmentRecord, EnvTransition
 from costplane.ledger.runtypes import OutcomeRecord, RunActivity, RunNode, SloState
 from costplane.ledger.types import (
     BudgetClaim,
+    CallIds,
     ClaimState,
     CostEvent,
     DecisionRecord,
@@ -125,10 +126,10 @@ class Store(Protocol):
                            span_ids: Sequence[str] = ()) -> CostEvent | None:
         """The gateway's cost event of a call, by response id or by trace id and span id."""
 
-    def link_call(self, event: CostEvent,
+    def link_call(self, event_id: str, ids: CallIds,
                   claims_for: Callable[[CostEvent, Sequence[str] | None], Sequence[BudgetClaim]],
                   span_ids: Sequence[str] = ()) -> list[tuple[str, str]]:
-        """Store `event`'s call ids; the call counts once (an OTLP event of a gateway call is
+        """Store the call ids of event `event_id`; the call counts once (an OTLP event of a gateway call is
         superseded and its spend taken back). Returns (superseded, gateway event) id pairs."""
 
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]: ...

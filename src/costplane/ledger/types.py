@@ -16,6 +16,7 @@ from costplane.pricing.types import TokenUsage
 
 __all__ = [
     "BudgetClaim",
+    "CallIds",
     "ClaimState",
     "CostEvent",
     "DecisionRecord",
@@ -147,6 +148,18 @@ class CostEvent:
     response_id: str | None = None
     trace_id: str | None = None
     span_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallIds:
+    """The ids of one upstream call, as a cost event stores them (`CostEvent.response_id`, …)."""
+
+    response_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.response_id or (self.trace_id and self.span_id))
 
 
 @dataclass(frozen=True, slots=True)
