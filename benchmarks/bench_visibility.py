@@ -1,4 +1,4 @@
-"""Visibility API at scale: overview and spend breakdowns over N cost events (issue 5).
+"""Visibility API at scale: overview and spend breakdowns over N cost events.
 
     .venv/bin/python benchmarks/bench_visibility.py --events 200000            # develop
     .venv/bin/python benchmarks/bench_visibility.py --only sqlite --reuse      # 10 M, keep /tmp data

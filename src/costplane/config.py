@@ -100,7 +100,7 @@ class WebhookConfig:
 
 @dataclass(frozen=True, slots=True)
 class AlertsConfig:
-    """alerts: webhooks (Slack-compatible JSON), delivery and forecast settings (issue 5)."""
+    """alerts: webhooks (Slack-compatible JSON), delivery and forecast settings."""
 
     webhooks: tuple[WebhookConfig, ...] = ()
     retries: int = 3  # delivery attempts after the first one fails

@@ -1,4 +1,4 @@
-"""Alerts (issue 5): Slack-compatible webhooks for budget thresholds, soft budgets, notify
+"""Alerts: Slack-compatible webhooks for budget thresholds, soft budgets, notify
 policies and exhaustion forecasts, de-duplicated in the store and delivered off the request path."""
 
 from __future__ import annotations

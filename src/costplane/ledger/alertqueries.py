@@ -1,4 +1,4 @@
-"""Store methods of the visibility features (issue 5): alert de-duplication marks (schema v6),
+"""Store methods of the visibility features: alert de-duplication marks (schema v6),
 decision counts, budget partitions, and paging through events for exports.
 
 Mixed into `SqlStore` next to `SqlQueries`; same rules: `?` placeholders, no `%`,

@@ -92,8 +92,8 @@ def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
 
 
 # RunQueries: runs (v5); EnvQueries: environments (v4); AlertQueries: alert marks (v6) and the
-# visibility queries of issue 5
-# ReplayQueries: keyset pages of decisions/events for policy replay (issue 6)
+# visibility queries (overview, spend breakdowns)
+# ReplayQueries: keyset pages of decisions/events for policy replay
 class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, ReplayQueries):
     """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
     in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""

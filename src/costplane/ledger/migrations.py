@@ -159,21 +159,21 @@ _V2 = [
 _V3: list[str] = []
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, tuple(_V1)), (2, tuple(_V2)), (3, tuple(_V3)))
-# v5: run trees, outcomes, SLO state (issue 4; see schema_runs). Kept sorted by version.
+# v5: run trees, outcomes, SLO state (see schema_runs). Kept sorted by version.
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (5, schema_runs.V5)), key=lambda step: step[0]))
-# v4: governed environments and their transitions (issue 3; see schema_environments).
+# v4: governed environments and their transitions (see schema_environments).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (4, schema_environments.V4)), key=lambda step: step[0]))
-# v6: alert de-duplication marks (issue 5; see schema_alerts).
+# v6: alert de-duplication marks (see schema_alerts).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (6, schema_alerts.V6)), key=lambda step: step[0]))
-# v7: local users and API tokens (issue 5; see schema_users).
+# v7: local users and API tokens (see schema_users).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (7, schema_users.V7)), key=lambda step: step[0]))
-# v9: users.projects, project scoping of the API (issue 5; see schema_users).
+# v9: users.projects, project scoping of the API (see schema_users).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (9, schema_users.V9)), key=lambda step: step[0]))
-# v8: spend rollups kept by triggers (issue 5; see rollups); every statement is dialect-specific.
+# v8: spend rollups kept by triggers (see rollups); every statement is dialect-specific.
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (8, ())), key=lambda step: step[0]))
-# v10: indexes of the waste detectors' grouped queries (issue 6; see optimizequeries); dialect-specific.
+# v10: indexes of the waste detectors' grouped queries (see optimizequeries); dialect-specific.
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (10, ())), key=lambda step: step[0]))
-# v11: decisions' generated cache columns and the cache detector's covering index (issue 6); dialect-specific.
+# v11: decisions' generated cache columns and the cache detector's covering index; dialect-specific.
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (11, ())), key=lambda step: step[0]))
 # v12: the credential generation, bumped by every revocation (see schema_users, auth).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (12, schema_users.V12)), key=lambda step: step[0]))

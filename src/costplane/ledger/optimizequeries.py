@@ -1,4 +1,4 @@
-"""Read-only aggregate queries of the waste detectors (issue 6), shared by SQLite and PostgreSQL.
+"""Read-only aggregate queries of the waste detectors, shared by SQLite and PostgreSQL.
 
 Mixed into both stores like the other *queries mixins. The detectors group in SQL and read rows
 only where they need them (the candidates a first, grouped query singled out), as compact tuples of

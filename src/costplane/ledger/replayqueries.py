@@ -1,4 +1,4 @@
-"""Read queries of policy replay (issue 6): the decisions log and the cost events in (ts, id) pages,
+"""Read queries of policy replay: the decisions log and the cost events in (ts, id) pages,
 and the accrued cost of environments. Mixed into `SqlStore` like the other *queries mixins.
 
 Pages are keyset ranges — `ts >= t AND (ts > t OR id > last_id)` — so each page is an index range

@@ -1,4 +1,4 @@
-"""Schema version 6: alert de-duplication marks (issue 5).
+"""Schema version 6: alert de-duplication marks.
 
 * `alert_marks` — one row per alert that was raised, keyed by its de-duplication key
   (e.g. `budget_threshold:team-a:=:1793491200:80` — kind, budget, partition, window start,

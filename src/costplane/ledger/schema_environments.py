@@ -1,4 +1,4 @@
-"""Schema version 4: governed environments and their transitions (issue 3).
+"""Schema version 4: governed environments and their transitions.
 
 * `environments` — one row per environment launched from a blueprint: its state
   (pending_approval → active → expiring → torn_down | rejected | failed | suspended),

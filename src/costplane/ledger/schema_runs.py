@@ -1,4 +1,4 @@
-"""Schema version 5: run trees, outcomes and economic-SLO state (issue 4).
+"""Schema version 5: run trees, outcomes and economic-SLO state.
 
 * `run_nodes` — one row per node of a run tree: the run itself (a pipeline run, an
   agent run), its steps, tool calls and ingested OpenTelemetry spans. LLM calls are

@@ -1,4 +1,4 @@
-"""Schema version 7: local users and their API tokens (issue 5, API and roles).
+"""Schema version 7: local users and their API tokens (the API and its roles).
 
 * `users` — one row per local user: a unique name, a role (admin | finance | developer |
   viewer), the teams a developer/viewer is scoped to (JSON array), the salted password hash

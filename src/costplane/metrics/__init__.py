@@ -1,4 +1,4 @@
-"""Prometheus `/metrics` (issue 5): spend, budgets, decisions and reservations read from the store
+"""Prometheus `/metrics`: spend, budgets, decisions and reservations read from the store
 (so every replica reports the same numbers), and per-process gateway latency histograms."""
 
 from __future__ import annotations
