@@ -30,6 +30,7 @@ from costplane.runs.report import OutcomeRow, cost_per_outcome
 from costplane.runs.tree import ROOT_KINDS, build_tree, list_runs
 
 __all__ = ["OUTCOMES_PARAMS", "OUTCOMES_SCHEMA", "RUNS_PARAMS", "RUNS_SCHEMA", "RUN_PARAM", "RUN_SCHEMA", "SCAN",
+           "STOPPED_BY_SCHEMA",
            "outcomes_handler", "run_handler", "run_visible", "runs_handler"]
 
 SCAN = 1000
@@ -44,17 +45,28 @@ RUNS_PARAMS: tuple[Param, ...] = (
 )
 RUN_PARAM = Param("run_id", "string", "the run's id", location="path")
 _USD = {"type": ["string", "null"], "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+#: what stopped a run (runs.ending): the decision that refused it, or the SDK's own run guard
+STOPPED_BY_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"], "required": ["kind", "name", "decision_id", "code", "at", "reason"],
+    "description": "what stopped the run (status stopped): kind budget | call_limit | concurrency | loop_guard | "
+                   "policy | slo | pricing | store | denied (a decision) or run_guard (the SDK's guard)",
+    "properties": {"kind": {"type": "string"}, "name": {"type": ["string", "null"]},
+                   "decision_id": {"type": ["string", "null"]}, "code": {"type": "string"},
+                   "at": {"type": ["string", "null"], "format": "date-time"}, "reason": {"type": "string"}}}
+_STATUS = {"type": "string", "description": "ok | running | stopped | error (runs.ending)"}
 RUNS_SCHEMA: dict[str, Any] = {"type": "object", "required": ["runs"], "properties": {"runs": {
     "type": "array", "items": {"type": "object", "properties": {
         "run": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
-        "status": {"type": "string"}, "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "status": _STATUS, "started_at": {"type": ["string", "null"], "format": "date-time"},
         "ended_at": {"type": ["string", "null"], "format": "date-time"}, "cost_usd": _USD,
         "cost_nano": {"type": "integer"}, "events": {"type": "integer"}, "input_tokens": {"type": "integer"},
         "output_tokens": {"type": "integer"}, "agent": {"type": ["string", "null"]},
         "pipeline": {"type": ["string", "null"]}, "experiment": {"type": ["string", "null"]},
-        "teams": {"type": "array", "items": {"type": ["string", "null"]}}}}}}}
+        "stopped_by": STOPPED_BY_SCHEMA, "teams": {"type": "array", "items": {"type": ["string", "null"]}}}}}}}
 RUN_SCHEMA: dict[str, Any] = {"type": "object", "required": ["id", "kind", "children", "cost_usd"], "properties": {
-    "id": {"type": "string"}, "kind": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"},
+    "id": {"type": "string"}, "kind": {"type": "string"}, "name": {"type": "string"}, "status": _STATUS,
+    "started_at": {"type": ["string", "null"], "format": "date-time"},
+    "ended_at": {"type": ["string", "null"], "format": "date-time"}, "stopped_by": STOPPED_BY_SCHEMA,
     "cost_usd": _USD, "cost_nano": {"type": "integer"}, "own_cost_nano": {"type": "integer"},
     "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}, "calls": {"type": "integer"},
     "duration_s": {"type": ["number", "null"]}, "attributes": {"type": "object"},
@@ -93,7 +105,10 @@ def run_owners(store: Store, run_id: str) -> Owners:
     if root is not None and (root.context.team or root.context.project):
         return {(root.context.team, root.context.project)}
     members = [run_id] + [n.id for n in nodes if n.kind in ROOT_KINDS and n.id != run_id]
-    return {(e.context.team, e.context.project) for m in members for e in store.run_events(m)}
+    found = {(e.context.team, e.context.project) for m in members for e in store.run_events(m)}
+    if not found and root is None:  # a run only refused: the decision that refused it says whose it is
+        found = {(d.context.team, d.context.project) for d in store.latest_decisions([run_id]).values()}
+    return found
 
 
 def run_visible(store: Store, principal: Principal, run_id: str) -> bool:
@@ -116,8 +131,12 @@ def _scan(store: Store, principal: Principal, since: datetime | None, limit: int
     for node in store.run_roots(since=since, limit=SCAN):
         if node.context.team or node.context.project:
             owners[node.id] = {(node.context.team, node.context.project)}
+    summaries = list_runs(store, since=since, limit=SCAN)
+    refused = [r.run for r in summaries if r.events == 0 and r.run not in owners]  # runs with decisions only
+    for run, decision in (store.latest_decisions(refused) if refused else {}).items():
+        owners[run] = {(decision.context.team, decision.context.project)}
     out: list[dict[str, Any]] = []
-    for summary in list_runs(store, since=since, limit=SCAN):
+    for summary in summaries:
         mine = owners.get(summary.run, set())
         if principal.scope is not None and not _allowed(principal, mine):
             continue

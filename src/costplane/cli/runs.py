@@ -8,13 +8,14 @@ from typing import Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from costplane.cli.common import CONFIG_OPTION, console, fail
 from costplane.cli.runsource import API_OPTION, KEY_OPTION, STORE_OPTION, Source, since_option
 
-__all__ = ["app", "render_tree"]
+__all__ = ["app", "render_tree", "stopped_text"]
 
 app = typer.Typer(no_args_is_help=True, help="Pipeline and agent runs: list them, show a run's live cost tree.")
 
@@ -27,9 +28,21 @@ def _label(node: dict[str, Any]) -> str:
         "output_tokens"] else ""
     status = node["status"]
     colour = _STYLE.get(status, "white")
-    extra = f" [dim]{node['attributes']['error']}[/dim]" if node.get("attributes", {}).get("error") else ""
-    return (f"[bold]{node['kind']}[/bold] {node['name']}  [cyan]${node['cost_usd']}[/cyan]  {tokens}  {duration}  "
-            f"[{colour}]{status}[/{colour}]{extra}")
+    attributes = node.get("attributes") or {}
+    note = attributes.get("error") or (attributes.get("reason") if node["kind"] == "denial" else None)
+    extra = f" [dim]{escape(str(note))}[/dim]" if note else ""
+    stop = node.get("stopped_by")
+    if stop:
+        extra += f"  [red]stopped by {escape(stopped_text(stop))}[/red]"
+        if stop.get("decision_id"):
+            extra += f" [dim](decision {stop['decision_id']})[/dim]"
+    return (f"[bold]{node['kind']}[/bold] {escape(str(node['name']))}  [cyan]${node['cost_usd']}[/cyan]  {tokens}  "
+            f"{duration}  [{colour}]{status}[/{colour}]{extra}")
+
+
+def stopped_text(stop: dict[str, Any]) -> str:
+    """'budget agent-run-limits', 'loop_guard', 'policy experiments-no-reasoning-models'."""
+    return f"{stop['kind']} {stop['name']}" if stop.get("name") else str(stop["kind"])
 
 
 def render_tree(data: dict[str, Any]) -> Tree:
@@ -112,13 +125,17 @@ def list_cmd(since: str | None = typer.Option(None, help="only runs of the last 
             runs = [r.to_json() for r in list_runs(source.store, since=start, limit=limit)]
         else:
             runs = source.get("/v1/runs", since=start.isoformat() if start else None, limit=limit)["runs"]
-        table = Table("kind", "name", "agent / pipeline", "experiment", "status", "started", "cost USD", "calls",
-                      "tokens in→out")
+        table = Table("kind", "name", "agent / pipeline", "experiment", "status", "stopped by", "started",
+                      "cost USD", "calls", "tokens in→out")
         table.add_column("run", no_wrap=True)
         for r in runs:
-            table.add_row(r["kind"], r["name"], r["agent"] or r["pipeline"] or "-", r["experiment"] or "-",
-                          r["status"], (r["started_at"] or "-")[:19], r["cost_usd"], str(r["events"]),
-                          f"{r['input_tokens']}→{r['output_tokens']}", r["run"])
+            status = r["status"]
+            colour = _STYLE.get(status, "white")
+            stop = r.get("stopped_by")
+            table.add_row(r["kind"], escape(r["name"]), escape(r["agent"] or r["pipeline"] or "-"),
+                          escape(r["experiment"] or "-"), f"[{colour}]{status}[/{colour}]",
+                          escape(stopped_text(stop)) if stop else "-", (r["started_at"] or "-")[:19], r["cost_usd"],
+                          str(r["events"]), f"{r['input_tokens']}→{r['output_tokens']}", escape(r["run"]))
         console.print(table)
     finally:
         source.close()

@@ -40,7 +40,7 @@ _EVENTS_PART = (
     " SUM(cost_nano) AS cost, SUM(input_tokens) AS inp, SUM(output_tokens) AS outp, 0 AS n_decisions,"
     " MIN(agent) AS agent, MIN(pipeline) AS pipeline, MIN(experiment) AS experiment, MAX(ts) AS last_event,"
     " MAX(CASE WHEN status = 'error' THEN ts END) AS last_error,"
-    " MAX(CASE WHEN decision_id IS NULL THEN ts END) AS last_free FROM cost_events WHERE {where} GROUP BY run"
+    " MAX(CASE WHEN reservation_id IS NULL THEN ts END) AS last_free FROM cost_events WHERE {where} GROUP BY run"
 )
 _DECISIONS_PART = (
     "SELECT run, MIN(ts), MAX(ts), 0, 0, 0, 0, COUNT(*), MIN(agent), NULL, NULL, NULL, NULL, NULL"

@@ -91,4 +91,4 @@ class RunActivity:
     experiment: str | None = None
     last_event_at: datetime | None = None
     last_error_at: datetime | None = None  # the latest event with status `error`
-    last_unadmitted_at: datetime | None = None  # the latest event no decision admitted (SDK direct, OTLP)
+    last_unadmitted_at: datetime | None = None  # the latest event recorded without a reservation (SDK, OTLP)

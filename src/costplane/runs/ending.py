@@ -5,10 +5,11 @@ from the decisions that carried its id (`ctx.run`) and its cost events. With D t
 latest decision (its own and its nested runs', by time then id; effect `observed` — spend
 recorded after the fact — is not an admission and is left out):
 
-1. **stopped** — D is a denial (effect `deny`) and no cost event that no decision admitted
-   (SDK direct mode, OTLP spans) came after it. Nothing was admitted after the denial, so the
-   run did not go on; calls admitted before it may still settle afterwards and do not change
-   that. `stopped_by` names the decision (see `stopped_by`).
+1. **stopped** — D is a denial (effect `deny`) and no cost event recorded without a reservation
+   (spend no admission reserved for: SDK direct mode, `/v1/runs/ingest`, OTLP spans) came
+   after it. Nothing was admitted after the denial, so the run did not go on; calls admitted
+   before it may still settle afterwards and do not change that. `stopped_by` names the
+   decision (see `stopped_by`).
 2. **running** — D admitted a call that has not ended: its reservation is still open and no
    cost event came after D.
 3. **error** — D admitted a call whose reservation was released or expired with no cost event
