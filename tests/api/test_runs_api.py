@@ -9,7 +9,7 @@ import pytest
 from api_harness import Api
 
 from costplane.attribution.context import Context
-from costplane.ledger.types import DecisionRecord
+from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.runs.report import cost_per_outcome
 from costplane.runs.tree import build_tree
 
@@ -103,3 +103,53 @@ def test_decisions_paging_is_stable(make_api: Callable[..., Api], store_url: Cal
     bad = api.get("dev-a", "/api/v1/decisions", cursor="not a cursor!")
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "cursor"
     assert api.get("dev-a", "/api/v1/decisions", limit="1001").json()["error"]["field"] == "limit"
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_gateway_runs_show_how_they_ended(make_api: Callable[..., Api], store_url: Callable[[], str]) -> None:
+    """Runs seen only through the gateway: stopped with the decision that stopped them, agent and start
+    time, in the list, the tree and the machine API, valid against the served schemas; a run refused on
+    its first call is its team's like any other."""
+    import jsonschema
+
+    from costplane.api.runs import RUN_SCHEMA, RUNS_SCHEMA
+
+    api = make_api(store_url())
+    store = api.app.store
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    alpha = Context(team="alpha", agent="alpha-research", run="r-stop")
+    store.record_decision(DecisionRecord("dec-ok", start, "llm.request", "allow", "r", alpha, {}, {}))
+    store.record_nodes([], [CostEvent("ev-stop", start + timedelta(seconds=1), alpha, "openai", "gpt-4o-mini", 5,
+                                      decision_id="dec-ok", reservation_id="res-ok", latency_ms=500)])
+    store.record_decision(DecisionRecord(
+        "dec-stop", start + timedelta(seconds=2), "llm.request", "deny", "r", alpha, {},
+        {"code": "call_limit_exceeded", "budget": "agent-run-limits", "limit": "calls"},
+        reason="budget 'agent-run-limits' [run=r-stop]: 41 calls > limit 40", status_code=429))
+    beta = Context(team="beta", pipeline="beta-etl", run="r-refused")
+    store.record_decision(DecisionRecord(
+        "dec-refused", start + timedelta(seconds=3), "llm.request", "deny", "r", beta, {}, {"code": "policy_denied"},
+        policies=("no-o1",), reason="denied by policy 'no-o1': not for pipelines", status_code=403))
+
+    body = api.get("fin", "/api/v1/runs").json()
+    jsonschema.validate(body, RUNS_SCHEMA)
+    runs = {r["run"]: r for r in body["runs"]}
+    stop = runs["r-stop"]
+    assert (stop["status"], stop["agent"], stop["started_at"]) == ("stopped", "alpha-research", start.isoformat())
+    assert stop["stopped_by"] == {"kind": "call_limit", "name": "agent-run-limits", "decision_id": "dec-stop",
+                                  "code": "call_limit_exceeded", "at": (start + timedelta(seconds=2)).isoformat(),
+                                  "reason": "budget 'agent-run-limits' [run=r-stop]: 41 calls > limit 40"}
+    refused = runs["r-refused"]
+    assert (refused["status"], refused["pipeline"], refused["events"]) == ("stopped", "beta-etl", 0)
+    assert refused["stopped_by"]["kind"] == "policy" and refused["stopped_by"]["name"] == "no-o1"
+    assert [r["run"] for r in api.get("fin", "/api/v1/runs", agent="alpha-research").json()["runs"]] == ["r-stop"]
+    assert "r-refused" not in {r["run"] for r in api.get("dev-a", "/api/v1/runs").json()["runs"]}
+    assert "r-refused" in {r["run"] for r in api.get("dev-b", "/api/v1/runs").json()["runs"]}
+
+    tree = api.get("dev-a", "/api/v1/runs/r-stop").json()
+    jsonschema.validate(tree, RUN_SCHEMA)
+    assert tree["status"] == "stopped" and tree["stopped_by"]["decision_id"] == "dec-stop"
+    assert tree["attributes"]["agent"] == "alpha-research" and tree["started_at"] == start.isoformat()
+    assert [c["kind"] for c in tree["children"]] == ["llm", "denial"]
+    assert api.get("dev-a", "/api/v1/runs/r-refused").status_code == 404
+    assert api.get("dev-b", "/api/v1/runs/r-refused").json()["stopped_by"]["decision_id"] == "dec-refused"
