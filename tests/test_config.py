@@ -129,3 +129,14 @@ def test_config_show_table_and_errors(tmp_path: Path) -> None:
     (tmp_path / "costplane.yaml").write_text("gateway:\n  loop_window: soon\n")
     code, output = _show(tmp_path)
     assert code == 2 and "costplane.yaml:2: gateway.loop_window: expected a duration" in output
+
+
+def test_a_relative_sqlite_store_from_the_environment_is_relative_to_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "costplane.yaml"
+    path.write_text("store: sqlite:///in-file.db\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(path).store_url == f"sqlite:///{tmp_path / 'conf' / 'in-file.db'}"
+    from_env = load_config(path, env={"COSTPLANE_STORE": "sqlite:///here.db"})
+    assert from_env.store_url == f"sqlite:///{tmp_path / 'here.db'}"

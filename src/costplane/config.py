@@ -210,7 +210,8 @@ def parse_config(
         errors.add("store", "expected a URL: sqlite:///path.db or postgresql://user@host:port/db")
         store = default_store
     elif store.startswith("sqlite:///") and not store.startswith("sqlite:////") and ":memory:" not in store:
-        store = "sqlite:///" + str((base / store[len("sqlite:///"):]).resolve())
+        relative_to = Path.cwd() if "store" in overrides else base  # a variable's path is the shell's
+        store = "sqlite:///" + str((relative_to / store[len("sqlite:///"):]).resolve())
 
     bundle = data.get("bundle")
     bundle_path = (base / str(bundle)).resolve() if bundle else None
