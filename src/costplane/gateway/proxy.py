@@ -15,18 +15,26 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from costplane.attribution.context import InvalidAttribute
-from costplane.attribution.resolve import AttributionConflict, resolve_context
+from costplane.attribution.resolve import AttributionConflict, resolve_context, traceparent_ids
 from costplane.core.decision import DecisionCore
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
 from costplane.gateway.endpoints import BodyError, Endpoint
 from costplane.gateway.errors import error_response
 from costplane.gateway.keys import KeyVerifier
-from costplane.gateway.metering import AnthropicStreamMeter, OpenAIStreamMeter, billed_facts, served_usage
+from costplane.gateway.metering import (
+    AnthropicStreamMeter,
+    OpenAIStreamMeter,
+    billed_facts,
+    response_id,
+    served_usage,
+)
 from costplane.gateway.tokens import request_hash
 from costplane.gateway.upstream import UpstreamError, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
-from costplane.ledger.store import StoreUnavailable
+from costplane.ledger.store import StoreError, StoreUnavailable
+from costplane.ledger.types import CallIds
 from costplane.money import format_usd
+from costplane.otel.calls import CallLinker
 from costplane.otel.export import GatewaySpanExporter
 from costplane.pricing.types import TokenUsage
 
@@ -60,6 +68,21 @@ def _deterministic(endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
     return body.get("temperature") == 0 and body.get("n") in (None, 1)
 
 
+_NO_IDS = CallIds()
+
+
+def _trace(request: Request) -> CallIds:
+    """The trace id and parent span id of the client's `traceparent` (validated by resolve_context)."""
+    header = request.headers.get("traceparent")
+    if header is None:
+        return _NO_IDS
+    try:
+        trace_id, parent_id = traceparent_ids(header)
+    except InvalidAttribute:
+        return _NO_IDS
+    return CallIds(None, trace_id, parent_id)
+
+
 class GovernedProxy:
     spans: GatewaySpanExporter | None = None  # OTel GenAI span export (telemetry.otlp_endpoint), set by the app
 
@@ -71,6 +94,7 @@ class GovernedProxy:
         self.transport = transport
         self.max_request_bytes = max_request_bytes
         self.upstream_timeout = upstream_timeout
+        self.calls = CallLinker(core.store, core._bundle)  # counted once with the client's own spans
 
     async def handle(self, endpoint: Endpoint, request: Request) -> Response:
         with self.store.request():
@@ -113,6 +137,7 @@ class GovernedProxy:
             return error_response(proto, 403, "attribution_conflict", str(exc), param=exc.source)
         except InvalidAttribute as exc:
             return error_response(proto, 400, "invalid_attribution", str(exc), param=exc.source)
+        trace = _trace(request)
 
         cache_header = request.headers.get("x-costplane-cache")
         cache_wanted = False
@@ -174,17 +199,17 @@ class GovernedProxy:
             await self.store.run(self.core.release, admission)
             return self._upstream_failure(proto, exc, admission)
         if upstream.status >= 400 or not stream:
-            return await self._plain(endpoint, admission, upstream, started, use_cache)
+            return await self._plain(endpoint, admission, upstream, started, use_cache, trace)
         meter: OpenAIStreamMeter | AnthropicStreamMeter = (
             OpenAIStreamMeter(hide_usage_chunk=not client_wants_usage) if proto == "openai"
             else AnthropicStreamMeter())
         out_headers = self._headers(admission, admission.worst_nano, admission.remaining_nano)
         out_headers["x-costplane-cost-final"] = "false"
-        return StreamingResponse(self._relay(admission, upstream.chunks(), meter, started),
+        return StreamingResponse(self._relay(admission, upstream.chunks(), meter, started, trace),
                                  media_type="text/event-stream", headers=out_headers)
 
     async def _plain(self, endpoint: Endpoint, admission: Admission, upstream: Any, started: float,
-                     use_cache: bool) -> Response:
+                     use_cache: bool, trace: CallIds) -> Response:
         proto = endpoint.protocol
         try:
             payload_bytes = await upstream.read()
@@ -207,15 +232,22 @@ class GovernedProxy:
             # No silent $0: charge the bound of what may have been consumed, and say so.
             usage = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens)
             status = "estimated"
+        ids = CallIds(response_id(payload), trace.trace_id, trace.span_id)
         settlement = await self.store.run(self._settle, admission, usage, status, latency,
-                                          payload_bytes if use_cache and status == "ok" else None, content_type)
+                                          payload_bytes if use_cache and status == "ok" else None, content_type, ids)
         headers = self._headers(admission, settlement.cost_nano, settlement.remaining_nano)
         return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
 
     def _settle(self, admission: Admission, usage: TokenUsage, status: str, latency: int,
-                cache_body: bytes | None = None, content_type: str = "") -> Settlement:
-        """Runs on a store thread: settle, and fill the response cache when asked to."""
+                cache_body: bytes | None = None, content_type: str = "", ids: CallIds = _NO_IDS) -> Settlement:
+        """Runs on a store thread: settle, write the call's ids (the client's spans of the same call
+        then link to this event), and fill the response cache when asked to."""
         settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
+        if ids:
+            try:
+                self.calls.link_settled(settlement.event_id, ids)
+            except StoreError as exc:  # the call is settled; only its ids are missing
+                log.warning("call ids of event %s not written: %s", settlement.event_id, exc)
         if self.spans is not None:  # a queue append: encoding and export run on the exporter's thread
             self.spans.record(admission, usage, status, latency, settlement)
         if cache_body is not None:
@@ -223,8 +255,12 @@ class GovernedProxy:
         return settlement
 
     async def _relay(self, admission: Admission, chunks: AsyncIterator[bytes],
-                     meter: OpenAIStreamMeter | AnthropicStreamMeter, started: float) -> AsyncIterator[bytes]:
+                     meter: OpenAIStreamMeter | AnthropicStreamMeter, started: float,
+                     trace: CallIds) -> AsyncIterator[bytes]:
         settled = False
+
+        def ids() -> CallIds:
+            return CallIds(meter.response_id, trace.trace_id, trace.span_id)
 
         def usage_for(status: str) -> TokenUsage:
             usage = meter.usage
@@ -238,7 +274,8 @@ class GovernedProxy:
             nonlocal settled
             settled = True
             latency = int((time.perf_counter() - started) * 1000)
-            settlement = await self.store.run(self._settle, admission, usage_for(status), status, latency)
+            settlement = await self.store.run(self._settle, admission, usage_for(status), status, latency, None, "",
+                                              ids())
             return format_usd(settlement.cost_nano)
 
         try:
@@ -264,7 +301,7 @@ class GovernedProxy:
             if not settled:  # the client went away mid-stream: settle without waiting for it
                 settled = True
                 latency = int((time.perf_counter() - started) * 1000)
-                self.store.submit(self._settle, admission, usage_for("cut"), "cut", latency)
+                self.store.submit(self._settle, admission, usage_for("cut"), "cut", latency, None, "", ids())
 
     def _headers(self, admission: Admission, cost_nano: int, remaining: int | None) -> dict[str, str]:
         headers = {

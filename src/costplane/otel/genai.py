@@ -32,7 +32,7 @@ from typing import Any
 from costplane.attribution.context import DIMENSIONS, Context, validate_tag_name, validate_value
 from costplane.core.notify import Notification
 from costplane.ledger.runtypes import RunNode
-from costplane.ledger.types import CostEvent
+from costplane.ledger.types import CallIds, CostEvent
 from costplane.otel.aliases import ALIASES, normalise
 from costplane.otel.decode import SpanData
 from costplane.otel.estimate import content_usage
@@ -90,6 +90,11 @@ class SpanIngest:
     unpriced: list[CostEvent] = field(default_factory=list)  # no usage, no content: $0 events, status unpriced
     estimated: int = 0  # events priced from captured content
     linked: int = 0  # spans of gateway calls already in the ledger, not counted again
+    #: (span id, gateway event id) of the spans linked to the gateway's event of their call
+    linked_calls: list[tuple[str, str]] = field(default_factory=list)
+    #: event id -> the span ids the gateway may have seen as the `traceparent` parent of the call:
+    #: the span's own and its children's in this batch (the HTTP client span of the call)
+    call_spans: dict[str, list[str]] = field(default_factory=dict)
 
     def warnings(self) -> list[str]:
         """One line per accepted-but-unpriced span, naming it and why."""
@@ -115,11 +120,21 @@ class _Batch:
 
     def __init__(self, spans: Sequence[SpanData], bound: Mapping[str, str], key_id: str | None) -> None:
         self.by_id = {s.span_id: s for s in spans}
+        self._children: dict[str, list[str]] | None = None
         self.bound, self.key_id = bound, key_id
         self._clean: dict[Any, str | None] = {}
         self._resources: dict[int, dict[str, str]] = {}
         self._inherited: dict[str, dict[str, str]] = {}
         self._valid: set[tuple[str, str]] = set()
+
+    def call_spans(self, span: SpanData) -> list[str]:
+        """The span's id and its children's in this batch."""
+        if self._children is None:
+            self._children = {}
+            for other in self.by_id.values():
+                if other.parent_span_id:
+                    self._children.setdefault(other.parent_span_id, []).append(other.span_id)
+        return [span.span_id, *self._children.get(span.span_id, ())]
 
     def clean(self, value: Any) -> str | None:
         if value is None:
@@ -188,10 +203,13 @@ class _Batch:
 
 def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, datetime], PriceSheet],
                  bound: Mapping[str, str] = {}, key_id: str | None = None,
-                 linked: Callable[[str, str], bool] | None = None) -> SpanIngest:
+                 linked: Callable[[str, str], bool] | None = None,
+                 gateway: Callable[[CallIds, Sequence[str]], str | None] | None = None) -> SpanIngest:
     """Turn a batch of spans into nodes and priced events. `price(model, provider, at)` is
     `Catalog.resolve` (raises UnknownPrice); `linked(event_id, decision_id)` says whether a
-    gateway-emitted span's call is already in the ledger."""
+    gateway-emitted span's call is already in the ledger; `gateway(ids, span_ids)` is the id of
+    the gateway's cost event of the call an LLM span reports (by `gen_ai.response.id`, or by trace
+    id and one of `span_ids`), None if the gateway has not recorded it."""
     out = SpanIngest()
     spans = [s if s.normalised else replace(s, attributes=normalise(s.attributes), normalised=True) for s in spans]
     batch = _Batch(spans, bound, key_id)
@@ -217,8 +235,17 @@ def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, da
         attributes: dict[str, Any] = {"span_id": span.span_id, "operation": operation}
         status = "error" if span.error else "ok"
         if is_llm:
+            ids = CallIds(_response_id(span.attributes), span.trace_id, span.span_id)
+            spans_of_call = batch.call_spans(span)
+            found = gateway(ids, spans_of_call) if gateway is not None else None
+            if found is not None:  # the gateway counted this call: linked, not counted again
+                out.linked += 1
+                out.linked_calls.append((span.span_id, found))
+                continue
             event, problem = _event(span, ctx, str(model), price, ended, rates)
             if event is not None:
+                event = replace(event, response_id=ids.response_id, trace_id=ids.trace_id, span_id=ids.span_id)
+                out.call_spans[event.id] = spans_of_call
                 if event.status == "unpriced":
                     out.unpriced.append(event)
                 elif event.status == "estimated":
@@ -234,6 +261,11 @@ def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, da
                                  attributes=attributes))
     out.nodes[:0] = roots.values()
     return out
+
+
+def _response_id(attrs: Mapping[str, Any]) -> str | None:
+    value = attrs.get("gen_ai.response.id")
+    return value if isinstance(value, str) and 0 < len(value) <= 256 else None
 
 
 def _is_linked(attrs: Mapping[str, Any], linked: Callable[[str, str], bool]) -> bool:
@@ -361,3 +393,4 @@ def _unit_prices(sheet: PriceSheet, input_tokens: int, cache: dict[int, tuple[Pr
     if hit is None or hit[0] is not sheet:
         hit = cache[id(sheet)] = (sheet, {k: str(v) for k, v in sheet.rates(0).items()})
     return hit[1]
+

@@ -1,0 +1,85 @@
+"""Counted once: a call the gateway served and the client's instrumentation also exported as an
+OTLP span is one cost event.
+
+The gateway writes the call's ids on its cost event right after settling it (`link_settled`):
+the provider's response id (`chatcmpl-…`, `msg_…`) and the trace id and parent id of the client's
+`traceparent`. The receiver then
+
+1. **before recording** asks, for every LLM span, whether the gateway already has the call
+   (`gateway`): same `gen_ai.response.id`, or same trace id and a span id equal to the span's own
+   or one of its children's in the batch (the HTTP client span that sent the `traceparent`). Such a
+   span is **linked**: no cost event, counted in `SpanIngest.linked`;
+2. **after recording** writes the ids of the events it did record (`link_recorded`); if the
+   gateway's event arrived in between, the span's event is superseded right there.
+
+A span that arrives **before** the gateway's settlement (a stream, a batching delay) is recorded
+and counted; when the gateway's event arrives, `link_settled` supersedes it: status
+`superseded`, cost 0, its spend taken back from the budgets it was counted against (ledger/calls.py).
+Either way the gateway's event — metered from the provider's own response — is the one that counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from costplane.core.bundle_state import ActiveBundle
+from costplane.core.claims import budget_claims
+from costplane.ledger.store import Store
+from costplane.ledger.types import BudgetClaim, CallIds, CostEvent
+from costplane.otel.genai import SpanIngest
+
+__all__ = ["CallLinker"]
+
+_log = logging.getLogger(__name__)
+
+
+class CallLinker:
+    """The ledger side of "counted once", for the receiver and the gateway."""
+
+    def __init__(self, store: Store, bundle: Callable[[], ActiveBundle]) -> None:
+        self.store = store
+        self._bundle = bundle
+
+    def gateway(self, ids: CallIds, span_ids: Sequence[str]) -> str | None:
+        """The id of the gateway's cost event of the call a span reports, None if it has none."""
+        if not ids:
+            return None
+        event = self.store.find_gateway_event(ids.response_id, ids.trace_id, span_ids)
+        return None if event is None else event.id
+
+    def link_recorded(self, result: SpanIngest) -> list[tuple[str, str]]:
+        """Write the ids of the events the receiver recorded; an event whose gateway event arrived
+        meanwhile is superseded. Returns (superseded event, gateway event) pairs."""
+        pairs: list[tuple[str, str]] = []
+        for event in result.events:
+            ids = CallIds(event.response_id, event.trace_id, event.span_id)
+            if ids:
+                pairs += self.store.link_call(event.id, ids, self.claims, result.call_spans.get(event.id, ()))
+        result.linked += len(pairs)  # recorded, then superseded: the call counts once all the same
+        result.linked_calls += [(event_id.rsplit("-", 1)[-1], by) for event_id, by in pairs]
+        return pairs
+
+    def link_settled(self, event_id: str, ids: CallIds) -> list[tuple[str, str]]:
+        """The gateway's event `event_id` was settled: write its ids and supersede any OTLP event of
+        the same call recorded before it."""
+        if not ids:
+            return []
+        pairs = self.store.link_call(event_id, ids, self.claims)
+        for span_event, _ in pairs:
+            _log.info("cost event %s of an OTLP span superseded by gateway event %s (the same call)",
+                      span_event, event_id)
+        return pairs
+
+    def claims(self, event: CostEvent, names: Sequence[str] | None) -> Sequence[BudgetClaim]:
+        """The budget claims an OTLP event was counted against: the budgets its `observed` decision
+        names (`names`), else every budget that applies to an LLM call of its context; windows and
+        partitions follow from the event's context and time (`core.claims.budget_claims`)."""
+        active = self._bundle()
+        if names is not None:
+            specs = [active.budgets[name] for name in names if name in active.budgets]
+        else:
+            facts = {"model": event.model, "provider": event.provider, "endpoint": event.endpoint,
+                     "input_tokens": event.usage.input_tokens}
+            specs = list(active.engine.budgets_for("llm.request", event.context, facts))
+        return budget_claims(specs, event.context, event.model, 0, event.ts)
