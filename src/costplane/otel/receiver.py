@@ -26,6 +26,7 @@ from costplane.app import Application
 from costplane.attribution.context import Context, InvalidAttribute
 from costplane.core.claims import budget_claims
 from costplane.ledger.types import KeyRecord
+from costplane.otel.calls import CallLinker
 from costplane.otel.decode import OtlpDecodeError, SpanData, decode_json, decode_protobuf
 from costplane.otel.genai import SpanIngest, ingest_spans, unpriced_alerts
 
@@ -39,13 +40,14 @@ class OtlpIngestor:
 
     def __init__(self, application: Application) -> None:
         self.app = application
+        self.calls = CallLinker(application.store, lambda: application.bundle)  # counted once (otel/calls.py)
 
     def ingest(self, spans: list[SpanData], key: KeyRecord | None,
                check: Callable[[Context, str], None] | None = None) -> SpanIngest:
         """Price and store `spans`; `check(context, where)` may refuse (raise) before anything is stored."""
         app = self.app
         result = ingest_spans(spans, app.catalog.resolve, key.attributes if key else {}, key.id if key else None,
-                              self._linked)
+                              self._linked, self.calls.gateway)
         if check is not None:
             for i, node in enumerate(result.nodes):
                 check(node.context, f"spans[{i}].attributes.")
@@ -65,6 +67,7 @@ class OtlpIngestor:
                 else:
                     plain.append(event)
         app.store.record_nodes(result.nodes, plain)
+        self.calls.link_recorded(result)  # a gateway event recorded meanwhile supersedes the span's
         for alert in unpriced_alerts(result):  # GenAI calls with no usage and no content: never a silent $0
             app.core.notifier.notify(alert)
         return result
@@ -125,17 +128,18 @@ def _response(result: SpanIngest, is_json: bool) -> Response:
     but unpriced (no usage, no content) leave it at 0 and are a warning in error_message."""
     rejected = len(result.rejected)
     warnings = result.warnings()
+    headers = {"x-costplane-linked-spans": str(result.linked)}  # calls the gateway counted: not again
     if warnings:
         warnings[0] = f"{len(warnings)} span(s) accepted but unpriced: {warnings[0]}"
     problems = result.rejected + warnings
     message = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
     if is_json:
         payload = {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}} if problems else {}
-        return Response(orjson.dumps(payload), media_type="application/json")
+        return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
     response = ExportTraceServiceResponse()
     if problems:
         response.partial_success.rejected_spans = rejected
         response.partial_success.error_message = message
-    return Response(response.SerializeToString(), media_type="application/x-protobuf")
+    return Response(response.SerializeToString(), media_type="application/x-protobuf", headers=headers)
