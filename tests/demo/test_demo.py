@@ -15,6 +15,7 @@ from costplane.ledger.open import open_store
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.money import parse_usd
+from costplane.runs.tree import build_tree, list_runs
 
 pytest.importorskip("openai")
 pytest.importorskip("anthropic")
@@ -84,6 +85,31 @@ def test_the_loop_guard_and_the_run_limits_stopped_the_research_agent(demo_run: 
     assert codes["call_limit_exceeded"] >= 1
     run_limits = [d for d in demo_run.denials if d.result.get("budget") == "agent-run-limits"]
     assert {d.result.get("limit") for d in run_limits} >= {"calls", "amount"}
+
+
+def test_the_research_runs_show_how_they_ended(demo_run: DemoRun) -> None:
+    """The gateway-driven runs the core stopped are listed as stopped, with the decision that stopped
+    them, their agent and their start time (the list, the tree and the demo's summary)."""
+    runs = {r.run: r for r in list_runs(demo_run.store, limit=500)}
+    denials = {d.id: d for d in demo_run.denials}
+    expected = {"r-deep-1": ("budget", "budget_exceeded"), "r-loop-1": ("loop_guard", "loop_detected"),
+                "r-crawl-1": ("call_limit", "call_limit_exceeded")}
+    for run_id, (kind, code) in expected.items():
+        run = runs[run_id]
+        assert run.status == "stopped" and run.stopped_by is not None, run
+        assert (run.stopped_by["kind"], run.stopped_by["code"]) == (kind, code)
+        decision = denials[run.stopped_by["decision_id"]]
+        assert decision.context.run == run_id and decision.result.get("code") == code
+        assert run.agent == "research-agent" and run.started_at is not None
+        assert run.started_at <= decision.ts
+        tree = build_tree(demo_run.store, run_id)
+        assert tree is not None and tree.status == "stopped" and tree.stopped_by == run.stopped_by
+        assert run_id in demo_run.output
+    assert runs["r-crawl-1"].stopped_by is not None and runs["r-crawl-1"].stopped_by["name"] == "agent-run-limits"
+    assert runs["r-crawl-1"].events == 40
+    assert "Runs stopped" in demo_run.output
+    finished = [r for r in runs.values() if r.run.startswith("t-")]
+    assert finished and all(r.status == "ok" and r.agent == "support-bot" for r in finished)
 
 
 def test_the_growth_budget_ran_out_and_was_never_exceeded(demo_run: DemoRun) -> None:

@@ -20,6 +20,7 @@ from costplane.demo.alerts import AlertLine, AlertLog
 from costplane.demo.calls import PersonaCount, Tally
 from costplane.ledger.store import SpendRow
 from costplane.money import format_usd
+from costplane.runs.tree import RunSummary, list_runs
 
 __all__ = ["BudgetLine", "Snapshot", "render", "take_snapshot", "usd"]
 
@@ -60,6 +61,7 @@ class Snapshot:
     denials_seen: Counter[str] = field(default_factory=Counter)
     personas: dict[str, PersonaCount] = field(default_factory=dict)
     alerts: Sequence[AlertLine] = ()
+    stopped_runs: Sequence[RunSummary] = ()  # read once the workload finished
 
     @property
     def total_nano(self) -> int:
@@ -106,8 +108,14 @@ def take_snapshot(application: Application, tally: Tally, alerts: AlertLog, gate
         denials_logged=denials, notices=notices, open_reservations=store.open_reservations(),
         budgets=_budget_lines(application), requests=tally.requests, served=tally.ok,
         effects=tally.effects, cache_hits=tally.cache_hits, denials_seen=tally.denials, personas=tally.personas,
-        alerts=alerts.lines(),
+        alerts=alerts.lines(), stopped_runs=_stopped_runs(application) if finished else (),
     )
+
+
+def _stopped_runs(application: Application) -> list[RunSummary]:
+    """The runs the core stopped, as `costplane runs list` shows them (runs.ending)."""
+    return sorted((r for r in list_runs(application.store, limit=500) if r.status == "stopped"),
+                  key=lambda r: r.run)
 
 
 def _table(title: str, *columns: tuple[str, str], header: bool = True) -> Table:
@@ -189,6 +197,17 @@ def _alerts_table(s: Snapshot) -> Table:
     return table
 
 
+def _stopped_table(s: Snapshot) -> Table:
+    table = _table("Runs stopped (costplane runs list)", ("run", "left"), ("agent / pipeline", "left"),
+                   ("spent", "right"), ("calls", "right"), ("stopped by", "left"), ("decision", "left"))
+    for run in s.stopped_runs:
+        stop = run.stopped_by or {}
+        by = f"{stop.get('kind', '?')} {stop['name']}" if stop.get("name") else str(stop.get("kind", "?"))
+        table.add_row(run.run, run.agent or run.pipeline or "", usd(run.cost_nano), str(run.events),
+                      f"[red]{by}[/red]", str(stop.get("decision_id") or ""))
+    return table
+
+
 def render(s: Snapshot, console: Console) -> RenderableType:
     """The summary panel; two tables side by side where the console is wide enough."""
     state = "[green]finished[/green]" if s.finished else "[yellow]running[/yellow]"
@@ -210,4 +229,6 @@ def render(s: Snapshot, console: Console) -> RenderableType:
     parts.append(_budgets_table(s))
     if s.alerts:
         parts.append(_alerts_table(s))
+    if s.stopped_runs:
+        parts.append(_stopped_table(s))
     return Panel(Group(*parts), title="costplane demo", title_align="left")
