@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from api_harness import Api
 
@@ -153,3 +154,17 @@ def test_gateway_runs_show_how_they_ended(make_api: Callable[..., Api], store_ur
     assert [c["kind"] for c in tree["children"]] == ["llm", "denial"]
     assert api.get("dev-a", "/api/v1/runs/r-refused").status_code == 404
     assert api.get("dev-b", "/api/v1/runs/r-refused").json()["stopped_by"]["decision_id"] == "dec-refused"
+
+    from costplane.gateway.keys import create_key
+
+    keys = {team: create_key(store, f"{team}-key", {"team": team})[0] for team in ("alpha", "beta")}
+
+    def machine(team: str, path: str) -> httpx.Response:
+        return httpx.get(f"{api.url}{path}", headers={"authorization": f"Bearer {keys[team]}"}, timeout=10)
+
+    listed = machine("alpha", "/v1/runs").json()
+    jsonschema.validate(listed, RUNS_SCHEMA)
+    mine = {r["run"]: r for r in listed["runs"]}
+    assert mine["r-stop"]["stopped_by"]["decision_id"] == "dec-stop" and "r-refused" not in mine
+    assert machine("beta", "/v1/runs/r-refused").json()["stopped_by"]["kind"] == "policy"
+    assert machine("alpha", "/v1/runs/r-refused").status_code == 404

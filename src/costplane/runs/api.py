@@ -77,7 +77,8 @@ def _invalid(exc: ValueError) -> ApiError:
 
 def run_attribution(store: Store, run: str) -> list[dict[str, str | None]] | None:
     """Who a run belongs to: its root node's dimensions when the root names a team or project,
-    otherwise those of every cost event of it (and of its nested runs); None for an unknown run."""
+    otherwise those of every cost event of it (and of its nested runs), or of its latest decision
+    for a run only refused; None for an unknown run."""
     nodes = store.run_nodes(run)
     root = next((n for n in nodes if n.id == run), None)
     if root is not None and (root.context.team or root.context.project):
@@ -86,6 +87,8 @@ def run_attribution(store: Store, run: str) -> list[dict[str, str | None]] | Non
     found: list[dict[str, str | None]] = [dict(e.context.dimensions()) for m in members for e in store.run_events(m)]
     if not found and root is not None:
         found = [dict(root.context.dimensions())]
+    if not found and not nodes:  # a run refused on its first call: the decision that refused it says whose
+        found = [dict(d.context.dimensions()) for d in store.latest_decisions([run]).values()]
     return found or (None if not nodes else [{}])
 
 
