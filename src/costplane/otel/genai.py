@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from costplane.attribution.context import DIMENSIONS, Context, validate_tag_name, validate_value
 from costplane.core.notify import Notification
 from costplane.ledger.runtypes import RunNode
@@ -264,7 +266,17 @@ def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, da
 
 
 def _response_id(attrs: Mapping[str, Any]) -> str | None:
+    """`gen_ai.response.id`; else the `id` of the response JSON an instrumentation records as its
+    output (OpenInference's `output.value` with `output.mime_type` application/json)."""
     value = attrs.get("gen_ai.response.id")
+    if value is None and attrs.get("output.mime_type") == "application/json":
+        output = attrs.get("gen_ai.output.messages")  # output.value, under its canonical name
+        if isinstance(output, str) and output.startswith("{"):
+            try:
+                parsed = orjson.loads(output)
+            except orjson.JSONDecodeError:
+                parsed = None
+            value = parsed.get("id") if isinstance(parsed, dict) else None
     return value if isinstance(value, str) and 0 < len(value) <= 256 else None
 
 
