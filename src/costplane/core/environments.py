@@ -22,7 +22,7 @@ from costplane.core.bundle_state import ActiveBundle
 from costplane.core.claims import budget_claims
 from costplane.core.decision import new_id
 from costplane.core.envpricing import Estimate, cost_for, estimate
-from costplane.core.notify import LoggingNotifier, Notification, Notifier
+from costplane.core.notify import LoggingNotifier, Notification, Notifier, crossed_alerts
 from costplane.core.requests import Denial
 from costplane.ledger import codec
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
@@ -358,7 +358,9 @@ class EnvironmentCore:
             cost_nano=max(0, due), kind="environment", endpoint=f"environment/{env.blueprint}",
             unit_prices={str(r["sku"]): str(r["hourly_usd"]) for r in env.resources},
             decision_id=env.decision_id, reservation_id=env.reservation_id, status="ok")
-        self.store.accrue(env.reservation_id, event, close=close, environment_id=env.id, accrued_until=end)
+        states = self.store.accrue(env.reservation_id, event, close=close, environment_id=env.id, accrued_until=end)
+        for alert in crossed_alerts(states, self._bundle().budgets, max(0, due), env.decision_id):
+            self.notifier.notify(alert)  # budget thresholds crossed by running cost, like a settlement's
         return max(0, due)
 
     def teardown(self, env_id: str, reason: str, ctx: Context | None = None, *, hook: str = "environment.teardown",

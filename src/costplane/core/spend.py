@@ -12,12 +12,13 @@ which calls `record_spend` here:
    past a hard limit, so the next admission against any of those budgets sees the spend;
 3. budget alert thresholds crossed by the batch are raised once (`core.notify.crossed_alerts`).
 
-An event id already in the ledger is skipped (with its decision): recording is idempotent.
+An event id already in the ledger is skipped (with its decision): recording is idempotent. The
+event's `decision_id` stays that of its admission (None: never admitted); its `observed` decision
+names it in `result.event_id`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,7 +89,7 @@ def record_spend(store: Store, bundle: ActiveBundle, notifier: Notifier, events:
         claims.append(mine)
         policies.append(policy)
         decisions.append(_decision(decision_id, now, bundle, event, request, policy, mine))
-        stored.append(event if event.decision_id else dataclasses.replace(event, decision_id=decision_id))
+        stored.append(event)  # its decision_id stays that of an admission (None: never admitted)
     inserted, states = store.record_spend(stored, claims, decisions)
     raised: list[Notification] = []
     added: dict[tuple[str, str, int], int] = {}  # cost added to each window by the new events

@@ -5,7 +5,8 @@ with a costplane key (`Authorization: Bearer cpk_…` or `x-api-key`, which the 
 send via OTEL_EXPORTER_OTLP_HEADERS). The key's bound attributes override span attributes.
 Spans that cannot be priced are reported in the response's `partial_success` (rejected_spans +
 message) and recorded as unpriced nodes, never as $0.
-Ingested spend also counts against every matching budget of the bundle (as spent).
+Ingested spend is recorded through the decision core (hook `spend.record`): it counts against
+every matching budget of the bundle as spent, logs an `observed` decision and raises budget alerts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from costplane.api.principal import KEY_ROLES
 from costplane.api.table import Call, Endpoint, Scoping, Served, check_attribution
 from costplane.app import Application
 from costplane.attribution.context import Context, InvalidAttribute
-from costplane.core.claims import budget_claims
 from costplane.ledger.types import KeyRecord
 from costplane.otel.calls import CallLinker
 from costplane.otel.decode import OtlpDecodeError, SpanData, decode_json, decode_protobuf
@@ -53,20 +53,9 @@ class OtlpIngestor:
                 check(node.context, f"spans[{i}].attributes.")
             for i, event in enumerate(result.events):
                 check(event.context, f"spans[{i}].attributes.")
-        bundle = app.bundle
-        plain = result.events
-        if bundle.budgets:
-            plain = []
-            for event in result.events:
-                facts = {"model": event.model, "provider": event.provider, "endpoint": event.endpoint,
-                         "input_tokens": event.usage.input_tokens}
-                specs = bundle.engine.budgets_for("llm.request", event.context, facts)
-                claims = budget_claims(specs, event.context, event.model, 0, event.ts)
-                if claims:
-                    app.store.record_event(event, claims)
-                else:
-                    plain.append(event)
-        app.store.record_nodes(result.nodes, plain)
+        app.store.record_nodes(result.nodes, ())
+        if result.events:  # spend observed after the fact: through the decision core (budgets, alerts, log)
+            app.core.record_spend(result.events, "otlp")
         self.calls.link_recorded(result)  # a gateway event recorded meanwhile supersedes the span's
         for alert in unpriced_alerts(result):  # GenAI calls with no usage and no content: never a silent $0
             app.core.notifier.notify(alert)

@@ -165,7 +165,10 @@ class _Handlers:
 
         def write() -> None:
             _guard_runs(self.store, principal, runs)
-            self.store.record_nodes(nodes, events)
+            if nodes:
+                self.store.record_nodes(nodes, ())
+            if events:  # spend observed after the fact: through the decision core (budgets, alerts, log)
+                self.app.core.record_spend(events, "ingest")
             for outcome in outcomes:
                 self.store.record_outcome(outcome)
 

@@ -1,8 +1,9 @@
 """Session: where the SDK sends what it records, and the prices it uses.
 
-A Session owns a recorder — a local store (`Session("sqlite:///costplane.db")`, the same
-ledger the server uses) or the server's API (`Session(api_url=…, api_key="cpk_…")`) —
-and the pricing `Catalog`. Recording is buffered: the hot path appends to a list, a
+A Session owns a recorder — a local store (`Session("sqlite:///costplane.db", bundle="policies/")`,
+the same ledger the server uses, recorded through the same decision core: bundle budgets, observed
+decisions, alerts), or the server's API (`Session(api_url=…, api_key="cpk_…")`) — and the pricing
+`Catalog`. Recording is buffered: the hot path appends to a list, a
 background thread writes batches (one transaction each), and `flush()` (called when a
 run ends, and by `close()`) waits until everything recorded so far is stored.
 """
@@ -13,7 +14,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -22,6 +24,9 @@ from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.config import PricingConfig
+
+if TYPE_CHECKING:  # the composition root is imported only when a store is recorded into
+    from costplane.app import Application
 
 __all__ = ["ApiRecorder", "Recorder", "Session", "StoreRecorder"]
 
@@ -40,28 +45,43 @@ class Recorder(Protocol):
 
 
 class StoreRecorder:
-    """Writes into a ledger store (SQLite or PostgreSQL URL, or an open Store)."""
+    """Writes into a ledger store (SQLite or PostgreSQL URL, or an open Store) through the decision
+    core: cost events are spend observed after the fact (hook `spend.record`), counted against every
+    matching budget of the bundle, logged as `observed` decisions and alerted on, like the server does.
 
-    def __init__(self, store: Store | str) -> None:
-        if isinstance(store, str):
-            from costplane.ledger.open import open_store
+    `application`: the composition root to record through (its store, bundle and notifier, webhooks
+    included); otherwise one is built over `store` with the bundle at `bundle` (None: no budgets)."""
 
-            store = open_store(store)
-            store.migrate()
-            self._owned = True
-        else:
-            self._owned = False
-        self.store = store
+    def __init__(self, store: Store | str | None = None, *, bundle: str | Path | None = None,
+                 application: Application | None = None) -> None:
+        self._owned = False
+        if application is None:
+            from costplane.app import Application
+            from costplane.config import parse_config
+
+            if store is None:
+                raise ValueError("StoreRecorder needs a store (URL or Store) or an application")
+            data: dict[str, Any] = {"bundle": str(bundle) if bundle is not None else None}
+            if isinstance(store, str):
+                data["store"] = store
+                application = Application(parse_config(data))
+                self._owned = True
+            else:
+                application = Application(parse_config(data), store=store)
+        self.application = application
+        self.store = application.store
 
     def write(self, nodes: Sequence[RunNode], events: Sequence[CostEvent], outcomes: Sequence[OutcomeRecord]) -> None:
-        if nodes or events:
-            self.store.record_nodes(nodes, events)
+        if nodes:
+            self.store.record_nodes(nodes, ())
+        if events:
+            self.application.core.record_spend(events, "sdk")
         for outcome in outcomes:
             self.store.record_outcome(outcome)
 
     def close(self) -> None:
         if self._owned:
-            self.store.close()
+            self.application.close()
 
 
 class ApiRecorder:
@@ -90,14 +110,17 @@ class Session:
 
     def __init__(self, store: Store | str | None = None, *, api_url: str | None = None, api_key: str | None = None,
                  pricing: PricingConfig | None = None, catalog: Catalog | None = None,
-                 clock: Callable[[], datetime] = _utcnow, flush_interval: float = 0.2) -> None:
-        if store is not None:
-            self.recorder: Recorder = StoreRecorder(store)
+                 clock: Callable[[], datetime] = _utcnow, flush_interval: float = 0.2,
+                 bundle: str | Path | None = None, application: Application | None = None) -> None:
+        if store is not None or application is not None:
+            self.recorder: Recorder = StoreRecorder(store, bundle=bundle, application=application)
         elif api_url is not None and api_key is not None:
             self.recorder = ApiRecorder(api_url, api_key)
         else:
-            raise ValueError("Session needs a store (URL or Store) or api_url and api_key")
+            raise ValueError("Session needs a store (URL or Store), an application, or api_url and api_key")
         self._pricing = pricing
+        if catalog is None and pricing is None and isinstance(self.recorder, StoreRecorder):
+            catalog = self.recorder.application.catalog  # the recording application's prices
         self._catalog = catalog
         self.clock = clock
         self._lock = threading.Lock()
