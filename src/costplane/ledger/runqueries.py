@@ -34,17 +34,20 @@ _UPSERT_NODE = (
     " attributes = excluded.attributes"
 )
 # one row per run: its events and the decisions that carried it, pre-aggregated per table and summed.
+# With `since`, grouped by an expression and filtered with COALESCE so that the ts indexes find the rows
+# (SQLite would otherwise walk the whole run index to save the sort); without it, read in run-index order.
 # Integer sums are cast back to BIGINT (PostgreSQL sums BIGINT into NUMERIC).
 _EVENTS_PART = (
-    "SELECT run, MIN(ts - latency_ms * 1000) AS first_us, MAX(ts) AS last_us, COUNT(*) AS n_events,"
+    "SELECT {key} AS run, MIN(ts - latency_ms * 1000) AS first_us, MAX(ts) AS last_us, COUNT(*) AS n_events,"
     " SUM(cost_nano) AS cost, SUM(input_tokens) AS inp, SUM(output_tokens) AS outp, 0 AS n_decisions,"
     " MIN(agent) AS agent, MIN(pipeline) AS pipeline, MIN(experiment) AS experiment, MAX(ts) AS last_event,"
     " MAX(CASE WHEN status = 'error' THEN ts END) AS last_error,"
-    " MAX(CASE WHEN reservation_id IS NULL THEN ts END) AS last_free FROM cost_events WHERE {where} GROUP BY run"
+    " MAX(CASE WHEN reservation_id IS NULL THEN ts END) AS last_free FROM cost_events WHERE {where}"
+    " GROUP BY {key}"
 )
 _DECISIONS_PART = (
-    "SELECT run, MIN(ts), MAX(ts), 0, 0, 0, 0, COUNT(*), MIN(agent), NULL, NULL, NULL, NULL, NULL"
-    " FROM decisions WHERE {where} AND effect <> 'observed' GROUP BY run"
+    "SELECT {key}, MIN(ts), MAX(ts), 0, 0, 0, 0, COUNT(*), MIN(agent), NULL, NULL, NULL, NULL, NULL"
+    " FROM decisions WHERE {where} AND effect <> 'observed' GROUP BY {key}"
 )
 _ACTIVITY = (
     "SELECT run, MIN(first_us), MAX(last_us), CAST(SUM(n_events) AS BIGINT), CAST(SUM(cost) AS BIGINT),"
@@ -185,15 +188,16 @@ class RunQueries(ABC):
         chunks: list[list[str] | None] = list(_chunks(runs)) if runs is not None else [None]
         out: list[RunActivity] = []
         for chunk in chunks:
-            where, params = "run IS NOT NULL", list[Any]()
+            key = "run" if since is None else "COALESCE(run, '')"
+            where, params = "run IS NOT NULL" if since is None else "COALESCE(run, '') <> ''", list[Any]()
             if chunk is not None:
                 where += f" AND run IN ({', '.join('?' for _ in chunk)})"
                 params += chunk
             if since is not None:
                 where += " AND ts >= ?"
                 params.append(codec.to_us(since))
-            sql = _ACTIVITY.format(events=_EVENTS_PART.format(where=where),
-                                   decisions=_DECISIONS_PART.format(where=where))
+            sql = _ACTIVITY.format(events=_EVENTS_PART.format(where=where, key=key),
+                                   decisions=_DECISIONS_PART.format(where=where, key=key))
             bound = [*params, *params]
             if limit is not None and chunk is None:
                 sql += " LIMIT ?"
