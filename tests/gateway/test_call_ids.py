@@ -4,6 +4,7 @@ id and parent id of the client's `traceparent`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -18,8 +19,13 @@ ASK = [{"role": "user", "content": "Say hello."}]
 
 
 def _event(gw: Harness, decision_id: str) -> CostEvent:
-    (event,) = [e for e in gw.app.store.list_events(limit=20) if e.decision_id == decision_id]
-    return event
+    """The call's event once the gateway's background writer stored its ids (polled, bounded)."""
+    end = time.monotonic() + 20
+    while True:
+        (event,) = [e for e in gw.app.store.list_events(limit=20) if e.decision_id == decision_id]
+        if event.response_id or time.monotonic() > end:
+            return event
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])

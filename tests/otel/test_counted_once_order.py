@@ -26,6 +26,8 @@ from costplane.ledger.types import ClaimState, CostEvent
 from costplane.otel.calls import CallLinker
 from run_harness import Server
 
+from .call_ids import wait_for_ids
+
 BUDGET = """
 kind: Budget
 name: apps-daily
@@ -55,8 +57,7 @@ def _call(server: Server, key: str, headers: dict[str, str], stream: bool) -> Co
     assert reply.status_code == 200, reply.text
     if stream:
         assert "data: [DONE]" in reply.text
-    (event,) = [e for e in server.app.store.list_events(limit=50) if not e.id.startswith("otel-")]
-    return event
+    return wait_for_ids(server.app.store)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])

@@ -31,7 +31,7 @@ from costplane.gateway.metering import (
 from costplane.gateway.tokens import request_hash
 from costplane.gateway.upstream import UpstreamError, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
-from costplane.ledger.store import StoreError, StoreUnavailable
+from costplane.ledger.store import StoreUnavailable
 from costplane.ledger.types import CallIds
 from costplane.money import format_usd
 from costplane.otel.calls import CallLinker
@@ -240,14 +240,10 @@ class GovernedProxy:
 
     def _settle(self, admission: Admission, usage: TokenUsage, status: str, latency: int,
                 cache_body: bytes | None = None, content_type: str = "", ids: CallIds = _NO_IDS) -> Settlement:
-        """Runs on a store thread: settle, write the call's ids (the client's spans of the same call
+        """Runs on a store thread: settle, queue the call's ids (the client's spans of the same call
         then link to this event), and fill the response cache when asked to."""
         settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
-        if ids:
-            try:
-                self.calls.link_settled(settlement.event_id, ids)
-            except StoreError as exc:  # the call is settled; only its ids are missing
-                log.warning("call ids of event %s not written: %s", settlement.event_id, exc)
+        self.calls.submit(settlement.event_id, ids)  # a queue append; written off the request path
         if self.spans is not None:  # a queue append: encoding and export run on the exporter's thread
             self.spans.record(admission, usage, status, latency, settlement)
         if cache_body is not None:

@@ -141,6 +141,12 @@ class SqlQueries(ABC):
         (superseded OTLP event, gateway event) pairs."""
         return self._write(lambda tx: calls.link(tx, event_id, ids, span_ids, claims_for, self._lock_partitions))
 
+    def link_calls(self, items: Sequence[tuple[str, CallIds]], claims_for: calls.ClaimsFor) -> list[tuple[str, str]]:
+        """`link_call` for many gateway events in ONE write transaction (the gateway's batches)."""
+        lock = self._lock_partitions
+        return self._write(lambda tx: [pair for event_id, ids in items
+                                       for pair in calls.link(tx, event_id, ids, (), claims_for, lock)])
+
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]:
         """Newest first."""
         where, params = self._filters(since=since)

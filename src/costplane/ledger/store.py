@@ -132,6 +132,11 @@ class Store(Protocol):
         """Store the call ids of event `event_id`; the call counts once (an OTLP event of a gateway call is
         superseded and its spend taken back). Returns (superseded, gateway event) id pairs."""
 
+    def link_calls(self, items: Sequence[tuple[str, CallIds]],
+                   claims_for: Callable[[CostEvent, Sequence[str] | None], Sequence[BudgetClaim]]
+                   ) -> list[tuple[str, str]]:
+        """`link_call` for many events (event id, its ids) in one transaction."""
+
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]: ...
 
     def count_events(self) -> int: ...
