@@ -95,3 +95,16 @@ def test_untouched_events_read_back_without_ids(store: Store) -> None:
     got = store.get_event(plain.id)
     assert got is not None and (got.response_id, got.trace_id, got.span_id) == (None, None, None)
     _ = NOW
+
+
+def test_rollup_update_trigger_skips_call_id_writes(store: Store) -> None:
+    """Schema v14: writing a call's ids does not re-add the row to the rollups; superseding does
+    (the spend totals above); the trigger names every column of an event but the ids."""
+    if store.dialect == "sqlite":  # type: ignore[attr-defined]
+        sql = store._read(lambda tx: tx.one(  # type: ignore[attr-defined]
+            "SELECT sql FROM sqlite_master WHERE name = 'cost_events_rollup_upd'"))[0]
+    else:
+        sql = store._read(lambda tx: tx.one(  # type: ignore[attr-defined]
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'cost_events_rollup'"))[0]
+    assert "UPDATE OF" in sql and "cost_nano" in sql
+    assert "response_id" not in sql and "span_id" not in sql

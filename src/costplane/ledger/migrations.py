@@ -179,6 +179,8 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (11, ())), key=lambda step: step[0]))
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (12, schema_users.V12)), key=lambda step: step[0]))
 # v13: the call ids of cost events (response id, trace id, span id), counted once (see schema_calls).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (13, schema_calls.CALL_STEP)), key=lambda step: step[0]))
+# v14: the rollups' UPDATE trigger fires only for the columns they read, not for call ids (schema_calls).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (14, ())), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps
@@ -186,6 +188,7 @@ _DIALECT_STEPS: dict[int, dict[str, tuple[str, ...]]] = {3: {"postgres": pg_func
 _DIALECT_STEPS[8] = rollups.V8_DIALECT  # v8: rollup tables, backfill, triggers
 _DIALECT_STEPS[10] = OPTIMIZE_INDEXES  # v10: the detectors' covering and partial indexes
 _DIALECT_STEPS[11] = CACHE_COLUMNS  # v11: generated cache_hash / cache_on, covering decisions_cacheable
+_DIALECT_STEPS[14] = schema_calls.TRIGGER_STEP  # v14: the rollups' UPDATE trigger skips call-id writes
 
 
 def statements(dialect: str, version: int) -> list[str]:

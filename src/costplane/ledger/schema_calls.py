@@ -12,11 +12,21 @@ Two indexes look events up by (trace_id, span_id) and by response_id. Plain `ADD
 nullable TEXT (the same statement on SQLite and PostgreSQL, instant on both: no table rewrite);
 rows written before stay NULL. The ids are written by `SqlQueries.link_call` right after an
 event is recorded (see docs/otlp.md, "Counted once").
+
+Schema step 14 (dialect-specific, `TRIGGER_STEP`): the spend rollups' UPDATE trigger (schema v8,
+`rollups`) fires only when a column it can depend on changes — every column of `EVENT_COLUMNS` —
+so writing a call's ids (an UPDATE of the three id columns only) no longer re-adds the row to
+both rollup tables; superseding an event (cost, tokens, status) still does. A bulk loader that
+re-creates the triggers from `rollups.create_triggers` gets the broad trigger back: correct, only
+slower on id writes.
 """
 
 from __future__ import annotations
 
-__all__ = ["CALL_STEP"]
+from costplane.ledger import rollups
+from costplane.ledger.codec import EVENT_COLUMNS
+
+__all__ = ["CALL_STEP", "TRIGGER_STEP"]
 
 CALL_STEP: tuple[str, ...] = (
     "ALTER TABLE cost_events ADD COLUMN response_id TEXT",
@@ -25,3 +35,23 @@ CALL_STEP: tuple[str, ...] = (
     "CREATE INDEX cost_events_trace_span ON cost_events (trace_id, span_id)",
     "CREATE INDEX cost_events_response ON cost_events (response_id)",
 )
+
+_OF = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)  # every column but the call ids
+_BROAD = {"sqlite": ("CREATE TRIGGER cost_events_rollup_upd AFTER UPDATE ON cost_events",
+                     "DROP TRIGGER IF EXISTS cost_events_rollup_upd", "AFTER UPDATE ON cost_events",
+                     f"AFTER UPDATE OF {_OF} ON cost_events"),
+          "postgres": ("CREATE TRIGGER cost_events_rollup AFTER INSERT OR UPDATE OR DELETE ON cost_events",
+                       "DROP TRIGGER IF EXISTS cost_events_rollup ON cost_events",
+                       "AFTER INSERT OR UPDATE OR DELETE ON cost_events",
+                       f"AFTER INSERT OR DELETE OR UPDATE OF {_OF} ON cost_events")}
+
+
+def _narrowed(dialect: str) -> tuple[str, ...]:
+    prefix, drop, broad, narrow = _BROAD[dialect]
+    found = [statement for statement in rollups.create_triggers(dialect) if statement.startswith(prefix)]
+    if len(found) != 1:  # the rollups' trigger text changed: this step must follow it
+        raise RuntimeError(f"schema_calls: no rollup UPDATE trigger of the expected form for {dialect}")
+    return drop, found[0].replace(broad, narrow, 1)
+
+
+TRIGGER_STEP: dict[str, tuple[str, ...]] = {dialect: _narrowed(dialect) for dialect in _BROAD}
