@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -22,9 +23,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from costplane.app import Application
+from costplane.config import parse_config
 from costplane.ledger.types import ClaimState, CostEvent
 from costplane.otel.calls import CallLinker
-from run_harness import Server
+from costplane.server import create_server
+from costplane.serving import BackgroundServer
+from run_harness import Server, config
+from store_fixtures import pg_schema, require_postgres
 
 from .call_ids import wait_for_ids
 
@@ -60,10 +66,27 @@ def _call(server: Server, key: str, headers: dict[str, str], stream: bool) -> Co
     return wait_for_ids(server.app.store)
 
 
+@pytest.fixture
+def pg_server(tmp_path: Path, simulator: BackgroundServer) -> Iterator[Server]:
+    """The same server on PostgreSQL (a fresh schema)."""
+    require_postgres()
+    bundle = tmp_path / "pg-bundle"
+    bundle.mkdir()
+    (bundle / "bundle.yaml").write_text(BUDGET)
+    with pg_schema() as url:
+        application = Application(parse_config(config(simulator.url, url, bundle), base=tmp_path))
+        try:
+            with BackgroundServer(create_server(application)) as running:
+                yield Server(running.url, application, simulator.url)
+        finally:
+            application.close()
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-def test_span_exported_before_the_gateway_event_is_superseded(stream: bool,
+def test_span_exported_before_the_gateway_event_is_superseded(stream: bool, store: str, request: pytest.FixtureRequest,
                                                              make_server: Callable[..., Server]) -> None:
-    server = make_server(BUDGET)
+    server: Server = request.getfixturevalue("pg_server") if store == "postgres" else make_server(BUDGET)
     key = server.key(team="apps")
     provider = TracerProvider(resource=Resource.create({"service.name": "instrumented-app"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
