@@ -245,7 +245,7 @@ class GovernedProxy:
         settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
         self.calls.submit(settlement.event_id, ids)  # a queue append; written off the request path
         if self.spans is not None:  # a queue append: encoding and export run on the exporter's thread
-            self.spans.record(admission, usage, status, latency, settlement)
+            self.spans.record(admission, usage, status, latency, settlement, ids)
         if cache_body is not None:
             self.core.cache_response(admission, cache_body, content_type, usage, settlement.cost_nano)
         return settlement

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from costplane.ledger.types import CallIds
 from costplane.otel.export_settings import TelemetrySettings
 from costplane.pricing.types import TokenUsage
 
@@ -49,6 +50,8 @@ SEMCONV_PROVIDERS: dict[str, str] = {
 }
 _OPERATIONS = {"embeddings": "embeddings"}  # anything else the gateway serves is a chat
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_NO_IDS = CallIds()
 _SPAN_KIND_CLIENT = 3
 _STATUS_ERROR = 2
 _NANO = Decimal(10) ** -9
@@ -67,6 +70,7 @@ class SpanRecord:
     event_id: str
     cost_nano: int
     end_ns: int
+    ids: CallIds = _NO_IDS  # the provider's response id; the client's traceparent trace and parent id
 
 
 def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
@@ -100,6 +104,7 @@ def _attributes(record: SpanRecord) -> list[tuple[str, str | int | float | bool]
         ("gen_ai.provider.name", provider),
         ("gen_ai.request.model", a.request.model),
         ("gen_ai.response.model", a.model),
+        *((("gen_ai.response.id", record.ids.response_id),) if record.ids.response_id else ()),
         ("gen_ai.usage.input_tokens", usage.input_tokens),
         ("gen_ai.usage.output_tokens", usage.output_tokens),
     ]
@@ -154,6 +159,9 @@ def encode_spans(records: Sequence[SpanRecord], service_name: str) -> bytes:
         trace = (record.admission.context.trace or "").lower()
         span.trace_id = bytes.fromhex(trace) if _HEX32.match(trace) and trace != "0" * 32 else os.urandom(16)
         span.span_id = os.urandom(8)
+        parent = record.ids.span_id
+        if parent and record.ids.trace_id == trace and _HEX16.match(parent):
+            span.parent_span_id = bytes.fromhex(parent)  # under the client's span that made the call
         attrs = _attributes(record)
         span.name = f"{attrs[0][1]} {record.admission.model}"
         span.kind = _SPAN_KIND_CLIENT  # protobuf enum SPAN_KIND_CLIENT
@@ -188,10 +196,10 @@ class GatewaySpanExporter:
 
     # -- the request path ----------------------------------------------------------------------
     def record(self, admission: Admission, usage: TokenUsage, status: str, latency_ms: int,
-               settlement: Settlement) -> None:
+               settlement: Settlement, ids: CallIds = _NO_IDS) -> None:
         try:
             self._queue.put_nowait(SpanRecord(admission, usage, status, latency_ms, settlement.event_id,
-                                              settlement.cost_nano, time.time_ns()))
+                                              settlement.cost_nano, time.time_ns(), ids))
         except queue.Full:
             with self._lock:
                 self.dropped += 1
