@@ -56,6 +56,8 @@ def test_ids_round_trip_and_lookup(store: Store) -> None:
     assert store.find_gateway_event("chatcmpl-1", None) == stored
     assert store.find_gateway_event(None, TRACE, ["aaaaaaaaaaaaaaaa", PARENT]) == stored
     assert store.find_gateway_event("chatcmpl-2", TRACE, ["aaaaaaaaaaaaaaaa"]) is None
+    assert store.gateway_calls(["chatcmpl-1", "chatcmpl-2"], [TRACE]) == {("response", "chatcmpl-1"): gw.id,
+                                                                          ("span", TRACE + PARENT): gw.id}
 
 
 def test_span_first_is_superseded_when_the_gateway_event_arrives(store: Store) -> None:
@@ -105,6 +107,7 @@ def test_rollup_update_trigger_skips_call_id_writes(store: Store) -> None:
             "SELECT sql FROM sqlite_master WHERE name = 'cost_events_rollup_upd'"))[0]
     else:
         sql = store._read(lambda tx: tx.one(  # type: ignore[attr-defined]
-            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'cost_events_rollup'"))[0]
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'cost_events_rollup'"
+            " AND tgrelid = 'cost_events'::regclass"))[0]
     assert "UPDATE OF" in sql and "cost_nano" in sql
     assert "response_id" not in sql and "span_id" not in sql

@@ -31,7 +31,7 @@ from costplane.ledger.types import BudgetClaim, CallIds, CostEvent
 if TYPE_CHECKING:
     from costplane.ledger.queries import Tx
 
-__all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "link"]
+__all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "gateway_index", "link"]
 
 SUPERSEDED = "superseded"
 #: the budget claims an OTLP event was counted against, from its context and time; the second
@@ -65,6 +65,29 @@ def find_gateway(tx: Tx, response_id: str | None, trace_id: str | None,
         if row is not None:
             return codec.row_to_event(row)
     return None
+
+
+_CHUNK = 400  # ids per IN list (well under SQLite's and PostgreSQL's parameter limits)
+
+
+def gateway_index(tx: Tx, response_ids: Sequence[str], trace_ids: Sequence[str]) -> dict[tuple[str, str], str]:
+    """The gateway events of a batch's calls in two indexed queries per 400 ids: ("response", id)
+    and ("span", trace id + span id) -> event id."""
+    found: dict[tuple[str, str], str] = {}
+    for start in range(0, len(response_ids), _CHUNK):
+        part = response_ids[start:start + _CHUNK]
+        marks = ", ".join("?" for _ in part)
+        for event_id, response_id in tx.all(f"SELECT id, response_id FROM cost_events WHERE response_id IN ({marks})"
+                                            f" AND {_NOT_SPAN} AND {_LIVE} ORDER BY ts", part):
+            found.setdefault(("response", response_id), event_id)
+    for start in range(0, len(trace_ids), _CHUNK):
+        part = trace_ids[start:start + _CHUNK]
+        marks = ", ".join("?" for _ in part)
+        for event_id, trace_id, span_id in tx.all(
+                f"SELECT id, trace_id, span_id FROM cost_events WHERE trace_id IN ({marks}) AND span_id IS NOT NULL"
+                f" AND {_NOT_SPAN} AND {_LIVE} ORDER BY ts", part):
+            found.setdefault(("span", trace_id + span_id), event_id)
+    return found
 
 
 def _spans_of(tx: Tx, ids: CallIds) -> list[CostEvent]:

@@ -141,11 +141,17 @@ class SqlQueries(ABC):
         (superseded OTLP event, gateway event) pairs."""
         return self._write(lambda tx: calls.link(tx, event_id, ids, span_ids, claims_for, self._lock_partitions))
 
-    def link_calls(self, items: Sequence[tuple[str, CallIds]], claims_for: calls.ClaimsFor) -> list[tuple[str, str]]:
-        """`link_call` for many gateway events in ONE write transaction (the gateway's batches)."""
-        lock = self._lock_partitions
-        return self._write(lambda tx: [pair for event_id, ids in items
-                                       for pair in calls.link(tx, event_id, ids, (), claims_for, lock)])
+    def link_calls(self, items: Sequence[tuple[str, CallIds]], claims_for: calls.ClaimsFor,
+                   span_ids: Mapping[str, Sequence[str]] | None = None) -> list[tuple[str, str]]:
+        """`link_call` for many events in ONE write transaction (the gateway's batches, the
+        receiver's events of one export); `span_ids[event id]` as `link_call`'s."""
+        lock, spans = self._lock_partitions, span_ids or {}
+        return self._write(lambda tx: [pair for event_id, ids in items for pair in
+                                       calls.link(tx, event_id, ids, spans.get(event_id, ()), claims_for, lock)])
+
+    def gateway_calls(self, response_ids: Sequence[str], trace_ids: Sequence[str]) -> Mapping[tuple[str, str], str]:
+        """The gateway events of many calls at once (calls.gateway_index)."""
+        return self._read(lambda tx: calls.gateway_index(tx, list(response_ids), list(trace_ids)))
 
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]:
         """Newest first."""

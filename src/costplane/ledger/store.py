@@ -133,9 +133,13 @@ class Store(Protocol):
         superseded and its spend taken back). Returns (superseded, gateway event) id pairs."""
 
     def link_calls(self, items: Sequence[tuple[str, CallIds]],
-                   claims_for: Callable[[CostEvent, Sequence[str] | None], Sequence[BudgetClaim]]
-                   ) -> list[tuple[str, str]]:
+                   claims_for: Callable[[CostEvent, Sequence[str] | None], Sequence[BudgetClaim]],
+                   span_ids: Mapping[str, Sequence[str]] | None = None) -> list[tuple[str, str]]:
         """`link_call` for many events (event id, its ids) in one transaction."""
+
+    def gateway_calls(self, response_ids: Sequence[str], trace_ids: Sequence[str]) -> Mapping[tuple[str, str], str]:
+        """The gateway events of many calls: ("response", response id) / ("span", trace id + span id)
+        -> event id."""
 
     def list_events(self, *, since: datetime | None = None, limit: int = 1000) -> list[CostEvent]: ...
 

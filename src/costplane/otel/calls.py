@@ -33,7 +33,8 @@ from costplane.core.bundle_state import ActiveBundle
 from costplane.core.claims import budget_claims
 from costplane.ledger.store import Store, StoreError
 from costplane.ledger.types import BudgetClaim, CallIds, CostEvent
-from costplane.otel.genai import SpanIngest
+from costplane.otel.decode import SpanData
+from costplane.otel.genai import SpanIngest, response_id
 
 __all__ = ["CallLinker"]
 
@@ -104,14 +105,30 @@ class CallLinker:
         event = self.store.find_gateway_event(ids.response_id, ids.trace_id, span_ids)
         return None if event is None else event.id
 
+    def lookup(self, spans: Sequence[SpanData]) -> Callable[[CallIds, Sequence[str]], str | None]:
+        """`gateway` for one export batch, answered from ONE read of the ledger (the gateway events
+        of the batch's response ids and traces) instead of a query per span."""
+        responses = sorted({rid for span in spans if (rid := response_id(span.attributes))})
+        traces = sorted({span.trace_id for span in spans if span.trace_id})
+        found = self.store.gateway_calls(responses, traces) if responses or traces else {}
+
+        def gateway(ids: CallIds, span_ids: Sequence[str]) -> str | None:
+            if ids.response_id and ("response", ids.response_id) in found:
+                return found["response", ids.response_id]
+            for span_id in span_ids if ids.trace_id else ():
+                event_id = found.get(("span", f"{ids.trace_id}{span_id}"))
+                if event_id is not None:
+                    return event_id
+            return None
+
+        return gateway
+
     def link_recorded(self, result: SpanIngest) -> list[tuple[str, str]]:
         """Write the ids of the events the receiver recorded; an event whose gateway event arrived
         meanwhile is superseded. Returns (superseded event, gateway event) pairs."""
-        pairs: list[tuple[str, str]] = []
-        for event in result.events:
-            ids = CallIds(event.response_id, event.trace_id, event.span_id)
-            if ids:
-                pairs += self.store.link_call(event.id, ids, self.claims, result.call_spans.get(event.id, ()))
+        items = [(event.id, ids) for event in result.events
+                 if (ids := CallIds(event.response_id, event.trace_id, event.span_id))]
+        pairs = self.store.link_calls(items, self.claims, result.call_spans) if items else []
         result.linked += len(pairs)  # recorded, then superseded: the call counts once all the same
         result.linked_calls += [(event_id.rsplit("-", 1)[-1], by) for event_id, by in pairs]
         return pairs

@@ -42,7 +42,7 @@ from costplane.pricing.readers import tier_conditions
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
 from costplane.pricing.units import CORE_UNITS, UNITS
 
-__all__ = ["ALIASES", "PROVIDERS", "SpanIngest", "ingest_spans", "normalise", "unpriced_alerts"]
+__all__ = ["ALIASES", "PROVIDERS", "SpanIngest", "ingest_spans", "normalise", "response_id", "unpriced_alerts"]
 
 #: semconv provider names -> genai-prices provider ids
 PROVIDERS: dict[str, str] = {
@@ -237,7 +237,7 @@ def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, da
         attributes: dict[str, Any] = {"span_id": span.span_id, "operation": operation}
         status = "error" if span.error else "ok"
         if is_llm:
-            ids = CallIds(_response_id(span.attributes), span.trace_id, span.span_id)
+            ids = CallIds(response_id(span.attributes), span.trace_id, span.span_id)
             spans_of_call = batch.call_spans(span)
             found = gateway(ids, spans_of_call) if gateway is not None else None
             if found is not None:  # the gateway counted this call: linked, not counted again
@@ -265,12 +265,12 @@ def ingest_spans(spans: Sequence[SpanData], price: Callable[[str, str | None, da
     return out
 
 
-def _response_id(attrs: Mapping[str, Any]) -> str | None:
+def response_id(attrs: Mapping[str, Any]) -> str | None:
     """`gen_ai.response.id`; else the `id` of the response JSON an instrumentation records as its
     output (OpenInference's `output.value` with `output.mime_type` application/json)."""
     value = attrs.get("gen_ai.response.id")
     if value is None and attrs.get("output.mime_type") == "application/json":
-        output = attrs.get("gen_ai.output.messages")  # output.value, under its canonical name
+        output = attrs.get("gen_ai.output.messages", attrs.get("output.value"))  # normalised or not
         if isinstance(output, str) and output.startswith("{"):
             try:
                 parsed = orjson.loads(output)

@@ -47,7 +47,7 @@ class OtlpIngestor:
         """Price and store `spans`; `check(context, where)` may refuse (raise) before anything is stored."""
         app = self.app
         result = ingest_spans(spans, app.catalog.resolve, key.attributes if key else {}, key.id if key else None,
-                              self._linked, self.calls.gateway)
+                              self._linked, self.calls.lookup(spans))
         if check is not None:
             for i, node in enumerate(result.nodes):
                 check(node.context, f"spans[{i}].attributes.")
