@@ -126,12 +126,16 @@ def test_refused_then_admitted_again_is_ok_and_late_settlements_do_not_resume(st
     slow = _ctx("r-slow", agent="a")
     gw.call(slow, T0, latency_ms=9_000)  # admitted first, settled after the denial
     gw.deny(slow, T0 + timedelta(seconds=1), "budget_exceeded", 402, "budget 'b' exceeded", {"budget": "b"})
+    store.record_nodes([], [CostEvent("otel-1", T0 + timedelta(seconds=8), slow, "openai", "gpt-4o-mini", 0,
+                                      status="superseded")])  # the slow call's span, counted by the gateway
     direct = _ctx("r-direct", agent="a")
     gw.deny(direct, T0, "budget_exceeded", 402, "budget 'b' exceeded", {"budget": "b"})
     store.record_nodes([], [CostEvent("sdk-1", T0 + timedelta(seconds=3), direct, "openai", "gpt-4o-mini", 7)])
     runs = {r.run: r for r in list_runs(store)}
     assert runs["r-on"].status == "ok" and runs["r-on"].stopped_by is None
-    assert runs["r-slow"].status == "stopped"
+    assert runs["r-slow"].status == "stopped" and runs["r-slow"].events == 1
+    slow_tree = build_tree(store, "r-slow")
+    assert slow_tree is not None and [c.kind for c in slow_tree.children] == ["llm", "denial"]
     assert runs["r-direct"].status == "ok"  # spend recorded without a reservation after the denial: it went on
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from costplane.ledger import codec
+from costplane.ledger.calls import SUPERSEDED
 from costplane.ledger.queries import INSERT_EVENT, Row, Tx
 from costplane.ledger.runtypes import OutcomeRecord, RunActivity, RunNode, SloState
 from costplane.ledger.types import CostEvent, DecisionRecord
@@ -34,6 +35,7 @@ _UPSERT_NODE = (
     " attributes = excluded.attributes"
 )
 # one row per run: its events and the decisions that carried it, pre-aggregated per table and summed.
+# A superseded event (an OTLP span of a call the gateway counted, ledger/calls.py) is not a call of its own.
 # With `since`, grouped by an expression and filtered with COALESCE so that the ts indexes find the rows
 # (SQLite would otherwise walk the whole run index to save the sort); without it, read in run-index order.
 # Integer sums are cast back to BIGINT (PostgreSQL sums BIGINT into NUMERIC).
@@ -43,6 +45,7 @@ _EVENTS_PART = (
     " MIN(agent) AS agent, MIN(pipeline) AS pipeline, MIN(experiment) AS experiment, MAX(ts) AS last_event,"
     " MAX(CASE WHEN status = 'error' THEN ts END) AS last_error,"
     " MAX(CASE WHEN reservation_id IS NULL THEN ts END) AS last_free FROM cost_events WHERE {where}"
+    f" AND status <> '{SUPERSEDED}'"
     " GROUP BY {key}"
 )
 _DECISIONS_PART = (

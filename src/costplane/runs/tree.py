@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from costplane.ledger.calls import SUPERSEDED
 from costplane.ledger.runtypes import RunActivity, RunNode
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
@@ -168,7 +169,8 @@ def build_tree(store: Store, run: str) -> TreeNode | None:
     events: dict[str, CostEvent] = {}
     for run_id in runs:
         for event in store.run_events(run_id):
-            events.setdefault(event.id, event)
+            if event.status != SUPERSEDED:  # the same call as a gateway event of the run (ledger/calls.py)
+                events.setdefault(event.id, event)
     facts = _Facts(store, {run: runs})
     decision = facts.decision[run]
     if not nodes and not events and decision is None:
