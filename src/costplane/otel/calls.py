@@ -1,7 +1,7 @@
 """Counted once: a call the gateway served and the client's instrumentation also exported as an
 OTLP span is one cost event.
 
-The gateway writes the call's ids on its cost event right after settling it (`link_settled`):
+The gateway writes the call's ids on its cost event right after settling it (`submit`):
 the provider's response id (`chatcmpl-…`, `msg_…`) and the trace id and parent id of the client's
 `traceparent`. The receiver then
 
@@ -13,7 +13,7 @@ the provider's response id (`chatcmpl-…`, `msg_…`) and the trace id and pare
    gateway's event arrived in between, the span's event is superseded right there.
 
 A span that arrives **before** the gateway's ids are written (a stream, a batching delay) is
-recorded and counted; when they are, `link_settled` supersedes it: status `superseded`, cost 0,
+recorded and counted; when they are, the span's event is superseded: status `superseded`, cost 0,
 its spend taken back from the budgets it was counted against (ledger/calls.py). Either way the
 gateway's event — metered from the provider's own response — is the one that counts.
 
@@ -131,17 +131,6 @@ class CallLinker:
         pairs = self.store.link_calls(items, self.claims, result.call_spans) if items else []
         result.linked += len(pairs)  # recorded, then superseded: the call counts once all the same
         result.linked_calls += [(event_id.rsplit("-", 1)[-1], by) for event_id, by in pairs]
-        return pairs
-
-    def link_settled(self, event_id: str, ids: CallIds) -> list[tuple[str, str]]:
-        """The gateway's event `event_id` was settled: write its ids and supersede any OTLP event of
-        the same call recorded before it."""
-        if not ids:
-            return []
-        pairs = self.store.link_call(event_id, ids, self.claims)
-        for span_event, _ in pairs:
-            _log.info("cost event %s of an OTLP span superseded by gateway event %s (the same call)",
-                      span_event, event_id)
         return pairs
 
     def claims(self, event: CostEvent, names: Sequence[str] | None) -> Sequence[BudgetClaim]:
