@@ -102,6 +102,7 @@ def create_gateway(
             for task in tasks:
                 task.cancel()
             await transport.close()
+            await asyncio.to_thread(proxy.calls.flush)  # the call ids still queued (counted once)
             store.close()
             if proxy.spans is not None:  # export what is queued, off the event loop
                 await asyncio.to_thread(proxy.spans.close)

@@ -6,9 +6,10 @@ the provider's response id (`chatcmpl-…`, `msg_…`) and the trace id and pare
 `traceparent`. The receiver then
 
 1. **before recording** asks, for every LLM span, whether the gateway already has the call
-   (`gateway`): same `gen_ai.response.id`, or same trace id and a span id equal to the span's own
-   or one of its children's in the batch (the HTTP client span that sent the `traceparent`). Such a
-   span is **linked**: no cost event, counted in `SpanIngest.linked`;
+   (`lookup`: one read of the ledger per export batch): same `gen_ai.response.id`, or same trace
+   id and a span id equal to the span's own or one of its children's in the batch (the HTTP client
+   span that sent the `traceparent`). Such a span is **linked**: no cost event, counted in
+   `SpanIngest.linked`;
 2. **after recording** writes the ids of the events it did record (`link_recorded`); if the
    gateway's event arrived in between, the span's event is superseded right there.
 
