@@ -185,8 +185,10 @@ def _run(path: str, served: Served, sink: WebhookSink) -> None:
     assert not wait_for(lambda: len(thresholds()) > 2, timeout=0.6)
     assert Counter(thresholds()) == Counter({50: 1, 80: 1})
     # post-hoc spend is logged as an observed decision with the exact evaluated input
-    if not path.startswith("gateway") and path != "environment_accrual":
+    if not path.startswith("gateway"):
         observed = served.app.store.list_decisions(effect="observed", limit=500)
         assert len(observed) == units and all(d.hook == "spend.record" for d in observed)
         assert observed[0].input["version"] == 1 and observed[0].input["request"]["cost_nano"] > 0
         assert observed[0].budgets == ("acct-hard",)
+        source = {"runs_ingest": "ingest", "otlp": "otlp", "environment_accrual": "environment"}.get(path, "sdk")
+        assert {d.input["request"]["source"] for d in observed} == {source}

@@ -24,6 +24,7 @@ from costplane.core.decision import new_id
 from costplane.core.envpricing import Estimate, cost_for, estimate
 from costplane.core.notify import LoggingNotifier, Notification, Notifier, crossed_alerts
 from costplane.core.requests import Denial
+from costplane.core.spend import observe, policy_notices
 from costplane.ledger import codec
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.store import Store
@@ -358,9 +359,16 @@ class EnvironmentCore:
             cost_nano=max(0, due), kind="environment", endpoint=f"environment/{env.blueprint}",
             unit_prices={str(r["sku"]): str(r["hourly_usd"]) for r in env.resources},
             decision_id=env.decision_id, reservation_id=env.reservation_id, status="ok")
-        states = self.store.accrue(env.reservation_id, event, close=close, environment_id=env.id, accrued_until=end)
-        for alert in crossed_alerts(states, self._bundle().budgets, max(0, due), env.decision_id):
-            self.notifier.notify(alert)  # budget thresholds crossed by running cost, like a settlement's
+        bundle = self._bundle()
+        decision, policy, _ = observe(bundle, event, "environment", {"environment_id": env.id}, new_id=new_id,
+                                      now=self.clock())  # hook spend.record: the running cost is observed spend
+        logged = decision if due > 0 else None
+        states = self.store.accrue(env.reservation_id, event, close=close, environment_id=env.id, accrued_until=end,
+                                   decision=logged)
+        notices = policy_notices(policy, decision.id) if logged is not None else []
+        notices += crossed_alerts(states, bundle.budgets, max(0, due), env.decision_id)  # like a settlement's
+        for notice in notices:
+            self.notifier.notify(notice)
         return max(0, due)
 
     def teardown(self, env_id: str, reason: str, ctx: Context | None = None, *, hook: str = "environment.teardown",

@@ -12,6 +12,10 @@ which calls `record_spend` here:
    past a hard limit, so the next admission against any of those budgets sees the spend;
 3. budget alert thresholds crossed by the batch are raised once (`core.notify.crossed_alerts`).
 
+Environment accrual (`EnvironmentCore.accrue`) moves the environment's own reservation instead
+(`Store.accrue`), logging the same `observed` decision (`observe`) in that transaction and raising
+the same alerts.
+
 An event id already in the ledger is skipped (with its decision): recording is idempotent. The
 event's `decision_id` stays that of its admission (None: never admitted); its `observed` decision
 names it in `result.event_id`.
@@ -33,7 +37,7 @@ from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionR
 from costplane.policy.hookschema import DECISION_INPUT_VERSION
 from costplane.policy.types import PolicyDecision
 
-__all__ = ["HOOK", "SOURCES", "SpendRecord", "record_spend", "spend_facts"]
+__all__ = ["HOOK", "SOURCES", "SpendRecord", "observe", "policy_notices", "record_spend", "spend_facts"]
 
 HOOK = "spend.record"
 #: where observed spend comes from (the `source` fact)
@@ -82,13 +86,11 @@ def record_spend(store: Store, bundle: ActiveBundle, notifier: Notifier, events:
     stored: list[CostEvent] = []
     policies: list[PolicyDecision] = []
     for event in events:
-        request = spend_facts(event, source, facts(event) if facts is not None else None)
-        policy, specs = bundle.engine.decide(HOOK, event.context, request)
-        decision_id = new_id("dec")
-        mine = budget_claims(specs, event.context, request["model"], 0, event.ts)
+        decision, policy, mine = observe(bundle, event, source, facts(event) if facts is not None else None,
+                                         new_id=new_id, now=now)
         claims.append(mine)
         policies.append(policy)
-        decisions.append(_decision(decision_id, now, bundle, event, request, policy, mine))
+        decisions.append(decision)
         stored.append(event)  # its decision_id stays that of an admission (None: never admitted)
     inserted, states = store.record_spend(stored, claims, decisions)
     raised: list[Notification] = []
@@ -97,8 +99,7 @@ def record_spend(store: Store, bundle: ActiveBundle, notifier: Notifier, events:
     for new, event, mine, decision, policy in zip(inserted, stored, claims, decisions, policies, strict=True):
         if not new:
             continue
-        for match in policy.notify:
-            raised.append(Notification("policy", match.name, match.reason, decision.id))
+        raised += policy_notices(policy, decision.id)
         for claim in mine:
             key = (claim.budget, claim.partition, claim.window_start)
             added[key] = added.get(key, 0) + int(event.cost_nano)
@@ -109,6 +110,22 @@ def record_spend(store: Store, bundle: ActiveBundle, notifier: Notifier, events:
         notifier.notify(notification)
     kept = [(e.id, d.id) for new, e, d in zip(inserted, stored, decisions, strict=True) if new]
     return SpendRecord(tuple(e for e, _ in kept), tuple(d for _, d in kept), states, tuple(raised))
+
+
+def observe(bundle: ActiveBundle, event: CostEvent, source: str, extra: Mapping[str, Any] | None, *,
+            new_id: Callable[[str], str], now: datetime) -> tuple[DecisionRecord, PolicyDecision,
+                                                                  tuple[BudgetClaim, ...]]:
+    """One event's spend.record evaluation: its `observed` decision, the policy decision (notify
+    policies) and the claims of the budgets whose scope matches. Nothing is stored."""
+    request = spend_facts(event, source, extra)
+    policy, specs = bundle.engine.decide(HOOK, event.context, request)
+    claims = budget_claims(specs, event.context, request["model"], 0, event.ts)
+    return _decision(new_id("dec"), now, bundle, event, request, policy, claims), policy, claims
+
+
+def policy_notices(policy: PolicyDecision, decision_id: str) -> list[Notification]:
+    """The notifications of a spend.record decision's notify policies."""
+    return [Notification("policy", m.name, m.reason, decision_id) for m in policy.notify]
 
 
 def _keys(claims: Sequence[Sequence[BudgetClaim]]) -> list[tuple[str, str, int]]:

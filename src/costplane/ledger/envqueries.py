@@ -190,10 +190,12 @@ class EnvQueries(ABC):
 
     # -- reservations of long-running work ------------------------------------------------------
     def accrue(self, reservation_id: str, event: CostEvent, *, close: bool = False,
-               environment_id: str | None = None, accrued_until: datetime | None = None) -> tuple[ClaimState, ...]:
+               environment_id: str | None = None, accrued_until: datetime | None = None,
+               decision: DecisionRecord | None = None) -> tuple[ClaimState, ...]:
         """Record `event` and move its cost from reserved to spent, keeping the reservation open
         (close=True ends it and gives back the rest). With `environment_id`, that environment's
-        accrued_nano/accrued_until move in the same transaction."""
+        accrued_nano/accrued_until move in the same transaction; `decision` (the spend's observed
+        decision) is logged in it too when the event is new."""
         from costplane.ledger.base import _ADD_COUNTERS, _delta, _state, partition_keys
 
         event_row = codec.event_to_row(event)
@@ -206,6 +208,8 @@ class EnvQueries(ABC):
             self._lock_partitions(tx, partition_keys(claims))
             inserted = tx.exec(INSERT_EVENT, event_row) == 1
             cost = int(event.cost_nano) if inserted else 0
+            if inserted and decision is not None:
+                tx.exec(INSERT_DECISION, codec.decision_to_row(decision))
             deltas: list[Row] = []
             kept: list[BudgetClaim] = []
             for claim in claims:

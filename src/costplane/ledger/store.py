@@ -246,8 +246,10 @@ class Store(Protocol):
     def environment_transitions(self, env_id: str) -> list[EnvTransition]: ...
 
     def accrue(self, reservation_id: str, event: CostEvent, *, close: bool = False,
-               environment_id: str | None = None, accrued_until: datetime | None = None) -> tuple[ClaimState, ...]:
-        """Record the event and move its cost from reserved to spent, keeping the reservation open."""
+               environment_id: str | None = None, accrued_until: datetime | None = None,
+               decision: DecisionRecord | None = None) -> tuple[ClaimState, ...]:
+        """Record the event (and its observed `decision`, when new) and move its cost from reserved to
+        spent, keeping the reservation open."""
 
     def grow_reservation(self, reservation_id: str, extra_nano: int, expires_at: datetime,
                          decision: DecisionRecord | None = None) -> ReserveResult:
