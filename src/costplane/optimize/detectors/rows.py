@@ -8,7 +8,8 @@ from costplane.ledger import codec
 from costplane.optimize.detectors.source import ModelGroup, Source, UsageRow
 from costplane.optimize.pricing import price_sheet
 from costplane.pricing.catalog import Catalog
-from costplane.pricing.types import TokenUsage, UnknownPrice
+from costplane.pricing.history import PriceHistory
+from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
 
 __all__ = ["flat_femto", "reprice_groups", "reprice_rows", "trim_saving", "trimmed", "usage"]
 
@@ -52,6 +53,24 @@ def reprice_rows(catalog: Catalog, model: str, provider: str | None,
     return recorded, repriced
 
 
+def _standard_constant(history: PriceHistory) -> PriceSheet | None:
+    """The sheet of `history` when its standard price (no service tier, no batch) never changes with
+    time: every rule is date-bound only and declares the same token rates, and the oldest applies
+    always. Price variants that start on a date (service tiers) leave the standard price constant;
+    the detectors re-price the five token columns, which carry no price condition."""
+    if history.fixed:
+        return history.constant
+    rules = history.rules
+    if not rules or rules[-1].start is not None or any(r.daily is not None or r.sheet is None for r in rules):
+        return None
+    first = rules[0].sheet
+    for rule in rules[1:]:
+        other = rule.sheet
+        if first is None or other is None or other.declared(0) != first.declared(0) or other.tiers != first.tiers:
+            return None
+    return first
+
+
 def flat_femto(catalog: Catalog, model: str, provider: str | None) -> tuple[int, ...] | None:
     """Femto-USD per (input, cache read, cache write, output, reasoning) token when `model`'s price
     never changes with time or call size (the common case); None otherwise."""
@@ -59,8 +78,8 @@ def flat_femto(catalog: Catalog, model: str, provider: str | None) -> tuple[int,
         history = catalog.history(model, provider)
     except UnknownPrice:
         return None
-    sheet = history.constant if history.fixed else None
-    if sheet is None or sheet.tiers:
+    sheet = _standard_constant(history)
+    if sheet is None or sheet.tiers or "requests" in dict(sheet.units):
         return None
     rates = sheet.rates(0)
     femto = tuple(rates[k] * _FEMTO_PER_USD_PER_MTOK for k in ("input", "cache_read", "cache_write", "output",
