@@ -6,7 +6,8 @@
   `slo.breach` (ctx = the SLO's scope; request = the SLO and its numbers) and stores the
   actions of the matching policies: `route` (set.model) and `throttle`
   (set.max_calls_per_minute); `notify` policies and the breach itself are notified once,
-  when the SLO turns breached. Back within its objective, the actions are lifted.
+  when the SLO turns breached, and that evaluation is logged as a decision (hook `slo.breach`,
+  the exact request evaluated). Back within its objective, the actions are lifted.
 * `SloGate.apply()` is the decision core's hook (`DecisionCore.admit`): for a request inside
   a breached SLO's scope it routes to the cheaper model, or refuses it (429) while the
   scope's calls in the last minute are at the throttle limit. It reads the state from the
@@ -15,8 +16,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,15 +28,18 @@ from typing import Any
 from costplane.attribution.context import Context
 from costplane.core.notify import Notification, Notifier
 from costplane.ledger.runtypes import SloState
-from costplane.ledger.store import Store
+from costplane.ledger.store import Store, StoreError
+from costplane.ledger.types import DecisionRecord
 from costplane.money import format_usd
 from costplane.policy.engine import PolicyEngine
+from costplane.policy.hookschema import DECISION_INPUT_VERSION
 from costplane.policy.sloschema import SloSpec
 from costplane.policy.types import MatchedPolicy, PolicyDecision
 
 __all__ = ["SloGate", "SloMonitor", "measure"]
 
 HOOK = "slo.breach"
+log = logging.getLogger("costplane.slo")
 
 
 def _utcnow() -> datetime:
@@ -94,6 +100,7 @@ class SloMonitor:
                    "cost_per_outcome_nano": per if per is not None else numbers["cost_nano"],
                    "objective_nano": spec.objective_nano}
         decision = engine.evaluate(HOOK, ctx, request)
+        decision_id = f"dec_{uuid.uuid4().hex}" if newly else ""
         actions: list[Mapping[str, Any]] = []
         if decision.route is not None:
             actions.append({"effect": "route", "model": decision.model, "policy": decision.route.name,
@@ -104,12 +111,13 @@ class SloMonitor:
                 actions.append({"effect": "throttle", "policy": match.name, "reason": match.reason,
                                 **{k: v for k, v in policy.set.items()}})
         if newly:
+            self._log(decision_id, engine, ctx, request, decision, actions, since)
             shown = "none" if per is None else format_usd(per)
             message = (f"SLO {spec.name!r} breached: cost per {spec.outcome} {shown} USD > objective "
                        f"{format_usd(spec.objective_nano)} USD ({format_usd(numbers['cost_nano'])} USD for "
                        f"{numbers['outcomes']} outcomes over {spec.window_seconds}s); actions: "
                        f"{', '.join(str(a['effect']) for a in actions) or 'none'}")
-            self.notifier.notify(Notification("slo_breach", spec.name, message, "", {
+            self.notifier.notify(Notification("slo_breach", spec.name, message, decision_id, {
                 "measured": dict(numbers), "outcome": spec.outcome, "scope": dict(spec.scope),
                 "objective_nano": spec.objective_nano, "cost_per_outcome_nano": per,
                 "cost_nano": numbers["cost_nano"], "outcomes": numbers["outcomes"],
@@ -117,8 +125,26 @@ class SloMonitor:
                 "breached_since": since.isoformat() if since is not None else None,
             }))
             for match in decision.notify:
-                self.notifier.notify(Notification("policy", match.name, match.reason, "", {"slo": spec.name}))
+                self.notifier.notify(Notification("policy", match.name, match.reason, decision_id,
+                                                  {"slo": spec.name}))
         return tuple(actions)
+
+    def _log(self, decision_id: str, engine: PolicyEngine, ctx: Context, request: Mapping[str, Any],
+             decision: PolicyDecision, actions: Sequence[Mapping[str, Any]], since: datetime | None) -> None:
+        """The decisions log's record of an SLO turning breached: hook slo.breach, the exact request
+        evaluated (with the decision-input format version) and the actions it took (`result.actions`).
+        Its effect is `breached`, so counts of routed or refused requests stay counts of requests."""
+        reason = "; ".join(dict.fromkeys(m.reason for m in (*decision.matched, *decision.notify) if m.reason))
+        record = DecisionRecord(
+            id=decision_id, ts=self._clock(), hook=HOOK, effect="breached", bundle_revision=engine.bundle.revision,
+            context=ctx, input={"version": DECISION_INPUT_VERSION, "request": dict(request)},
+            result={"slo": request["slo"], "actions": [dict(a) for a in actions],
+                    "breached_since": since.isoformat() if since is not None else None},
+            policies=decision.policy_names, budgets=(), reason=reason, key_id=None, status_code=200)
+        try:
+            self.store.record_decision(record)
+        except StoreError as exc:  # the breach still acts and is notified
+            log.error("SLO decision %s could not be logged: %s", decision_id, exc)
 
 
 class SloGate:
