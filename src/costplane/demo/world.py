@@ -128,9 +128,8 @@ def open_world(directory: Path, bundle: Path, *, latency_ms: float, seed: int) -
     try:
         simulator.start()
         config = parse_config(config_data(simulator.url, f"sqlite:///{db_path}", bundle), base=directory)
-        application = Application(config)
-        alerts = AlertLog()
-        application.core.notifier = alerts  # shown in the summary rather than logged under the live view
+        alerts = AlertLog()  # every part's notifications, shown in the summary rather than logged under the live view
+        application = Application(config, notifier=alerts)
         keys = {persona: create_key(application.store, f"demo-{persona}", attributes)[0]
                 for persona, attributes in KEYS.items()}
         logins = {name: secrets.token_urlsafe(9) for name in LOGINS}
