@@ -57,6 +57,27 @@ def test_seasonal_fit_recovers_the_profile() -> None:
     assert all(abs(p - q / mean) < 0.01 for p, q in zip(model.profile, PROFILE, strict=True))
 
 
+def test_a_weekday_that_never_spends_is_fitted_as_zero_not_divided_by() -> None:
+    first = date(2025, 1, 6)  # a Monday; weekends idle
+    values = [0.0 if (first + timedelta(days=d)).weekday() >= 5 else truth(d, first) for d in range(56)]
+    model = fit_seasonal(values, first.weekday())
+    assert model is not None
+    assert model.profile[5] == model.profile[6] == 0.0
+    weekday_mean = sum(PROFILE[:5]) / 5
+    assert all(abs(p / sum(model.profile[:5]) * 5 - q / weekday_mean) < 0.01
+               for p, q in zip(model.profile[:5], PROFILE[:5], strict=True))
+    saturday = 5 + 7 * 8  # a day past the history: still 0 on a Saturday, the trend on a Monday
+    assert model.expected(saturday) == 0.0
+    assert abs(model.expected(saturday + 2) - truth(saturday + 2, first)) < 0.02 * truth(saturday + 2, first)
+
+
+def test_anomalies_over_a_history_idle_at_weekends() -> None:
+    first = date(2025, 1, 6)
+    weekdays = [e for e in seasonal_events(first, 42) if e.ts.weekday() < 5]
+    since, until = datetime(2025, 2, 3, tzinfo=UTC), datetime(2025, 2, 17, tzinfo=UTC)
+    assert detect_anomalies(weekdays, since, until) == []
+
+
 def test_forecast_is_within_3_percent_of_the_truth_and_the_interval_covers_it() -> None:
     """Over 20 seeded histories: the point forecast is always within 3 % of the realised month, and the
     95 % interval covers it in at least 17 of 20 (a binomial tail below 1.6 % for a true 95 % interval)."""

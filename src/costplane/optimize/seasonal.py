@@ -50,6 +50,15 @@ class SeasonalModel:
         return point, max(0.0, point - spread), point + spread
 
 
+def _deseasonalised_trend(xs: Sequence[float], values: Sequence[float], profile: Sequence[float],
+                          first_weekday: int) -> Line | None:
+    """The trend of `values` divided by their weekday's multiplier. A weekday whose multiplier is 0 (it
+    never spends, e.g. a team idle at weekends) says nothing about the trend and is left out; the model
+    then expects 0 on that weekday."""
+    points = [(x, v / m) for x, v in zip(xs, values, strict=True) if (m := profile[(first_weekday + int(x)) % 7]) > 0]
+    return fit_line([x for x, _ in points], [y for _, y in points])
+
+
 def fit_seasonal(values: Sequence[float], first_weekday: int) -> SeasonalModel | None:
     """Fit `values` (daily spend, oldest first); None with fewer than MIN_DAYS days or no spend."""
     n = len(values)
@@ -59,7 +68,7 @@ def fit_seasonal(values: Sequence[float], first_weekday: int) -> SeasonalModel |
     profile = [1.0] * 7
     trend: Line | None = None
     for _ in range(3):
-        trend = fit_line(xs, [v / profile[(first_weekday + i) % 7] for i, v in enumerate(values)])
+        trend = _deseasonalised_trend(xs, values, profile, first_weekday)
         if trend is None:
             return None
         ratios: list[list[float]] = [[] for _ in range(7)]
@@ -72,8 +81,7 @@ def fit_seasonal(values: Sequence[float], first_weekday: int) -> SeasonalModel |
         if mean <= 0:
             return None
         profile = [p / mean for p in raw]
-    assert trend is not None
-    trend = fit_line(xs, [v / profile[(first_weekday + i) % 7] for i, v in enumerate(values)])
+    trend = _deseasonalised_trend(xs, values, profile, first_weekday)
     if trend is None:
         return None
     model = SeasonalModel(first_weekday, tuple(profile), trend, 0.0, n)
