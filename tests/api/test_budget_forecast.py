@@ -79,7 +79,11 @@ def test_seasonal_budget_forecast_with_idle_weekends(tmp_path: Path) -> None:
                   for d in range(1, 40) if (now - timedelta(days=d)).weekday() < 5]
         got = {f.budget: f for f in forecast_budgets(app.bundle.engine.bundle, events, now)}
         monthly = got["team-ml-monthly"]
-        assert monthly.forecast_nano is None and "every weekday" in monthly.note
+        # weekends are fitted as idle (multiplier 0), not divided by: the rest of December (Mon noon to
+        # Thu, Europe/Berlin) is forecast at about $1 per weekday
+        assert monthly.forecast_nano is not None and monthly.profile is not None
+        assert monthly.profile[5] == monthly.profile[6] == 0.0
+        assert 2_500_000_000 < monthly.forecast_nano - monthly.spent_nano < 4_500_000_000
         assert monthly.spent_nano == sum(e.cost_nano for e in events if e.ts >= datetime(2026, 11, 30, 23, tzinfo=UTC))
     finally:
         app.store.close()

@@ -34,7 +34,6 @@ from costplane.app import Application
 from costplane.ledger.codec import to_us
 from costplane.ledger.store import SpendRow
 from costplane.money import format_usd
-from costplane.optimize.forecast import every_weekday_spent
 from costplane.optimize.seasonal import MIN_DAYS, fit_seasonal
 
 __all__ = ["LOOKBACK_DAYS", "OVERVIEW_PARAMS", "OVERVIEW_SCHEMA", "build_overview", "overview_handler"]
@@ -134,7 +133,7 @@ def _forecast(history: list[int], first: date, spent: int, now: datetime, zone: 
               month_end: datetime) -> dict[str, Any]:
     """Spend to the end of the month: exact spend so far + the model's remainder."""
     today = now.astimezone(zone).date()
-    model = fit_seasonal([float(v) for v in history], first.weekday()) if every_weekday_spent(history, first) else None
+    model = fit_seasonal([float(v) for v in history], first.weekday())
     out: dict[str, Any] = {"month_end": month_end.isoformat(), "history_days": len(history)}
     if model is None:  # too little history: the month's run rate (integer arithmetic, exact inputs)
         elapsed, length = to_us(now) - to_us(month_start), to_us(month_end) - to_us(month_start)

@@ -26,7 +26,7 @@ from costplane.policy.bundle import Bundle
 from costplane.policy.engine import PolicyEngine
 from costplane.policy.types import BudgetSpec
 
-__all__ = ["LOOKBACK_DAYS", "BudgetForecast", "budget_events", "daily_spend", "every_weekday_spent", "forecast_budget",
+__all__ = ["LOOKBACK_DAYS", "BudgetForecast", "budget_events", "daily_spend", "forecast_budget",
            "forecast_budgets"]
 
 LOOKBACK_DAYS = 56
@@ -76,14 +76,6 @@ def daily_spend(events: Iterable[CostEvent], zone: ZoneInfo, first: date, last: 
         if 0 <= index < len(totals):
             totals[index] += event.cost_nano
     return totals
-
-
-def every_weekday_spent(values: Sequence[int | float], first: date) -> bool:
-    """Whether each weekday has some spend among `values` (daily, from `first`): the weekday profile of
-    `fit_seasonal` divides by every weekday's multiplier, which is 0 for a weekday that never spends
-    (e.g. a team idle at weekends), so such a history is not fitted seasonally."""
-    spent = {(first.weekday() + i) % 7 for i, v in enumerate(values) if v}
-    return len(spent) == 7
 
 
 def _context_key(event: CostEvent) -> tuple[Any, ...]:
@@ -145,9 +137,6 @@ def forecast_budget(budget: BudgetSpec, events: Sequence[CostEvent], now: dateti
     first_seen = min((e.ts.astimezone(zone).date() for e in events), default=today)
     first = max(today - timedelta(days=lookback_days), first_seen)
     values = daily_spend(events, zone, first, today - timedelta(days=1)) if first < today else []
-    if len(values) >= MIN_DAYS and not every_weekday_spent(values, first):
-        return BudgetForecast(budget.name, window.describe(), start, end, spent, limit_nano=limit,
-                              note="needs spend on every weekday of its history")
     model = fit_seasonal([float(v) for v in values], first.weekday())
     if model is None:
         return BudgetForecast(budget.name, window.describe(), start, end, spent, limit_nano=limit,
