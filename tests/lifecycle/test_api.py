@@ -117,6 +117,9 @@ def test_bad_input_names_the_field(server: LiveServer) -> None:
         bad_metric = http.post(f"{P}/{env['id']}/metrics", json={"gpu_util": "high"})
         assert bad_metric.status_code == 400 and _error(bad_metric)["field"] == "gpu_util"
         assert _error(http.post(f"{P}/{env['id']}/metrics", json={}))["field"] == "(body)"
+        for fact in ("budget_remaining_usd", "hourly_usd", "idle_seconds"):  # computed by the scheduler
+            spoof = http.post(f"{P}/{env['id']}/metrics", json={fact: 99999})
+            assert spoof.status_code == 400 and _error(spoof)["field"] == fact, spoof.text
         bad_by = http.post(f"{P}/{env['id']}/extend", json={"by": -3})
         assert bad_by.status_code == 400 and _error(bad_by)["field"] == "by"
         missing = http.get(P + "/env_missing")

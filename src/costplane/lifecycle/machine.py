@@ -23,12 +23,14 @@ from costplane.core.environments import EnvironmentCore
 from costplane.core.requests import Denial
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.usertypes import EnvironmentQuery
-from costplane.ledger.windows import WindowError, parse_duration
+from costplane.ledger.windows import MAX_DURATION_SECONDS, WindowError, parse_duration
 from costplane.lifecycle.api import environment_view
+from costplane.policy.hookschema import SCHEMAS
 
-__all__ = ["MAX_DURATION_S", "machine_environment_endpoints"]
+__all__ = ["machine_environment_endpoints"]
 
-MAX_DURATION_S = 366 * 86_400  # a TTL or extension beyond a year is a typo, refused (400)
+#: the environment.runtime facts the scheduler computes: a reported metric may not stand in for one
+_COMPUTED_FACTS = frozenset(f.name for f in SCHEMAS["environment.runtime"].fields if not f.optional)
 _METRIC_MAX = 1e9
 _ENV = Param("env_id", "string", "the environment's id", location="path")
 _DURATION = {"type": ["string", "integer"], "description": "a duration such as 2h (or seconds)"}
@@ -54,8 +56,9 @@ def duration(value: Any, field: str) -> int | None:
         seconds = value if isinstance(value, int) else parse_duration(value)
     except WindowError as exc:
         raise ApiError(400, "invalid_field", f"{field}: {exc}", field) from None
-    if not 0 < seconds <= MAX_DURATION_S:
-        raise ApiError(400, "invalid_field", f"{field}: must be between 1 second and 366 days", field)
+    if not 0 < seconds <= MAX_DURATION_SECONDS:
+        raise ApiError(400, "invalid_field", f"{field}: must be between 1 second and "
+                       f"{MAX_DURATION_SECONDS // 86_400} days", field)
     return seconds
 
 
@@ -162,6 +165,9 @@ class _Handlers:
         body = _object(call.body)
         readings: dict[str, float] = {}
         for name, value in body.items():
+            if name in _COMPUTED_FACTS:
+                raise ApiError(400, "invalid_field", f"{name}: a runtime fact the scheduler computes, not a metric "
+                               f"(metrics are measurements such as gpu_util or cpu_util)", name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _METRIC_MAX:
                 raise ApiError(400, "invalid_field", f"{name}: must be a number >= 0 (e.g. gpu_util: 3.5)", name)
             readings[name] = float(value)

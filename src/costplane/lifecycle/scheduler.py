@@ -236,7 +236,7 @@ class Scheduler:
                  "budget_remaining_usd": min(remaining) / 1e9 if remaining else -1.0,
                  "idle_seconds": int((now - env.idle_since).total_seconds()) if env.idle_since else 0}
         for name, reading in fresh.metrics.items():
-            if isinstance(reading, Mapping):
+            if isinstance(reading, Mapping) and name not in facts:  # a metric never replaces a computed fact
                 facts[name] = float(reading["value"])
         if remaining and min(remaining) <= 0:
             self._teardown_async(env, "budget exhausted: a hard budget of this environment has no money left")
