@@ -53,6 +53,7 @@ def settings_table() -> str:
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
     default_max_tokens: int = 4096
+    default_max_tool_uses: int = 5  # max_uses set on a per-use-billed Anthropic server tool without one
     reservation_ttl: int = 600
     upstream_timeout: int = 120
     max_request_bytes: int = 4_194_304

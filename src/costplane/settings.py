@@ -76,6 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
     # -- gateway --------------------------------------------------------------------------------
     _s("gateway.default_max_tokens", "int", 4096, "max_tokens the gateway sets (and forwards) when neither the "
        "client nor a policy sets one", minimum=1, maximum=_I32),
+    _s("gateway.default_max_tool_uses", "int", 5, "`max_uses` the gateway sets (and forwards) on an Anthropic server "
+       "tool billed per use (web search) when the client sets none; the worst-case bound counts that many uses "
+       "(docs/gateway.md)", minimum=1, maximum=_I32),
     _s("gateway.reservation_ttl", "duration", "10m", "an unsettled reservation is released after this long"),
     _s("gateway.upstream_timeout", "duration", "120s", "total time allowed for one upstream call"),
     _s("gateway.max_request_bytes", "int", 4_194_304, "largest request body accepted (413 above)", minimum=1,
