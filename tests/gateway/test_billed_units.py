@@ -11,9 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
+import httpx
+import openai
 import pytest
 
 from billed_units_data import data_price, expected_nano, model_without
+from costplane.attribution.context import Context
+from costplane.core.requests import Denial, LlmRequest
 from costplane.ledger.types import CostEvent
 from costplane.serving import BackgroundServer
 from costplane.simulator.app import create_app
@@ -28,6 +32,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200}}},
     "claude-haiku-4-5": {"usage": {"service_tier": "batch"}},  # a response served by batch processing
     **({UNPRICED_SEARCH: {"usage": {"server_tool_use": {"web_search_requests": 2}}}} if UNPRICED_SEARCH else {}),
+    "claude-opus-4-6": {"usage": {"server_tool_use": {"web_search_requests": 5}}},  # every use it may make
     "gpt-5.6-sol": {"usage": {"prompt_tokens_details": {"cache_write_tokens": 40}}},
     "gpt-5-mini": {"service_tier": "default"},  # asked for priority, served the standard tier
     "gpt-audio": {"usage": {"prompt_tokens_details": {"audio_tokens": 10},
@@ -224,3 +229,114 @@ def test_anthropic_fast_mode_is_charged_and_bounded_at_the_fast_price(gw: Harnes
     bound = int(decision.input["input_tokens_bound"])
     assert reserved(gw, event) == sheet.max_cost_nano(bound, 64, conditions=(("speed", "fast"),))
     assert reserved(gw, event) > sheet.max_cost_nano(bound, 64) and reserved(gw, event) >= event.cost_nano
+
+
+def forwarded(server: BackgroundServer) -> dict[str, Any]:
+    """The body the simulator received last (what the gateway forwarded)."""
+    [last] = httpx.get(server.url + "/_simulator/requests", params={"limit": 1}).json()["requests"]
+    body: dict[str, Any] = last["body"]
+    return body
+
+
+def test_the_gateway_caps_web_search_uses_and_the_bound_covers_them(gw: Harness, profiled: BackgroundServer) -> None:
+    client = gw.anthropic(gw.key(team="ml"))
+    message = client.messages.create(model="claude-opus-4-6", max_tokens=64, messages=LONG, tools=[SEARCH_TOOL])
+    assert forwarded(profiled)["tools"] == [{**SEARCH_TOOL, "max_uses": 5}]  # gateway.default_max_tool_uses
+    counts = anthropic_counts(message.usage)
+    assert counts["web_searches"] == 5  # the simulator used every search it was allowed
+    price = data_price("anthropic", "claude-opus-4-6")
+    event = only_event(gw)
+    assert event.cost_nano == expected_nano(price, **counts) and event.usage.count("web_searches") == 5
+    [decision] = gw.app.store.list_decisions()
+    assert decision.result["tool_uses"] == {"web_searches": 5}
+    sheet = gw.app.catalog.resolve("claude-opus-4-6", "anthropic")
+    bound = int(decision.input["input_tokens_bound"])
+    assert reserved(gw, event) == sheet.max_cost_nano(bound, 64, units={"web_searches": 5}) >= event.cost_nano
+    # the five searches alone are in the bound: without them it would be short of the cost
+    searches = expected_nano(price, input_total=0, output_total=0, web_searches=5)
+    assert searches == int(5 * price.web_searches_kcount / 1000 * 10**9) > 0  # per 1K searches, exact
+    assert reserved(gw, event) - sheet.max_cost_nano(bound, 64) == searches
+
+
+def test_a_client_max_uses_is_kept_and_bounded(gw: Harness, profiled: BackgroundServer) -> None:
+    client = gw.anthropic(gw.key(team="ml"))
+    tool = {**SEARCH_TOOL, "max_uses": 2}
+    client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=LONG, tools=[tool],
+                           stream=False)
+    assert forwarded(profiled)["tools"] == [tool]
+    [decision] = gw.app.store.list_decisions()
+    assert decision.result["tool_uses"] == {"web_searches": 2}
+    event = only_event(gw)
+    assert reserved(gw, event) >= event.cost_nano
+
+
+def test_the_default_max_uses_is_a_setting(make_gateway: Callable[..., Harness], profiled: BackgroundServer) -> None:
+    gw = make_gateway(simulator_url=profiled.url, default_max_tool_uses=3)
+    gw.anthropic(gw.key(team="ml")).messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=LONG,
+                                                    tools=[SEARCH_TOOL, {"name": "lookup", "input_schema": {}}])
+    assert forwarded(profiled)["tools"][0]["max_uses"] == 3
+    assert "max_uses" not in forwarded(profiled)["tools"][1]  # a client tool is not billed per use
+    [decision] = gw.app.store.list_decisions()
+    assert decision.result["tool_uses"] == {"web_searches": 3}
+
+
+@pytest.mark.parametrize("max_uses", [0, -1, "5", True, 2**31])
+def test_a_bad_max_uses_is_a_400_naming_it(gw: Harness, max_uses: Any) -> None:
+    client = gw.anthropic(gw.key(team="ml"))
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=LONG,
+                               tools=[{**SEARCH_TOOL, "max_uses": max_uses}])
+    assert "tools[0].max_uses" in str(info.value)
+    assert gw.app.store.list_events() == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_web_search_options_is_charged_one_search(gw: Harness, stream: bool) -> None:
+    client = gw.openai(gw.key(team="ml"))
+    if stream:
+        chunks = list(client.chat.completions.create(model="gpt-5.6-sol", messages=LONG, max_tokens=64, stream=True,
+                                                     stream_options={"include_usage": True},
+                                                     web_search_options={}))
+        usage = chunks[-1].usage
+    else:
+        usage = client.chat.completions.create(model="gpt-5.6-sol", messages=LONG, max_tokens=64,
+                                               web_search_options={"search_context_size": "low"}).usage
+    assert usage is not None and usage.prompt_tokens_details is not None
+    reasoning = usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else 0
+    price = data_price("openai", "gpt-5.6-sol")
+    counts = {"input_total": usage.prompt_tokens, "output_total": usage.completion_tokens,
+              "cache_read": usage.prompt_tokens_details.cached_tokens or 0,
+              "cache_write_5m": usage.prompt_tokens_details.model_dump()["cache_write_tokens"],
+              "reasoning": reasoning or 0}
+    event = only_event(gw)
+    assert event.usage.count("web_searches") == 1 and event.status == "ok" and not event.price_flagged
+    assert event.cost_nano == expected_nano(price, **counts, web_searches=1)
+    assert event.cost_nano > expected_nano(price, **counts)  # the search is not free
+    [decision] = gw.app.store.list_decisions()
+    assert decision.result["tool_uses"] == {"web_searches": 1}
+    assert reserved(gw, event) >= event.cost_nano
+
+
+def test_a_chat_call_without_web_search_options_is_charged_no_search(gw: Harness) -> None:
+    client = gw.openai(gw.key(team="ml"))
+    client.chat.completions.create(model="gpt-5.6-sol", messages=LONG, max_tokens=16)
+    assert only_event(gw).usage.count("web_searches") == 0
+    [decision] = gw.app.store.list_decisions()
+    assert "tool_uses" not in decision.result
+
+
+def test_a_billed_tool_the_protocol_cannot_cap_is_refused(gw: Harness) -> None:
+    """No endpoint body passes validation with one today (Chat Completions tools are functions); the
+    decision core still refuses a priced per-call unit it cannot bound, naming the field."""
+    request = LlmRequest("openai", "chat.completions", "gpt-5.6-sol", 100, 100, 16,
+                         params={"billed_units": ["web_searches"]})
+    ctx = Context(team="ml")
+    outcome = gw.app.core.admit(ctx, request, uncapped={"web_searches": "tools[1]"})
+    assert isinstance(outcome, Denial) and outcome.status == 400 and outcome.code == "uncapped_billed_unit"
+    assert outcome.message.startswith("tools[1]: enables web_searches")
+    capped = gw.app.core.admit(ctx, request, tool_uses={"web_searches": 1})
+    assert not isinstance(capped, Denial)
+    gw.app.core.release(capped)
+    with pytest.raises(openai.BadRequestError):  # the wire: an OpenAI-style search tool is not a chat tool
+        gw.openai(gw.key(team="ml")).chat.completions.create(model="gpt-5.6-sol", messages=LONG, max_tokens=16,
+                                                              tools=[{"type": "web_search"}])  # type: ignore[list-item]

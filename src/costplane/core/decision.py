@@ -70,7 +70,11 @@ class DecisionCore:
         self.slo_gate = slo_gate  # breached economic SLOs (core/slo.py); None: no SLO effects
 
     # -- admission --------------------------------------------------------------------
-    def admit(self, ctx: Context, req: LlmRequest) -> Admission | Denial:
+    def admit(self, ctx: Context, req: LlmRequest, *, tool_uses: Mapping[str, int] | None = None,
+              uncapped: Mapping[str, str] | None = None) -> Admission | Denial:
+        """`tool_uses`: the most calls of each per-call unit the request can incur (the worst case counts
+        them); `uncapped`: units the request enables with no cap, by the field enabling them — a priced
+        one is refused (400), since its cost could not be bounded."""
         now = self._clock()
         bundle = self._bundle()
         served = self.config.provider_for(req.model, req.protocol)
@@ -120,11 +124,20 @@ class DecisionCore:
                         "a tool billed per call); unknown prices are denied by the pricing configuration",
                         extra={"units": unpriced})
 
+        open_ended = {u: f for u, f in (uncapped or {}).items() if price.priced(u)}
+        if open_ended:
+            unit, where = next(iter(sorted(open_ended.items())))
+            return deny(400, "uncapped_billed_unit",
+                        f"{where}: enables {unit}, billed per call for model {upstream_model!r}, with no parameter "
+                        "capping how many calls it makes, so the gateway cannot bound its cost; use a tool the "
+                        "protocol can cap (Anthropic web search `max_uses`, Chat Completions `web_search_options`)",
+                        extra={"units": sorted(open_ended), "field": where})
+        uses = dict(tool_uses or {})
         max_tokens = self._max_tokens(req, policy)
         reason = "; ".join(m.reason for m in policy.matched if m.reason)
         effect = policy.effect if policy.effect in ("route", "mutate") else "allow"
         attempt = self._reserve(decision_id, now, bundle, ctx, req, policy, budgets, provider,
-                                upstream_model, price, max_tokens, effect, reason)
+                                upstream_model, price, max_tokens, effect, reason, uses)
         if isinstance(attempt, Admission):
             return attempt
         state, limit, spec = attempt
@@ -135,10 +148,10 @@ class DecisionCore:
                     cheaper = self.catalog.resolve(degraded[1], degraded[0].pricing_provider, now)
                 except UnknownPrice:
                     cheaper = None
-                if cheaper is not None:
+                if cheaper is not None and not any(cheaper.priced(u) for u in uncapped or {}):
                     why = f"budget {spec.name!r} has no room for {upstream_model}; degraded to {degraded[1]}"
                     retry = self._reserve(decision_id, now, bundle, ctx, req, policy, budgets, degraded[0],
-                                          degraded[1], cheaper, max_tokens, "route", why)
+                                          degraded[1], cheaper, max_tokens, "route", why, uses)
                     if isinstance(retry, Admission):
                         return retry
                     state, limit, spec = retry
@@ -150,12 +163,12 @@ class DecisionCore:
     def _reserve(
         self, decision_id: str, now: datetime, bundle: ActiveBundle, ctx: Context, req: LlmRequest,
         policy: PolicyDecision, budgets: list[BudgetSpec], provider: ProviderConfig, model: str,
-        price: PriceSheet, max_tokens: int, effect: str, reason: str,
+        price: PriceSheet, max_tokens: int, effect: str, reason: str, tool_uses: Mapping[str, int],
     ) -> Admission | tuple[ClaimState | None, str | None, BudgetSpec | None]:
         tier = req.params.get("service_tier")
         asked = tuple((k, v) for k, v in req.params.items() if k in ("speed", "processing") and isinstance(v, str))
         worst = price.max_cost_nano(req.input_bound, max_tokens, service_tier=tier if isinstance(tier, str) else None,
-                                    conditions=asked)
+                                    conditions=asked, units=tool_uses)
         claims = budget_claims(budgets, ctx, model, worst, now)
         reservation = Reservation(
             id=new_id("res"), claims=claims, created_at=now,
@@ -165,6 +178,8 @@ class DecisionCore:
         params = {k: v for k, v in policy.mutations.items() if k != "max_tokens"}
         result = {"model": model, "provider": provider.name, "max_tokens": max_tokens,
                   "reserved_nano": worst, "reservation_id": reservation.id, "params": dict(params)}
+        if tool_uses:
+            result["tool_uses"] = dict(tool_uses)  # the per-call units the bound counts
         record = self._record(decision_id, now, bundle, ctx, req, effect, reason, 200, policy,
                               tuple(c.budget for c in claims), result)
         try:

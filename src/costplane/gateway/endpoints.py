@@ -15,6 +15,7 @@ from costplane.gateway.tokens import InputSize, measure_anthropic, measure_embed
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_anthropic import MESSAGES_BODY
 from costplane.gateway.validate_openai import CHAT_BODY, EMBEDDINGS_BODY
+from costplane.pricing.readers import cap_tool_uses, tool_use_limits
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["ANTHROPIC_MESSAGES", "ENDPOINTS", "OPENAI_CHAT", "OPENAI_EMBEDDINGS", "BodyError", "Endpoint"]
@@ -69,6 +70,14 @@ class Endpoint:
             body["max_completion_tokens"] = max_tokens
             return
         body["max_tokens"] = max_tokens
+
+    def cap_tool_uses(self, body: dict[str, Any], default_max_uses: int) -> tuple[dict[str, int], dict[str, str]]:
+        """Set `max_uses` on each Anthropic server tool billed per use that has none (in `body`, which
+        is then forwarded), and return the most calls of each per-call unit the request can incur and
+        the units it enables with no cap (by field): what the worst-case bound counts."""
+        if self.protocol == "anthropic":
+            cap_tool_uses(body, default_max_uses)
+        return tool_use_limits(body)
 
 
 OPENAI_CHAT = Endpoint("openai", "chat.completions", "/chat/completions", _validate_chat, measure_openai_chat,

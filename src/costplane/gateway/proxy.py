@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -36,6 +37,7 @@ from costplane.ledger.types import CallIds
 from costplane.money import format_usd
 from costplane.otel.calls import CallLinker
 from costplane.otel.export import GatewaySpanExporter
+from costplane.pricing.readers import with_per_call_units
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["GovernedProxy"]
@@ -149,6 +151,7 @@ class GovernedProxy:
                                       param="x-costplane-cache")
             cache_wanted = choice
 
+        tool_uses, uncapped = endpoint.cap_tool_uses(body, self.core.config.gateway.default_max_tool_uses)
         size = endpoint.measure(body)
         stream = body.get("stream") is True and endpoint.streams
         llm = LlmRequest(
@@ -160,7 +163,8 @@ class GovernedProxy:
             cache_hash=request_hash(body, normalise=False) if _deterministic(endpoint, body) else None,
         )
         try:
-            outcome = await self.store.run(self.core.admit, ctx, llm)
+            admit = partial(self.core.admit, tool_uses=tool_uses, uncapped=uncapped)
+            outcome = await self.store.run(admit, ctx, llm)
         except StoreUnavailable as exc:
             return error_response(proto, 503, "spend_unverifiable",
                                   f"spend cannot be verified (store unavailable: {exc}); failing closed",
@@ -242,6 +246,9 @@ class GovernedProxy:
                 cache_body: bytes | None = None, content_type: str = "", ids: CallIds = _NO_IDS) -> Settlement:
         """Runs on a store thread: settle, queue the call's ids (the client's spans of the same call
         then link to this event), and fill the response cache when asked to."""
+        # one search per Chat Completions call with web_search_options, whatever the usage reports
+        usage = with_per_call_units(usage, admission.request.endpoint, admission.request.params.get("billed_units")
+                                    or ())
         settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
         self.calls.submit(settlement.event_id, ids)  # a queue append; written off the request path
         if self.spans is not None:  # a queue append: encoding and export run on the exporter's thread

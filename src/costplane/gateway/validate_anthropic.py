@@ -10,7 +10,10 @@ import re
 
 from costplane.gateway.validate import MAX_OUTPUT_TOKENS, Any_, Arr, Bool, Int, Map, Num, Obj, OneOf, Spec, Str, Tagged
 
-__all__ = ["BLOCK_TYPES", "MESSAGES_BODY"]
+__all__ = ["BLOCK_TYPES", "MAX_TOOL_USES", "MESSAGES_BODY"]
+
+#: the largest `max_uses` accepted on a server tool (the worst-case bound reserves that many uses)
+MAX_TOOL_USES = 2**31 - 1
 
 _STR = Str()
 _NAME = Str(nonempty=True)
@@ -65,7 +68,9 @@ _MESSAGE = Obj({"role": Str(enum=frozenset({"user", "assistant"})), "content": _
                required=("role", "content"))
 _CLIENT_TOOL = Obj({"type": _STR, "name": _NAME, "description": _STR, "input_schema": _OBJ,
                     "cache_control": _CACHE}, required=("name", "input_schema"))
-_TOOL = Obj({"type": _STR, "name": _NAME, "cache_control": _CACHE}, required=("name",))
+#: a server tool; `max_uses` caps the uses of one billed per use (web search), see docs/gateway.md
+_TOOL = Obj({"type": _STR, "name": _NAME, "cache_control": _CACHE, "max_uses": Int(1, MAX_TOOL_USES)},
+            required=("name",))
 _TOOL_CHOICE = Tagged({
     "auto": Obj({"disable_parallel_tool_use": Bool()}),
     "any": Obj({"disable_parallel_tool_use": Bool()}),

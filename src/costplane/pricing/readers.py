@@ -33,20 +33,30 @@ from typing import Any
 from costplane.pricing.types import TokenUsage
 
 __all__ = [
+    "PER_CALL_UNITS",
     "anthropic_usage",
     "bedrock_usage",
+    "cap_tool_uses",
     "gemini_usage",
     "openai_response_units",
     "openai_usage",
     "request_conditions",
     "request_units",
     "tier_conditions",
+    "tool_use_limits",
     "with_conditions",
+    "with_per_call_units",
 ]
 
 _MODALITIES = {"AUDIO": "audio", "IMAGE": "image", "VIDEO": "video"}
 _OPENAI_TOOL_UNITS = {"web_search": "web_searches", "web_search_preview": "web_searches",
                       "file_search": "storage_searches"}
+#: Anthropic server tools billed per use, by type prefix (web_search_20250305 -> web_searches); each
+#: takes `max_uses`. Web fetch is billed by its tokens only; code execution by container time.
+_ANTHROPIC_TOOL_UNITS = {"web_search_": "web_searches"}
+#: Units an endpoint's call is billed once for when its request enables them, whatever the usage
+#: reports: OpenAI bills one web search per Chat Completions call with `web_search_options`.
+PER_CALL_UNITS: Mapping[str, tuple[str, ...]] = {"chat.completions": ("web_searches",)}
 
 
 def _int(value: Any) -> int:
@@ -223,6 +233,64 @@ def request_units(body: Mapping[str, Any]) -> frozenset[str]:
         elif kind in _OPENAI_TOOL_UNITS:
             units.add(_OPENAI_TOOL_UNITS[kind])
     return frozenset(units)
+
+
+def _anthropic_tool_unit(tool: Mapping[str, Any]) -> str | None:
+    kind = tool.get("type")
+    if not isinstance(kind, str):
+        return None
+    return next((unit for prefix, unit in _ANTHROPIC_TOOL_UNITS.items() if kind.startswith(prefix)), None)
+
+
+def cap_tool_uses(body: dict[str, Any], default: int) -> None:
+    """Give every Anthropic server tool billed per use that has no `max_uses` the gateway's default,
+    in place (the body is then forwarded so): the provider can never run more uses than the bound
+    counts. A client's own `max_uses` is kept."""
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return
+    for index, tool in enumerate(tools):
+        if isinstance(tool, Mapping) and _anthropic_tool_unit(tool) is not None and tool.get("max_uses") is None:
+            tools[index] = {**tool, "max_uses": default}
+
+
+def tool_use_limits(body: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
+    """The most calls of each fee-bearing unit (`request_units`) a request can incur, and the units it
+    enables with no cap, each with the request field that enables it (`tools[2]`).
+
+    Anthropic server tools count their `max_uses` (summed over tools of the same unit); a Chat
+    Completions call with `web_search_options` is billed one search. A built-in tool with no cap
+    parameter (an OpenAI-style `web_search`/`file_search` entry in `tools`) is uncapped."""
+    limits: dict[str, int] = {}
+    uncapped: dict[str, str] = {}
+    if isinstance(body.get("web_search_options"), Mapping):
+        limits["web_searches"] = 1
+    for index, raw in enumerate(_list(body.get("tools"))):
+        tool = _map(raw)
+        unit = _anthropic_tool_unit(tool)
+        uses = tool.get("max_uses")
+        if unit is not None and isinstance(uses, int) and not isinstance(uses, bool) and uses > 0:
+            limits[unit] = limits.get(unit, 0) + uses
+            continue
+        kind = str(tool.get("type", ""))
+        unit = unit or _OPENAI_TOOL_UNITS.get(kind) or ("web_searches" if kind.startswith("web_search") else None)
+        if unit is not None:
+            uncapped.setdefault(unit, f"tools[{index}]")
+    for unit in uncapped:
+        limits.pop(unit, None)
+    return limits, uncapped
+
+
+def with_per_call_units(usage: TokenUsage, endpoint: str, enabled: Iterable[str]) -> TokenUsage:
+    """`usage` with at least one of each unit the endpoint bills once per call (`PER_CALL_UNITS`)
+    that the request enabled; a larger reported count is kept."""
+    wanted = [u for u in PER_CALL_UNITS.get(endpoint, ()) if u in enabled and usage.count(u) < 1]
+    if not wanted:
+        return usage
+    units = dict(usage.units)
+    units.update((u, 1) for u in wanted)
+    return TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                      usage.reasoning_tokens, units=tuple(units.items()), conditions=usage.conditions)
 
 
 def with_conditions(usage: TokenUsage, requested: Mapping[str, str]) -> TokenUsage:

@@ -190,8 +190,9 @@ class PriceSheet:
     #: units, when no per-request fee applies)
     _plans: tuple[tuple[int, _Plan, _Plan | None], ...] = field(default=(), init=False, repr=False,
                                                                   compare=False)
-    #: (tier start or -1, dearest input-token rate, dearest output-token rate, request fee), femto-USD
-    _max_rates: tuple[tuple[int, _Femto, _Femto, _Femto], ...] = field(
+    #: (tier start or -1, dearest input-token rate, dearest output-token rate, request fee, declared rates
+    #: of the units counted per call: tool calls and the like), femto-USD
+    _max_rates: tuple[tuple[int, _Femto, _Femto, _Femto, tuple[tuple[str, _Femto], ...]], ...] = field(
         default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -209,7 +210,8 @@ class PriceSheet:
             plans.append((start, _plan(femto), core))
             in_rate = max(r for n, r in femto.items() if UNITS[n].is_token and UNITS[n].direction == "input")
             out_rate = max(r for n, r in femto.items() if UNITS[n].is_token and UNITS[n].direction == "output")
-            levels.append((start, in_rate, out_rate, femto.get("requests", 0)))
+            counted = tuple((n, r) for n, r in sorted(femto.items()) if not UNITS[n].is_token and n != "requests")
+            levels.append((start, in_rate, out_rate, femto.get("requests", 0), counted))
         object.__setattr__(self, "_plans", tuple(plans))
         object.__setattr__(self, "_max_rates", tuple(levels))
 
@@ -299,7 +301,7 @@ class PriceSheet:
         return int((total + _FEMTO_PER_NANO // 2) // _FEMTO_PER_NANO)
 
     def max_cost_nano(self, input_tokens: int, output_tokens: int, *, service_tier: str | None = None,
-                      conditions: tuple[tuple[str, str], ...] = ()) -> int:
+                      conditions: tuple[tuple[str, str], ...] = (), units: Mapping[str, int] | None = None) -> int:
         """Upper bound of a call with at most `input_tokens` input and `output_tokens` output:
         every token at the dearest rate of its side (input: input, cache reads, 5-minute and
         1-hour cache writes, audio/image/video in; output: output, reasoning, audio/image/video
@@ -309,8 +311,14 @@ class PriceSheet:
         dearest of all variants (the project's default tier may be priority); no tier at the
         standard price (OpenAI serves the standard tier unless the project is configured
         otherwise). Other requested `conditions` (Anthropic's `speed: fast`) add the variants they
-        select. Per-tool-call fees are not bounded here (the count is not known up front).
+        select. `units` are the most calls of each per-call unit the request can incur (the gateway caps
+        them: Anthropic's web search `max_uses`, one search per Chat Completions call with
+        `web_search_options`); each adds count x the dearest rate of that unit or of a priced ancestor
+        among the same tiers. A unit with no price here adds nothing (the unknown-price rule applies).
         """
+        counts = {n: c for n, c in (units or {}).items() if c > 0}
+        for name, count in counts.items():
+            _check_count(name, count)
         sheets: list[PriceSheet] = [self]
         if self.variants and service_tier is not None:
             if service_tier == "auto":
@@ -325,10 +333,18 @@ class PriceSheet:
             in_rate: _Femto = 0
             out_rate: _Femto = 0
             fee: _Femto = 0
-            for start, tier_in, tier_out, tier_fee in sheet._max_rates:
+            per_call: dict[str, _Femto] = {}
+            for start, tier_in, tier_out, tier_fee, counted in sheet._max_rates:
                 if start < input_tokens:  # a tier applies only above its start
                     in_rate, out_rate, fee = max(in_rate, tier_in), max(out_rate, tier_out), max(fee, tier_fee)
-            worst = max(worst, input_tokens * in_rate + output_tokens * out_rate + fee)
+                    for name, rate in counted if counts else ():
+                        per_call[name] = max(per_call.get(name, 0), rate)
+            calls: _Femto = 0
+            for name, count in counts.items():
+                unit = UNITS.get(name)
+                charged = (name, *unit.ancestors) if unit is not None else (name,)
+                calls += count * max((per_call.get(n, 0) for n in charged), default=0)
+            worst = max(worst, input_tokens * in_rate + output_tokens * out_rate + fee + calls)
         return int(-(-worst // _FEMTO_PER_NANO))
 
 
