@@ -18,10 +18,13 @@ from costplane.pricing import Catalog, TokenUsage, genai
 from costplane.pricing.readers import (
     anthropic_usage,
     bedrock_usage,
+    cap_tool_uses,
     gemini_usage,
     openai_usage,
     request_conditions,
     request_units,
+    tool_use_limits,
+    with_per_call_units,
 )
 from costplane.pricing.usagecodec import usage_from_json, usage_to_json
 
@@ -249,3 +252,75 @@ def test_overrides_declare_unit_prices() -> None:
     with pytest.raises(PricingConfigError, match=r"units\.web_searches: expected a price of zero or more USD per 1K"):
         PricingConfig.parse({"overrides": [{"model": "m", "input": "1", "output": "1",
                                             "units": {"web_searches": "-1"}}]}, source="costplane.yaml")
+
+
+SEARCH_PRICED = [("claude-sonnet-4-6", "anthropic"), ("claude-opus-4-6", "anthropic"), ("o3", "openai"),
+                 ("gpt-5.6-sol", "openai"), ("gemini-3-pro-preview", "google")]
+
+
+def test_worst_case_bounds_web_searches_up_to_max_uses() -> None:
+    catalog = Catalog.load()
+    rng = random.Random(11)
+    checked = 0
+    for model, provider in SEARCH_PRICED:
+        sheet = catalog.resolve(model, provider, AT)
+        assert sheet.priced("web_searches"), model
+        for _ in range(60):
+            bound_in, bound_out, max_uses = rng.randint(1, 400_000), rng.randint(1, 20_000), rng.randint(1, 50)
+            inp, out = rng.randint(0, bound_in), rng.randint(0, bound_out)
+            read = rng.randint(0, inp)
+            usage = TokenUsage(inp, out, read, rng.randint(0, inp - read), rng.randint(0, out),
+                               units=(("web_searches", max_uses),))
+            bound = sheet.max_cost_nano(bound_in, bound_out, units={"web_searches": max_uses})
+            assert sheet.cost_nano(usage) <= bound
+            checked += 1
+            # every search is in the bound: exactly max_uses x the rate, per 1,000 searches, exact in femto-USD
+            rate = sheet.rates(bound_in)["web_searches"]
+            base_femto = sheet.max_cost_nano(bound_in, bound_out) * 10**6  # ceilings differ by < 1 nano
+            with_searches = bound * 10**6
+            exact = int(max_uses * rate * 10**15 / 1000)
+            assert with_searches - base_femto - 10**6 < exact <= with_searches - base_femto + 10**6
+    assert checked == 300
+    # without the cap the bound would be short of the cost of the searches a call actually made
+    sonnet = catalog.resolve("claude-sonnet-4-6", "anthropic", AT)
+    five = TokenUsage(1000, 100, units=(("web_searches", 5),))
+    assert sonnet.cost_nano(five) > sonnet.max_cost_nano(1000, 100)
+    assert sonnet.cost_nano(five) <= sonnet.max_cost_nano(1000, 100, units={"web_searches": 5})
+    # a unit the model does not price adds nothing (the unknown-price rule governs it), 0 uses add nothing
+    gpt5 = catalog.resolve("gpt-5", "openai", AT)
+    if not gpt5.priced("code_executions"):
+        assert gpt5.max_cost_nano(10, 10, units={"code_executions": 9}) == gpt5.max_cost_nano(10, 10)
+    assert sonnet.max_cost_nano(10, 10, units={"web_searches": 0}) == sonnet.max_cost_nano(10, 10)
+    with pytest.raises(ValueError, match="web_searches"):
+        sonnet.max_cost_nano(10, 10, units={"web_searches": True})
+
+
+def test_the_gateway_caps_anthropic_web_search_uses() -> None:
+    body = {"tools": [{"type": "web_search_20250305", "name": "web_search"},
+                      {"type": "web_search_20260101", "name": "search2", "max_uses": 3},
+                      {"name": "lookup", "input_schema": {}},
+                      {"type": "web_fetch_20250910", "name": "web_fetch"},
+                      {"type": "code_execution_20250825", "name": "code_execution"}]}
+    cap_tool_uses(body, 5)
+    tools = body["tools"]
+    assert tools[0]["max_uses"] == 5 and tools[1]["max_uses"] == 3  # the client's own value is kept
+    assert all("max_uses" not in t for t in tools[2:])  # not billed per use
+    assert tool_use_limits(body) == ({"web_searches": 8}, {})
+    assert tool_use_limits({"web_search_options": {}}) == ({"web_searches": 1}, {})
+    assert tool_use_limits({"model": "x"}) == ({}, {})
+    # a built-in tool with no cap parameter is reported with the field that enables it
+    assert tool_use_limits({"tools": [{"type": "function"}, {"type": "web_search"}, {"type": "file_search"}]}) == (
+        {}, {"web_searches": "tools[1]", "storage_searches": "tools[2]"})
+    # an uncapped tool of a unit leaves that unit uncapped, even beside a capped one
+    assert tool_use_limits({"web_search_options": {}, "tools": [{"type": "web_search_preview"}]}) == (
+        {}, {"web_searches": "tools[0]"})
+
+
+def test_chat_web_search_options_is_one_search_per_call() -> None:
+    usage = TokenUsage(100, 10)
+    charged = with_per_call_units(usage, "chat.completions", ["web_searches"])
+    assert charged.count("web_searches") == 1 and charged.input_tokens == 100
+    assert with_per_call_units(usage, "chat.completions", []) is usage
+    assert with_per_call_units(usage, "messages", ["web_searches"]) is usage  # Anthropic reports its count
+    reported = TokenUsage(100, 10, units=(("web_searches", 2),))
+    assert with_per_call_units(reported, "chat.completions", ["web_searches"]) is reported
