@@ -14,6 +14,10 @@ import anthropic
 import httpx
 import openai
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from billed_units_data import data_price, expected_nano, model_without
 from costplane.attribution.context import Context
@@ -340,3 +344,23 @@ def test_a_billed_tool_the_protocol_cannot_cap_is_refused(gw: Harness) -> None:
     with pytest.raises(openai.BadRequestError):  # the wire: an OpenAI-style search tool is not a chat tool
         gw.openai(gw.key(team="ml")).chat.completions.create(model="gpt-5.6-sol", messages=LONG, max_tokens=16,
                                                               tools=[{"type": "web_search"}])  # type: ignore[list-item]
+
+
+def test_a_response_without_usage_is_charged_every_search_it_may_have_made(
+        make_gateway: Callable[..., Harness]) -> None:
+    async def no_usage(request: Request) -> JSONResponse:
+        return JSONResponse({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-4-6",
+                             "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"})
+
+    with BackgroundServer(Starlette(routes=[Route("/v1/messages", no_usage, methods=["POST"])])) as upstream:
+        gw = make_gateway(simulator_url=upstream.url)
+        reply = httpx.post(gw.url + "/v1/messages", headers={"x-api-key": gw.key(team="ml")},
+                           json={"model": "claude-opus-4-6", "max_tokens": 32, "messages": LONG,
+                                 "tools": [SEARCH_TOOL]})
+    assert reply.status_code == 200
+    event = only_event(gw)
+    assert event.status == "estimated" and event.usage.count("web_searches") == 5
+    bound = event.usage.input_tokens
+    price = data_price("anthropic", "claude-opus-4-6")
+    assert event.cost_nano == expected_nano(price, input_total=bound, output_total=32, web_searches=5)
+    assert expected_nano(price, input_total=bound, output_total=32) < event.cost_nano <= reserved(gw, event)

@@ -203,7 +203,7 @@ class GovernedProxy:
             await self.store.run(self.core.release, admission)
             return self._upstream_failure(proto, exc, admission)
         if upstream.status >= 400 or not stream:
-            return await self._plain(endpoint, admission, upstream, started, use_cache, trace)
+            return await self._plain(endpoint, admission, upstream, started, use_cache, trace, tool_uses)
         meter: OpenAIStreamMeter | AnthropicStreamMeter = (
             OpenAIStreamMeter(hide_usage_chunk=not client_wants_usage) if proto == "openai"
             else AnthropicStreamMeter())
@@ -213,7 +213,7 @@ class GovernedProxy:
                                  media_type="text/event-stream", headers=out_headers)
 
     async def _plain(self, endpoint: Endpoint, admission: Admission, upstream: Any, started: float,
-                     use_cache: bool, trace: CallIds) -> Response:
+                     use_cache: bool, trace: CallIds, tool_uses: Mapping[str, int] | None = None) -> Response:
         proto = endpoint.protocol
         try:
             payload_bytes = await upstream.read()
@@ -234,7 +234,8 @@ class GovernedProxy:
         status = "ok"
         if usage is None:
             # No silent $0: charge the bound of what may have been consumed, and say so.
-            usage = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens)
+            usage = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens,
+                               units=tuple((tool_uses or {}).items()))  # every per-call use it may have made
             status = "estimated"
         ids = CallIds(response_id(payload), trace.trace_id, trace.span_id)
         settlement = await self.store.run(self._settle, admission, usage, status, latency,
