@@ -41,8 +41,9 @@ POLICY_KNOWN = {
 #: HTTP frameworks: only the serving layers (gateway, api, web, receivers) speak HTTP
 HTTP_LIBRARIES = ("starlette", "aiohttp", "httpx", "uvicorn", "requests", "fastapi")
 #: core modules that choose HTTP status codes today (Denial(402, …), status_code=…); the drawing has
-#: the HTTP layers map the core's outcomes to status codes
-STATUS_KNOWN = {"costplane.core.decision", "costplane.core.environments", "costplane.core.spend"}
+#: the HTTP layers map the core's outcomes to status codes. spend and slo only fill the decision record's
+#: status_code (200) of decisions no client waits for.
+STATUS_KNOWN = {"costplane.core.decision", "costplane.core.environments", "costplane.core.spend", "costplane.core.slo"}
 _STATUS_CALLS = ("Denial", "deny", "_deny")
 
 
