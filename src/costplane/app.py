@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from costplane.alerts.webhook import CompositeNotifier, WebhookNotifier
+from costplane.auth.authenticator import Authenticator
 from costplane.config import Config
 from costplane.core.bundle_state import ActiveBundle
 from costplane.core.decision import DecisionCore
@@ -64,10 +65,12 @@ class Application:
         self.slo_gate = SloGate(self.store)
         self.core = DecisionCore(config, self.store, self.catalog, lambda: self.bundle, notifier=self.notifier,
                                  slo_gate=self.slo_gate)
+        # 5. the one authenticator (one credential cache) of the gateway, both APIs and the dashboard
+        self.auth = Authenticator(self.store)
 
     @functools.cached_property
     def environments(self) -> EnvironmentCore:
-        """5. The environment adapter (built on first use: the CLI's commands mostly need none)."""
+        """6. The environment adapter (built on first use: the CLI's commands mostly need none)."""
         return EnvironmentCore(self.store, SkuCatalog.load(self.config.pricing), lambda: self.bundle,
                                DriverSet(self.state_dir), notifier=self.notifier)
 

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from costplane.auth.authenticator import TOKEN_PREFIX, authenticator
+from costplane.auth.authenticator import TOKEN_PREFIX, Authenticator
 from costplane.core.decision import new_id
 from costplane.ledger.store import Store
 from costplane.ledger.usertypes import ROLES, ApiTokenRecord, UserRecord
@@ -103,9 +103,9 @@ def issue_token(store: Store, user: UserRecord, name: str = "api", expires_at: d
 
 
 def token_user(store: Store, secret: str, now: datetime) -> tuple[UserRecord, ApiTokenRecord] | None:
-    """The active user and usable token behind a bearer secret, or None (through the store's one
-    authenticator and its revocation-exact cache; `now` is when expiry is judged)."""
-    found = authenticator(store).token_user(secret)
+    """The active user and usable token behind a bearer secret, or None (one look-up outside a server,
+    e.g. the CLI; `now` is when expiry is judged)."""
+    found = Authenticator(store).token_user(secret)
     if found is None or not found[1].usable(now):
         return None
     return found

@@ -29,7 +29,7 @@ from costplane.api.principal import ALL_ROLES, KEY_ROLES, Principal
 from costplane.api.runs import run_owners
 from costplane.api.table import RULES, Call, Endpoint, Param, Scoping, Served, WithStatus, invoke
 from costplane.app import Application
-from costplane.auth.authenticator import Authenticator, authenticator, request_secret
+from costplane.auth.authenticator import Authenticator, request_secret
 from costplane.core.environments import EnvironmentCore
 from costplane.lifecycle.machine import machine_environment_endpoints
 from costplane.otel.receiver import otlp_endpoint
@@ -232,7 +232,7 @@ def check_table(table: Sequence[Endpoint]) -> None:
 def api_routes(application: Application, table: Sequence[Endpoint]) -> list[BaseRoute]:
     """The routes serving `table` (built by `endpoints`) and its OpenAPI document."""
     check_table(table)
-    auth = authenticator(application.store)
+    auth = application.auth
     try:
         release = version("costplane")
     except PackageNotFoundError:

@@ -1,12 +1,11 @@
 """Authentication and authorization of every HTTP surface: one principal type (`Principal`:
 a user's API token, a dashboard session or a virtual key, with role and scope) and one
-authenticator per store with a revocation-exact cache (`Authenticator`, see docs/api.md)."""
+authenticator per application with a revocation-exact cache (`Authenticator`, see docs/api.md)."""
 
 from costplane.auth.authenticator import (
     KEY_PREFIX,
     TOKEN_PREFIX,
     Authenticator,
-    authenticator,
     hash_secret,
     request_secret,
 )
@@ -21,7 +20,6 @@ __all__ = [
     "UNSCOPED_ROLES",
     "Authenticator",
     "Principal",
-    "authenticator",
     "hash_secret",
     "key_principal",
     "request_secret",

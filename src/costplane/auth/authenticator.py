@@ -2,8 +2,8 @@
 
 Costplane virtual keys (`cpk_…`, `Authorization: Bearer` or `x-api-key`), users' API tokens
 (`cpt_…`, bearer) and dashboard sessions (an API token carried by the session cookie) are all
-resolved here, through ONE cache per store, shared by the gateway, the machine API, the users'
-API, the OTLP receiver and the dashboard.
+resolved here. The application builds ONE `Authenticator` (one cache), which the gateway, the
+machine API, the users' API, the OTLP receiver and the dashboard share.
 
 Revocation is immediate. The store keeps a credential generation that grows by one in the very
 transaction that revokes a key, revokes a token or session, or disables a user (schema v12).
@@ -16,7 +16,6 @@ checked on every use. Unknown secrets are never cached (a flood of guesses canno
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import threading
@@ -30,7 +29,7 @@ from costplane.ledger.store import Store
 from costplane.ledger.types import KeyRecord
 from costplane.ledger.usertypes import ApiTokenRecord, UserRecord
 
-__all__ = ["KEY_PREFIX", "TOKEN_PREFIX", "Authenticator", "authenticator", "hash_secret", "request_secret"]
+__all__ = ["KEY_PREFIX", "TOKEN_PREFIX", "Authenticator", "hash_secret", "request_secret"]
 
 KEY_PREFIX = "cpk_"
 TOKEN_PREFIX = "cpt_"
@@ -154,16 +153,3 @@ class Authenticator:
         if not entry.user.active or not entry.token.usable(self._clock()):
             return None
         return entry.user, entry.token
-
-
-def authenticator(store: Store) -> Authenticator:
-    """THE authenticator of `store`: created once, kept on the store object itself, so every part of
-    the server (gateway, APIs, receiver, dashboard) that holds the store shares its one cache."""
-    found = getattr(store, "_costplane_authenticator", None)
-    if isinstance(found, Authenticator):
-        return found
-    made = Authenticator(store)
-    with contextlib.suppress(AttributeError):  # a store that cannot carry it keeps none (tests' stand-ins)
-        object.__setattr__(store, "_costplane_authenticator", made)
-    return made
-

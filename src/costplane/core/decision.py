@@ -69,6 +69,10 @@ class DecisionCore:
         self.notifier: Notifier = notifier or LoggingNotifier()
         self.slo_gate = slo_gate  # breached economic SLOs (core/slo.py); None: no SLO effects
 
+    def active_bundle(self) -> ActiveBundle:
+        """The bundle decisions are made under right now."""
+        return self._bundle()
+
     # -- admission --------------------------------------------------------------------
     def admit(self, ctx: Context, req: LlmRequest, *, tool_uses: Mapping[str, int] | None = None,
               uncapped: Mapping[str, str] | None = None) -> Admission | Denial:

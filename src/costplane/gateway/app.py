@@ -17,7 +17,6 @@ from costplane.app import Application
 from costplane.auth.authenticator import request_secret
 from costplane.gateway.endpoints import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS
 from costplane.gateway.errors import error_response
-from costplane.gateway.keys import KeyVerifier
 from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.upstream import AiohttpTransport, UpstreamError, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
@@ -39,11 +38,10 @@ def create_gateway(
     (seconds, job) of `background` runs every `seconds` while it serves (schedulers)."""
     settings = application.config.gateway
     transport = transport or AiohttpTransport()
-    keys = KeyVerifier(application.store, settings.key_cache_seconds)
     store = StoreExecutor(application.store)
-    proxy = GovernedProxy(application.core, keys, transport, settings.max_request_bytes,
-                          float(settings.upstream_timeout), store)
-    proxy.spans = span_exporter(application.config.telemetry)  # None unless telemetry.otlp_endpoint is set
+    proxy = GovernedProxy(application.core, application.auth, transport, settings.max_request_bytes,
+                          float(settings.upstream_timeout), store,
+                          spans=span_exporter(application.config.telemetry))  # None unless telemetry.otlp_endpoint
 
     async def chat(request: Request) -> Response:
         return await proxy.handle(OPENAI_CHAT, request)
@@ -55,8 +53,8 @@ def create_gateway(
         return await proxy.handle(ANTHROPIC_MESSAGES, request)
 
     async def models(request: Request) -> Response:
-        # the store's one authenticator: reads the credential generation, so run like any store call
-        if await store.run(keys.verify, request_secret(request.headers)) is None:
+        # the application's one authenticator: reads the credential generation, so run like any store call
+        if await store.run(application.auth.key, request_secret(request.headers)) is None:
             return error_response("openai", 401, "invalid_api_key", "missing, unknown, expired or revoked key")
         seen: dict[str, dict[str, object]] = {}
         for provider in application.config.providers:

@@ -1,5 +1,5 @@
-"""Virtual keys: minted once, stored as SHA-256, verified through the store's one authenticator
-(`costplane.auth`: one cache for keys, API tokens and sessions; a revocation is refused by the
+"""Virtual keys: minted once (the secret shown once), stored as SHA-256; verified by the application's
+authenticator (`costplane.auth`: one cache for keys, API tokens and sessions; a revocation is refused by the
 very next request on every process sharing the store)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from costplane.attribution.context import Context
-from costplane.auth.authenticator import KEY_PREFIX, authenticator, hash_secret
+from costplane.auth.authenticator import KEY_PREFIX, hash_secret
 from costplane.core.decision import new_id
 from costplane.ledger.store import Store
 from costplane.ledger.types import KeyRecord
 
-__all__ = ["KEY_PREFIX", "KeyVerifier", "create_key", "hash_secret"]
+__all__ = ["KEY_PREFIX", "create_key", "hash_secret"]
 
 
 def create_key(
@@ -30,14 +30,3 @@ def create_key(
     )
     store.create_key(record)
     return secret, record
-
-
-class KeyVerifier:
-    """Secret -> usable KeyRecord, through the store's authenticator. `ttl` is accepted for
-    compatibility and unused: there is no time window in which a revoked key still verifies."""
-
-    def __init__(self, store: Store, ttl: float = 0.0) -> None:
-        self._auth = authenticator(store)
-
-    def verify(self, secret: str) -> KeyRecord | None:
-        return self._auth.key(secret) if secret else None

@@ -17,11 +17,11 @@ from starlette.responses import Response, StreamingResponse
 
 from costplane.attribution.context import InvalidAttribute
 from costplane.attribution.resolve import AttributionConflict, resolve_context, traceparent_ids
+from costplane.auth.authenticator import Authenticator
 from costplane.core.decision import DecisionCore
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
 from costplane.gateway.endpoints import BodyError, Endpoint
 from costplane.gateway.errors import error_response
-from costplane.gateway.keys import KeyVerifier
 from costplane.gateway.metering import (
     AnthropicStreamMeter,
     OpenAIStreamMeter,
@@ -86,17 +86,17 @@ def _trace(request: Request) -> CallIds:
 
 
 class GovernedProxy:
-    spans: GatewaySpanExporter | None = None  # OTel GenAI span export (telemetry.otlp_endpoint), set by the app
-
-    def __init__(self, core: DecisionCore, keys: KeyVerifier, transport: UpstreamTransport,
-                 max_request_bytes: int, upstream_timeout: float, store: StoreExecutor) -> None:
+    def __init__(self, core: DecisionCore, auth: Authenticator, transport: UpstreamTransport,
+                 max_request_bytes: int, upstream_timeout: float, store: StoreExecutor,
+                 spans: GatewaySpanExporter | None = None) -> None:
         self.core = core
         self.store = store
-        self.keys = keys
+        self.auth = auth
         self.transport = transport
         self.max_request_bytes = max_request_bytes
         self.upstream_timeout = upstream_timeout
-        self.calls = CallLinker(core.store, core._bundle)  # counted once with the client's own spans
+        self.calls = CallLinker(core.store, core.active_bundle)  # counted once with the client's own spans
+        self.spans = spans  # OTel GenAI span export (telemetry.otlp_endpoint); None: off
 
     async def handle(self, endpoint: Endpoint, request: Request) -> Response:
         with self.store.request():
@@ -106,7 +106,7 @@ class GovernedProxy:
         started = time.perf_counter()
         proto = endpoint.protocol
         secret = _secret(request)
-        key = await self.store.run(self.keys.verify, secret) if secret else None  # a store read on PostgreSQL
+        key = await self.store.run(self.auth.key, secret) if secret else None  # a store read on PostgreSQL
         if key is None:
             return error_response(proto, 401, "invalid_api_key",
                                   "missing, unknown, expired or revoked costplane key")

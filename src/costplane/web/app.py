@@ -120,7 +120,7 @@ def web_routes(application: Application, table: Sequence[Endpoint]) -> list[Base
         async def endpoint(request: Request) -> Response:
             if not host_allowed(settings, request.headers.get("host", "")):
                 return Response("unknown host: not one of server.allowed_hosts", status_code=400)
-            principal = await run_in_threadpool(principal_of, store, request)
+            principal = await run_in_threadpool(principal_of, application.auth, request)
             if principal is None:
                 if post:
                     return Response("session expired: log in again", status_code=401)

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from costplane.api.credentials import hash_password, issue_token, verify_password
 from costplane.api.principal import Principal
-from costplane.auth.authenticator import authenticator
+from costplane.auth.authenticator import Authenticator
 from costplane.ledger.store import Store
 
 __all__ = ["COOKIE", "SESSION_HOURS", "end_session", "principal_of", "start_session"]
@@ -38,9 +38,9 @@ def start_session(store: Store, name: str, password: str, now: datetime) -> str 
     return secret
 
 
-def principal_of(store: Store, request: Request) -> Principal | None:
+def principal_of(auth: Authenticator, request: Request) -> Principal | None:
     secret = request.cookies.get(COOKIE, "")
-    return authenticator(store).session(secret) if secret else None
+    return auth.session(secret) if secret else None
 
 
 def end_session(store: Store, principal: Principal) -> None:
