@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from costplane.core.notify import LoggingNotifier, Notification, Notifier, cross
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement, tightest_remaining
 from costplane.core.spend import SpendRecord, record_spend
 from costplane.ledger.store import CachedResponse, Store, StoreUnavailable
-from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reservation
+from costplane.ledger.types import CallIds, ClaimState, CostEvent, DecisionRecord, Reservation
 from costplane.money import format_usd
 from costplane.policy.types import BudgetSpec, PolicyDecision
 from costplane.pricing.catalog import Catalog
@@ -255,7 +256,9 @@ class DecisionCore:
 
     # -- settlement ---------------------------------------------------------------------------
     def settle(self, admission: Admission, usage: TokenUsage, *, status: str = "ok",
-               latency_ms: int = 0, saved_nano: int = 0) -> Settlement:
+               latency_ms: int = 0, saved_nano: int = 0, ids: CallIds | None = None) -> Settlement:
+        """`ids`: the upstream response id and the client's trace/parent span ids, stored on the event
+        (a span or SDK record of the same call later links to it: counted once)."""
         # the requested tier prices the call only where the response does not report the tier it served
         # (OpenAI always does, and may serve a lower tier than asked)
         skip = ("service_tier",) if admission.request.protocol == "openai" else ()
@@ -273,6 +276,8 @@ class DecisionCore:
         if admission.effect == "route" and not saved_nano:
             saved_nano = self._route_saving(admission, usage, cost)
         event = self._event(admission, usage, cost, status=status, latency_ms=latency_ms, saved_nano=saved_nano)
+        if ids:
+            event = replace(event, response_id=ids.response_id, trace_id=ids.trace_id, span_id=ids.span_id)
         if admission.reservation is None:
             self.store.record_event(event, ())
             return Settlement(event.id, cost, None)
