@@ -140,3 +140,39 @@ def test_a_relative_sqlite_store_from_the_environment_is_relative_to_the_working
     assert load_config(path).store_url == f"sqlite:///{tmp_path / 'conf' / 'in-file.db'}"
     from_env = load_config(path, env={"COSTPLANE_STORE": "sqlite:///here.db"})
     assert from_env.store_url == f"sqlite:///{tmp_path / 'here.db'}"
+
+
+def test_provider_types_of_every_protocol_family(tmp_path: Path) -> None:
+    config = parse_config({"providers": {
+        "az": {"type": "azure-openai", "base_url": "https://res.openai.azure.com", "api_version": "2024-10-21",
+               "deployments": {"prod-4o": "gpt-4o"}, "models": []},
+        "gm": {"type": "gemini", "api_key_env": "GEMINI_KEY"},
+        "br": {"type": "bedrock", "region": "eu-west-1", "aws_access_key_id_env": "AK",
+               "aws_secret_access_key_env": "SK"},
+    }})
+    az, gm, br = config.providers
+    assert [p.protocol for p in config.providers] == ["azure-openai", "gemini", "bedrock"]
+    assert config.provider_for("prod-4o", "azure-openai") == (az, "gpt-4o")
+    assert config.provider_for("prod-4o", "openai") is None
+    assert az.deployment_for("gpt-4o") == "prod-4o" and az.pricing_provider == "azure"
+    assert gm.base_url == "https://generativelanguage.googleapis.com" and gm.pricing_provider == "google"
+    assert br.base_url == "https://bedrock-runtime.eu-west-1.amazonaws.com" and br.region == "eu-west-1"
+    assert br.aws_credentials() is None  # the variables are not set
+
+
+def test_provider_type_fields_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "costplane.yaml"
+    path.write_text(
+        "providers:\n"
+        "  az:\n    type: azure-openai\n    base_url: https://x\n    deployments: [a]\n"
+        "  br:\n    type: bedrock\n    region: us-east-1\n    aws_access_key_id_env: AK\n"
+        "  br2:\n    type: bedrock\n    region: us-east-1\n"
+        "  oa:\n    type: openai\n    base_url: http://x/v1\n    region: us-east-1\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert f"{path}:5: providers.az.deployments: expected a mapping of deployment name to model name" in text
+    assert f"{path}:9: providers.br.aws_access_key_id_env: set both" in text
+    assert f"{path}:10: providers.br2: expected aws_access_key_id_env and aws_secret_access_key_env" in text
+    assert f"{path}:16: providers.oa.region: unknown setting" in text

@@ -24,6 +24,9 @@ from costplane.settings import SECTIONS, SETTINGS, check, keys_of, reference_tab
 
 __all__ = [
     "ALERT_KINDS",
+    "DEFAULT_BASE_URLS",
+    "FAMILY_OF_TYPE",
+    "PROVIDER_TYPES",
     "SETTINGS",
     "AlertsConfig",
     "Config",
@@ -38,7 +41,27 @@ __all__ = [
     "settings_table",
 ]
 
-PROVIDER_TYPES = ("openai", "anthropic", "openai-compatible")
+PROVIDER_TYPES = ("openai", "anthropic", "openai-compatible", "azure-openai", "gemini", "bedrock")
+
+#: The protocol family each provider type serves (`ProviderConfig.protocol`, `LlmRequest.protocol`):
+#: an `openai` provider serves Chat Completions, Embeddings and Responses alike.
+FAMILY_OF_TYPE: Mapping[str, str] = {
+    "openai": "openai", "openai-compatible": "openai", "anthropic": "anthropic",
+    "azure-openai": "azure-openai", "gemini": "gemini", "bedrock": "bedrock",
+}
+#: where a provider type is reached when its `base_url` is left out ({region}: the `region` field)
+DEFAULT_BASE_URLS: Mapping[str, str] = {
+    "gemini": "https://generativelanguage.googleapis.com",
+    "bedrock": "https://bedrock-runtime.{region}.amazonaws.com",
+}
+#: genai-prices provider id used to price a type's models unless `pricing_provider` says otherwise
+_DEFAULT_PRICING = {"openai": "openai", "anthropic": "anthropic", "azure-openai": "azure", "gemini": "google",
+                    "bedrock": "aws"}
+_TYPE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "azure-openai": ("api_version", "deployments"),
+    "bedrock": ("region", "aws_access_key_id_env", "aws_secret_access_key_env", "aws_session_token_env"),
+}
+_COMMON_FIELDS = ("type", "base_url", "api_key_env", "models", "aliases", "pricing_provider", "company")
 
 
 class ConfigError(ValueError):
@@ -68,23 +91,56 @@ class GatewaySettings:
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     name: str
-    type: str  # openai | anthropic | openai-compatible
-    base_url: str
-    api_key_env: str | None = None
+    type: str  # one of PROVIDER_TYPES
+    base_url: str  # openai/anthropic types: ends in /v1; the others: the service root (no path)
+    api_key_env: str | None = None  # the provider's key (Bedrock: a Bedrock API key, used instead of SigV4)
     models: tuple[str, ...] = ("*",)  # glob patterns of model names this provider serves
     aliases: Mapping[str, str] = field(default_factory=dict)
     pricing_provider: str | None = None  # genai-prices provider id used to price its models
     company: str | None = None  # the company FOCUS exports name (ServiceProviderName), e.g. "OpenAI"
+    # azure-openai
+    api_version: str | None = None  # sent upstream as ?api-version= (else the client's own)
+    deployments: Mapping[str, str] = field(default_factory=dict)  # deployment name -> model (for pricing)
+    # bedrock: SigV4 signing of upstream requests from these environment variables
+    region: str | None = None
+    aws_access_key_id_env: str | None = None
+    aws_secret_access_key_env: str | None = None
+    aws_session_token_env: str | None = None
 
     @property
     def protocol(self) -> str:
-        return "anthropic" if self.type == "anthropic" else "openai"
+        """The protocol family this provider serves (FAMILY_OF_TYPE)."""
+        return FAMILY_OF_TYPE.get(self.type, "openai")
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
+    def aws_credentials(self) -> tuple[str, str, str | None] | None:
+        """(access key id, secret access key, session token) from the configured environment
+        variables, or None when either of the first two is unset."""
+        key = os.environ.get(self.aws_access_key_id_env) if self.aws_access_key_id_env else None
+        secret = os.environ.get(self.aws_secret_access_key_env) if self.aws_secret_access_key_env else None
+        if not key or not secret:
+            return None
+        token = os.environ.get(self.aws_session_token_env) if self.aws_session_token_env else None
+        return key, secret, token or None
+
     def serves(self, model: str) -> bool:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+    def resolve(self, model: str) -> str | None:
+        """The model `model` names at this provider (after aliases and deployments), or None."""
+        if model in self.aliases:
+            return self.aliases[model]
+        if model in self.deployments:
+            return self.deployments[model]
+        return model if self.serves(model) else None
+
+    def deployment_for(self, model: str) -> str | None:
+        """The Azure deployment serving `model`: a deployment of that name, else the first mapped to it."""
+        if model in self.deployments:
+            return model
+        return next((name for name, target in self.deployments.items() if target == model), None)
 
 
 #: kinds of alert a webhook can subscribe to (alerts.webhooks[].kinds); see docs/visibility.md
@@ -129,12 +185,13 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # metrics.token_env: /metrics bearer token
 
     def provider_for(self, model: str, protocol: str) -> tuple[ProviderConfig, str] | None:
-        """The first provider speaking `protocol` that serves `model` (after its aliases)."""
+        """The first provider of protocol family `protocol` that serves `model` (after its aliases
+        and, for Azure, its deployments)."""
         for provider in self.providers:
             if provider.protocol != protocol:
                 continue
-            resolved = provider.aliases.get(model, model)
-            if provider.serves(resolved) or model in provider.aliases:
+            resolved = provider.resolve(model)
+            if resolved is not None:
                 return provider, resolved
         return None
 
@@ -261,13 +318,17 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
         if not isinstance(spec, Mapping):
             errors.add(where, "expected a mapping with type and base_url")
             continue
-        errors.unknown(where, spec, ("type", "base_url", "api_key_env", "models", "aliases", "pricing_provider",
-                                     "company"))
         kind = spec.get("type")
         if kind not in PROVIDER_TYPES:
             errors.add(f"{where}.type", f"expected one of {', '.join(PROVIDER_TYPES)}, got {kind!r}")
             continue
-        base_url = spec.get("base_url")
+        errors.unknown(where, spec, _COMMON_FIELDS + _TYPE_FIELDS.get(kind, ()))
+        extra = _type_fields(kind, spec, where, errors)
+        if extra is None:
+            continue
+        base_url = spec.get("base_url", DEFAULT_BASE_URLS.get(kind))
+        if isinstance(base_url, str) and "{region}" in base_url:
+            base_url = base_url.replace("{region}", str(extra.get("region")))
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             errors.add(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
             continue
@@ -279,7 +340,11 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
         if not isinstance(aliases, Mapping):
             errors.add(f"{where}.aliases", "expected a mapping of alias to model name")
             aliases = {}
-        default_pricing = kind if kind in ("openai", "anthropic") else None
+        for env_field in ("api_key_env", "aws_access_key_id_env", "aws_secret_access_key_env",
+                          "aws_session_token_env"):
+            value = spec.get(env_field)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                errors.add(f"{where}.{env_field}", f"expected the name of an environment variable, got {value!r}")
         company = spec.get("company")
         if company is not None and (not isinstance(company, str) or not company.strip()):
             errors.add(f"{where}.company", f"expected the provider's company name such as 'OpenAI', got {company!r}")
@@ -288,10 +353,46 @@ def _providers(raw: Any, errors: _Errors) -> tuple[ProviderConfig, ...]:
             name=str(name), type=str(kind), base_url=base_url.rstrip("/"),
             api_key_env=spec.get("api_key_env"), models=tuple(models),
             aliases={str(k): str(v) for k, v in aliases.items()},
-            pricing_provider=spec.get("pricing_provider", default_pricing),
+            pricing_provider=spec.get("pricing_provider", _DEFAULT_PRICING.get(kind)),
             company=company.strip() if isinstance(company, str) else None,
+            **extra,
         ))
     return tuple(out)
+
+
+def _type_fields(kind: str, spec: Mapping[str, Any], where: str, errors: _Errors) -> dict[str, Any] | None:
+    """The fields only `kind` has, checked; None when the provider cannot be used."""
+    if kind == "azure-openai":
+        version = spec.get("api_version")
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            errors.add(f"{where}.api_version", f"expected an Azure OpenAI API version such as '2024-10-21', "
+                                               f"got {version!r}")
+            return None
+        deployments = spec.get("deployments") or {}
+        if not isinstance(deployments, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) and k and v for k, v in deployments.items()):
+            errors.add(f"{where}.deployments", "expected a mapping of deployment name to model name, "
+                                               "such as {prod-gpt4o: gpt-4o}")
+            return None
+        return {"api_version": version, "deployments": dict(deployments)}
+    if kind == "bedrock":
+        region = spec.get("region")
+        if not isinstance(region, str) or not region.strip() or " " in region:
+            errors.add(f"{where}.region", f"expected an AWS region such as 'us-east-1', got {region!r}")
+            return None
+        signing = [spec.get(f) for f in ("aws_access_key_id_env", "aws_secret_access_key_env")]
+        if (signing[0] is None) != (signing[1] is None):
+            present = "aws_access_key_id_env" if signing[1] is None else "aws_secret_access_key_env"
+            errors.add(f"{where}.{present}",
+                       "set both aws_access_key_id_env and aws_secret_access_key_env (SigV4 needs both)")
+            return None
+        if signing[0] is None and spec.get("api_key_env") is None:
+            errors.add(where, "expected aws_access_key_id_env and aws_secret_access_key_env (SigV4 signing) "
+                              "or api_key_env (a Bedrock API key)")
+            return None
+        return {"region": region.strip(), "aws_access_key_id_env": signing[0],
+                "aws_secret_access_key_env": signing[1], "aws_session_token_env": spec.get("aws_session_token_env")}
+    return {}
 
 
 def _alerts(raw: Any, errors: _Errors) -> AlertsConfig:
