@@ -15,7 +15,7 @@ The life of one governed call, as the proxy drives it::
 
     incoming = Incoming(method, path, path_params, query, headers, body)
     secret   = adapter.credential(incoming)                  # bearer, x-api-key, api-key, ?key=, …
-    facts    = adapter.parse(route, incoming)                # RequestFacts, or raises RequestError
+    facts    = adapter.parse(route, incoming, settings)      # RequestFacts, or raises RequestError
     …  DecisionCore.admit(ctx, LlmRequest(family, facts.endpoint, facts.model, …))  …
     upstream = adapter.build_upstream(facts, Enforced(...), incoming)   # method, URL, headers, body
     upstream = adapter.sign(upstream, provider)              # SigV4 and the like; identity by default
@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import orjson
 
-from costplane.config import ProviderConfig
+from costplane.config import GatewaySettings, ProviderConfig
 from costplane.gateway.tokens import InputSize
 from costplane.pricing.types import TokenUsage
 
@@ -263,8 +263,9 @@ class ProtocolAdapter(ABC):
         return read_credential(self.credentials, incoming)
 
     @abstractmethod
-    def parse(self, route: AdapterRoute, incoming: Incoming) -> RequestFacts:
-        """Validate the request of a governed route; raises RequestError naming the field."""
+    def parse(self, route: AdapterRoute, incoming: Incoming, settings: GatewaySettings) -> RequestFacts:
+        """Validate the request of a governed route; raises RequestError naming the field.
+        `settings`: the gateway's (e.g. `default_max_tool_uses`, the cap set on per-use tools)."""
 
     @abstractmethod
     def build_upstream(self, facts: RequestFacts, enforced: Enforced, incoming: Incoming) -> UpstreamRequest:
@@ -279,6 +280,11 @@ class ProtocolAdapter(ABC):
     @abstractmethod
     def usage(self, facts: RequestFacts, payload: Any) -> TokenUsage | None:
         """Usage of a plain (non-streamed) response body, parsed JSON; None when it reports none."""
+
+    def measure(self, body: Mapping[str, Any]) -> InputSize:
+        """The input bound of a body as an SDK passes it (keyword arguments, unvalidated); used by
+        `costplane.instrument` for clients it wraps. Adapters the SDK does not wrap need not answer."""
+        raise NotImplementedError(f"{self.name}: the SDK does not instrument this protocol")
 
     def response_id(self, payload: Any) -> str | None:
         """The provider's id of a plain response (the key that links the client's own telemetry)."""
