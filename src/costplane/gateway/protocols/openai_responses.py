@@ -1,0 +1,267 @@
+"""The OpenAI Responses API: `POST /v1/responses` governed, plain and streamed; `GET`, `DELETE
+/v1/responses/{id}`, `POST /v1/responses/{id}/cancel` and `GET /v1/responses/{id}/input_items`
+forwarded under key scoping.
+
+* Validation: `validate_responses.RESPONSES_BODY` (every field named on error).
+* Input bound: the UTF-8 bytes of `instructions`, every input item, the tools' and the text format's
+  JSON, with the per-message overhead per item (`tokens.measure_openai_chat`'s rule). A request that
+  continues stored context (`previous_response_id`, `conversation`, a stored `prompt`) names it in
+  `RequestFacts.continues`: the gateway adds the tokens it recorded for that response, or bounds the
+  input by the model's context window when it has no record.
+* Output cap: `max_output_tokens`; the gateway writes the enforced cap there (set when absent).
+* Built-in tools billed per call (`web_search*`, `file_search`): `max_tool_calls` caps every
+  built-in tool call of a response, so the bound counts that many calls of each enabled unit; when
+  the client sets none, the gateway sets `gateway.default_max_tool_uses` and forwards it.
+* Usage: the response's `usage` (input incl. cached, output incl. reasoning) and its
+  `web_search_call` / `file_search_call` items, from the plain body or the stream's final event
+  (`response.completed`, `response.incomplete` or `response.failed`).
+* Scoping: a key may only read, cancel or delete a response the gateway recorded under that key;
+  anything else is a 404 in OpenAI's error format (the same answer as an id that does not exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from costplane.config import GatewaySettings
+from costplane.gateway.protocols.base import (
+    AdapterRoute,
+    Enforced,
+    Incoming,
+    PassScope,
+    RequestError,
+    RequestFacts,
+    SSEBuffer,
+    StreamEvent,
+    StreamMeter,
+    UpstreamRequest,
+    parse_json_object,
+    sse_data,
+)
+from costplane.gateway.protocols.openai_wire import OpenAIWire, common_params, write_enforced
+from costplane.gateway.tokens import InputSize, measure_openai_chat
+from costplane.gateway.validate import BodyError, check_body
+from costplane.gateway.validate_responses import RESPONSES_BODY
+from costplane.pricing.readers import openai_response_units, openai_usage, request_units
+from costplane.pricing.types import TokenUsage
+
+__all__ = [
+    "ADAPTER",
+    "FINAL_EVENTS",
+    "TERMINAL_STATUSES",
+    "OpenAIResponsesAdapter",
+    "ResponsesStreamMeter",
+    "measure_responses",
+    "responses_usage",
+    "tool_call_caps",
+]
+
+#: the stream events that end a response (each carries the whole response with its usage)
+FINAL_EVENTS = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
+#: statuses of a response that will not change any more
+TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
+_DELTA_EVENTS = frozenset({"response.output_text.delta", "response.refusal.delta",
+                           "response.function_call_arguments.delta", "response.reasoning_text.delta",
+                           "response.reasoning_summary_text.delta", "response.custom_tool_call_input.delta",
+                           "response.mcp_call_arguments.delta", "response.code_interpreter_call_code.delta"})
+_PER_CALL_ITEMS = {"web_search_call": "web_searches", "file_search_call": "storage_searches"}
+
+
+def _prompt_items(body: Mapping[str, Any]) -> list[Any]:
+    """What the model reads as messages: the instructions, then every input item."""
+    value = body.get("input")
+    items: list[Any] = [] if value is None else list(value) if isinstance(value, list) else [{"content": value}]
+    instructions = body.get("instructions")
+    if instructions:
+        items.insert(0, {"content": instructions})
+    return items
+
+
+def measure_responses(body: Mapping[str, Any]) -> InputSize:
+    """The provable bound and the estimate of the input tokens this body itself carries (without
+    any stored context it continues)."""
+    chat_like: dict[str, Any] = {"messages": _prompt_items(body)}
+    if body.get("tools"):
+        chat_like["tools"] = body["tools"]
+    text = body.get("text")
+    if isinstance(text, Mapping) and text.get("format") is not None:
+        chat_like["response_format"] = text["format"]
+    return measure_openai_chat(chat_like)
+
+
+def tool_call_caps(body: dict[str, Any], default_max_calls: int) -> dict[str, int]:
+    """The most calls of each per-call unit the request's built-in tools can make. Sets
+    `max_tool_calls` (in `body`, which is forwarded) when the request enables such a tool and has
+    none, so the provider can never make more calls than the bound counts."""
+    units = request_units(body)
+    if not units:
+        return {}
+    cap = body.get("max_tool_calls")
+    if cap is None:
+        cap = body["max_tool_calls"] = default_max_calls
+    return {unit: int(cap) for unit in sorted(units) if cap}
+
+
+def responses_usage(payload: Any) -> TokenUsage | None:
+    """Usage of a Responses API response object: tokens, per-call tool items and the served tier."""
+    if not isinstance(payload, Mapping):
+        return None
+    return openai_usage(payload.get("usage"), payload)
+
+
+def _continues(body: Mapping[str, Any]) -> str | None:
+    """The stored context this request extends: a response id, or a conversation or stored prompt
+    (never recorded by the gateway, so bounded by the model's context window)."""
+    previous = body.get("previous_response_id")
+    if isinstance(previous, str):
+        return previous
+    for name in ("conversation", "prompt"):
+        value = body.get(name)
+        ident = value.get("id") if isinstance(value, Mapping) else value
+        if isinstance(ident, str):
+            return f"{name}:{ident}"
+    return None
+
+
+class ResponsesStreamMeter(StreamMeter):
+    """Meters the Responses API's typed event stream. The response id comes from
+    `response.created`; usage from the final event's response; a cut stream is charged the prompt
+    estimate, one token per delta received and every built-in tool call already finished."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sse = SSEBuffer()
+        self._usage: TokenUsage | None = None
+        self._calls: dict[str, int] = {}  # per-call tool items seen finished (for a cut stream)
+        self.status: str | None = None
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        return self._usage
+
+    def charged(self, cut: bool, input_estimate: int) -> TokenUsage:
+        usage = super().charged(cut, input_estimate)
+        if self._usage is not None or not self._calls:
+            return usage
+        return TokenUsage(usage.input_tokens, usage.output_tokens, units=tuple(sorted(self._calls.items())))
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for event in self._sse.events(chunk):
+            out.append((event + b"\n\n", self._read(event)))
+        return out
+
+    def _read(self, event: bytes) -> bool:
+        """Record what one event says; True for the final event."""
+        data = sse_data(event)
+        if data is None:
+            return False
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(payload, dict):
+            return False
+        kind = payload.get("type")
+        if kind in _DELTA_EVENTS:
+            self.deltas += 1
+            return False
+        response = payload.get("response")
+        if kind == "response.created" and self.response_id is None:
+            self.response_id = self._id(response)
+        elif kind == "response.output_item.done":
+            item = payload.get("item")
+            unit = _PER_CALL_ITEMS.get(str(item.get("type"))) if isinstance(item, Mapping) else None
+            if unit is not None:
+                self._calls[unit] = self._calls.get(unit, 0) + 1
+        elif isinstance(kind, str) and kind.encode() in FINAL_EVENTS:
+            self.done = True
+            self.response_id = self.response_id or self._id(response)
+            if isinstance(response, Mapping):
+                self.status = response.get("status") if isinstance(response.get("status"), str) else None
+                self._usage = responses_usage(response)
+                if self._usage is None and openai_response_units(response):
+                    self._calls = openai_response_units(response)
+            return True
+        return False
+
+    @staticmethod
+    def _id(response: Any) -> str | None:
+        value = response.get("id") if isinstance(response, Mapping) else None
+        return value if isinstance(value, str) and 0 < len(value) <= 256 else None
+
+
+class OpenAIResponsesAdapter(OpenAIWire):
+    name = "openai-responses"
+    routes = (
+        AdapterRoute("POST", "/v1/responses", "create"),
+        AdapterRoute("GET", "/v1/responses/{response_id}", "retrieve", governed=False),
+        AdapterRoute("DELETE", "/v1/responses/{response_id}", "delete", governed=False),
+        AdapterRoute("POST", "/v1/responses/{response_id}/cancel", "cancel", governed=False),
+        AdapterRoute("GET", "/v1/responses/{response_id}/input_items", "input_items", governed=False),
+    )
+
+    def parse(self, route: AdapterRoute, incoming: Incoming, settings: GatewaySettings) -> RequestFacts:
+        body = parse_json_object(incoming.body)
+        try:
+            check_body(RESPONSES_BODY, body)
+        except BodyError as exc:
+            raise RequestError(exc.param, str(exc)) from None
+        stream = body.get("stream") is True
+        if body.get("stream_options") is not None and not stream:
+            raise RequestError("stream_options", "stream_options: only allowed when 'stream' is true")
+        if body.get("background") is True and body.get("store") is False:
+            raise RequestError("store", "store: a background response must be stored (store true or unset)")
+        if body.get("input") is None and _continues(body) is None:
+            raise RequestError("input", "input: this field is required unless the request continues a stored "
+                                        "response, conversation or prompt")
+        tool_uses = tool_call_caps(body, settings.default_max_tool_uses)
+        deterministic = body.get("temperature") == 0 and not stream and body.get("background") is not True
+        return RequestFacts(
+            operation=route.operation, endpoint="responses", model=body["model"], body=body,
+            size=measure_responses(body), max_tokens=body.get("max_output_tokens"), stream=stream,
+            params=common_params(body), tool_uses=tool_uses, cacheable=deterministic, continues=_continues(body),
+        )
+
+    def measure(self, body: Mapping[str, Any]) -> InputSize:
+        return measure_responses(body)
+
+    def build_upstream(self, facts: RequestFacts, enforced: Enforced, incoming: Incoming) -> UpstreamRequest:
+        body = dict(facts.body)
+        write_enforced(body, enforced)
+        body["max_output_tokens"] = enforced.max_tokens
+        return UpstreamRequest("POST", enforced.provider.base_url + "/responses",
+                               self.upstream_headers(enforced.provider, incoming.headers), orjson.dumps(body))
+
+    def usage(self, facts: RequestFacts, payload: Any) -> TokenUsage | None:
+        return responses_usage(payload)
+
+    def stream_meter(self, facts: RequestFacts) -> StreamMeter:
+        return ResponsesStreamMeter()
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """The Responses stream's own `error` event."""
+        payload = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": 0}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+    def passthrough(self, route: AdapterRoute, incoming: Incoming, scope: PassScope) -> UpstreamRequest:
+        """Forward to the provider that served the response, when the caller's key created it."""
+        response_id = incoming.path_params.get("response_id", "")
+        record = scope.lookup.find(response_id) if scope.lookup is not None and response_id else None
+        provider = next((p for p in scope.providers if record is not None and p.name == record.provider), None)
+        if record is None or record.key_id != scope.key_id or provider is None:
+            raise RequestError(None, f"No response found with id '{response_id}' for this key (a key reaches only "
+                                     "the responses created with it through this gateway)", status=404,
+                               code="response_not_found")
+        suffix = {"cancel": "/cancel", "input_items": "/input_items"}.get(route.operation, "")
+        query = urlencode(dict(incoming.query)) if route.method == "GET" else ""
+        url = f"{provider.base_url}/responses/{response_id}{suffix}" + (f"?{query}" if query else "")
+        return UpstreamRequest(route.method, url, self.upstream_headers(provider, incoming.headers),
+                               incoming.body if route.method == "POST" else b"")
+
+
+ADAPTER = OpenAIResponsesAdapter()
