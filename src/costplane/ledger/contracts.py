@@ -1,19 +1,24 @@
 """The store's capability contracts: what each part of the product needs from a backend.
 
-`BudgetLedger` is the only contract with atomicity requirements; the decision core is its only
-caller. A backend (SQLite, PostgreSQL, in memory, leased) implements it; the differential test and
-the conformance suites hold every implementation to the same counters.
+`BudgetLedger` is the only contract with atomicity requirements across rows; the decision core is
+its only caller. A backend (SQLite, PostgreSQL, in memory, leased) implements it; the differential
+test and the conformance suites (`tests/ledger/contracts/`) hold every implementation to the same
+counters. The other contracts are in `contracts_records.py` (decisions, cost events and spend,
+runs), `contracts_admin.py` (credentials, environments, response cache, alert claims) and
+`contracts_analytics.py` (the detectors' and replay's reads); `store.Store` is their union.
+This module also holds the two small contracts around the ledger: reading reservations back, and
+the schema and connection of a store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord, Reservation, ReserveResult
 
-__all__ = ["BudgetLedger"]
+__all__ = ["BudgetLedger", "LedgerAdmin", "ReservationLog"]
 
 
 class BudgetLedger(Protocol):
@@ -57,3 +62,38 @@ class BudgetLedger(Protocol):
 
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
         """How many calls of `run` with this normalised request hash were seen since `since` (loop guard)."""
+
+
+class ReservationLog(Protocol):
+    """Reading reservations and counter partitions back (dashboards, runs, the admin tools)."""
+
+    def open_reservations(self) -> int:
+        """How many reservations are open now."""
+
+    def get_reservation(self, reservation_id: str) -> Reservation | None:
+        """The reservation with its current status; None when the id is unknown."""
+
+    def reservation_statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        """Reservation id -> status of every known id among `ids`."""
+
+    def budget_partitions(self, budget: str, window_start: int, limit: int = 20) -> list[str]:
+        """The partitions of a budget with counter rows in the window (bucket >= window_start),
+        most used first, at most `limit`."""
+
+
+class LedgerAdmin(Protocol):
+    """The store as a database: where it is, its schema, its connection."""
+
+    url: str
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the latest version (idempotent)."""
+
+    def close(self) -> None:
+        """Release the connection(s); the store is unusable afterwards."""
+
+    def schema_version(self) -> int:
+        """The schema version applied (0 before `migrate`)."""
+
+    def stats(self) -> Mapping[str, Any]:
+        """Row counts and backend facts for `costplane status` and the metrics endpoint."""

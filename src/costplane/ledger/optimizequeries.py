@@ -22,7 +22,8 @@ the database, so every writer fills them (SQLite: VIRTUAL, PostgreSQL: STORED), 
 `decisions_cacheable` as a covering index of the cacheable candidates: the cache detector reads
 no JSON and no decision row. It also makes `cost_events_embeddings` covering (no event row read).
 
-Times are integer microseconds (UTC), money integer nano-USD; rows come back as plain tuples.
+Times are integer microseconds (UTC), money integer nano-USD; rows come back typed (`optimizerows.py`:
+NamedTuples, still compact tuples, with the dialects' differences normalised).
 """
 
 from __future__ import annotations
@@ -31,6 +32,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from costplane.ledger.optimizerows import (
+    AgentDayRow,
+    AgentRunsRow,
+    AssessDecisionRow,
+    AssessSpendRow,
+    CacheableRow,
+    DecisionEventRow,
+    EmbeddingRow,
+    LegacyCacheRow,
+    LoopSummaryRow,
+    ModelCostRow,
+    ModelGroupRow,
+    ModelOutcomeRunsRow,
+    ModelUsageRow,
+    OutcomeRow,
+    RunSizeRow,
+    RunStepsRow,
+)
 from costplane.ledger.queries import Row, Tx
 
 __all__ = ["CACHE_COLUMNS", "OPTIMIZE_INDEXES", "OptimizeQueries"]
@@ -151,7 +170,7 @@ class OptimizeQueries(ABC):
         return "+ts >= ? AND +ts < ?" if self.dialect == "sqlite" else "ts >= ? AND ts < ?"
 
     def optimize_model_groups(self, since_us: int, until_us: int, max_input: int,
-                              max_output: int) -> list[Row]:
+                              max_output: int) -> list[ModelGroupRow]:
         """Successful LLM events per (agent, provider, model, tier, team): calls, calls with input <=
         max_input and output <= max_output, and the sums n·x, y, x², x·y, y² of x = time in the window
         (0..1) and y = input tokens (a first, float screen of the input-token trend)."""
@@ -164,23 +183,23 @@ class OptimizeQueries(ABC):
                f" FROM cost_events WHERE {_MODEL_WHERE} AND {self._window_filter}"
                " GROUP BY agent, provider, model, tier, team")
         params = [max_input, max_output, *[since_us, span] * 4, since_us, until_us]  # x appears 4 times
-        return self._rows(sql, params)
+        return [ModelGroupRow.of(r) for r in self._rows(sql, params)]
 
     def optimize_model_rows(self, since_us: int, until_us: int, agent: str | None, provider: str, model: str,
                             tier: str | None, team: str | None, *, max_input: int | None = None,
-                            max_output: int | None = None) -> list[Row]:
+                            max_output: int | None = None) -> list[ModelUsageRow]:
         """Rows (ts, id, experiment, input, output, cache read, cache write, reasoning tokens, cost) of
         one group of `optimize_model_groups`, oldest first by (ts, id); optionally only the short ones."""
         params: list[Any] = []
         where = _group_where(params, since_us, until_us, agent, provider, model, tier, team, max_input, max_output)
         sql = ("SELECT ts, id, experiment, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
                f" reasoning_tokens, cost_nano FROM cost_events WHERE {where} ORDER BY ts, id")
-        return self._rows(sql, params)
+        return [ModelUsageRow.of(r) for r in self._rows(sql, params)]
 
     def optimize_model_costs(self, since_us: int, until_us: int, agent: str | None, provider: str, model: str,
                              tier: str | None, team: str | None, femto: Sequence[int], *,
                              max_input: int | None = None, max_output: int | None = None,
-                             by_experiment: bool = False) -> list[Row]:
+                             by_experiment: bool = False) -> list[ModelCostRow]:
         """(experiment or NULL, calls, recorded cost, cost at the flat rates `femto` — femto-USD per
         input, cache read, cache write, output, reasoning token — each call rounded half-up to nano-USD
         as `PriceSheet.cost_nano` does, largest input, largest output) of one model group, optionally
@@ -198,7 +217,7 @@ class OptimizeQueries(ABC):
         sql = (f"SELECT {'experiment' if by_experiment else 'NULL'}, COUNT(*), COALESCE(SUM(cost_nano), 0),"
                f" COALESCE(SUM({nano}), 0), COALESCE(MAX(input_tokens), 0), COALESCE(MAX(output_tokens), 0)"
                f" FROM cost_events WHERE {where}{' GROUP BY experiment' if by_experiment else ''}")
-        return self._rows(sql, params)
+        return [ModelCostRow.of(r) for r in self._rows(sql, params)]
 
     def optimize_agents(self, since_us: int, until_us: int) -> list[str]:
         """The agents with charged requests in runs (the run detectors' population): one index seek
@@ -210,7 +229,7 @@ class OptimizeQueries(ABC):
             agents.append(str(rows[0][0]))
         return agents
 
-    def optimize_agent_runs(self, since_us: int, until_us: int, agent: str) -> Row:
+    def optimize_agent_runs(self, since_us: int, until_us: int, agent: str) -> AgentRunsRow:
         """One agent's runs in one pass over its range of the run index: (runs, calls, the sums of x =
         the run's first time in the window (0..1) and y = its calls: x, y, x², x·y, y², the most
         distinct requests in one run (a request without a hash counts as distinct), duplicates (requests
@@ -224,9 +243,9 @@ class OptimizeQueries(ABC):
         sql = ("SELECT COUNT(*), SUM(calls), SUM(x), SUM(y), SUM(x * x), SUM(x * y), SUM(y * y),"
                " MAX(calls - hashed + keys), SUM(hashed - keys), SUM(CASE WHEN hashed > keys THEN 1 ELSE 0 END)"
                f" FROM ({runs}) r")  # x, y: once per run, not once per sum
-        return self._rows(sql, (since_us, span, agent, since_us, until_us))[0]
+        return AgentRunsRow.of(self._rows(sql, (since_us, span, agent, since_us, until_us))[0])
 
-    def optimize_loop_summary(self, since_us: int, until_us: int, agent: str) -> Row:
+    def optimize_loop_summary(self, since_us: int, until_us: int, agent: str) -> LoopSummaryRow:
         """One agent's repeats within a run: (duplicates, their cost, longest repeat, runs that repeat).
         A duplicate is a request whose hash an earlier request of the same run (by ts, id) carried.
         Asked only for an agent whose runs repeat (`optimize_agent_runs` counts the duplicates)."""
@@ -237,19 +256,20 @@ class OptimizeQueries(ABC):
                 f" AND {self._window_filter} GROUP BY run, request_hash")
         sql = ("SELECT COALESCE(SUM(n - 1), 0), COALESCE(SUM(dup_cost), 0), COALESCE(MAX(n) - 1, 0),"
                f" COUNT(DISTINCT run) FROM ({keys}) k WHERE n > 1")
-        return self._rows(sql, (agent, since_us, until_us))[0]
+        return LoopSummaryRow.of(self._rows(sql, (agent, since_us, until_us))[0])
 
-    def optimize_run_steps(self, since_us: int, until_us: int, agent: str) -> list[Row]:
+    def optimize_run_steps(self, since_us: int, until_us: int, agent: str) -> list[RunStepsRow]:
         """(calls per run, number of runs) of one agent."""
         runs = (f"SELECT COUNT(*) AS calls FROM cost_events WHERE {_RUN_WHERE} AND agent = ? AND {self._window_filter}"
                 " GROUP BY run")
-        return self._rows(f"SELECT calls, COUNT(*) FROM ({runs}) r GROUP BY calls", (agent, since_us, until_us))
+        sql = f"SELECT calls, COUNT(*) FROM ({runs}) r GROUP BY calls"
+        return [RunStepsRow.of(r) for r in self._rows(sql, (agent, since_us, until_us))]
 
-    def optimize_run_sizes(self, since_us: int, until_us: int, agent: str) -> list[Row]:
+    def optimize_run_sizes(self, since_us: int, until_us: int, agent: str) -> list[RunSizeRow]:
         """(run, first time, calls) of each of one agent's runs."""
         sql = (f"SELECT run, MIN(ts), COUNT(*) FROM cost_events WHERE {_RUN_WHERE} AND agent = ?"
                f" AND {self._window_filter} GROUP BY run")
-        return self._rows(sql, (agent, since_us, until_us))
+        return [RunSizeRow.of(r) for r in self._rows(sql, (agent, since_us, until_us))]
 
     def optimize_run_excess(self, since_us: int, until_us: int, agent: str, baseline: int) -> int:
         """The cost of the calls of one agent's runs beyond each run's first `baseline` (by ts, id)."""
@@ -260,13 +280,13 @@ class OptimizeQueries(ABC):
                          (agent, since_us, until_us, baseline))[0]
         return int(row[0])
 
-    def optimize_agent_days(self, since_us: int, until_us: int, agent: str) -> list[Row]:
+    def optimize_agent_days(self, since_us: int, until_us: int, agent: str) -> list[AgentDayRow]:
         """(day of the window, calls, cost) of one agent's charged requests in runs."""
         sql = (f"SELECT (ts - ?) / ? AS d, COUNT(*), SUM(cost_nano) FROM cost_events WHERE {_RUN_WHERE}"
                f" AND agent = ? AND {self._window_filter} GROUP BY 1")
-        return self._rows(sql, (since_us, _DAY_US, agent, since_us, until_us))
+        return [AgentDayRow.of(r) for r in self._rows(sql, (since_us, _DAY_US, agent, since_us, until_us))]
 
-    def optimize_cacheable(self, since_us: int, until_us: int) -> list[Row]:
+    def optimize_cacheable(self, since_us: int, until_us: int) -> list[CacheableRow]:
         """Cacheable requests (schema v11 columns): admitted `llm.request` decisions with a non-empty
         cache hash, the cache not already on, an agent or a team, and events in the window that are
         all `ok` and none a cache hit: (ts, id, scope dimension, scope value, hash, cost of the events).
@@ -280,11 +300,11 @@ class OptimizeQueries(ABC):
                " AND d.ts >= ? AND d.ts < ? AND d.cache_hash <> '' AND (d.agent <> '' OR d.team <> '')"
                " GROUP BY d.ts, d.id, d.agent, d.team, d.cache_hash"
                " HAVING MAX(CASE WHEN e.kind = 'cache_hit' OR e.status <> 'ok' THEN 1 ELSE 0 END) = 0")
-        return self._rows(sql, (since_us, until_us, since_us, until_us))
+        return [CacheableRow.of(r) for r in self._rows(sql, (since_us, until_us, since_us, until_us))]
 
-    def optimize_cache_legacy(self, since_us: int, until_us: int) -> list[Row]:
+    def optimize_cache_legacy(self, since_us: int, until_us: int) -> list[LegacyCacheRow]:
         """Admitted `llm.request` decisions without the cache-hash key (recorded before it existed):
-        (ts, id, agent, team, input JSON, result JSON); their events come from `optimize_decision_events`."""
+        (ts, id, agent, team, decoded input, decoded result); their events come from `optimize_decision_events`."""
         j = _JSON[self.dialect]
         where = (f"FROM decisions WHERE hook = '{_HOOK}' AND {j['legacy']} AND ts >= ? AND ts < ? AND status_code = 200"
                  " AND effect <> 'deny'")
@@ -294,43 +314,46 @@ class OptimizeQueries(ABC):
         # at 10 M decisions).
         if not self._rows(f"SELECT ts {where} ORDER BY ts LIMIT 1", (since_us, until_us)):
             return []
-        return self._rows(f"SELECT ts, id, agent, team, input, result {where}", (since_us, until_us))
+        return [LegacyCacheRow.of(r)
+                for r in self._rows(f"SELECT ts, id, agent, team, input, result {where}", (since_us, until_us))]
 
-    def optimize_decision_events(self, since_us: int, until_us: int, decision_ids: Sequence[str]) -> list[Row]:
+    def optimize_decision_events(self, since_us: int, until_us: int,
+                                 decision_ids: Sequence[str]) -> list[DecisionEventRow]:
         """(decision id, ts, id, kind, status, cost, request hash) of the events of some decisions."""
-        out: list[Row] = []
+        out: list[DecisionEventRow] = []
         ids = sorted(set(decision_ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             sql = ("SELECT decision_id, ts, id, kind, status, cost_nano, request_hash FROM cost_events"
                    f" WHERE decision_id IN ({', '.join('?' for _ in chunk)}) AND ts >= ? AND ts < ?")
-            out += self._rows(sql, (*chunk, since_us, until_us))
+            out += [DecisionEventRow.of(r) for r in self._rows(sql, (*chunk, since_us, until_us))]
         return out
 
-    def optimize_embeddings(self, since_us: int, until_us: int) -> list[Row]:
+    def optimize_embeddings(self, since_us: int, until_us: int) -> list[EmbeddingRow]:
         """(ts, id, agent, pipeline, team, model, request hash, cost) of successful embedding events with
         a request hash, oldest first by (ts, id)."""
         sql = (f"SELECT ts, id, {_EMBED_COLUMNS} FROM cost_events"
                f" WHERE {_EMBED_WHERE} AND request_hash IS NOT NULL AND ts >= ? AND ts < ? ORDER BY ts, id")
-        return self._rows(sql, (since_us, until_us))
+        return [EmbeddingRow.of(r) for r in self._rows(sql, (since_us, until_us))]
 
     def optimize_model_outcome_runs(self, since_us: int, until_us: int, agent: str, provider: str,
-                                    model: str) -> Row:
+                                    model: str) -> ModelOutcomeRunsRow:
         """(runs of `agent` with a successful call of the model, those of them that recorded an outcome
         of the agent) in the window; a call or an outcome without a run counts nowhere."""
         runs = (f"SELECT DISTINCT run FROM cost_events WHERE {_MODEL_WHERE} AND agent = ? AND provider = ?"
                 " AND model = ? AND run IS NOT NULL AND ts >= ? AND ts < ?")
         done = "SELECT 1 FROM outcomes o WHERE o.run = r.run AND o.agent = ? AND o.ts >= ? AND o.ts < ?"
         sql = f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS ({done}) THEN 1 ELSE 0 END), 0) FROM ({runs}) r"
-        return self._rows(sql, (agent, since_us, until_us, agent, provider, model, since_us, until_us))[0]
+        return ModelOutcomeRunsRow.of(
+            self._rows(sql, (agent, since_us, until_us, agent, provider, model, since_us, until_us))[0])
 
-    def optimize_outcomes(self, since_us: int, until_us: int) -> list[Row]:
+    def optimize_outcomes(self, since_us: int, until_us: int) -> list[OutcomeRow]:
         """(agent, outcome, ts, value text) of the outcomes recorded with an agent in the window."""
         sql = ("SELECT agent, outcome, ts, value FROM outcomes WHERE agent IS NOT NULL AND ts >= ? AND ts < ?"
                " ORDER BY ts, id")
-        return self._rows(sql, (since_us, until_us))
+        return [OutcomeRow.of(r) for r in self._rows(sql, (since_us, until_us))]
 
-    def assess_spend(self, since_us: int) -> Row:
+    def assess_spend(self, since_us: int) -> AssessSpendRow:
         """The capability assessment's spend shares since `since_us`, in one pass: (events, spend, saved,
         spend with a decision, with a team, with team + project/owner + run/agent, with a run). A
         dimension counts when it is set and not empty."""
@@ -341,9 +364,9 @@ class OptimizeQueries(ABC):
             "decision_id IS NOT NULL", has("team"), full, has("run")))
         sql = (f"SELECT COUNT(*), COALESCE(SUM(cost_nano), 0), COALESCE(SUM(saved_nano), 0), {shares}"
                " FROM cost_events WHERE ts >= ?")
-        return tuple(int(v) for v in self._rows(sql, (since_us,))[0])
+        return AssessSpendRow.of(self._rows(sql, (since_us,))[0])
 
-    def assess_decisions(self, since_us: int) -> list[Row]:
+    def assess_decisions(self, since_us: int) -> list[AssessDecisionRow]:
         """(hook, effect, decisions) of the decisions since `since_us`."""
         sql = "SELECT hook, effect, COUNT(*) FROM decisions WHERE ts >= ? GROUP BY hook, effect ORDER BY hook, effect"
-        return [(str(h), str(e), int(n)) for h, e, n in self._rows(sql, (since_us,))]
+        return [AssessDecisionRow.of(r) for r in self._rows(sql, (since_us,))]

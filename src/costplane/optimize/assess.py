@@ -11,14 +11,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from costplane.ledger.codec import to_us
-from costplane.ledger.store import Store
+from costplane.ledger.contracts_admin import Credentials, Environments
+from costplane.ledger.contracts_analytics import AnalyticsReads
+from costplane.ledger.contracts_records import RunLedger
 from costplane.policy.bundle import Bundle
 
-__all__ = ["CAPABILITIES", "QUESTIONS", "Assessment", "Observations", "Question", "Score", "assess", "observe",
-           "render_markdown"]
+__all__ = [
+    "CAPABILITIES",
+    "QUESTIONS",
+    "Assessment",
+    "AssessmentReads",
+    "Observations",
+    "Question",
+    "Score",
+    "assess",
+    "observe",
+    "render_markdown",
+]
 
 _ALL = 2_000_000_000
 
@@ -131,6 +143,11 @@ class Assessment:
         }
 
 
+class AssessmentReads(AnalyticsReads, Environments, RunLedger, Credentials, Protocol):
+    """What the assessment reads: the spend and decision shares, environments, run trees and
+    outcomes, and the keys."""
+
+
 def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
@@ -139,11 +156,12 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * _share(part, whole):.0f}%"
 
 
-def observe(store: Store, bundle: Bundle | None, since: datetime, *, open_findings_nano: int = 0) -> Observations:
+def observe(store: AssessmentReads, bundle: Bundle | None, since: datetime, *,
+            open_findings_nano: int = 0) -> Observations:
     """Read what the ledger and the bundle show (read-only)."""
     since_us = to_us(since)
-    events, spend, saved, admitted, team, full, run = store.assess_spend(since_us)
-    decisions = store.assess_decisions(since_us)  # (hook, effect, count)
+    shares = store.assess_spend(since_us)
+    decisions = store.assess_decisions(since_us)
     envs = store.list_environments(limit=_ALL)
     governed = [e for e in envs if e.decision_id and e.lifecycle.get("ttl") and e.lifecycle.get("max_ttl")]
     tested: set[str] = set()
@@ -156,10 +174,11 @@ def observe(store: Store, bundle: Bundle | None, since: datetime, *, open_findin
     policies = bundle.policies if bundle else ()
     budgets = bundle.budgets if bundle else ()
     return Observations(
-        events=events, spend_nano=spend, admitted_nano=admitted, team_nano=team, full_context_nano=full,
-        run_nano=run, saved_nano=saved, decisions=sum(n for _, _, n in decisions),
-        decision_hooks=tuple(sorted({hook for hook, _, _ in decisions})),
-        optimizing_decisions=sum(n for _, effect, n in decisions if effect in ("route", "mutate")),
+        events=shares.events, spend_nano=shares.cost_nano, admitted_nano=shares.with_decision_nano,
+        team_nano=shares.with_team_nano, full_context_nano=shares.attributed_nano, run_nano=shares.with_run_nano,
+        saved_nano=shares.saved_nano, decisions=sum(d.decisions for d in decisions),
+        decision_hooks=tuple(sorted({d.hook for d in decisions})),
+        optimizing_decisions=sum(d.decisions for d in decisions if d.effect in ("route", "mutate")),
         bundle_loaded=bundle is not None, policies=len(policies),
         policy_hooks=tuple(sorted({p.hook for p in policies})),
         optimizing_policies=sum(1 for p in policies if p.effect in ("route", "mutate")),

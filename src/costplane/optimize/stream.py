@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 
 from costplane.attribution.context import Context
 from costplane.config import Config
+from costplane.ledger.contracts_analytics import ReplayReads
 from costplane.ledger.queries import Row
 from costplane.ledger.replayqueries import decode_context
-from costplane.ledger.store import Store
 from costplane.ledger.types import DecisionRecord
 from costplane.optimize.history import HOOK
 from costplane.optimize.replay_request import ReplayRequest, from_rows
@@ -38,7 +38,7 @@ def event_lag(config: Config) -> timedelta:
     return timedelta(seconds=max(gateway.upstream_timeout, gateway.reservation_ttl) + 60)
 
 
-def iter_decisions(store: Store, hooks: Sequence[str], since: datetime, until: datetime, *,
+def iter_decisions(store: ReplayReads, hooks: Sequence[str], since: datetime, until: datetime, *,
                    batch: int = DEFAULT_BATCH) -> Iterator[DecisionRecord]:
     """Every decision of `hooks` with since <= ts < until, oldest first by (ts, id), one page at a time."""
     after: tuple[datetime, str] | None = None
@@ -54,7 +54,7 @@ class _EventCursor:
     """Cost-event rows in (ts, id) order, read a page at a time up to a horizon, buffered by decision id.
     Times are the store's integer microseconds."""
 
-    def __init__(self, store: Store, since: datetime, until: datetime, batch: int) -> None:
+    def __init__(self, store: ReplayReads, since: datetime, until: datetime, batch: int) -> None:
         self.store, self.since, self.until, self.batch = store, since, until, batch
         self.after: tuple[int, str] | None = None
         self.read_to: int | None = None  # every event with ts <= this has been read
@@ -97,7 +97,7 @@ class _EventCursor:
         return len(self.by_decision)
 
 
-def iter_requests(store: Store, since: datetime, until: datetime, *, lag: timedelta,
+def iter_requests(store: ReplayReads, since: datetime, until: datetime, *, lag: timedelta,
                   batch: int = DEFAULT_BATCH) -> Iterator[ReplayRequest]:
     """Every recorded `llm.request` with since <= ts < until and its cost events, oldest first by
     (ts, id), as replay's own records; reads the store in pages of `batch` rows (see the module

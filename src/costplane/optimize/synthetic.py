@@ -58,19 +58,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from costplane.attribution.context import Context
 from costplane.config import Config, ProviderConfig
+from costplane.ledger.contracts_admin import Environments
+from costplane.ledger.contracts_records import DecisionLog, RunLedger
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.runtypes import OutcomeRecord
-from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.skus import SkuCatalog
 from costplane.pricing.types import TokenUsage
 
-__all__ = ["SyntheticHistory", "SyntheticSpec", "generate", "synthetic_config", "write"]
+__all__ = ["HistorySink", "SyntheticHistory", "SyntheticSpec", "generate", "synthetic_config", "write"]
 
 REVISION = "synthetic"
 
@@ -445,7 +446,11 @@ def generate(spec: SyntheticSpec, catalog: Catalog, skus: SkuCatalog | None = No
     )
 
 
-def write(store: Store, history: SyntheticHistory, batch: int = 5000) -> None:
+class HistorySink(DecisionLog, RunLedger, Environments, Protocol):
+    """What writing a synthetic history into a store needs."""
+
+
+def write(store: HistorySink, history: SyntheticHistory, batch: int = 5000) -> None:
     for decision in history.decisions:
         store.record_decision(decision)
     for i in range(0, len(history.events), batch):

@@ -7,13 +7,14 @@ A 10 M-event window is never loaded as objects; queries the detectors share run 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from decimal import Decimal
 from typing import Any
 
 from costplane.ledger import codec
-from costplane.ledger.store import Store
+from costplane.ledger.contracts_analytics import AnalyticsReads
+from costplane.ledger.optimizerows import AgentRunsRow, DecisionEventRow, LoopSummaryRow
 from costplane.optimize.detectors.source import (
     Agg,
     CacheRow,
@@ -33,7 +34,7 @@ _TAKEN = object()  # a `_take` entry whose reader has taken it
 class StoreSource:
     """The same figures from the store's grouped queries (`ledger/optimizequeries.py`)."""
 
-    def __init__(self, store: Store, history: History) -> None:
+    def __init__(self, store: AnalyticsReads, history: History) -> None:
         self.store = store
         self.since_us = codec.to_us(history.since)
         self.until_us = codec.to_us(history.until)
@@ -73,15 +74,14 @@ class StoreSource:
     def model_groups(self, max_input: int, max_output: int) -> list[ModelGroup]:
         rows = self._once(("groups", max_input, max_output),
                           lambda: self.store.optimize_model_groups(*self._window, max_input, max_output))
-        return [ModelGroup(r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6]),
-                           Agg(int(r[5]), *(float(v) for v in r[7:12]))) for r in rows]
+        return [ModelGroup(r.agent, r.provider, r.model, r.tier, r.team, r.calls, r.short_calls,
+                           Agg(r.calls, r.sum_x, r.sum_y, r.sum_xx, r.sum_xy, r.sum_yy)) for r in rows]
 
     def model_rows(self, group: ModelGroup, *, short: tuple[int, int] | None = None) -> list[UsageRow]:
-        rows = self.store.optimize_model_rows(
+        # typed rows (`ModelUsageRow`) are already the detectors' usage tuples: no second conversion
+        return list(self.store.optimize_model_rows(
             self.since_us, self.until_us, group.agent, group.provider, group.model, group.tier, group.team,
-            max_input=short[0] if short else None, max_output=short[1] if short else None)
-        return [(int(r[0]), r[1], r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]))
-                for r in rows]
+            max_input=short[0] if short else None, max_output=short[1] if short else None))
 
     def model_costs(self, group: ModelGroup, femto: Sequence[int], *,
                     short: tuple[int, int] | None = None) -> tuple[int, int, int, set[str]] | None:
@@ -89,44 +89,45 @@ class StoreSource:
             self.since_us, self.until_us, group.agent, group.provider, group.model, group.tier, group.team, femto,
             max_input=short[0] if short else None, max_output=short[1] if short else None,
             by_experiment=short is None)
-        if any(max(femto) * (int(r[4]) + int(r[5])) >= 2**62 for r in rows):  # past exact int64: price rows
-            return None
-        return (sum(int(r[1]) for r in rows), sum(int(r[2]) for r in rows), sum(int(r[3]) for r in rows),
-                {str(r[0]) for r in rows if r[0]})
+        if any(max(femto) * (r.max_input_tokens + r.max_output_tokens) >= 2**62 for r in rows):
+            return None  # past exact int64: price the rows one by one
+        return (sum(r.calls for r in rows), sum(r.cost_nano for r in rows), sum(r.priced_nano for r in rows),
+                {r.experiment for r in rows if r.experiment})
 
     def run_agents(self) -> list[str]:
         return list(self._once(("agents",), lambda: self.store.optimize_agents(*self._window)))
 
-    def _runs(self, agent: str) -> tuple[Any, ...]:
+    def _runs(self, agent: str) -> AgentRunsRow:
         """The agent's run figures (`optimize_agent_runs`): one pass serves the summary, the most distinct
         requests and whether (and how often) its runs repeat themselves."""
-        return tuple(self._once(("runs", agent), lambda: self.store.optimize_agent_runs(*self._window, agent)))
+        runs: AgentRunsRow = self._once(("runs", agent), lambda: self.store.optimize_agent_runs(*self._window, agent))
+        return runs
 
     def run_summary(self, agent: str) -> RunSummary:
         r = self._runs(agent)
-        runs = int(r[0])
-        return RunSummary(runs, int(r[1] or 0), Agg(runs, *(float(v or 0) for v in r[2:7])))
+        return RunSummary(r.runs, r.calls, Agg(r.runs, r.sum_x, r.sum_y, r.sum_xx, r.sum_xy, r.sum_yy))
 
     def run_keys(self, agent: str) -> int:
-        return int(self._runs(agent)[7] or 0)
+        return self._runs(agent).max_distinct
 
     def loop_summary(self, agent: str) -> LoopSummary:
-        if not int(self._runs(agent)[8] or 0):
+        if not self._runs(agent).duplicates:
             return LoopSummary(0, 0, 0, 0)  # no run repeats a request: nothing to sum (no second scan)
-        r = self._once(("loops", agent), lambda: self.store.optimize_loop_summary(*self._window, agent))
-        return LoopSummary(int(r[0]), int(r[1]), int(r[2]), int(r[3]))
+        r: LoopSummaryRow = self._once(("loops", agent),
+                                       lambda: self.store.optimize_loop_summary(*self._window, agent))
+        return LoopSummary(r.duplicates, r.duplicate_cost_nano, r.longest_repeat, r.repeating_runs)
 
     def run_steps(self, agent: str) -> dict[int, int]:
-        return {int(calls): int(n) for calls, n in self.store.optimize_run_steps(*self._window, agent)}
+        return {r.calls: r.runs for r in self.store.optimize_run_steps(*self._window, agent)}
 
     def run_sizes(self, agent: str) -> list[tuple[int, str, int]]:
-        return [(int(ts), run, int(n)) for run, ts, n in self.store.optimize_run_sizes(*self._window, agent)]
+        return [(r.first_ts, r.run, r.calls) for r in self.store.optimize_run_sizes(*self._window, agent)]
 
     def run_excess(self, agent: str, baseline: int) -> int:
         return self.store.optimize_run_excess(*self._window, agent, baseline)
 
     def agent_days(self, agent: str) -> dict[int, tuple[int, int]]:
-        return {int(d): (int(n), int(c)) for d, n, c in self.store.optimize_agent_days(*self._window, agent)}
+        return {r.day: (r.calls, r.cost_nano) for r in self.store.optimize_agent_days(*self._window, agent)}
 
     def cache_rows(self) -> list[CacheRow]:
         return list(self._take(("cache",), self._cache_rows))
@@ -136,8 +137,7 @@ class StoreSource:
 
     def _cache_rows(self) -> list[CacheRow]:
         # filtered and summed per decision in SQL (schema v11 columns): one row per cacheable request
-        rows: list[CacheRow] = [(int(ts), id_, dim, value, key, int(cost))
-                                for ts, id_, dim, value, key, cost in self.store.optimize_cacheable(*self._window)]
+        rows: list[CacheRow] = list(self.store.optimize_cacheable(*self._window))  # `CacheableRow`s
         rows += self._legacy_cache_rows()
         rows.sort(key=lambda r: (r[0], r[1]))
         return rows
@@ -147,20 +147,19 @@ class StoreSource:
         legacy = self.store.optimize_cache_legacy(*self._window)
         if not legacy:
             return []
-        events: dict[str, list[tuple[Any, ...]]] = {}
-        for row in self.store.optimize_decision_events(*self._window, [r[1] for r in legacy]):
-            events.setdefault(row[0], []).append(row)
+        events: dict[str, list[DecisionEventRow]] = {}
+        for event in self.store.optimize_decision_events(*self._window, [d.id for d in legacy]):
+            events.setdefault(event.decision_id, []).append(event)
         rows: list[CacheRow] = []
-        for ts, id_, agent, team, input_json, result_json in legacy:
-            scope = ("agent", agent) if agent else ("team", team) if team else None
-            evs = sorted(events.get(id_, []), key=lambda r: (r[1], r[2]))
-            result = codec.load_json(result_json) or {}
-            if scope is None or not evs or any(r[3] == "cache_hit" or r[4] != "ok" for r in evs) or (
-                    result.get("params") or {}).get("cache") is True:
+        for d in legacy:
+            scope = ("agent", d.agent) if d.agent else ("team", d.team) if d.team else None
+            evs = sorted(events.get(d.id, []), key=lambda e: (e.ts, e.id))
+            if scope is None or not evs or any(e.kind == "cache_hit" or e.status != "ok" for e in evs) or (
+                    d.result.get("params") or {}).get("cache") is True:
                 continue
-            key = _legacy_key(codec.load_json(input_json) or {}, [r[6] for r in evs])
+            key = _legacy_key(d.input, [e.request_hash for e in evs])
             if key is not None:
-                rows.append((int(ts), id_, scope[0], scope[1], key, sum(int(r[5]) for r in evs)))
+                rows.append((d.ts, d.id, scope[0], scope[1], key, sum(e.cost_nano for e in evs)))
         return rows
 
     def embedding_rows(self) -> list[EmbeddingRow]:
@@ -170,19 +169,18 @@ class StoreSource:
         self._once(("embeddings",), self._embedding_rows, ahead=True)
 
     def _embedding_rows(self) -> list[EmbeddingRow]:
-        return [(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]))
-                for r in self.store.optimize_embeddings(*self._window) if r[6]]
+        return [r for r in self.store.optimize_embeddings(*self._window) if r.request_hash]
 
     def outcomes(self) -> list[tuple[str, str, int, Decimal]]:
         rows = self._once(("outcomes",), lambda: self.store.optimize_outcomes(*self._window))
-        return [(r[0], r[1], int(r[2]), Decimal(r[3])) for r in rows]
+        return [(r.agent, r.outcome, r.ts, Decimal(r.value)) for r in rows]
 
     def model_outcome_runs(self, agent: str, provider: str, model: str) -> tuple[int, int]:
         r = self.store.optimize_model_outcome_runs(*self._window, agent, provider, model)
-        return int(r[0]), int(r[1])
+        return r.runs, r.with_outcome
 
 
-def _legacy_key(data: dict[str, Any], hashes: Sequence[str | None]) -> str | None:
+def _legacy_key(data: Mapping[str, Any], hashes: Sequence[str | None]) -> str | None:
     """`history.cache_key` on a decoded decision input and its events' request hashes."""
     params = data.get("params") or {}
     deterministic = data.get("endpoint") == "embeddings" or (
