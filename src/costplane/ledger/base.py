@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from costplane.ledger import calls as call_ids
 from costplane.ledger import codec
 from costplane.ledger.alertqueries import AlertQueries
 from costplane.ledger.codec import column_list
@@ -28,6 +29,7 @@ from costplane.ledger.runqueries import RunQueries
 from costplane.ledger.store import StoreError
 from costplane.ledger.types import (
     BudgetClaim,
+    CallIds,
     ClaimState,
     CostEvent,
     DecisionRecord,
@@ -37,11 +39,17 @@ from costplane.ledger.types import (
 )
 from costplane.ledger.userqueries import UserQueries
 
-__all__ = ["Row", "SqlStore", "Sums", "Tx", "partition_keys"]
+__all__ = ["CALL_IDS_VERSION", "EVENT_CLAIMS_VERSION", "Row", "SqlStore", "Sums", "Tx", "partition_keys"]
 
 Sums = tuple[int, int, int, int]  # spent, reserved, calls, concurrent of one claim's window
 
 _INSERT_RESERVATION = insert_sql("reservations", codec.RESERVATION_COLUMNS)
+# the ledger's event insert with the call ids (schema v13 on); INSERT_EVENT before that
+_INSERT_EVENT_IDS = insert_sql("cost_events", codec.EVENT_WRITE_COLUMNS, " ON CONFLICT (id) DO NOTHING")
+#: the schema version from which events are inserted with their call ids, and from which an
+#: event observed after the fact keeps its counter rows (`event_claims`) and a gateway event
+#: supersedes it in its own settlement
+CALL_IDS_VERSION, EVENT_CLAIMS_VERSION = 13, 15
 # Every counter change is "add this delta to the row", created on first use.
 _ADD_COUNTERS = (
     'INSERT INTO budget_counters (budget, "partition", bucket, spent_nano, reserved_nano, calls, concurrent)'
@@ -98,8 +106,28 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
     """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
     in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""
 
+    _schema_seen: int = 0  # memo: the highest schema version this store has seen applied
+
     @abstractmethod
     def close(self) -> None: ...
+
+    def _schema_at_least(self, version: int) -> bool:
+        """Whether schema `version` is applied (read once it is; versions are never removed)."""
+        if self._schema_seen < version:
+            self._schema_seen = self.schema_version()
+        return self._schema_seen >= version
+
+    def _event_insert(self, event: CostEvent) -> tuple[str, Row]:
+        """The INSERT of one event and its parameters: with the call ids once the schema has them."""
+        if self._schema_at_least(CALL_IDS_VERSION):
+            return _INSERT_EVENT_IDS, codec.event_to_row_with_ids(event)
+        return INSERT_EVENT, codec.event_to_row(event)
+
+    def _reconcile(self, tx: Tx, event: CostEvent, reconciles: bool) -> None:
+        """A gateway event (not an OTLP one) with call ids supersedes the earlier OTLP/SDK events of
+        its call, in the settlement's own transaction (ledger/calls.py)."""
+        if reconciles and not event.id.startswith("otel-"):
+            call_ids.reconcile(tx, event.id, CallIds(event.response_id, event.trace_id, event.span_id))
 
     def _lock_partitions(self, tx: Tx, keys: Sequence[tuple[str, str]]) -> None:
         """Serialise every writer of these (budget, partition) windows until commit."""
@@ -136,6 +164,7 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
                 tx.exec("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, now))
 
         self._write(body)
+        self._schema_seen = max(self._schema_seen, target)
 
     # -- reservations and budgets -----------------------------------------------------
     def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
@@ -169,7 +198,8 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
         return self._write(body)
 
     def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
-        event_row = codec.event_to_row(event)
+        insert_event, event_row = self._event_insert(event)
+        reconciles = bool(event.response_id or event.trace_id) and self._schema_at_least(EVENT_CLAIMS_VERSION)
 
         def body(tx: Tx) -> tuple[ClaimState, ...]:
             row = tx.one(
@@ -187,7 +217,10 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
                             (ReservationStatus.SETTLED, reservation_id))  # fmt: skip
             claims = codec.claims_from_json(row[0])
             self._lock_partitions(tx, partition_keys(claims))
-            cost = int(event.cost_nano) if tx.exec(INSERT_EVENT, event_row) == 1 else 0
+            inserted = tx.exec(insert_event, event_row) == 1
+            cost = int(event.cost_nano) if inserted else 0
+            if inserted:
+                self._reconcile(tx, event, reconciles)
             if prior == ReservationStatus.OPEN:
                 deltas = [_delta(c, spent=cost, reserved=-c.amount_nano, concurrent=-1) for c in claims]
             elif cost:  # released/expired earlier: the call (given back then) and its money count again
@@ -241,12 +274,16 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
     def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
         """Insert an event without a reservation; its cost is added to each claim's row as
         spent (calls and concurrency are not touched: no upstream call was reserved)."""
-        event_row = codec.event_to_row(event)
+        insert_event, event_row = self._event_insert(event)
+        reconciles = bool(event.response_id or event.trace_id) and self._schema_at_least(EVENT_CLAIMS_VERSION)
 
         def body(tx: Tx) -> bool:
             self._lock_partitions(tx, partition_keys(claims))
-            if tx.exec(INSERT_EVENT, event_row) != 1:
+            if tx.exec(insert_event, event_row) != 1:
                 return False
+            self._reconcile(tx, event, reconciles)
+            if reconciles and claims and event.id.startswith("otel-"):
+                call_ids.remember_claims(tx, event.id, claims)  # a gateway event may supersede it later
             if claims:
                 tx.many(_ADD_COUNTERS, [_delta(c, spent=int(event.cost_nano)) for c in claims])
             return True
@@ -260,7 +297,8 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
         whatever the limit (the money is already spent; calls and concurrency are not touched), and
         its decision logged. Returns whether each event was new, and the states afterwards of the
         distinct windows claimed (in order of first claim)."""
-        event_rows = [codec.event_to_row(e) for e in events]
+        inserts = [self._event_insert(e) for e in events]
+        remembers = self._schema_at_least(EVENT_CLAIMS_VERSION)
         decision_rows = [None if d is None else codec.decision_to_row(d) for d in decisions]
         windows: dict[tuple[str, str, int], BudgetClaim] = {}
         for group in claims:
@@ -272,13 +310,16 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
             self._lock_partitions(tx, partition_keys(distinct))
             inserted: list[bool] = []
             deltas: list[Row] = []
-            for event, row, group, decision in zip(events, event_rows, claims, decision_rows, strict=True):
-                new = tx.exec(INSERT_EVENT, row) == 1
+            for event, (insert_event, row), group, decision in zip(events, inserts, claims, decision_rows,
+                                                                   strict=True):
+                new = tx.exec(insert_event, row) == 1
                 inserted.append(new)
                 if not new:
                     continue
                 if decision is not None:
                     tx.exec(INSERT_DECISION, decision)
+                if remembers and group and event.id.startswith("otel-") and (event.response_id or event.trace_id):
+                    call_ids.remember_claims(tx, event.id, group)  # a gateway event may supersede it later
                 deltas += [_delta(c, spent=int(event.cost_nano)) for c in group]
             if deltas:
                 tx.many(_ADD_COUNTERS, deltas)

@@ -31,7 +31,7 @@ from costplane.ledger.types import BudgetClaim, CallIds, CostEvent
 if TYPE_CHECKING:
     from costplane.ledger.queries import Tx
 
-__all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "gateway_index", "link"]
+__all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "gateway_index", "link", "reconcile", "remember_claims"]
 
 SUPERSEDED = "superseded"
 #: the budget claims an OTLP event was counted against, from its context and time; the second
@@ -49,6 +49,17 @@ _SUPERSEDE = (f"UPDATE cost_events SET status = '{SUPERSEDED}', cost_nano = 0, i
               f" WHERE id = ? AND {_LIVE}")
 _TAKE_BACK = ('UPDATE budget_counters SET spent_nano = spent_nano - ? WHERE budget = ? AND "partition" = ?'
               " AND bucket = ?")
+_REMEMBER = ('INSERT INTO event_claims (event_id, budget, "partition", bucket) VALUES (?, ?, ?, ?)'
+             " ON CONFLICT DO NOTHING")
+_REMEMBERED = 'SELECT budget, "partition", bucket FROM event_claims WHERE event_id = ?'
+
+
+def remember_claims(tx: Tx, event_id: str, claims: Sequence[BudgetClaim]) -> None:
+    """Keep the counter rows an event observed after the fact was added to (schema v15), so a
+    later gateway event of the same call can take its cost back without the policy bundle."""
+    rows = sorted({(event_id, c.budget, c.partition, c.bucket) for c in claims})
+    if rows:
+        tx.many(_REMEMBER, rows)
 
 
 def find_gateway(tx: Tx, response_id: str | None, trace_id: str | None,
@@ -104,7 +115,7 @@ def _spans_of(tx: Tx, ids: CallIds) -> list[CostEvent]:
     return list(found.values())
 
 
-def _supersede(tx: Tx, span_event: CostEvent, by: str, claims_for: ClaimsFor, lock: Lock) -> bool:
+def _supersede(tx: Tx, span_event: CostEvent, by: str, claims_for: ClaimsFor | None, lock: Lock | None) -> bool:
     usage = span_event.usage
     kept: dict[str, Any] = {"by": by, "cost_nano": span_event.cost_nano, "status": span_event.status,
                             "tokens": [usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
@@ -112,18 +123,31 @@ def _supersede(tx: Tx, span_event: CostEvent, by: str, claims_for: ClaimsFor, lo
                             "unit_prices": dict(span_event.unit_prices)}
     if tx.exec(_SUPERSEDE, (codec.dump_json({codec.SUPERSEDED_KEY: kept}), span_event.id)) != 1:
         return False  # already superseded (the other side's `link` got there first)
-    claims: list[BudgetClaim] = []
-    if span_event.cost_nano:
+    if not span_event.cost_nano:
+        return True
+    rows = [(str(b), str(p), int(k)) for b, p, k in tx.all(_REMEMBERED, (span_event.id,))]
+    if not rows and claims_for is not None:  # recorded before schema v15: recompute from the bundle
         names: Sequence[str] | None = None
         if span_event.decision_id is not None:
             row = tx.one("SELECT budgets FROM decisions WHERE id = ?", (span_event.decision_id,))
             names = [str(n) for n in codec.load_json(row[0]) or ()] if row is not None else None
-        claims = list(claims_for(span_event, names))
-    if claims:
-        lock(tx, sorted({(c.budget, c.partition) for c in claims}))
-        # only rows that exist: a budget the event was never counted against is left alone
-        tx.many(_TAKE_BACK, [(int(span_event.cost_nano), c.budget, c.partition, c.bucket) for c in claims])
+        rows = sorted({(c.budget, c.partition, c.bucket) for c in claims_for(span_event, names)})
+    if rows:
+        if lock is not None:
+            lock(tx, sorted({(b, p) for b, p, _ in rows}))
+        # only rows that exist: a budget the event was never counted against is left alone. A
+        # decrement cannot break a limit, so the gateway's settlement takes no further lock for it.
+        tx.many(_TAKE_BACK, [(int(span_event.cost_nano), b, p, k) for b, p, k in rows])
     return True
+
+
+def reconcile(tx: Tx, event_id: str, ids: CallIds) -> list[tuple[str, str]]:
+    """The gateway event `event_id` (just inserted with `ids`) supersedes the live OTLP/SDK events
+    of its call already recorded, in the caller's transaction: two indexed probes when there are
+    none (the common case). Returns the (superseded event id, gateway event id) pairs."""
+    if not ids:
+        return []
+    return [(span.id, event_id) for span in _spans_of(tx, ids) if _supersede(tx, span, event_id, None, None)]
 
 
 def link(tx: Tx, event_id: str, ids: CallIds, span_ids: Sequence[str], claims_for: ClaimsFor,

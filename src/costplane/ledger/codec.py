@@ -29,6 +29,7 @@ __all__ = [
     "DECISION_COLUMNS",
     "EVENT_COLUMNS",
     "EVENT_READ_COLUMNS",
+    "EVENT_WRITE_COLUMNS",
     "KEY_COLUMNS",
     "LINK_COLUMNS",
     "QUERY_COLUMNS",
@@ -41,6 +42,7 @@ __all__ = [
     "decision_to_row",
     "dump_json",
     "event_to_row",
+    "event_to_row_with_ids",
     "from_us",
     "key_to_row",
     "load_json",
@@ -63,11 +65,14 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "decision_id", "reservation_id", "latency_ms", "price_flagged", "request_hash",
 )  # fmt: skip
 
-#: The ids that find the same call seen twice (schema_calls). Not in EVENT_COLUMNS: an event is
-#: inserted without them (the server-side functions' row is frozen) and `link_call` sets them.
+#: The ids that find the same call seen twice (schema_calls). Not in EVENT_COLUMNS (the columns of
+#: every schema since v1, and of the v3 server-side functions' frozen row): the ledger writes
+#: (settle, record_event, record_spend) insert them with the event once the schema has them (v13).
 LINK_COLUMNS: tuple[str, ...] = ("response_id", "trace_id", "span_id")
 #: what the event reads select; `row_to_event` also accepts rows of EVENT_COLUMNS only
 EVENT_READ_COLUMNS: tuple[str, ...] = (*EVENT_COLUMNS, *LINK_COLUMNS)
+#: what the ledger's own inserts write (schema v13 on): the event with its call ids
+EVENT_WRITE_COLUMNS: tuple[str, ...] = EVENT_READ_COLUMNS
 
 RESERVATION_COLUMNS: tuple[str, ...] = (
     "id", "status", "created_at", "expires_at", "decision_id", "key_id", "claims",
@@ -208,6 +213,11 @@ def event_to_row(event: CostEvent) -> tuple[Any, ...]:
         event.decision_id, event.reservation_id, int(event.latency_ms), bool(event.price_flagged),
         event.request_hash,
     )  # fmt: skip
+
+
+def event_to_row_with_ids(event: CostEvent) -> tuple[Any, ...]:
+    """`event_to_row` followed by the call ids (`EVENT_WRITE_COLUMNS`)."""
+    return (*event_to_row(event), event.response_id, event.trace_id, event.span_id)
 
 
 def row_to_event(row: Sequence[Any]) -> CostEvent:

@@ -26,6 +26,7 @@ from costplane.ledger import (
     schema_alerts,
     schema_calls,
     schema_environments,
+    schema_leases,
     schema_runs,
     schema_users,
 )
@@ -181,6 +182,11 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (12, schema_users.V12)), key=lambda step
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (13, schema_calls.CALL_STEP)), key=lambda step: step[0]))
 # v14: the rollups' UPDATE trigger fires only for the columns they read, not for call ids (schema_calls).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (14, ())), key=lambda step: step[0]))
+# v15: the counter rows of events observed after the fact, for superseding them in the gateway's
+# settlement (schema_calls); PostgreSQL: settle/record_event functions that write the call ids.
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (15, schema_calls.CLAIMS_STEP)), key=lambda step: step[0]))
+# v16: the lease table of lease-based budgets (ledger/leases.py, lease_store).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (16, schema_leases.LEASE_STEP)), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps
@@ -189,6 +195,7 @@ _DIALECT_STEPS[8] = rollups.V8_DIALECT  # v8: rollup tables, backfill, triggers
 _DIALECT_STEPS[10] = OPTIMIZE_INDEXES  # v10: the detectors' covering and partial indexes
 _DIALECT_STEPS[11] = CACHE_COLUMNS  # v11: generated cache_hash / cache_on, covering decisions_cacheable
 _DIALECT_STEPS[14] = schema_calls.TRIGGER_STEP  # v14: the rollups' UPDATE trigger skips call-id writes
+_DIALECT_STEPS[15] = {"postgres": pg_functions.CALL_DDL}  # v15: settle/record_event with the call ids
 
 
 def statements(dialect: str, version: int) -> list[str]:

@@ -20,6 +20,9 @@ step:
 * Counter deltas of one call are grouped by row before the upsert (two claims
   on one bucket would otherwise make `ON CONFLICT DO UPDATE` touch a row twice).
 
+Schema version 15 adds `costplane_settle_call` / `costplane_record_call` (the same functions, the
+event row with its call ids, and the call counted once: `costplane_supersede_spans`).
+
 The text is frozen with migration 3: a later change to a function or to the
 columns of `cost_events`/`decisions`/`reservations` needs a new migration that
 replaces the functions. The SQL must contain neither `?` nor `%` (the driver
@@ -29,13 +32,18 @@ rewrites placeholders in every statement it runs).
 from __future__ import annotations
 
 __all__ = [
+    "CALL_DDL",
+    "CALL_EVENT_PARAMS",
+    "CALL_FUNCTIONS",
     "DDL",
     "DECISION_PARAMS",
     "EVENT_PARAMS",
     "FUNCTIONS",
+    "RECORD_CALL_SQL",
     "RECORD_EVENT_SQL",
     "RELEASE_SQL",
     "RESERVE_SQL",
+    "SETTLE_CALL_SQL",
     "SETTLE_SQL",
 ]
 
@@ -358,3 +366,95 @@ RELEASE_SQL = "SELECT costplane_release(?::text, ?::text)"
 RECORD_EVENT_SQL = _call("costplane_record_event",
                          (EVENT_PARAMS, (("budget", "text[]"), ("partition", "text[]"), ("bucket", "bigint[]"))),
                          "*")
+
+
+# -- schema version 15: settle/record_event that write the call ids and count the call once -------
+# New functions (the v3 ones stay: a replica not yet upgraded keeps calling them). The event row
+# gains the call ids; a gateway event supersedes, in the same statement, the live OTLP/SDK events
+# of its call and takes their cost back from the counter rows `event_claims` kept for them (the same
+# steps as ledger/calls.py `reconcile`; a decrement needs no budget lock).
+LINK_PARAMS: tuple[tuple[str, str], ...] = (("response_id", "text"), ("trace_id", "text"), ("span_id", "text"))
+CALL_EVENT_PARAMS: tuple[tuple[str, str], ...] = (*EVENT_PARAMS, *LINK_PARAMS)
+
+_SUPERSEDE_SPANS = """CREATE OR REPLACE FUNCTION costplane_supersede_spans(
+    p_event text, p_response text, p_trace text, p_span text) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    s record;
+    changed integer;
+    done integer := 0;
+BEGIN
+    IF substr(p_event, 1, 5) = 'otel-' OR (p_response IS NULL AND (p_trace IS NULL OR p_span IS NULL)) THEN
+        RETURN 0;
+    END IF;
+    FOR s IN SELECT e.id, e.cost_nano, e.status, e.unit_prices, e.input_tokens, e.output_tokens,
+                    e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens
+               FROM cost_events AS e
+              WHERE e.response_id = p_response AND substr(e.id, 1, 5) = 'otel-' AND e.status <> 'superseded'
+             UNION
+             SELECT e.id, e.cost_nano, e.status, e.unit_prices, e.input_tokens, e.output_tokens,
+                    e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens
+               FROM cost_events AS e
+              WHERE e.trace_id = p_trace AND e.span_id = p_span AND substr(e.id, 1, 5) = 'otel-'
+                AND e.status <> 'superseded'
+    LOOP
+        UPDATE cost_events SET status = 'superseded', cost_nano = 0, input_tokens = 0, output_tokens = 0,
+               cache_read_tokens = 0, cache_write_tokens = 0, reasoning_tokens = 0,
+               unit_prices = jsonb_build_object('_superseded', jsonb_build_object(
+                   'by', p_event, 'cost_nano', s.cost_nano, 'status', s.status,
+                   'tokens', jsonb_build_array(s.input_tokens, s.output_tokens, s.cache_read_tokens,
+                                               s.cache_write_tokens, s.reasoning_tokens),
+                   'unit_prices', s.unit_prices - '_usage'))
+         WHERE id = s.id AND status <> 'superseded';
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        IF changed = 1 THEN
+            done := done + 1;
+            IF s.cost_nano <> 0 THEN
+                UPDATE budget_counters AS c SET spent_nano = c.spent_nano - s.cost_nano
+                  FROM event_claims AS k
+                 WHERE k.event_id = s.id AND c.budget = k.budget AND c."partition" = k."partition"
+                   AND c.bucket = k.bucket;
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN done;
+END
+$fn$"""
+
+_AFTER_INSERT = "GET DIAGNOSTICS inserted = ROW_COUNT;"
+_RECONCILE = (_AFTER_INSERT + "\n    IF inserted = 1 THEN\n"
+              "        PERFORM costplane_supersede_spans(e_id, e_response_id, e_trace_id, e_span_id);\n    END IF;")
+
+
+# record_event of an OTLP event keeps the counter rows it was added to (a gateway event may supersede it)
+_REMEMBER = """
+    IF inserted = 1 AND n > 0 AND substr(e_id, 1, 5) = 'otel-'
+       AND (e_response_id IS NOT NULL OR e_trace_id IS NOT NULL) THEN
+        INSERT INTO event_claims (event_id, budget, "partition", bucket)
+            SELECT DISTINCT e_id, u.b, u.p, u.k FROM unnest(p_budget, p_partition, p_bucket) AS u(b, p, k)
+            ON CONFLICT DO NOTHING;
+    END IF;"""
+
+
+def _with_ids(ddl: str, name: str, extra: str = "") -> str:
+    """A v3 function's text with the call ids as three more event arguments, written by its INSERT
+    and reconciled right after it, under the name `name`."""
+    old_insert = _insert("cost_events", "e_", EVENT_PARAMS, " ON CONFLICT (id) DO NOTHING")
+    new_insert = _insert("cost_events", "e_", CALL_EVENT_PARAMS, " ON CONFLICT (id) DO NOTHING")
+    out = ddl.replace(_args("e_", EVENT_PARAMS), _args("e_", CALL_EVENT_PARAMS), 1)
+    out = out.replace(old_insert, new_insert, 1).replace(_AFTER_INSERT, _RECONCILE + extra, 1)
+    head = out.split("(", 1)[0]
+    out = head.rsplit(" ", 1)[0] + " " + name + "(" + out.split("(", 1)[1]
+    if out.count("costplane_supersede_spans") != 1 or new_insert not in out:  # pragma: no cover - import-time guard
+        raise RuntimeError(f"pg_functions: cannot derive {name}")
+    return out
+
+
+CALL_FUNCTIONS: tuple[str, ...] = ("costplane_supersede_spans", "costplane_settle_call", "costplane_record_call")
+CALL_DDL: tuple[str, ...] = (_SUPERSEDE_SPANS, _with_ids(_SETTLE, "costplane_settle_call"),
+                             _with_ids(_RECORD_EVENT, "costplane_record_call", _REMEMBER))
+SETTLE_CALL_SQL = _call("costplane_settle_call", ((("reservation", "text"),), CALL_EVENT_PARAMS),
+                        "o_prior, o_claims, o_spent, o_reserved, o_calls, o_concurrent")
+RECORD_CALL_SQL = _call("costplane_record_call",
+                        (CALL_EVENT_PARAMS, (("budget", "text[]"), ("partition", "text[]"), ("bucket", "bigint[]"))),
+                        "*")

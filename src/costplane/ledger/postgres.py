@@ -40,7 +40,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from costplane.ledger import codec, pg_functions
-from costplane.ledger.base import Row, SqlStore, Sums, Tx, _state
+from costplane.ledger.base import EVENT_CLAIMS_VERSION, Row, SqlStore, Sums, Tx, _state
 from costplane.ledger.optimizequeries import OptimizeQueries
 from costplane.ledger.store import StoreError, StoreUnavailable
 from costplane.ledger.types import (
@@ -256,9 +256,12 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
     def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
         if not self.use_functions:
             return super().settle(reservation_id, event)
-        params = (reservation_id, *codec.event_to_row(event))
+        if self._schema_at_least(EVENT_CLAIMS_VERSION):  # v15: the event with its call ids, counted once
+            sql, params = pg_functions.SETTLE_CALL_SQL, (reservation_id, *codec.event_to_row_with_ids(event))
+        else:
+            sql, params = pg_functions.SETTLE_SQL, (reservation_id, *codec.event_to_row(event))
         try:
-            row = self._run(lambda tx: tx.one(pg_functions.SETTLE_SQL, params), single=True)
+            row = self._run(lambda tx: tx.one(sql, params), single=True)
         except _NoFunctions:
             return super().settle(reservation_id, event)
         assert row is not None
@@ -281,10 +284,13 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
     def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
         if not self.use_functions:
             return super().record_event(event, claims)
-        params = (*codec.event_to_row(event), [c.budget for c in claims], [c.partition for c in claims],
-                  [c.bucket for c in claims])  # fmt: skip
+        arrays = ([c.budget for c in claims], [c.partition for c in claims], [c.bucket for c in claims])
+        if self._schema_at_least(EVENT_CLAIMS_VERSION):
+            sql, params = pg_functions.RECORD_CALL_SQL, (*codec.event_to_row_with_ids(event), *arrays)
+        else:
+            sql, params = pg_functions.RECORD_EVENT_SQL, (*codec.event_to_row(event), *arrays)
         try:
-            row = self._run(lambda tx: tx.one(pg_functions.RECORD_EVENT_SQL, params), single=True)
+            row = self._run(lambda tx: tx.one(sql, params), single=True)
         except _NoFunctions:
             return super().record_event(event, claims)
         return bool(row and row[0])

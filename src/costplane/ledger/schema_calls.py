@@ -10,8 +10,8 @@ instrumentation. Three nullable columns of `cost_events` let the two meet:
 
 Two indexes look events up by (trace_id, span_id) and by response_id. Plain `ADD COLUMN`s of
 nullable TEXT (the same statement on SQLite and PostgreSQL, instant on both: no table rewrite);
-rows written before stay NULL. The ids are written by `SqlQueries.link_call` right after an
-event is recorded (see docs/otlp.md, "Counted once").
+rows written before stay NULL. The ledger's writes insert the ids with the event (schema v13 on);
+the receiver links its spans with `SqlQueries.link_calls` (see docs/otlp.md, "Counted once").
 
 Schema step 14 (dialect-specific, `TRIGGER_STEP`): the spend rollups' UPDATE trigger (schema v8,
 `rollups`) fires only when a column it can depend on changes — every column of `EVENT_COLUMNS` —
@@ -19,6 +19,13 @@ so writing a call's ids (an UPDATE of the three id columns only) no longer re-ad
 both rollup tables; superseding an event (cost, tokens, status) still does. A bulk loader that
 re-creates the triggers from `rollups.create_triggers` gets the broad trigger back: correct, only
 slower on id writes.
+
+Schema step 15 (`CLAIMS_STEP`): `event_claims`, the counter rows an event observed after the fact
+(an OTLP span or SDK record with call ids, `record_spend`) was added to. When the gateway's event
+of the same call is inserted (`settle` / `record_event` write the ids with the event), the earlier
+event is superseded in the same transaction and its cost taken back from exactly these rows — no
+policy bundle needed, so the store does it alone (the gateway no longer writes ids afterwards).
+Budget windows roll over on their own, so rows are only ever read by event id.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from __future__ import annotations
 from costplane.ledger import rollups
 from costplane.ledger.codec import EVENT_COLUMNS
 
-__all__ = ["CALL_STEP", "TRIGGER_STEP"]
+__all__ = ["CALL_STEP", "CLAIMS_STEP", "TRIGGER_STEP"]
 
 CALL_STEP: tuple[str, ...] = (
     "ALTER TABLE cost_events ADD COLUMN response_id TEXT",
@@ -55,3 +62,14 @@ def _narrowed(dialect: str) -> tuple[str, ...]:
 
 
 TRIGGER_STEP: dict[str, tuple[str, ...]] = {dialect: _narrowed(dialect) for dialect in _BROAD}
+
+
+CLAIMS_STEP: tuple[str, ...] = (
+    """CREATE TABLE event_claims (
+    event_id TEXT NOT NULL,
+    budget TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    PRIMARY KEY (event_id, budget, partition, bucket)
+)""",
+)

@@ -1,9 +1,8 @@
 """Counted once: a call the gateway served and the client's instrumentation also exported as an
 OTLP span is one cost event.
 
-The gateway writes the call's ids on its cost event right after settling it (`submit`):
-the provider's response id (`chatcmpl-…`, `msg_…`) and the trace id and parent id of the client's
-`traceparent`. The receiver then
+The gateway's settlement writes the call's ids with its cost event: the provider's response id
+(`chatcmpl-…`, `msg_…`) and the trace id and parent id of the client's `traceparent`. The receiver then
 
 1. **before recording** asks, for every LLM span, whether the gateway already has the call
    (`lookup`: one read of the ledger per export batch): same `gen_ai.response.id`, or same trace
@@ -13,91 +12,44 @@ the provider's response id (`chatcmpl-…`, `msg_…`) and the trace id and pare
 2. **after recording** writes the ids of the events it did record (`link_recorded`); if the
    gateway's event arrived in between, the span's event is superseded right there.
 
-A span that arrives **before** the gateway's ids are written (a stream, a batching delay) is
-recorded and counted; when they are, the span's event is superseded: status `superseded`, cost 0,
+A span that arrives **before** the gateway's event (a stream, a batching delay) is recorded and
+counted; when the gateway's event is settled, the span's event is superseded: status `superseded`, cost 0,
 its spend taken back from the budgets it was counted against (ledger/calls.py). Either way the
 gateway's event — metered from the provider's own response — is the one that counts.
 
-Off the request path: the gateway only appends (event id, ids) to a queue (`submit`); one
-background thread writes whatever has queued up in ONE store transaction (`Store.link_calls`), so
-under load many calls share a commit. `flush()` writes what is queued now (shutdown, tests).
+The gateway's side needs no writer of its own: `DecisionCore.settle` puts the call's ids on the
+cost event and the settlement's INSERT writes them; in the same transaction it supersedes an OTLP
+event of the call recorded earlier (ledger/calls.py `reconcile`, from the counter rows the OTLP
+event was added to). `submit` and `flush` remain, doing nothing, only until the gateway stops
+calling them.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
 from collections.abc import Callable, Sequence
 
 from costplane.core.bundle_state import ActiveBundle
 from costplane.core.claims import budget_claims
-from costplane.ledger.store import Store, StoreError
+from costplane.ledger.store import Store
 from costplane.ledger.types import BudgetClaim, CallIds, CostEvent
 from costplane.otel.decode import SpanData
 from costplane.otel.genai import SpanIngest, response_id
 
 __all__ = ["CallLinker"]
 
-_log = logging.getLogger(__name__)
-
 
 class CallLinker:
-    """The ledger side of "counted once", for the receiver and the gateway."""
-
-    #: the most gateway events written in one transaction
-    BATCH = 256
+    """The ledger side of "counted once", for the receiver (and, until it stops calling, the gateway)."""
 
     def __init__(self, store: Store, bundle: Callable[[], ActiveBundle]) -> None:
         self.store = store
         self._bundle = bundle
-        self._queue: queue.SimpleQueue[tuple[str, CallIds]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
-        self._writing = threading.Lock()  # one batch at a time (the thread, or flush)
-        self.written = 0  # gateway events whose ids were written
-        self.failed = 0  # … that a store error kept from being written (logged)
 
     def submit(self, event_id: str, ids: CallIds) -> None:
-        """The gateway settled event `event_id`: queue its ids for the background writer."""
-        if not ids:
-            return
-        self._queue.put((event_id, ids))
-        if self._thread is None:
-            with self._start:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="costplane-call-ids", daemon=True)
-                    self._thread.start()
+        """Nothing to do: the settlement wrote `ids` with event `event_id` (kept for old callers)."""
 
     def flush(self) -> None:
-        """Write everything queued so far (on the caller's thread)."""
-        while not self._queue.empty():
-            self._write_batch(block=False)
-
-    def _run(self) -> None:
-        while True:
-            self._write_batch(block=True)
-
-    def _write_batch(self, *, block: bool) -> None:
-        with self._writing:
-            batch: list[tuple[str, CallIds]] = []
-            try:
-                batch.append(self._queue.get(block=block, timeout=None))
-                while len(batch) < self.BATCH:
-                    batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                pass
-            if not batch:
-                return
-            try:
-                pairs = self.store.link_calls(batch, self.claims)
-            except StoreError as exc:  # the calls are settled; only their ids are missing
-                self.failed += len(batch)
-                _log.warning("call ids of %d gateway event(s) not written: %s", len(batch), exc)
-                return
-            self.written += len(batch)
-        for span_event, by in pairs:
-            _log.info("cost event %s of an OTLP span superseded by gateway event %s (the same call)", span_event, by)
+        """Nothing queued: the gateway's ids are written by its settlements (kept for old callers)."""
 
     def gateway(self, ids: CallIds, span_ids: Sequence[str]) -> str | None:
         """The id of the gateway's cost event of the call a span reports, None if it has none."""
