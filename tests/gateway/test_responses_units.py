@@ -76,6 +76,10 @@ def test_facts_of_a_request() -> None:
     assert parse({"model": "m", "conversation": {"id": "conv_9"}}).continues == "conversation:conv_9"
     assert parse({"model": "m", "prompt": {"id": "pmpt_1"}}).continues == "prompt:pmpt_1"
     assert parse({"model": "m", "input": "x", "stream": True}).cacheable is False
+    assert facts.continues_unseen_bound == 128_000 and facts.continues_param == "previous_response_id"
+    unseen = parse({"model": "gpt-5.6-luna", "conversation": "conv_1"})
+    assert unseen.continues_unseen_bound == 1_050_000 and unseen.continues_param == "conversation"
+    assert parse({"model": "private-llm", "previous_response_id": "r"}).continues_unseen_bound is None
 
 
 def test_built_in_tools_are_capped_by_max_tool_calls() -> None:

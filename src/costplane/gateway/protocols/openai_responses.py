@@ -6,8 +6,9 @@ forwarded under key scoping.
 * Input bound: the UTF-8 bytes of `instructions`, every input item, the tools' and the text format's
   JSON, with the per-message overhead per item (`tokens.measure_openai_chat`'s rule). A request that
   continues stored context (`previous_response_id`, `conversation`, a stored `prompt`) names it in
-  `RequestFacts.continues`: the gateway adds the tokens it recorded for that response, or bounds the
-  input by the model's context window when it has no record.
+  `RequestFacts.continues`: the gateway adds the input and output tokens it recorded for that
+  response under the same key, or else the model's context window from the price data
+  (`continues_unseen_bound`; a model without one cannot continue unseen context: refused).
 * Output cap: `max_output_tokens`; the gateway writes the enforced cap there (set when absent).
 * Built-in tools billed per call (`web_search*`, `file_search`): `max_tool_calls` caps every
   built-in tool call of a response, so the bound counts that many calls of each enabled unit; when
@@ -46,6 +47,7 @@ from costplane.gateway.protocols.openai_wire import OpenAIWire, common_params, w
 from costplane.gateway.tokens import InputSize, measure_openai_chat
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_responses import RESPONSES_BODY
+from costplane.pricing import genai
 from costplane.pricing.readers import openai_response_units, openai_usage, request_units
 from costplane.pricing.types import TokenUsage
 
@@ -55,6 +57,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "OpenAIResponsesAdapter",
     "ResponsesStreamMeter",
+    "context_window",
     "measure_responses",
     "responses_usage",
     "tool_call_caps",
@@ -111,6 +114,13 @@ def responses_usage(payload: Any) -> TokenUsage | None:
     if not isinstance(payload, Mapping):
         return None
     return openai_usage(payload.get("usage"), payload)
+
+
+def context_window(model: str) -> int | None:
+    """The model's context window from the price data (OpenAI's entry first), None when unknown."""
+    found = genai.find_model(model, "openai") or genai.find_model(model, None)
+    window = found[1].context_window if found is not None else None
+    return window if isinstance(window, int) and window > 0 else None
 
 
 def _continues(body: Mapping[str, Any]) -> str | None:
@@ -221,10 +231,13 @@ class OpenAIResponsesAdapter(OpenAIWire):
                                         "response, conversation or prompt")
         tool_uses = tool_call_caps(body, settings.default_max_tool_uses)
         deterministic = body.get("temperature") == 0 and not stream and body.get("background") is not True
+        continues = _continues(body)
         return RequestFacts(
             operation=route.operation, endpoint="responses", model=body["model"], body=body,
             size=measure_responses(body), max_tokens=body.get("max_output_tokens"), stream=stream,
-            params=common_params(body), tool_uses=tool_uses, cacheable=deterministic, continues=_continues(body),
+            params=common_params(body), tool_uses=tool_uses, cacheable=deterministic, continues=continues,
+            continues_unseen_bound=context_window(body["model"]) if continues else None,
+            continues_param=continues.split(":", 1)[0] if continues and ":" in continues else "previous_response_id",
         )
 
     def measure(self, body: Mapping[str, Any]) -> InputSize:
