@@ -27,6 +27,7 @@ from costplane.simulator import anthropic_api, embeddings, openai_api
 from costplane.simulator.config import SimulatorConfig
 from costplane.simulator.endpoint import endpoint, json_response
 from costplane.simulator.errors import anthropic_error, openai_error
+from costplane.simulator.gemini_api import routes as gemini_routes
 from costplane.simulator.responses_api import routes as responses_routes
 from costplane.simulator.state import SimulatorState
 
@@ -79,6 +80,7 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
               endpoint(state, "anthropic", anthropic_api.count_message_tokens, draws_faults=False),
               methods=["POST"]),
         *responses_routes(state),  # POST /v1/responses, GET/DELETE /v1/responses/{id}, …/cancel
+        *gemini_routes(state),  # POST /v1beta/models/{model}:generateContent, …, also under /v1
         Route("/health", health, methods=["GET"]),
         Route("/_simulator/stats", stats, methods=["GET"]),
         Route("/_simulator/requests", recent, methods=["GET"]),

@@ -7,7 +7,8 @@ Google's shape `{"error": {"code", "message", "status"}}`.
 Usage follows Gemini's `usageMetadata`: `promptTokenCount` includes `cachedContentTokenCount`
 (implicit caching of repeated prompt prefixes, as `caching.PrefixCache` keeps them);
 `candidatesTokenCount` excludes `thoughtsTokenCount` (models from gemini-2.5 on think, within
-`thinkingConfig.thinkingBudget` when one is set, 0 turns it off); `toolUsePromptTokenCount`
+`thinkingConfig.thinkingBudget` when one is set, 0 turns it off; `maxOutputTokens` caps thoughts
+and answer together); `toolUsePromptTokenCount`
 (the results of built-in tools such as Google Search or code execution) is reported apart from
 the prompt. With function declarations the model answers a user turn with a `functionCall`, and
 a `functionResponse` turn with text. Field names are accepted in lowerCamelCase and snake_case,
@@ -208,6 +209,9 @@ def _generate(call: Call, model: str, stream: str | None) -> Response:
     thoughts = 0
     if thinks(model) and budget != 0:
         thoughts = min(budget if budget is not None and budget > 0 else _DYNAMIC_THOUGHTS, 16 + seed % 113)
+    if limit is not None:  # maxOutputTokens caps thoughts and answer together, as Gemini enforces it
+        thoughts = min(thoughts, limit - 1)
+        limit -= thoughts
     decls, builtin = _declarations(body)
     tool_prompt = sum(24 + (seed >> (4 * i)) % 40 for i in range(builtin))
     called = _function_call(body, contents, decls, seed)
