@@ -34,8 +34,10 @@ from costplane.gateway.protocols.base import (
     Enforced,
     Incoming,
     PassScope,
+    RecordedResponse,
     RequestError,
     RequestFacts,
+    ResponseLookup,
     SSEBuffer,
     StreamEvent,
     StreamMeter,
@@ -47,6 +49,7 @@ from costplane.gateway.protocols.openai_wire import OpenAIWire, common_params, w
 from costplane.gateway.tokens import InputSize, measure_openai_chat
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_responses import RESPONSES_BODY
+from costplane.ledger.contracts_records import CostEventLog
 from costplane.pricing import genai
 from costplane.pricing.readers import openai_response_units, openai_usage, request_units
 from costplane.pricing.types import TokenUsage
@@ -57,6 +60,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "OpenAIResponsesAdapter",
     "ResponsesStreamMeter",
+    "StoreResponseLookup",
     "context_window",
     "measure_responses",
     "responses_usage",
@@ -203,6 +207,27 @@ class ResponsesStreamMeter(StreamMeter):
     def _id(response: Any) -> str | None:
         value = response.get("id") if isinstance(response, Mapping) else None
         return value if isinstance(value, str) and 0 < len(value) <= 256 else None
+
+
+#: cost event statuses whose token counts are what the provider reported (or the bound it was
+#: charged): a continuation of their response adds them. A cut stream's counts are an estimate.
+_RECORDED_EXACTLY = frozenset({"ok", "estimated", "unpriced"})
+
+
+class StoreResponseLookup(ResponseLookup):
+    """The responses the gateway metered, read from their cost events by the provider's response id
+    (runs on a store thread). A response whose event does not hold its full usage (a cut stream) is
+    treated as unseen."""
+
+    def __init__(self, events: CostEventLog) -> None:
+        self._events = events
+
+    def find(self, response_id: str) -> RecordedResponse | None:
+        event = self._events.find_gateway_event(response_id, None, ())
+        if event is None or event.status not in _RECORDED_EXACTLY or event.context.key_id is None:
+            return None
+        return RecordedResponse(event.context.key_id, event.provider, event.model, event.usage.input_tokens,
+                                event.usage.output_tokens)
 
 
 class OpenAIResponsesAdapter(OpenAIWire):
