@@ -117,7 +117,9 @@ def test_models_lists_what_the_gateway_serves(make_gateway) -> None:  # type: ig
 def test_stream_meters_read_the_served_tier_and_tool_fees() -> None:
     import orjson
 
-    from costplane.gateway.metering import AnthropicStreamMeter, OpenAIStreamMeter, billed_facts, served_usage
+    from costplane.gateway.metering import billed_facts, served_usage
+    from costplane.gateway.protocols.anthropic_messages import MessagesStreamMeter as AnthropicStreamMeter
+    from costplane.gateway.protocols.openai_wire import ChatStreamMeter as OpenAIStreamMeter
     from costplane.pricing.types import TokenUsage
 
     oai = OpenAIStreamMeter(hide_usage_chunk=True)

@@ -1,4 +1,4 @@
-"""The gateway's ASGI app: governed OpenAI- and Anthropic-compatible routes on one Application."""
+"""The gateway's ASGI app: the governed routes of every registered protocol adapter on one Application."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,10 +14,13 @@ from starlette.routing import BaseRoute, Route
 
 from costplane.app import Application
 from costplane.auth.authenticator import request_secret
-from costplane.gateway.endpoints import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS
 from costplane.gateway.errors import error_response
+from costplane.gateway.models import model_listing
+from costplane.gateway.protocols import ADAPTERS
+from costplane.gateway.protocols.base import ProtocolAdapter, ResponseLookup
 from costplane.gateway.proxy import GovernedProxy
-from costplane.gateway.upstream import AiohttpTransport, UpstreamError, UpstreamTransport
+from costplane.gateway.routes import adapter_for_path, adapter_routes, path_error_handler
+from costplane.gateway.upstream import AiohttpTransport, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
 from costplane.otel.export import span_exporter
 
@@ -33,48 +35,32 @@ def create_gateway(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     background: Sequence[tuple[float, Callable[[], Awaitable[object]]]] = (),
+    adapters: Sequence[ProtocolAdapter] = ADAPTERS,
+    lookup: ResponseLookup | None = None,
 ) -> Starlette:
     """The gateway app. `extra_routes` (API, receivers) are served by the same app, and each
-    (seconds, job) of `background` runs every `seconds` while it serves (schedulers)."""
+    (seconds, job) of `background` runs every `seconds` while it serves (schedulers). `adapters`:
+    the protocols served (the registry); `lookup`: the responses the gateway metered, by id."""
     settings = application.config.gateway
     transport = transport or AiohttpTransport()
     store = StoreExecutor(application.store)
     proxy = GovernedProxy(application.core, application.auth, transport, settings.max_request_bytes,
                           float(settings.upstream_timeout), store,
-                          spans=span_exporter(application.config.telemetry))  # None unless telemetry.otlp_endpoint
-
-    async def chat(request: Request) -> Response:
-        return await proxy.handle(OPENAI_CHAT, request)
-
-    async def embeddings(request: Request) -> Response:
-        return await proxy.handle(OPENAI_EMBEDDINGS, request)
-
-    async def messages(request: Request) -> Response:
-        return await proxy.handle(ANTHROPIC_MESSAGES, request)
+                          spans=span_exporter(application.config.telemetry),  # None unless telemetry.otlp_endpoint
+                          lookup=lookup)
 
     async def models(request: Request) -> Response:
+        adapter = adapter_for_path(adapters, "/v1/models", dict(request.headers)) or adapters[0]
         # the application's one authenticator: reads the credential generation, so run like any store call
         if await store.run(application.auth.key, request_secret(request.headers)) is None:
-            return error_response("openai", 401, "invalid_api_key", "missing, unknown, expired or revoked key")
-        seen: dict[str, dict[str, object]] = {}
-        for provider in application.config.providers:
-            if provider.protocol != "openai":
-                continue
-            try:
-                response = await transport.get(provider.base_url + "/models",
-                                               {"authorization": f"Bearer {provider.api_key() or 'costplane'}"}, 10.0)
-                listing = orjson.loads(await response.read()) if response.status == 200 else {}
-            except (UpstreamError, orjson.JSONDecodeError) as exc:
-                log.warning("listing models of provider %s failed: %s", provider.name, exc)
-                listing = {}
-            for item in listing.get("data", []) if isinstance(listing, dict) else []:
-                model_id = item.get("id") if isinstance(item, dict) else None
-                if isinstance(model_id, str) and provider.serves(model_id):
-                    seen.setdefault(model_id, {"id": model_id, "object": "model", "created": item.get("created", 0),
-                                               "owned_by": provider.name})
-            for alias in provider.aliases:
-                seen.setdefault(alias, {"id": alias, "object": "model", "created": 0, "owned_by": provider.name})
-        return JSONResponse({"object": "list", "data": sorted(seen.values(), key=lambda m: str(m["id"]))})
+            return error_response(adapter, 401, "invalid_api_key", "missing, unknown, expired or revoked key")
+        family = request.query_params.get("family") or adapter.family
+        families = sorted({p.protocol for p in application.config.providers} | {a.family for a in adapters})
+        if family not in families:
+            return error_response(adapter, 400, "invalid_request",
+                                  f"family query parameter: expected one of {', '.join(families)}, got {family!r}",
+                                  param="family")
+        return JSONResponse(await model_listing(application.config.providers, family, transport, log))
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "bundle_revision": application.bundle.revision,
@@ -100,20 +86,18 @@ def create_gateway(
             for task in tasks:
                 task.cancel()
             await transport.close()
-            await asyncio.to_thread(proxy.calls.flush)  # the call ids still queued (counted once)
             store.close()
             if proxy.spans is not None:  # export what is queued, off the event loop
                 await asyncio.to_thread(proxy.spans.close)
 
     routes = [
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/messages", messages, methods=["POST"]),
+        *adapter_routes(adapters, proxy.handle),
         Route("/v1/models", models, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         *extra_routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    unknown = path_error_handler(adapters)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: unknown, 405: unknown})
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:

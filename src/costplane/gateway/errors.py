@@ -1,26 +1,16 @@
-"""Errors in the client's own wire format (OpenAI or Anthropic), with costplane's headers."""
+"""Errors in the client's own wire format (the adapter's error shape), with costplane's headers."""
 
 from __future__ import annotations
 
-import orjson
 from starlette.responses import Response
 
+from costplane.gateway.protocols.base import ProtocolAdapter
 from costplane.money import format_usd
 
 __all__ = ["error_response"]
 
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
-                 403: "permission_error", 404: "not_found_error", 413: "invalid_request_error",
-                 415: "invalid_request_error",
-                 429: "rate_limit_error", 502: "api_error", 503: "api_error", 504: "timeout"}
-_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-                    415: "invalid_request_error",
-                    429: "rate_limit_error", 502: "api_error", 503: "overloaded_error", 504: "api_error"}
-
-
 def error_response(
-    protocol: str,
+    adapter: ProtocolAdapter,
     status: int,
     code: str,
     message: str,
@@ -30,13 +20,9 @@ def error_response(
     retryable: bool = False,
     remaining_nano: int | None = None,
 ) -> Response:
-    if protocol == "anthropic":
-        body: dict[str, object] = {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"),
-                                                              "message": message}}
-    else:
-        body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "api_error"),
-                          "param": param, "code": code}}
+    reply = adapter.error(status, code, message, param)
     headers = {
+        **reply.headers,
         "x-costplane-error-code": code,
         "x-costplane-cost-usd": "0",
         # The official SDKs retry 429/5xx on their own; a budget, policy or loop
@@ -53,4 +39,4 @@ def error_response(
         headers["x-costplane-decision-id"] = decision_id
     if remaining_nano is not None:
         headers["x-costplane-budget-remaining-usd"] = format_usd(remaining_nano)
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    return Response(reply.body, status_code=status, media_type=reply.content_type, headers=headers)

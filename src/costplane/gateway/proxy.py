@@ -1,6 +1,7 @@
 """One governed call: authenticate, attribute, admit, forward, meter, settle.
 
-The same flow serves every endpoint; `Endpoint` supplies what differs.
+The same flow serves every protocol; the route's `ProtocolAdapter` supplies what differs (where the
+credential and the model are, validation and bounds, the upstream request, usage, error shapes).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -20,22 +22,24 @@ from costplane.attribution.resolve import AttributionConflict, resolve_context, 
 from costplane.auth.authenticator import Authenticator
 from costplane.core.decision import DecisionCore
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
-from costplane.gateway.endpoints import BodyError, Endpoint
 from costplane.gateway.errors import error_response
-from costplane.gateway.metering import (
-    AnthropicStreamMeter,
-    OpenAIStreamMeter,
-    billed_facts,
-    response_id,
-    served_usage,
+from costplane.gateway.protocols.base import (
+    AdapterRoute,
+    Enforced,
+    Incoming,
+    PassScope,
+    ProtocolAdapter,
+    RequestError,
+    RequestFacts,
+    ResponseLookup,
+    StreamMeter,
 )
-from costplane.gateway.tokens import request_hash
-from costplane.gateway.upstream import UpstreamError, UpstreamTransport
+from costplane.gateway.tokens import InputSize, request_hash
+from costplane.gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
 from costplane.ledger.store import StoreUnavailable
-from costplane.ledger.types import CallIds
+from costplane.ledger.types import CallIds, KeyRecord
 from costplane.money import format_usd
-from costplane.otel.calls import CallLinker
 from costplane.otel.export import GatewaySpanExporter
 from costplane.pricing.readers import with_per_call_units
 from costplane.pricing.types import TokenUsage
@@ -45,7 +49,6 @@ __all__ = ["GovernedProxy"]
 log = logging.getLogger("costplane.gateway")
 
 _INTERNAL_PARAMS = frozenset({"cache"})  # mutations that steer the gateway, never sent upstream
-_PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-organization", "openai-project")
 _CACHE_VALUES = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
@@ -55,19 +58,16 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _secret(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.headers.get("x-api-key")
+def _incoming(request: Request, body: bytes = b"") -> Incoming:
+    return Incoming(request.method, request.url.path, {k: str(v) for k, v in request.path_params.items()},
+                    dict(request.query_params), dict(request.headers), body)
 
 
-def _deterministic(endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
-    if endpoint.name == "embeddings":
-        return True
-    if body.get("stream"):
-        return False
-    return body.get("temperature") == 0 and body.get("n") in (None, 1)
+def _hashed(facts: RequestFacts) -> Mapping[str, Any]:
+    """What the request hashes cover: the body, with the model wherever the protocol put it."""
+    if facts.body.get("model") == facts.model:
+        return facts.body
+    return {**facts.body, "model": facts.model}
 
 
 _NO_IDS = CallIds()
@@ -88,57 +88,61 @@ def _trace(request: Request) -> CallIds:
 class GovernedProxy:
     def __init__(self, core: DecisionCore, auth: Authenticator, transport: UpstreamTransport,
                  max_request_bytes: int, upstream_timeout: float, store: StoreExecutor,
-                 spans: GatewaySpanExporter | None = None) -> None:
+                 spans: GatewaySpanExporter | None = None, lookup: ResponseLookup | None = None) -> None:
         self.core = core
         self.store = store
         self.auth = auth
         self.transport = transport
         self.max_request_bytes = max_request_bytes
         self.upstream_timeout = upstream_timeout
-        self.calls = CallLinker(core.store, core.active_bundle)  # counted once with the client's own spans
         self.spans = spans  # OTel GenAI span export (telemetry.otlp_endpoint); None: off
+        self.lookup = lookup  # responses the gateway metered, by response id (chains, pass-through scoping)
 
-    async def handle(self, endpoint: Endpoint, request: Request) -> Response:
+    async def handle(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> Response:
         with self.store.request():
-            return await self._handle(endpoint, request)
+            if route.governed:
+                return await self._handle(adapter, route, request)
+            return await self._pass(adapter, route, request)
 
-    async def _handle(self, endpoint: Endpoint, request: Request) -> Response:
-        started = time.perf_counter()
-        proto = endpoint.protocol
-        secret = _secret(request)
+    async def _authenticated_body(self, adapter: ProtocolAdapter,
+                                  request: Request) -> tuple[KeyRecord, Incoming] | Response:
+        """The caller's key and the request with its body, or the error that refuses it."""
+        incoming = _incoming(request)
+        secret = adapter.credential(incoming)
         key = await self.store.run(self.auth.key, secret) if secret else None  # a store read on PostgreSQL
         if key is None:
-            return error_response(proto, 401, "invalid_api_key",
+            return error_response(adapter, 401, "invalid_api_key",
                                   "missing, unknown, expired or revoked costplane key")
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
-            return self._too_large(proto)
+            return self._too_large(adapter)
         content_type = request.headers.get("content-type")
-        if content_type is not None and not _is_json(content_type):
-            return error_response(proto, 415, "unsupported_media_type",
+        if content_type is not None and not _is_json(content_type) and request.method == "POST":
+            return error_response(adapter, 415, "unsupported_media_type",
                                   f"content-type header: expected application/json, got {content_type[:80]!r}",
                                   param="content-type")
         raw = await self._read_body(request)
         if raw is None:
-            return self._too_large(proto)
+            return self._too_large(adapter)
+        return key, replace(incoming, body=raw)
+
+    async def _handle(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> Response:
+        started = time.perf_counter()
+        checked = await self._authenticated_body(adapter, request)
+        if isinstance(checked, Response):
+            return checked
+        key, incoming = checked
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return error_response(proto, 400, "invalid_json", f"body: the request body is not valid JSON: {exc}",
-                                  param="body")
-        if not isinstance(body, dict):
-            return error_response(proto, 400, "invalid_body", "body: the request body must be a JSON object",
-                                  param="body")
-        try:
-            client_max = endpoint.validate(body)
-        except BodyError as exc:
-            return error_response(proto, 400, "invalid_request", str(exc), param=exc.param)
+            facts = adapter.parse(route, incoming, self.core.config.gateway)
+            size = await self._chain_bound(facts, key.id)
+        except RequestError as exc:
+            return error_response(adapter, exc.status, exc.code, exc.message, param=exc.param)
         try:
             ctx = resolve_context(request.headers, key.attributes, key.id)
         except AttributionConflict as exc:
-            return error_response(proto, 403, "attribution_conflict", str(exc), param=exc.source)
+            return error_response(adapter, 403, "attribution_conflict", str(exc), param=exc.source)
         except InvalidAttribute as exc:
-            return error_response(proto, 400, "invalid_attribution", str(exc), param=exc.source)
+            return error_response(adapter, 400, "invalid_attribution", str(exc), param=exc.source)
         trace = _trace(request)
 
         cache_header = request.headers.get("x-costplane-cache")
@@ -146,31 +150,27 @@ class GovernedProxy:
         if cache_header is not None:
             choice = _CACHE_VALUES.get(cache_header.strip().lower())
             if choice is None:
-                return error_response(proto, 400, "invalid_request",
+                return error_response(adapter, 400, "invalid_request",
                                       f"x-costplane-cache header: expected on or off, got {cache_header[:40]!r}",
                                       param="x-costplane-cache")
             cache_wanted = choice
 
-        tool_uses, uncapped = endpoint.cap_tool_uses(body, self.core.config.gateway.default_max_tool_uses)
-        size = endpoint.measure(body)
-        stream = body.get("stream") is True and endpoint.streams
+        hashed = _hashed(facts)
         llm = LlmRequest(
-            protocol=proto, endpoint=endpoint.name, model=body["model"], input_bound=size.bound,
-            input_estimate=size.estimate, max_tokens=client_max, stream=stream,
-            params={**{k: v for k, v in body.items() if k in ("temperature", "top_p", "n", "user")},
-                    **billed_facts(body)},
-            loop_hash=request_hash(body, normalise=True),
-            cache_hash=request_hash(body, normalise=False) if _deterministic(endpoint, body) else None,
+            protocol=adapter.family, endpoint=facts.endpoint, model=facts.model, input_bound=size.bound,
+            input_estimate=size.estimate, max_tokens=facts.max_tokens, stream=facts.stream, params=facts.params,
+            loop_hash=request_hash(hashed, normalise=True),
+            cache_hash=request_hash(hashed, normalise=False) if facts.cacheable else None,
         )
         try:
-            admit = partial(self.core.admit, tool_uses=tool_uses, uncapped=uncapped)
+            admit = partial(self.core.admit, tool_uses=dict(facts.tool_uses), uncapped=dict(facts.uncapped))
             outcome = await self.store.run(admit, ctx, llm)
         except StoreUnavailable as exc:
-            return error_response(proto, 503, "spend_unverifiable",
+            return error_response(adapter, 503, "spend_unverifiable",
                                   f"spend cannot be verified (store unavailable: {exc}); failing closed",
                                   retryable=True)
         if isinstance(outcome, Denial):
-            return error_response(proto, outcome.status, outcome.code, outcome.message,
+            return error_response(adapter, outcome.status, outcome.code, outcome.message,
                                   param="model" if outcome.code == "model_not_found" else None,
                                   decision_id=outcome.decision_id, retryable=outcome.retryable,
                                   remaining_nano=outcome.remaining_nano)
@@ -186,40 +186,80 @@ class GovernedProxy:
                 headers["x-costplane-saved-usd"] = format_usd(entry.cost_nano)
                 return Response(entry.body, media_type=entry.content_type, headers=headers)
 
-        upstream_body = dict(body)
-        upstream_body["model"] = admission.model
-        endpoint.set_limits(upstream_body, admission.max_tokens)
-        for name, value in admission.params.items():
-            if name not in _INTERNAL_PARAMS:
-                upstream_body[name] = value
-        client_wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
-        if stream and proto == "openai":
-            upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        url = admission.provider.base_url + endpoint.upstream_path
-        headers = self._upstream_headers(admission, request)
+        enforced = Enforced(admission.provider, admission.model, admission.max_tokens,
+                            {k: v for k, v in admission.params.items() if k not in _INTERNAL_PARAMS})
         try:
-            upstream = await self.transport.post(url, headers, orjson.dumps(upstream_body), self.upstream_timeout)
+            outbound = adapter.sign(adapter.build_upstream(facts, enforced, incoming), admission.provider)
+            upstream = await self.transport.send(outbound.method, outbound.url, outbound.headers, outbound.body,
+                                                 self.upstream_timeout)
+        except RequestError as exc:  # the provider's configuration cannot serve it (e.g. no deployment)
+            await self.store.run(self.core.release, admission)
+            return error_response(adapter, exc.status, exc.code, exc.message, param=exc.param,
+                                  decision_id=admission.decision_id)
         except UpstreamError as exc:
             await self.store.run(self.core.release, admission)
-            return self._upstream_failure(proto, exc, admission)
-        if upstream.status >= 400 or not stream:
-            return await self._plain(endpoint, admission, upstream, started, use_cache, trace, tool_uses)
-        meter: OpenAIStreamMeter | AnthropicStreamMeter = (
-            OpenAIStreamMeter(hide_usage_chunk=not client_wants_usage) if proto == "openai"
-            else AnthropicStreamMeter())
+            return self._upstream_failure(adapter, exc, admission)
+        if upstream.status >= 400 or not facts.stream:
+            return await self._plain(adapter, facts, admission, upstream, started, use_cache, trace)
+        meter = adapter.stream_meter(facts)
         out_headers = self._headers(admission, admission.worst_nano, admission.remaining_nano)
         out_headers["x-costplane-cost-final"] = "false"
-        return StreamingResponse(self._relay(admission, upstream.chunks(), meter, started, trace),
-                                 media_type="text/event-stream", headers=out_headers)
+        return StreamingResponse(self._relay(adapter, admission, upstream.chunks(), meter, started, trace),
+                                 media_type=meter.media_type, headers=out_headers)
 
-    async def _plain(self, endpoint: Endpoint, admission: Admission, upstream: Any, started: float,
-                     use_cache: bool, trace: CallIds, tool_uses: Mapping[str, int] | None = None) -> Response:
-        proto = endpoint.protocol
+    async def _chain_bound(self, facts: RequestFacts, key_id: str) -> InputSize:
+        """The input size, with the recorded tokens of the stored response the request continues."""
+        size = facts.size
+        if facts.continues is None:
+            return size
+        recorded = await self.store.run(self.lookup.find, facts.continues) if self.lookup is not None else None
+        if recorded is not None and recorded.key_id == key_id:
+            extra = recorded.input_tokens + recorded.output_tokens
+        elif facts.continues_unseen_bound is not None:
+            extra = facts.continues_unseen_bound
+        else:
+            raise RequestError(facts.continues_param, f"{facts.continues_param}: {facts.continues!r} is not a "
+                               "response this gateway metered for this key", status=404, code="not_found")
+        return InputSize(bound=size.bound + extra, estimate=size.estimate + extra, messages=size.messages)
+
+    async def _pass(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> Response:
+        """An ungoverned route: authenticated and forwarded as the adapter says, never charged."""
+        checked = await self._authenticated_body(adapter, request)
+        if isinstance(checked, Response):
+            return checked
+        key, incoming = checked
+        scope = PassScope(key.id, self.core.config.providers, self.lookup)
+        try:
+            outbound = await self.store.run(adapter.passthrough, route, incoming, scope)
+            provider = next((p for p in self.core.config.providers if outbound.url.startswith(p.base_url)), None)
+            if provider is not None:
+                outbound = adapter.sign(outbound, provider)
+            upstream = await self.transport.send(outbound.method, outbound.url, outbound.headers, outbound.body,
+                                                 self.upstream_timeout)
+        except RequestError as exc:
+            return error_response(adapter, exc.status, exc.code, exc.message, param=exc.param)
+        except UpstreamError as exc:
+            return error_response(adapter, 504 if exc.kind == "timeout" else 502, f"upstream_{exc.kind}",
+                                  f"{exc} (nothing was charged)", retryable=True)
+        content_type = upstream.headers.get("content-type", "application/json")
+        headers = {"x-costplane-cost-usd": "0"}
+        if content_type.startswith("text/event-stream"):
+            return StreamingResponse(upstream.chunks(), status_code=upstream.status, media_type=content_type,
+                                     headers=headers)
+        try:
+            payload = await upstream.read()
+        except UpstreamError as exc:
+            return error_response(adapter, 502, f"upstream_{exc.kind}", f"{exc} (nothing was charged)",
+                                  retryable=True)
+        return Response(payload, status_code=upstream.status, media_type=content_type, headers=headers)
+
+    async def _plain(self, adapter: ProtocolAdapter, facts: RequestFacts, admission: Admission,
+                     upstream: UpstreamResponse, started: float, use_cache: bool, trace: CallIds) -> Response:
         try:
             payload_bytes = await upstream.read()
         except UpstreamError as exc:
             await self.store.run(self.core.release, admission)
-            return self._upstream_failure(proto, exc, admission)
+            return self._upstream_failure(adapter, exc, admission)
         latency = int((time.perf_counter() - started) * 1000)
         content_type = upstream.headers.get("content-type", "application/json")
         if upstream.status >= 400:
@@ -230,14 +270,14 @@ class GovernedProxy:
             payload = orjson.loads(payload_bytes)
         except orjson.JSONDecodeError:
             payload = None
-        usage = served_usage(endpoint.response_usage(payload), payload)
+        usage = adapter.usage(facts, payload)
         status = "ok"
         if usage is None:
             # No silent $0: charge the bound of what may have been consumed, and say so.
             usage = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens,
-                               units=tuple((tool_uses or {}).items()))  # every per-call use it may have made
+                               units=tuple(facts.tool_uses.items()))  # every per-call use it may have made
             status = "estimated"
-        ids = CallIds(response_id(payload), trace.trace_id, trace.span_id)
+        ids = CallIds(adapter.response_id(payload), trace.trace_id, trace.span_id)
         settlement = await self.store.run(self._settle, admission, usage, status, latency,
                                           payload_bytes if use_cache and status == "ok" else None, content_type, ids)
         headers = self._headers(admission, settlement.cost_nano, settlement.remaining_nano)
@@ -245,34 +285,27 @@ class GovernedProxy:
 
     def _settle(self, admission: Admission, usage: TokenUsage, status: str, latency: int,
                 cache_body: bytes | None = None, content_type: str = "", ids: CallIds = _NO_IDS) -> Settlement:
-        """Runs on a store thread: settle, queue the call's ids (the client's spans of the same call
-        then link to this event), and fill the response cache when asked to."""
+        """Runs on a store thread: settle (the cost event carries the call's ids, so the client's
+        spans of the same call link to it), and fill the response cache when asked to."""
         # one search per Chat Completions call with web_search_options, whatever the usage reports
         usage = with_per_call_units(usage, admission.request.endpoint, admission.request.params.get("billed_units")
                                     or ())
-        settlement = self.core.settle(admission, usage, status=status, latency_ms=latency)
-        self.calls.submit(settlement.event_id, ids)  # a queue append; written off the request path
+        settlement = self.core.settle(admission, usage, status=status, latency_ms=latency, ids=ids)
         if self.spans is not None:  # a queue append: encoding and export run on the exporter's thread
             self.spans.record(admission, usage, status, latency, settlement, ids)
         if cache_body is not None:
             self.core.cache_response(admission, cache_body, content_type, usage, settlement.cost_nano)
         return settlement
 
-    async def _relay(self, admission: Admission, chunks: AsyncIterator[bytes],
-                     meter: OpenAIStreamMeter | AnthropicStreamMeter, started: float,
-                     trace: CallIds) -> AsyncIterator[bytes]:
+    async def _relay(self, adapter: ProtocolAdapter, admission: Admission, chunks: AsyncIterator[bytes],
+                     meter: StreamMeter, started: float, trace: CallIds) -> AsyncIterator[bytes]:
         settled = False
 
         def ids() -> CallIds:
             return CallIds(meter.response_id, trace.trace_id, trace.span_id)
 
         def usage_for(status: str) -> TokenUsage:
-            usage = meter.usage
-            if usage is None or (status == "cut" and isinstance(meter, OpenAIStreamMeter)):
-                # Cut before the final usage: charge what was seen — the whole prompt
-                # (it was read) and one token per content delta received.
-                usage = TokenUsage(input_tokens=admission.request.input_estimate, output_tokens=meter.deltas)
-            return usage
+            return meter.charged(status == "cut", admission.request.input_estimate)
 
         async def settle(status: str) -> str:
             nonlocal settled
@@ -287,20 +320,15 @@ class GovernedProxy:
                 for event, final in meter.feed(chunk):
                     if final and not settled:
                         cost = await settle("ok")
-                        yield f": x-costplane-cost-usd={cost} decision={admission.decision_id}\n\n".encode()
+                        yield meter.cost_note(cost, admission.decision_id)
                     yield event
             if not settled:
                 await settle("ok" if meter.done else "cut")
         except UpstreamError as exc:
             if not settled:
                 await settle("cut")
-            message = f"upstream stream was cut ({exc.kind}); charged for the tokens received"
-            if admission.request.protocol == "anthropic":
-                err = {"type": "error", "error": {"type": "api_error", "message": message}}
-                yield b"event: error\ndata: " + orjson.dumps(err) + b"\n\n"
-            else:
-                yield b"data: " + orjson.dumps({"error": {"message": message, "type": "api_error",
-                                                          "code": "upstream_cut"}}) + b"\n\n"
+            yield adapter.stream_error(f"upstream stream was cut ({exc.kind}); charged for the tokens received",
+                                       "upstream_cut")
         finally:
             if not settled:  # the client went away mid-stream: settle without waiting for it
                 settled = True
@@ -319,23 +347,9 @@ class GovernedProxy:
             headers["x-costplane-effect"] = admission.effect
         return headers
 
-    def _upstream_headers(self, admission: Admission, request: Request) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        for name in _PASS_HEADERS:
-            value = request.headers.get(name)
-            if value:
-                headers[name] = value
-        api_key = admission.provider.api_key() or "costplane"
-        if admission.provider.protocol == "anthropic":
-            headers["x-api-key"] = api_key
-            headers.setdefault("anthropic-version", "2023-06-01")
-        else:
-            headers["authorization"] = f"Bearer {api_key}"
-        return headers
-
-    def _upstream_failure(self, proto: str, exc: UpstreamError, admission: Admission) -> Response:
+    def _upstream_failure(self, adapter: ProtocolAdapter, exc: UpstreamError, admission: Admission) -> Response:
         status = 504 if exc.kind == "timeout" else 502
-        return error_response(proto, status, f"upstream_{exc.kind}",
+        return error_response(adapter, status, f"upstream_{exc.kind}",
                               f"{exc} (provider {admission.provider.name}; nothing was charged)",
                               decision_id=admission.decision_id, retryable=True)
 
@@ -351,7 +365,7 @@ class GovernedProxy:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _too_large(self, proto: str) -> Response:
-        return error_response(proto, 413, "request_too_large",
+    def _too_large(self, adapter: ProtocolAdapter) -> Response:
+        return error_response(adapter, 413, "request_too_large",
                               f"body: the request body exceeds {self.max_request_bytes} bytes "
                               "(gateway.max_request_bytes)", param="body")

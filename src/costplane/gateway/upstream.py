@@ -51,6 +51,9 @@ class UpstreamResponse:
 
 
 class UpstreamTransport(Protocol):
+    async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                   timeout: float) -> UpstreamResponse: ...
+
     async def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> UpstreamResponse: ...
 
     async def get(self, url: str, headers: Mapping[str, str], timeout: float) -> UpstreamResponse: ...
@@ -90,6 +93,10 @@ class AiohttpTransport:
         if timeout is None:
             timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
         return timeout
+
+    async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                   timeout: float) -> UpstreamResponse:
+        return await self._send(method, url, headers, body if body or method == "POST" else None, timeout)
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> UpstreamResponse:
         return await self._send("POST", url, headers, body, timeout)

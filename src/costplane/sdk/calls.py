@@ -1,22 +1,23 @@
 """One instrumented LLM call: guard check, context propagation, metering and recording.
 
 Used by `instrument.py` for every wrapped `create`, sync or async, plain or streamed.
-The token bound and usage parsing are the gateway's own (`gateway.tokens`,
-`gateway.metering`); prices come from the session's `Catalog`.
+The token bound and usage parsing are the gateway's own protocol adapters (`gateway.protocols`:
+one protocol table for the gateway and the SDK); prices come from the session's `Catalog`.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from costplane.attribution.context import DIMENSIONS, Context
-from costplane.gateway.metering import anthropic_usage, openai_usage
-from costplane.gateway.tokens import InputSize, measure_anthropic, measure_openai_chat
+from costplane.gateway.protocols import adapter_named
+from costplane.gateway.protocols.base import ProtocolAdapter, RequestFacts
+from costplane.gateway.tokens import InputSize
 from costplane.ledger.types import CostEvent
 from costplane.pricing.readers import request_conditions, request_units, tier_conditions, with_conditions
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownUnitPrice
@@ -32,16 +33,28 @@ DEFAULT_MAX_TOKENS = 4096
 
 @dataclass(frozen=True, slots=True)
 class Protocol:
-    name: str  # openai | anthropic
+    """A wrapped client's protocol: the gateway's adapter of it and where its output cap is."""
+
+    adapter: ProtocolAdapter
     endpoint: str  # chat.completions | messages
-    measure: Callable[[Mapping[str, Any]], InputSize]
-    usage: Callable[[Mapping[str, Any] | None], TokenUsage | None]
     max_token_keys: tuple[str, ...]
 
+    @property
+    def name(self) -> str:
+        """The protocol family (openai | anthropic), also the provider its prices are looked up under."""
+        return self.adapter.family
 
-OPENAI = Protocol("openai", "chat.completions", measure_openai_chat, openai_usage,
-                  ("max_completion_tokens", "max_tokens"))
-ANTHROPIC = Protocol("anthropic", "messages", measure_anthropic, anthropic_usage, ("max_tokens",))
+    def measure(self, body: Mapping[str, Any]) -> InputSize:
+        return self.adapter.measure(body)
+
+    def usage(self, usage: Mapping[str, Any] | None) -> TokenUsage | None:
+        """The usage object of a response (or of a stream's final event) as TokenUsage."""
+        facts = RequestFacts(self.endpoint, self.endpoint, "", {}, InputSize(0, 0, 0), None, False)
+        return self.adapter.usage(facts, {"usage": usage})
+
+
+OPENAI = Protocol(adapter_named("openai-chat"), "chat.completions", ("max_completion_tokens", "max_tokens"))
+ANTHROPIC = Protocol(adapter_named("anthropic-messages"), "messages", ("max_tokens",))
 
 
 def propagation_headers(frame: Frame) -> dict[str, str]:

@@ -13,8 +13,10 @@ from costplane.gateway.protocols.base import ProtocolAdapter
 
 __all__ = ["ADAPTERS", "ADAPTER_MODULES", "adapter_named", "load_adapters"]
 
-ADAPTER_MODULES: tuple[str, ...] = (
-    # one line per protocol, in route-matching order
+ADAPTER_MODULES: tuple[str, ...] = (  # one line per protocol, in route-matching order
+    "openai_chat",
+    "openai_embeddings",
+    "anthropic_messages",
 )
 
 

@@ -139,6 +139,10 @@ class RequestFacts:
     uncapped: Mapping[str, str] = field(default_factory=dict)  # billed units enabled with no cap, by field
     cacheable: bool = False  # deterministic: the exact-response cache may answer it
     continues: str | None = None
+    #: input tokens added for `continues` when the gateway has no record of it (e.g. the model's
+    #: context window); None: such a request is refused (400 naming `continues_param`)
+    continues_unseen_bound: int | None = None
+    continues_param: str = "previous_response_id"
     path_params: Mapping[str, str] = field(default_factory=dict)
 
 
