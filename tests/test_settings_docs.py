@@ -7,6 +7,7 @@ from pathlib import Path
 
 from costplane.cli.config import effective_settings
 from costplane.config import parse_config
+from costplane.ledger.open import LEASE_KEYS
 from costplane.ledger.windows import parse_duration
 from costplane.otel import export_settings
 from costplane.reconcile import settings as reconcile_settings
@@ -52,7 +53,8 @@ def _normal(setting: Setting, value: object) -> object:
 
 def test_every_section_parser_accepts_exactly_the_declared_keys() -> None:
     assert SECTIONS == ("server", "store", "bundle", "gateway", "providers", "pricing", "alerts", "reconcile",
-                        "telemetry", "metrics")
+                        "telemetry", "metrics", "ledger")
+    assert keys_of("ledger") == LEASE_KEYS
     assert set(keys_of("server")) == {"host", "port", *SERVER_KEYS}
     assert keys_of("telemetry") == export_settings._KEYS
     assert keys_of("reconcile") == reconcile_settings._KEYS

@@ -133,6 +133,17 @@ SETTINGS: tuple[Setting, ...] = (
     _s("metrics.token", "secret", None, "the token itself (at least 16 characters); prefer `token_env` to keep the "
        "secret out of the file. Set one of the two, not both. Without `metrics:` `/metrics` is open",
        secret=True),
+    # -- ledger ---------------------------------------------------------------------------------
+    _s("ledger.leases", "text", "off", "`on`: lease-based budgets — each process admits requests against slices of "
+       "hard budget headroom it holds (leases) without a store round trip, journals every settlement locally and "
+       "applies them in batches; the hard limits stay exact on any number of processes (docs/store.md, leases)",
+       env="COSTPLANE_LEASES", attr=None),
+    _s("ledger.lease_ttl", "duration", "30s", "a lease not renewed this long (its process died) goes back to the pool",
+       attr=None),
+    _s("ledger.journal", "path", None, "directory of the processes' settlement journals (one host's processes share "
+       "it); unset: `.costplane/journal` next to the file", env="COSTPLANE_JOURNAL", attr=None),
+    _s("ledger.journal_fsync", "text", "off", "`on`: every journaled settlement is also flushed to disk (survives "
+       "a power loss, not only a killed process)", attr=None),
 )
 
 #: top-level keys of costplane.yaml, in the order of the table

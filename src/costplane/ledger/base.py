@@ -22,6 +22,7 @@ from costplane.ledger import codec
 from costplane.ledger.alertqueries import AlertQueries
 from costplane.ledger.codec import column_list
 from costplane.ledger.envqueries import EnvQueries
+from costplane.ledger.lease_store import LeaseQueries
 from costplane.ledger.migrations import LATEST, MIGRATIONS, VERSION_TABLE, statements
 from costplane.ledger.queries import INSERT_DECISION, INSERT_EVENT, Row, SqlQueries, Tx, insert_sql
 from costplane.ledger.replayqueries import ReplayQueries
@@ -102,7 +103,8 @@ def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
 # RunQueries: runs (v5); EnvQueries: environments (v4); AlertQueries: alert marks (v6) and the
 # visibility queries (overview, spend breakdowns)
 # ReplayQueries: keyset pages of decisions/events for policy replay
-class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, ReplayQueries):
+# LeaseQueries: the store's side of lease-based budgets (schema v16, ledger/leases.py)
+class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, ReplayQueries, LeaseQueries):
     """The `Store` protocol in SQL: schema, reservations and budget counters here, queries
     in `SqlQueries`. Drivers supply `_write`/`_read`/`_table_exists`/`close`."""
 

@@ -9,17 +9,35 @@
   `schema=<name>` (search_path) and `lock_timeout=<ms>` (default 5000).
 
 The store is returned un-migrated; call `store.migrate()` (idempotent) at start-up.
+
+`open_budget_ledger(config, store)`: the decision core's `BudgetLedger` — the store itself, or, with
+`ledger.leases: on`, a `LeasedLedger` over it (ledger/leases.py) whose journal of earlier runs has
+been replayed. The `ledger:` section of the file is read by `ledger_settings` (every key checked,
+a bad value is a `ConfigError` naming it).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from costplane.config import Config, ConfigError, read_yaml
+from costplane.ledger.base import SqlStore
+from costplane.ledger.contracts import BudgetLedger
+from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.postgres import PostgresStore, redact_url
 from costplane.ledger.sqlite import SqliteStore
 from costplane.ledger.store import Store
+from costplane.ledger.windows import WindowError, parse_duration
 
-__all__ = ["open_store"]
+__all__ = ["LEASE_KEYS", "ledger_settings", "open_budget_ledger", "open_store", "parse_ledger"]
+
+#: the keys of the `ledger:` section (settings.py declares them)
+LEASE_KEYS: tuple[str, ...] = ("leases", "lease_ttl", "journal", "journal_fsync")
+_ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
 
 _SQLITE_PARAMS = ("synchronous", "busy_timeout", "checkpoint_interval")
 
@@ -63,3 +81,62 @@ def _open_sqlite(url: str) -> SqliteStore:
     if sync not in ("NORMAL", "FULL", "EXTRA", "OFF"):
         raise ValueError(f"synchronous must be NORMAL or FULL in {url!r}, got {sync!r}")
     return SqliteStore(path, synchronous=sync, busy_timeout_ms=busy, checkpoint_interval=interval, url=url)
+
+
+def _switch(name: str, value: Any) -> bool:
+    text = str(value).strip().lower() if not isinstance(value, bool) else ("on" if value else "off")
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise ConfigError(f"ledger.{name}: expected on or off, got {value!r}")
+
+
+def parse_ledger(raw: Any, base: Path, env: Mapping[str, str] | None = None) -> LeaseSettings:
+    """The `ledger:` section (a mapping, or None) as `LeaseSettings`; `base`: the file's directory
+    (relative journal paths); `env`: COSTPLANE_LEASES / COSTPLANE_JOURNAL override the file."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError("ledger: expected a mapping (leases, lease_ttl, journal, journal_fsync)")
+    unknown = sorted(str(k) for k in raw if k not in LEASE_KEYS)
+    if unknown:
+        raise ConfigError(f"ledger.{unknown[0]}: unknown setting (known: {', '.join(LEASE_KEYS)})")
+    env = env or {}
+    enabled = _switch("leases", env.get("COSTPLANE_LEASES") or raw.get("leases", "off"))
+    try:
+        ttl = parse_duration(str(raw.get("lease_ttl", "30s")))
+    except WindowError as exc:
+        raise ConfigError(f"ledger.lease_ttl: {exc}") from None
+    if not 2 <= ttl <= 3600:
+        raise ConfigError(f"ledger.lease_ttl: expected 2s to 1h, got {raw.get('lease_ttl')!r}")
+    journal = env.get("COSTPLANE_JOURNAL") or raw.get("journal")
+    if journal is not None and (not isinstance(journal, str) or not journal.strip()):
+        raise ConfigError(f"ledger.journal: expected a directory path, got {journal!r}")
+    directory = Path(journal) if journal else Path(".costplane") / "journal"
+    if not directory.is_absolute():
+        directory = (Path.cwd() if env.get("COSTPLANE_JOURNAL") else base) / directory
+    return LeaseSettings(enabled=enabled, ttl_seconds=ttl, journal_dir=directory.resolve(),
+                         fsync=_switch("journal_fsync", raw.get("journal_fsync", "off")))
+
+
+def ledger_settings(config: Config, env: Mapping[str, str] | None = None) -> LeaseSettings:
+    """The `ledger:` section of the configuration's file (defaults without a file)."""
+    env = dict(os.environ) if env is None else env
+    if config.path is None:
+        return parse_ledger(None, Path.cwd(), env)
+    data, _ = read_yaml(config.path)
+    return parse_ledger(data.get("ledger") if isinstance(data, Mapping) else None, config.path.parent, env)
+
+
+def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | None = None) -> BudgetLedger:
+    """The decision core's view of the budget counters: `store` itself, or with leases on (and a SQL
+    store) a `LeasedLedger` over it, the journals of stopped processes already replayed. The
+    caller closes a `LeasedLedger` (it gives its leases back) before the store."""
+    settings = ledger_settings(config) if settings is None else settings
+    if not settings.enabled:
+        return store
+    if not isinstance(store, SqlStore):
+        raise ConfigError("ledger.leases: lease-based budgets need the SQLite or PostgreSQL store")
+    ledger = LeasedLedger(store, settings)
+    ledger.recover()
+    return ledger

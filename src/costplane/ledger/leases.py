@@ -1,0 +1,462 @@
+"""Lease-based budgets: admit requests in memory against leases carved from the shared counters.
+
+`LeasedLedger` is a `BudgetLedger` over a SQL store (ledger/lease_store.py holds the store's side).
+For each hard budget window a request claims, the process holds a **lease** — headroom taken from
+the shared counters under the window's lock and held there like a reservation — and admits the
+request by subtracting its worst-case amount from the lease's free headroom, in memory, without a
+store round trip. So, on any number of processes, **spend + open reservations + outstanding leases
+never exceed a hard limit**: every lease was limit-checked when it was carved, and a request is only
+admitted inside a lease it fits.
+
+* **Settle / release**: the record (event, decision, claims, leases) is appended to the process's
+  local journal (ledger/journal.py: one `write`, it survives kill -9) before the call returns, then
+  applied to the store in batches by a background writer (`flush`), which moves each settled cost
+  from its lease's held headroom to spent and counts the call.
+* **Lease size** follows demand and headroom: a top-up asks for about two seconds of the window's
+  recent admitted amounts (at least 8 requests' worth) and gets at most a quarter of what remains;
+  under two requests' worth, nothing — near its limit a window goes back to one store reservation
+  per request (the exact, direct path) for a second at a time, and the process gives back its free
+  headroom of that window so others' reservations can use it. Idle leases are given back.
+* **Expiry**: a lease expires `ttl` after its last renewal (the writer renews it at every quarter of
+  the TTL). A process admits from a lease only while more than half its TTL is left, so a live
+  process never uses headroom that may already have gone back. Leases of a dead process return to
+  the pool after at most `ttl` (or at once, when a sibling replays its journal).
+* **Recovery**: the journals of dead processes (start-up: this host's earlier runs too) are
+  replayed (`recover`) before any lease is expired by this process; events are idempotent by id.
+* **Calls-per-window and concurrency limits stay on the direct path**: a request with a claim that
+  has either limit is reserved in the store as before (a lease of calls could not be exact for
+  concurrency). Soft claims and claims without a dollar limit need no headroom: their spend is
+  added when the batch is applied.
+
+States returned by a leased admission or settlement are what the process last read of the window
+plus its own settlements not yet applied (alerts and remaining-budget headers); the limit check
+itself never uses them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from costplane.ledger import codec
+from costplane.ledger.base import SqlStore
+from costplane.ledger.journal import Journal, orphans, read_segment
+from costplane.ledger.lease_store import LeasedRecord
+from costplane.ledger.store import StoreError
+from costplane.ledger.types import (
+    BudgetClaim,
+    ClaimState,
+    CostEvent,
+    DecisionRecord,
+    Reservation,
+    ReservationStatus,
+    ReserveResult,
+)
+
+__all__ = ["LeaseSettings", "LeasedLedger", "decode_record", "encode_record"]
+
+_log = logging.getLogger(__name__)
+Key = tuple[str, str, int]  # budget, partition, window_start
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseSettings:
+    """`store.leases`, `store.lease_ttl`, `store.journal`, `store.journal_fsync` (settings.py)."""
+
+    enabled: bool = False
+    ttl_seconds: int = 30
+    journal_dir: Path = Path(".costplane/journal")
+    fsync: bool = False
+    flush_interval: float = 0.05  # seconds between batches of the background writer
+    idle_seconds: float = 2.0  # free headroom of a window unused this long is given back
+    share: int = 4  # a top-up takes at most 1/share of a window's remaining headroom
+    horizon_seconds: float = 2.0  # a top-up asks for this long of recent demand
+
+
+class _Window:
+    """This process's view of one budget window: its lease and what it last read."""
+
+    __slots__ = ("claim", "direct_until", "expires", "free", "last_used", "lease_id", "rate_since", "seen",
+                 "unapplied", "used")
+
+    def __init__(self, claim: BudgetClaim, now: float) -> None:
+        self.claim = claim  # the first claim seen (limits, partition; its bucket holds the lease)
+        self.lease_id: str | None = None
+        self.free = 0  # headroom of the lease promised to no request
+        self.expires = 0.0  # monotonic time the lease expires at, as last renewed
+        self.direct_until = 0.0  # near the limit: the direct path until then
+        self.seen: ClaimState | None = None
+        self.unapplied = 0  # cost settled here, not yet applied to the store
+        self.used = 0  # amounts admitted since rate_since
+        self.rate_since = now
+        self.last_used = now
+
+
+@dataclass(slots=True)
+class _Held:
+    reservation: Reservation
+    decision: DecisionRecord
+    carved: list[tuple[Key, str | None, int]]  # window, lease (None: no headroom needed), amount
+
+
+def encode_record(record: LeasedRecord) -> dict[str, Any]:
+    return {"d": None if record.decision is None else codec.decision_to_row(record.decision),
+            "c": codec.claims_to_json(record.claims), "l": list(record.leases),
+            "e": None if record.event is None else codec.event_to_row_with_ids(record.event)}
+
+
+def decode_record(data: dict[str, Any]) -> LeasedRecord:
+    return LeasedRecord(decision=None if data.get("d") is None else codec.row_to_decision(data["d"]),
+                        claims=codec.claims_from_json(data["c"]), leases=tuple(data.get("l") or ()),
+                        event=None if data.get("e") is None else codec.row_to_event(data["e"]))
+
+
+def _new_lease_id() -> str:
+    return f"lease-{uuid.uuid4().hex}"
+
+
+def _key(claim: BudgetClaim) -> Key:
+    return claim.budget, claim.partition, claim.window_start
+
+
+def _needs_headroom(claim: BudgetClaim) -> bool:
+    return claim.hard and claim.limit_nano is not None
+
+
+class LeasedLedger:
+    """`BudgetLedger` with lease-based admission over a SQL store (see the module docstring)."""
+
+    def __init__(self, store: SqlStore, settings: LeaseSettings, *, owner: str | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.owner = owner or f"p{uuid.uuid4().hex[:16]}"
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._journal = Journal(settings.journal_dir, self.owner, fsync=settings.fsync)
+        self._lock = threading.Lock()  # memory state and journal order
+        self._acquire = threading.Lock()  # one top-up at a time
+        self._flushing = threading.Lock()
+        self._windows: dict[Key, _Window] = {}
+        self._held: dict[str, _Held] = {}
+        self._pending: list[LeasedRecord] = []
+        self._retry: list[tuple[list[LeasedRecord], Path | None]] = []
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self.round_trips = 0  # store transactions of the leased path (takes, batches, give-backs)
+        self.leased = 0  # requests admitted from a lease
+        self.direct = 0  # requests reserved in the store (near a limit, calls/concurrency limits)
+
+    # -- admission ---------------------------------------------------------------------------
+    def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
+        claims = reservation.claims
+        if not claims or any(c.limit_calls is not None or c.limit_concurrent is not None for c in claims):
+            return self._direct(reservation, decision)
+        for attempt in range(2):
+            with self._lock:
+                admitted = self._carve(reservation, decision, time.monotonic())
+            if admitted is not None:
+                self._ensure_writer()
+                return admitted
+            if attempt == 0 and not self._top_up(claims):
+                break
+        return self._direct(reservation, decision)
+
+    def _direct(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
+        self.direct += 1
+        return self.store.reserve(reservation, decision)
+
+    def _amounts(self, claims: Sequence[BudgetClaim]) -> dict[Key, tuple[BudgetClaim, int]]:
+        """The headroom a request needs per window (two claims on one window add up)."""
+        need: dict[Key, tuple[BudgetClaim, int]] = {}
+        for claim in claims:
+            if _needs_headroom(claim):
+                first, amount = need.get(_key(claim), (claim, 0))
+                need[_key(claim)] = (first, amount + claim.amount_nano)
+        return need
+
+    def _usable(self, window: _Window | None, amount: int, now: float) -> bool:
+        return (window is not None and window.lease_id is not None and window.free >= amount
+                and now >= window.direct_until and window.expires - now > self.settings.ttl_seconds / 2)
+
+    def _carve(self, reservation: Reservation, decision: DecisionRecord, now: float) -> ReserveResult | None:
+        need = self._amounts(reservation.claims)
+        if not all(self._usable(self._windows.get(key), amount, now) for key, (_, amount) in need.items()):
+            return None
+        carved: list[tuple[Key, str | None, int]] = []
+        for key, (_, amount) in need.items():
+            window = self._windows[key]
+            window.free -= amount
+            window.used += amount
+            window.last_used = now
+            carved.append((key, window.lease_id, amount))
+        for claim in reservation.claims:
+            if not _needs_headroom(claim):
+                window = self._windows.setdefault(_key(claim), _Window(claim, now))
+                carved.append((_key(claim), None, 0))
+        self._held[reservation.id] = _Held(reservation, decision, carved)
+        self.leased += 1
+        return ReserveResult(ok=True, states=tuple(self._state(c) for c in reservation.claims))
+
+    def _want(self, window: _Window | None, amount: int, now: float) -> int:
+        floor = 8 * amount
+        if window is None:
+            return floor
+        elapsed = max(now - window.rate_since, self.settings.flush_interval)
+        want = int(window.used / elapsed * self.settings.horizon_seconds)
+        window.used, window.rate_since = 0, now
+        return max(floor, want)
+
+    def _top_up(self, claims: Sequence[BudgetClaim]) -> bool:
+        """Carve or grow the leases the request lacks; False when a window is near its limit."""
+        with self._acquire:
+            for key, (claim, amount) in self._amounts(claims).items():
+                now = time.monotonic()
+                with self._lock:
+                    window = self._windows.get(key)
+                    if self._usable(window, amount, now):
+                        continue
+                    if window is not None and now < window.direct_until:
+                        return False
+                    want = self._want(window, amount, now)
+                    existing = window is not None and window.lease_id is not None
+                    lease_id = window.lease_id if window is not None and window.lease_id else _new_lease_id()
+                lease_claim = window.claim if window is not None else claim
+                expires_at = self._clock() + timedelta(seconds=self.settings.ttl_seconds)
+                self.round_trips += 1
+                granted, state = self.store.take_lease(lease_id, self.owner, lease_claim, want, 2 * amount, expires_at,
+                                                       share=self.settings.share, existing=existing)
+                give_back = 0
+                with self._lock:
+                    window = self._windows.setdefault(key, _Window(lease_claim, now))
+                    window.seen = state
+                    if granted < 0:  # our lease expired (a stall past half its TTL): start a new one next time
+                        if window.lease_id == lease_id:
+                            window.lease_id, window.free = None, 0
+                        return False
+                    if granted:
+                        window.free = window.free + granted if window.lease_id == lease_id else granted
+                        window.lease_id = lease_id
+                        window.expires = now + self.settings.ttl_seconds
+                    else:
+                        window.direct_until = now + 1.0
+                        give_back, window.free = max(0, window.free), min(0, window.free)
+                if not granted:
+                    if give_back and window.lease_id is not None:
+                        self.round_trips += 1
+                        back = self.store.return_lease(window.lease_id, give_back)
+                        if back < give_back:  # the lease held less (expired): nothing more to give
+                            _log.info("lease %s held %d of %d free nano", window.lease_id, back, give_back)
+                    return False
+            return True
+
+    # -- settlement ---------------------------------------------------------------------------
+    def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
+        with self._lock:
+            held = self._held.pop(reservation_id, None)
+        if held is None:
+            return self.store.settle(reservation_id, event)
+        record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), event)
+        cost = int(event.cost_nano)
+        with self._lock:
+            self._journal.append(encode_record(record))
+            self._pending.append(record)
+            for key, lease_id, amount in held.carved:
+                window = self._windows.get(key)
+                if window is None:
+                    continue
+                if lease_id is not None and window.lease_id == lease_id:  # (a lost lease's headroom is gone)
+                    window.free += amount - cost
+                window.unapplied += cost
+            return tuple(self._state(c) for c in held.reservation.claims)
+
+    def release(self, reservation_id: str, status: str = ReservationStatus.RELEASED) -> bool:
+        with self._lock:
+            held = self._held.pop(reservation_id, None)
+        if held is None:
+            return self.store.release(reservation_id, status)
+        record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), None)
+        with self._lock:
+            self._journal.append(encode_record(record))
+            self._pending.append(record)
+            for key, lease_id, amount in held.carved:
+                window = self._windows.get(key)
+                if window is not None and lease_id is not None and window.lease_id == lease_id:
+                    window.free += amount
+        return True
+
+    def _lease_ids(self, held: _Held) -> tuple[str | None, ...]:
+        by_window = {key: lease_id for key, lease_id, _ in held.carved}
+        return tuple(by_window.get(_key(c)) if _needs_headroom(c) else None for c in held.reservation.claims)
+
+    def _state(self, claim: BudgetClaim) -> ClaimState:
+        window = self._windows.get(_key(claim))
+        seen = window.seen if window is not None else None
+        unapplied = window.unapplied if window is not None else 0
+        return ClaimState(claim.budget, claim.partition, (seen.spent_nano if seen else 0) + unapplied,
+                          seen.reserved_nano if seen else 0, seen.calls if seen else 0,
+                          seen.concurrent if seen else 0, claim.limit_nano, claim.limit_calls,
+                          claim.limit_concurrent, claim.hard)
+
+    # -- the background writer ---------------------------------------------------------------
+    def _ensure_writer(self) -> None:
+        if self._writer is None:
+            with self._acquire:
+                if self._writer is None and not self._stop.is_set():
+                    self._writer = threading.Thread(target=self._run, name="costplane-lease-writer", daemon=True)
+                    self._writer.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.flush_interval):
+            try:
+                self.flush()
+            except Exception:  # the writer must outlive one bad batch; its records stay journaled
+                _log.exception("lease writer: batch not applied; retried at the next interval")
+
+    def flush(self) -> int:
+        """Apply what was settled so far (and renew the leases due); returns how many records."""
+        with self._flushing:
+            with self._lock:
+                records, self._pending = self._pending, []
+                sealed = self._journal.rotate()
+            if records or sealed is not None:
+                self._retry.append((records, sealed))
+            now = time.monotonic()
+            renew_at = self._clock() + timedelta(seconds=self.settings.ttl_seconds)
+            with self._lock:
+                renew = [(w.lease_id, w) for w in self._windows.values() if w.lease_id is not None
+                         and w.expires - now < self.settings.ttl_seconds * 3 / 4]
+            batch = [r for part, _ in self._retry for r in part]
+            if not batch and not renew:
+                self._give_back_idle(now)
+                return 0
+            self.round_trips += 1
+            try:
+                lost = self.store.apply_leased(batch, [(lid, renew_at) for lid, _ in renew])
+            except StoreError as exc:
+                _log.warning("lease writer: %d record(s) kept in the journal, store unavailable: %s", len(batch), exc)
+                return 0
+            for _, segment in self._retry:
+                if segment is not None:
+                    Journal.discard(segment)
+            self._retry = []
+            with self._lock:
+                for lease_id, window in renew:
+                    if lease_id in lost and window.lease_id == lease_id:
+                        window.lease_id, window.free = None, 0
+                    elif window.lease_id == lease_id:
+                        window.expires = now + self.settings.ttl_seconds
+                for record in batch:
+                    if record.event is not None:
+                        for claim in record.claims:
+                            applied = self._windows.get(_key(claim))
+                            if applied is not None:
+                                applied.unapplied -= int(record.event.cost_nano)
+            self._refresh()
+            self._give_back_idle(now)
+            return len(batch)
+
+    def _refresh(self) -> None:
+        with self._lock:
+            windows = list(self._windows.values())
+        if windows:
+            states = self.store.claim_states([w.claim for w in windows])
+            with self._lock:
+                for window, state in zip(windows, states, strict=True):
+                    window.seen = state
+
+    def _give_back_idle(self, now: float) -> None:
+        with self._lock:
+            idle = [(w.lease_id, w.free, w) for w in self._windows.values() if w.lease_id is not None and w.free > 0
+                    and now - w.last_used > self.settings.idle_seconds]
+            for _, free, window in idle:
+                window.free -= free
+        for lease_id, free, _ in idle:
+            if lease_id is not None:
+                self.round_trips += 1
+                self.store.return_lease(lease_id, free)
+
+    # -- recovery and expiry ------------------------------------------------------------------
+    def recover(self, batch: int = 500) -> int:
+        """Replay the journals of dead processes (this host's earlier runs included); each one's
+        leases end once its records are applied. Returns the records replayed."""
+        replayed = 0
+        for orphan in orphans(self.settings.journal_dir, skip=self.owner):
+            done = False
+            try:
+                for segment in orphan.segments():
+                    records = [decode_record(r) for r in read_segment(segment)]
+                    for start in range(0, len(records), batch):
+                        self.store.apply_leased(records[start:start + batch])
+                    replayed += len(records)
+                    Journal.discard(segment)
+                self.store.end_leases_of(orphan.owner)
+                done = True
+            except StoreError as exc:
+                _log.warning("journal of %s not replayed yet: %s", orphan.owner, exc)
+            finally:
+                orphan.close(done=done)
+        if replayed:
+            _log.info("replayed %d journaled settlement(s) of stopped processes", replayed)
+        return replayed
+
+    def expire_reservations(self, now: datetime) -> int:
+        """Release admissions never settled (in memory and in the store); replay dead processes'
+        journals, then end the leases nobody renewed."""
+        with self._lock:
+            due = [rid for rid, held in self._held.items() if held.reservation.expires_at <= now]
+        count = sum(1 for rid in due if self.release(rid, ReservationStatus.EXPIRED))
+        self.recover()
+        count += self.store.expire_reservations(now)
+        self.store.expire_leases(now)
+        return count
+
+    def close(self) -> None:
+        """Apply what is journaled, give every lease back, release the journal."""
+        self._stop.set()
+        if self._writer is not None and self._writer is not threading.current_thread():
+            self._writer.join(timeout=5)
+        try:
+            self.flush()
+            with self._lock:
+                leases = [w.lease_id for w in self._windows.values() if w.lease_id is not None]
+                for window in self._windows.values():
+                    window.lease_id, window.free = None, 0
+            for lease_id in leases:
+                if lease_id is not None:
+                    self.store.return_lease(lease_id)
+        finally:
+            self._journal.close()
+
+    # -- the rest of BudgetLedger: the store's ------------------------------------------------
+    def grow_reservation(self, reservation_id: str, extra_nano: int, expires_at: datetime,
+                         decision: DecisionRecord | None = None) -> ReserveResult:
+        return self.store.grow_reservation(reservation_id, extra_nano, expires_at, decision)
+
+    def accrue(self, reservation_id: str, event: CostEvent, *, close: bool = False,
+               environment_id: str | None = None, accrued_until: datetime | None = None,
+               decision: DecisionRecord | None = None) -> tuple[ClaimState, ...]:
+        return self.store.accrue(reservation_id, event, close=close, environment_id=environment_id,
+                                 accrued_until=accrued_until, decision=decision)
+
+    def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
+        return self.store.record_event(event, claims)
+
+    def record_spend(self, events: Sequence[CostEvent], claims: Sequence[Sequence[BudgetClaim]],
+                     decisions: Sequence[DecisionRecord | None]) -> tuple[tuple[bool, ...], tuple[ClaimState, ...]]:
+        return self.store.record_spend(events, claims, decisions)
+
+    def claim_states(self, claims: Sequence[BudgetClaim]) -> tuple[ClaimState, ...]:
+        return self.store.claim_states(claims)
+
+    def record_decision(self, decision: DecisionRecord) -> None:
+        self.store.record_decision(decision)
+
+    def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
+        return self.store.count_recent_requests(run, request_hash, since)
