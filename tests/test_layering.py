@@ -25,6 +25,8 @@ CORE_KNOWN = {
     ("costplane.core.requests", "costplane.config"),  # ProviderConfig on the LLM request
     ("costplane.core.environments", "costplane.lifecycle.drivers"),  # the environment adapter lives in core
     ("costplane.core.slo", "costplane.runs.report"),  # lazy: cost per outcome for the SLO monitor
+    # Denial.status (the HTTP layers' mapping, costplane.httpstatus) for callers that still read it there
+    ("costplane.core.requests", "costplane.httpstatus"),
 }
 #: policy compiles and evaluates rules; nothing that serves, stores or calls
 POLICY_MAY_NOT_IMPORT = ("costplane.ledger", "costplane.core", "costplane.gateway", "costplane.lifecycle",
@@ -41,9 +43,9 @@ POLICY_KNOWN = {
 #: HTTP frameworks: only the serving layers (gateway, api, web, receivers) speak HTTP
 HTTP_LIBRARIES = ("starlette", "aiohttp", "httpx", "uvicorn", "requests", "fastapi")
 #: core modules that choose HTTP status codes today (Denial(402, …), status_code=…); the drawing has
-#: the HTTP layers map the core's outcomes to status codes. spend and slo only fill the decision record's
-#: status_code (200) of decisions no client waits for.
-STATUS_KNOWN = {"costplane.core.decision", "costplane.core.environments", "costplane.core.spend", "costplane.core.slo"}
+#: the HTTP layers map the core's outcomes to status codes (costplane.httpstatus: a refusal's code -> its
+#: status). slo only fills the decision record's status_code (200) of a decision no client waits for.
+STATUS_KNOWN = {"costplane.core.slo"}
 _STATUS_CALLS = ("Denial", "deny", "_deny")
 
 

@@ -64,7 +64,7 @@ class Application:
         self.catalog = Catalog.load(config.pricing)
         self.slo_gate = SloGate(self.store)
         self.core = DecisionCore(config, self.store, self.catalog, lambda: self.bundle, notifier=self.notifier,
-                                 slo_gate=self.slo_gate)
+                                 slo_gate=self.slo_gate, store=self.store)
         # 5. the one authenticator (one credential cache) of the gateway, both APIs and the dashboard
         self.auth = Authenticator(self.store)
 

@@ -69,7 +69,7 @@ def core(tmp_path: Path) -> tuple[DecisionCore, Recorder]:
     store.migrate()
     recorder = Recorder()
     fixed = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    return DecisionCore(config, store, Catalog.load(), lambda: active, clock=lambda: fixed,
+    return DecisionCore(config, store, Catalog.load(), lambda: active, clock=lambda: fixed, store=store,
                         notifier=recorder), recorder
 
 
@@ -133,7 +133,7 @@ def test_unverifiable_spend_fails_closed_unless_every_budget_fails_open(tmp_path
         config = parse_config({"providers": {"oa": {"type": "openai", "base_url": "http://127.0.0.1:1/v1"}}})
         store = SqliteStore(tmp_path / "locked.db", busy_timeout_ms=50)
         store.migrate()
-        return DecisionCore(config, store, Catalog.load(), lambda: active, notifier=Recorder())
+        return DecisionCore(config, store, Catalog.load(), lambda: active, notifier=Recorder(), store=store)
 
     closed = core_with("kind: Budget\nname: strict\namount: 10 USD\n")
     opened = core_with("kind: Budget\nname: lenient\namount: 10 USD\nfail: open\n")

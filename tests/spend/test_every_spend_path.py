@@ -18,6 +18,7 @@ from costplane.attribution.context import Context
 from costplane.core.claims import budget_claims
 from costplane.core.requests import Denial
 from costplane.ledger.envtypes import EnvironmentRecord
+from costplane.policy.hookschema import DECISION_INPUT_VERSION
 from costplane.sdk import agent_run, resource_cost, tool
 from costplane.sdk.session import Session
 from store_fixtures import pg_schema
@@ -184,11 +185,15 @@ def _run(path: str, served: Served, sink: WebhookSink) -> None:
     assert wait_for(lambda: thresholds() == [50, 80], timeout=10), thresholds()
     assert not wait_for(lambda: len(thresholds()) > 2, timeout=0.6)
     assert Counter(thresholds()) == Counter({50: 1, 80: 1})
-    # post-hoc spend is logged as an observed decision with the exact evaluated input
+    # post-hoc spend is logged as observed decisions (one per recorded batch) with the exact evaluated input
     if not path.startswith("gateway"):
         observed = served.app.store.list_decisions(effect="observed", limit=500)
         assert len(observed) == units and all(d.hook == "spend.record" for d in observed)
-        assert observed[0].input["version"] == 1 and observed[0].input["request"]["cost_nano"] > 0
+        facts = [r for d in observed for r in d.input["requests"]]
+        assert observed[0].input["version"] == DECISION_INPUT_VERSION and facts[0]["cost_nano"] > 0
         assert observed[0].budgets == ("acct-hard",)
         source = {"runs_ingest": "ingest", "otlp": "otlp", "environment_accrual": "environment"}.get(path, "sdk")
-        assert {d.input["request"]["source"] for d in observed} == {source}
+        assert {r["source"] for r in facts} == {source} == {d.input["source"] for d in observed}
+        # every event counted names the decision that observed it
+        named = [e for d in observed for e in d.result["event_ids"]]
+        assert len(named) == len(set(named)) == len(facts)

@@ -29,6 +29,7 @@ from costplane.api.table import Call, Param, WithStatus
 from costplane.attribution.context import Context, InvalidAttribute
 from costplane.core.environments import EnvironmentCore
 from costplane.core.requests import Denial
+from costplane.httpstatus import denial_status
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.usertypes import EnvironmentQuery
 from costplane.ledger.windows import WindowError, parse_duration
@@ -127,13 +128,14 @@ def refusal(denial: Denial) -> ApiError:
     if found is not None:
         details["bundle_revision"] = found.group(2)
     field = {"unknown_blueprint": "blueprint", "ttl_exceeds_max": "ttl", "missing_tags": "tags",
-             "max_ttl_exceeded": "by", "max_extensions": "by", "not_running": "env_id", "not_pending": "env_id",
+             "max_ttl_exceeded": "by", "max_extensions": "by", "invalid_extension": "by",
+             "not_running": "env_id", "not_pending": "env_id",
              "unknown_environment": "env_id"}.get(denial.code)
     if denial.code == "invalid_input":
         named = [part for line in denial.message.splitlines() for part in line.split(": ")[1:2]
                  if part.startswith("inputs")]
         field = named[0] if named else "inputs"
-    return ApiError(denial.status, denial.code, denial.message, field, details)
+    return ApiError(denial_status(denial), denial.code, denial.message, field, details)
 
 
 class EnvironmentHandlers:

@@ -1,15 +1,18 @@
-"""DecisionCore: context + request -> policy -> price -> budget claims -> one atomic reservation.
+"""DecisionCore: the `llm.request` adapter over the one decider (`core/decider.py`).
 
-It knows no HTTP. The gateway (and later the environment lifecycle, SDK and
-OTLP ingest) call admit() before money is spent and settle()/release() after.
+It knows no HTTP. What is LLM-specific lives here: which provider serves a model (and the model a
+route picks), the price sheet, the `max_tokens` sent upstream, the worst-case bound the budgets
+hold, the loop guard, route-on-exceed and the response cache. Policy, SLO effects, budget claims,
+the one atomic reservation, the decision record (with the exact evaluated input) and
+notifications are the decider's. Settlement, release and cache hits go through the decider too,
+so threshold alerts fire on every path.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +21,14 @@ import orjson
 from costplane.attribution.context import Context
 from costplane.config import Config, ProviderConfig
 from costplane.core.bundle_state import ActiveBundle
-from costplane.core.claims import budget_claims
-from costplane.core.notify import LoggingNotifier, Notification, Notifier, crossed_alerts
+from costplane.core.decider import Decider, Evaluation, Hold, Refused, Reserved, new_id
+from costplane.core.notify import Notification, Notifier
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement, tightest_remaining
 from costplane.core.spend import SpendRecord, record_spend
-from costplane.ledger.store import CachedResponse, Store, StoreUnavailable
-from costplane.ledger.types import CallIds, ClaimState, CostEvent, DecisionRecord, Reservation
-from costplane.money import format_usd
-from costplane.policy.types import BudgetSpec, PolicyDecision
+from costplane.ledger.contracts import BudgetLedger
+from costplane.ledger.store import CachedResponse, Store
+from costplane.ledger.types import CallIds, CostEvent
+from costplane.policy.types import PolicyDecision
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.readers import with_conditions
 from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
@@ -33,42 +36,70 @@ from costplane.pricing.types import PriceSheet, TokenUsage, UnknownPrice
 if TYPE_CHECKING:  # core.slo imports the policy engine; only its type is needed here
     from costplane.core.slo import SloGate
 
-__all__ = ["DecisionCore", "new_id"]
+__all__ = ["DecisionCore", "LlmHold", "admit_arguments", "new_id"]
 
 log = logging.getLogger("costplane.core")
 
 HOOK = "llm.request"
 _CONDITION_PARAMS = ("service_tier", "processing", "speed")  # request facts that select a price variant
-_LIMIT_STATUS = {"amount": (402, "budget_exceeded"), "calls": (429, "call_limit_exceeded"),
-                 "concurrent": (429, "concurrency_limit")}
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+@dataclass(frozen=True, slots=True)
+class LlmHold(Hold):
+    """An LLM call's hold: the worst case plus where and how the call is sent."""
+
+    provider: ProviderConfig | None = None
+    price: PriceSheet | None = None
+    max_tokens: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    model: str = ""
+
+
+def admit_arguments(recorded: Mapping[str, Any]) -> tuple[LlmRequest, dict[str, int], dict[str, str]]:
+    """`DecisionCore.admit`'s arguments rebuilt from a logged `llm.request` decision's input."""
+    uses = recorded.get("tool_uses")
+    open_ended = recorded.get("uncapped")
+    return (LlmRequest.from_decision_input(recorded),
+            {str(k): int(v) for k, v in uses.items()} if isinstance(uses, Mapping) else {},
+            {str(k): str(v) for k, v in open_ended.items()} if isinstance(open_ended, Mapping) else {})
 
 
 class DecisionCore:
+    """`ledger`: the budget counters (the store today; an in-memory ledger for replay);
+    `store`: the response cache and the gateway's call links (None: no cache, e.g. in replay)."""
+
     def __init__(
         self,
         config: Config,
-        store: Store,
+        ledger: BudgetLedger,
         catalog: Catalog,
         bundle: Callable[[], ActiveBundle],
         clock: Callable[[], datetime] = _utcnow,
         notifier: Notifier | None = None,
         slo_gate: SloGate | None = None,
+        *,
+        store: Store | None = None,
     ) -> None:
         self.config = config
-        self.store = store
+        self.ledger = ledger
+        self._store = store
         self.catalog = catalog
         self._bundle = bundle
         self._clock = clock
-        self.notifier: Notifier = notifier or LoggingNotifier()
+        self.decider = Decider(ledger, bundle, clock=clock, notifier=notifier, slo_gate=slo_gate)
+        self.notifier: Notifier = self.decider.notifier
         self.slo_gate = slo_gate  # breached economic SLOs (core/slo.py); None: no SLO effects
+
+    @property
+    def store(self) -> Store:
+        """The store behind the response cache and call links (the gateway's)."""
+        if self._store is None:
+            raise RuntimeError("this decision core was built without a store (no response cache, no call links)")
+        return self._store
 
     def active_bundle(self) -> ActiveBundle:
         """The bundle decisions are made under right now."""
@@ -80,172 +111,114 @@ class DecisionCore:
         """`tool_uses`: the most calls of each per-call unit the request can incur (the worst case counts
         them); `uncapped`: units the request enables with no cap, by the field enabling them — a priced
         one is refused (400), since its cost could not be bounded."""
-        now = self._clock()
-        bundle = self._bundle()
         served = self.config.provider_for(req.model, req.protocol)
         if served is None:
-            return Denial(400, "model_not_found",
+            return Denial("model_not_found",
                           f"model {req.model!r} is not served by any {req.protocol} provider of this gateway", None)
-        provider, _ = served
-        decision_id = new_id("dec")
-        policy, budgets = bundle.engine.decide(HOOK, ctx, req.cel(provider.pricing_provider))
+        uses = dict(tool_uses or {})
+        open_ended = dict(uncapped or {})
+        adapter = {**req.decision_input(), "tool_uses": uses, "uncapped": open_ended}
 
-        def deny(status: int, code: str, message: str, *, budgets_used: tuple[str, ...] = (),
-                 retryable: bool = False, extra: Mapping[str, Any] | None = None) -> Denial:
-            text = f"{message} (decision {decision_id}, bundle {bundle.revision})"
-            self._log(decision_id, now, bundle, ctx, req, "deny", text, status, policy, budgets_used,
-                      {"code": code, **(extra or {})})
-            return Denial(status, code, text, decision_id, retryable)
+        def worst_case(evaluation: Evaluation) -> Hold | Denial:
+            return self._worst_case(evaluation, req, uses, open_ended)
 
-        # Economic SLOs (core/slo.py): while an SLO is breached, its slo.breach policies route or throttle.
-        if self.slo_gate is not None:
-            policy, throttled = self.slo_gate.apply(ctx, req.model, policy, now)
-            if throttled is not None:
-                return deny(429, "slo_throttled", throttled, retryable=True)
-        if policy.effect == "deny" and policy.deny is not None:
-            return deny(403, "policy_denied", f"denied by policy {policy.deny.name!r}: {policy.deny.reason}")
+        def fallback(evaluation: Evaluation, refused: Refused) -> Hold | None:
+            return self._degrade(evaluation, req, refused, uses, open_ended)
 
-        model = policy.model
-        served = self.config.provider_for(model, req.protocol)
+        got = self.decider.decide(HOOK, ctx, req.cel(served[0].pricing_provider), worst_case, adapter=adapter,
+                                  fallback=fallback, slo_model=req.model)
+        if not isinstance(got, Reserved):
+            if isinstance(got, Denial):
+                return got
+            raise TypeError("an llm.request is never a dry run")
+        hold = got.hold
+        if not isinstance(hold, LlmHold) or hold.provider is None or hold.price is None:
+            raise TypeError("an llm.request holds an LlmHold")
+        return Admission(got.evaluation.decision_id, hold.effect, ctx, req, hold.provider, hold.model,
+                         hold.max_tokens, hold.params, hold.price, got.reservation, got.states, hold.amount_nano,
+                         hold.reason)
+
+    def _worst_case(self, evaluation: Evaluation, req: LlmRequest, uses: Mapping[str, int],
+                    uncapped: Mapping[str, str]) -> Hold | Denial:
+        policy, deny = evaluation.policy, self.decider.deny
+        served = self.config.provider_for(policy.model, req.protocol)
         if served is None:
-            return deny(403, "route_unavailable",
-                        f"policy {policy.route.name if policy.route else '?'!r} routes to {model!r}, "
+            return deny(evaluation, "route_unavailable",
+                        f"policy {policy.route.name if policy.route else '?'!r} routes to {policy.model!r}, "
                         f"which no {req.protocol} provider serves")
         provider, upstream_model = served
-
-        if req.loop_hash and ctx.run:
-            denial = self._loop_guard(ctx.run, req.loop_hash, now, deny)
+        if req.loop_hash and evaluation.context.run:
+            denial = self._loop_guard(evaluation, evaluation.context.run, req.loop_hash)
             if denial is not None:
                 return denial
-
         try:
-            price = self.catalog.resolve(upstream_model, provider.pricing_provider, now)
+            price = self.catalog.resolve(upstream_model, provider.pricing_provider, evaluation.now)
         except UnknownPrice as exc:
-            return deny(403, "unknown_price", f"{exc}; unknown prices are denied by the pricing configuration")
+            return deny(evaluation, "unknown_price", f"{exc}; unknown prices are denied by the pricing configuration")
         unpriced = [u for u in req.params.get("billed_units") or () if not price.priced(str(u))]
         if unpriced and self.catalog.config.unknown_price.action != "charge":
-            return deny(403, "unknown_price",
+            return deny(evaluation, "unknown_price",
                         f"no known price for {', '.join(unpriced)} of model {upstream_model!r} (the request enables "
                         "a tool billed per call); unknown prices are denied by the pricing configuration",
                         extra={"units": unpriced})
-
-        open_ended = {u: f for u, f in (uncapped or {}).items() if price.priced(u)}
+        open_ended = {u: f for u, f in uncapped.items() if price.priced(u)}
         if open_ended:
             unit, where = next(iter(sorted(open_ended.items())))
-            return deny(400, "uncapped_billed_unit",
+            return deny(evaluation, "uncapped_billed_unit",
                         f"{where}: enables {unit}, billed per call for model {upstream_model!r}, with no parameter "
                         "capping how many calls it makes, so the gateway cannot bound its cost; use a tool the "
                         "protocol can cap (Anthropic web search `max_uses`, Chat Completions `web_search_options`)",
                         extra={"units": sorted(open_ended), "field": where})
-        uses = dict(tool_uses or {})
-        max_tokens = self._max_tokens(req, policy)
-        reason = "; ".join(m.reason for m in policy.matched if m.reason)
         effect = policy.effect if policy.effect in ("route", "mutate") else "allow"
-        attempt = self._reserve(decision_id, now, bundle, ctx, req, policy, budgets, provider,
-                                upstream_model, price, max_tokens, effect, reason, uses)
-        if isinstance(attempt, Admission):
-            return attempt
-        state, limit, spec = attempt
-        if limit == "amount" and spec is not None and spec.on_exceed == "route" and spec.route_to:
-            degraded = self.config.provider_for(spec.route_to, req.protocol)
-            if degraded is not None and degraded[1] != upstream_model:
-                try:
-                    cheaper = self.catalog.resolve(degraded[1], degraded[0].pricing_provider, now)
-                except UnknownPrice:
-                    cheaper = None
-                if cheaper is not None and not any(cheaper.priced(u) for u in uncapped or {}):
-                    why = f"budget {spec.name!r} has no room for {upstream_model}; degraded to {degraded[1]}"
-                    retry = self._reserve(decision_id, now, bundle, ctx, req, policy, budgets, degraded[0],
-                                          degraded[1], cheaper, max_tokens, "route", why, uses)
-                    if isinstance(retry, Admission):
-                        return retry
-                    state, limit, spec = retry
-        if state is None:  # the store could not be reached and a budget fails closed
-            return deny(503, "spend_unverifiable",
-                        "spend cannot be verified right now (store unavailable); failing closed", retryable=True)
-        return self._budget_denial(deny, state, limit or "amount", spec)
+        return self._hold(evaluation.now, req, policy, provider, upstream_model, price, effect, evaluation.reason,
+                          uses)
 
-    def _reserve(
-        self, decision_id: str, now: datetime, bundle: ActiveBundle, ctx: Context, req: LlmRequest,
-        policy: PolicyDecision, budgets: list[BudgetSpec], provider: ProviderConfig, model: str,
-        price: PriceSheet, max_tokens: int, effect: str, reason: str, tool_uses: Mapping[str, int],
-    ) -> Admission | tuple[ClaimState | None, str | None, BudgetSpec | None]:
+    def _degrade(self, evaluation: Evaluation, req: LlmRequest, refused: Refused, uses: Mapping[str, int],
+                 uncapped: Mapping[str, str]) -> Hold | None:
+        """Route on exceed: a budget with no room for the model degrades to its `route_to` model."""
+        spec, held = refused.spec, refused.hold
+        if refused.limit != "amount" or spec is None or spec.on_exceed != "route" or not spec.route_to:
+            return None
+        degraded = self.config.provider_for(spec.route_to, req.protocol)
+        if degraded is None or not isinstance(held, LlmHold) or degraded[1] == held.model:
+            return None
+        try:
+            cheaper = self.catalog.resolve(degraded[1], degraded[0].pricing_provider, evaluation.now)
+        except UnknownPrice:
+            return None
+        if any(cheaper.priced(u) for u in uncapped):
+            return None
+        why = f"budget {spec.name!r} has no room for {held.model}; degraded to {degraded[1]}"
+        return self._hold(evaluation.now, req, evaluation.policy, degraded[0], degraded[1], cheaper, "route", why,
+                          uses)
+
+    def _hold(self, now: datetime, req: LlmRequest, policy: PolicyDecision, provider: ProviderConfig, model: str,
+              price: PriceSheet, effect: str, reason: str, tool_uses: Mapping[str, int]) -> LlmHold:
+        max_tokens = self._max_tokens(req, policy)
         tier = req.params.get("service_tier")
         asked = tuple((k, v) for k, v in req.params.items() if k in ("speed", "processing") and isinstance(v, str))
         worst = price.max_cost_nano(req.input_bound, max_tokens, service_tier=tier if isinstance(tier, str) else None,
                                     conditions=asked, units=tool_uses)
-        claims = budget_claims(budgets, ctx, model, worst, now)
-        reservation = Reservation(
-            id=new_id("res"), claims=claims, created_at=now,
-            expires_at=now + timedelta(seconds=self.config.gateway.reservation_ttl),
-            decision_id=decision_id, key_id=ctx.key_id,
-        )
         params = {k: v for k, v in policy.mutations.items() if k != "max_tokens"}
-        result = {"model": model, "provider": provider.name, "max_tokens": max_tokens,
-                  "reserved_nano": worst, "reservation_id": reservation.id, "params": dict(params)}
+        result: dict[str, Any] = {"model": model, "provider": provider.name, "max_tokens": max_tokens,
+                                  "reserved_nano": worst, "params": dict(params)}
         if tool_uses:
             result["tool_uses"] = dict(tool_uses)  # the per-call units the bound counts
-        record = self._record(decision_id, now, bundle, ctx, req, effect, reason, 200, policy,
-                              tuple(c.budget for c in claims), result)
-        try:
-            outcome = self.store.reserve(reservation, record)
-        except StoreUnavailable:
-            if budgets and all(b.fail_open for b in budgets):
-                return Admission(decision_id, effect, ctx, req, provider, model, max_tokens, params, price,
-                                 None, (), worst, reason + "; store unavailable, budgets fail open")
-            return None, None, None
-        if outcome.ok:
-            self._notify_admission(decision_id, policy, outcome.states)
-            return Admission(decision_id, effect, ctx, req, provider, model, max_tokens, params, price,
-                             reservation, outcome.states, worst, reason)
-        refused = outcome.refused
-        spec = bundle.budgets.get(refused.budget) if refused is not None else None
-        return refused, outcome.refused_limit, spec
+        return LlmHold(worst, now + timedelta(seconds=self.config.gateway.reservation_ttl), effect, reason, result,
+                       claim_model=model, what="up to this request", provider=provider, price=price,
+                       max_tokens=max_tokens, params=params, model=model)
 
-    def _notify_admission(self, decision_id: str, policy: PolicyDecision, states: tuple[ClaimState, ...]) -> None:
-        for match in policy.notify:
-            self.notifier.notify(Notification("policy", match.name, match.reason, decision_id))
-        for state in states:
-            broken = state.exceeded
-            if broken is not None and not state.hard:
-                self.notifier.notify(Notification(
-                    "soft_budget_exceeded", state.budget,
-                    f"soft budget {state.budget!r} is over its {broken} limit (spent {format_usd(state.spent_nano)}"
-                    f" + reserved {format_usd(state.reserved_nano)} USD); the request was allowed", decision_id,
-                    {"partition": state.partition, "limit": broken}))
-
-    def _budget_denial(self, deny: Callable[..., Denial], state: ClaimState, limit: str,
-                       spec: BudgetSpec | None) -> Denial:
-        status, code = _LIMIT_STATUS.get(limit, (402, "budget_exceeded"))
-        window = spec.window.describe() if spec else "?"
-        scope = f" [{state.partition}]" if state.partition else ""
-        if limit == "amount":
-            message = (
-                f"budget {state.budget!r}{scope} exceeded: spent {format_usd(state.spent_nano)} USD + reserved "
-                f"{format_usd(state.reserved_nano)} USD (including up to this request) > limit "
-                f"{format_usd(state.limit_nano or 0)} USD, window {window}"
-            )
-        elif limit == "calls":
-            message = (f"budget {state.budget!r}{scope}: {state.calls} calls > limit {state.limit_calls}, "
-                       f"window {window}")
-        else:
-            message = (f"budget {state.budget!r}{scope}: {state.concurrent} concurrent requests > limit "
-                       f"{state.limit_concurrent}")
-        return deny(status, code, message, budgets_used=(state.budget,), retryable=(limit == "concurrent"),
-                    extra={"budget": state.budget, "partition": state.partition, "limit": limit,
-                           "spent_nano": state.spent_nano, "reserved_nano": state.reserved_nano})
-
-    def _loop_guard(self, run: str, loop_hash: str, now: datetime,
-                    deny: Callable[..., Denial]) -> Denial | None:
+    def _loop_guard(self, evaluation: Evaluation, run: str, loop_hash: str) -> Denial | None:
         settings = self.config.gateway
-        since = now - timedelta(seconds=settings.loop_window)
-        seen = self.store.count_recent_requests(run, loop_hash, since)
+        since = evaluation.now - timedelta(seconds=settings.loop_window)
+        seen = self.ledger.count_recent_requests(run, loop_hash, since)
         if seen + 1 < settings.loop_threshold:
             return None
-        return deny(429, "loop_detected",
-                    f"loop detected in run {run!r}: the same request was already sent {seen} times within "
-                    f"{settings.loop_window}s (limit {settings.loop_threshold - 1} repeats)",
-                    extra={"repeats": seen, "request_hash": loop_hash})
+        return self.decider.deny(
+            evaluation, "loop_detected",
+            f"loop detected in run {run!r}: the same request was already sent {seen} times within "
+            f"{settings.loop_window}s (limit {settings.loop_threshold - 1} repeats)",
+            extra={"repeats": seen, "request_hash": loop_hash})
 
     def _max_tokens(self, req: LlmRequest, policy: PolicyDecision) -> int:
         if req.endpoint == "embeddings":
@@ -279,20 +252,17 @@ class DecisionCore:
         if ids:
             event = replace(event, response_id=ids.response_id, trace_id=ids.trace_id, span_id=ids.span_id)
         if admission.reservation is None:
-            self.store.record_event(event, ())
+            self.decider.record_event(event)
             return Settlement(event.id, cost, None)
-        states = self.store.settle(admission.reservation.id, event)
-        for alert in crossed_alerts(states, self._bundle().budgets, cost, admission.decision_id):
-            self.notifier.notify(alert)
+        states = self.decider.settle(admission.reservation.id, event)  # alerts the thresholds crossed
         return Settlement(event.id, cost, tightest_remaining(states))
 
     def record_spend(self, events: Sequence[CostEvent], source: str, *,
                      facts: Callable[[CostEvent], Mapping[str, Any]] | None = None) -> SpendRecord:
         """Hook spend.record: money already spent (SDK, ingest, OTLP, GPU jobs, resources), recorded
-        against every matching budget even past its limit, with an `observed` decision and alerts
-        (core/spend.py)."""
-        return record_spend(self.store, self._bundle(), self.notifier, events, source, new_id=new_id,
-                            now=self._clock(), facts=facts)
+        against every matching budget even past its limit, with `observed` decisions (one per call and
+        context, naming its events) and alerts (core/spend.py)."""
+        return record_spend(self.decider, events, source, facts=facts)
 
     def _route_saving(self, admission: Admission, usage: TokenUsage, cost: int) -> int:
         """What the same usage would have cost on the model the client asked for."""
@@ -307,29 +277,29 @@ class DecisionCore:
 
     def release(self, admission: Admission, status: str = "released") -> None:
         if admission.reservation is not None:
-            self.store.release(admission.reservation.id, status)
+            self.decider.release(admission.reservation.id, status)
 
     def serve_cached(self, admission: Admission, latency_ms: int = 0) -> tuple[CachedResponse, Settlement] | None:
         """A response-cache hit: give the reservation back and record a $0 event with the saving."""
         hash_ = admission.request.cache_hash
-        if hash_ is None:
+        if hash_ is None or self._store is None:
             return None
-        entry = self.store.cache_get(hash_, self._clock())
+        entry = self._store.cache_get(hash_, self._clock())
         if entry is None:
             return None
         self.release(admission, "released")
         usage = TokenUsage()
         event = self._event(admission, usage, 0, status="cached", latency_ms=latency_ms,
                             saved_nano=entry.cost_nano, kind="cache_hit")
-        self.store.record_event(event, ())
+        self.decider.record_event(event)
         return entry, Settlement(event.id, 0, admission.remaining_nano)
 
     def cache_response(self, admission: Admission, body: bytes, content_type: str, usage: TokenUsage,
                        cost_nano: int) -> None:
-        if admission.request.cache_hash is None:
+        if admission.request.cache_hash is None or self._store is None:
             return
         now = self._clock()
-        self.store.cache_put(CachedResponse(
+        self._store.cache_put(CachedResponse(
             request_hash=admission.request.cache_hash, body=body, content_type=content_type,
             model=admission.model, provider=admission.provider.name, cost_nano=cost_nano,
             usage_json=orjson.dumps({"input_tokens": usage.input_tokens,
@@ -338,7 +308,7 @@ class DecisionCore:
         ))
 
     def expire_reservations(self) -> int:
-        return self.store.expire_reservations(self._clock())
+        return self.ledger.expire_reservations(self._clock())
 
     # -- records ------------------------------------------------------------------------------
     def _event(self, admission: Admission, usage: TokenUsage, cost: int, *, status: str, latency_ms: int,
@@ -355,26 +325,3 @@ class DecisionCore:
             price_flagged=admission.price.flagged_default or status == "unpriced",
             request_hash=admission.request.loop_hash, requested_model=admission.request.model,
         )
-
-    def _record(self, decision_id: str, now: datetime, bundle: ActiveBundle, ctx: Context, req: LlmRequest,
-                effect: str, reason: str, status: int, policy: PolicyDecision, budgets: tuple[str, ...],
-                result: Mapping[str, Any]) -> DecisionRecord:
-        return DecisionRecord(
-            id=decision_id, ts=now, hook=HOOK, effect=effect, bundle_revision=bundle.revision, context=ctx,
-            input={"endpoint": req.endpoint, "model": req.model, "input_tokens_bound": req.input_bound,
-                   "input_tokens_estimate": req.input_estimate, "max_tokens": req.max_tokens,
-                   "stream": req.stream, "request_hash": req.loop_hash,
-                   # for policy replay and the optimizer (costplane.optimize)
-                   "protocol": req.protocol, "params": dict(req.params), "cache_hash": req.cache_hash},
-            result=dict(result), policies=policy.policy_names, budgets=budgets, reason=reason,
-            key_id=ctx.key_id, status_code=status,
-        )
-
-    def _log(self, decision_id: str, now: datetime, bundle: ActiveBundle, ctx: Context, req: LlmRequest,
-             effect: str, reason: str, status: int, policy: PolicyDecision, budgets: tuple[str, ...],
-             result: Mapping[str, Any]) -> None:
-        try:
-            self.store.record_decision(self._record(decision_id, now, bundle, ctx, req, effect, reason, status,
-                                                    policy, budgets, result))
-        except StoreUnavailable as exc:  # the denial stands; the client still gets its explanation
-            log.error("decision %s could not be logged: %s", decision_id, exc)

@@ -1,11 +1,13 @@
-"""Governed environments through the one decision core: launch, approve, reject, extend, teardown, accrue.
+"""Governed environments: the `environment.*` adapter over the one decider (`core/decider.py`).
 
-The same pieces as `DecisionCore`: the active bundle's policy engine (hooks
-`environment.launch` / `environment.extend`), `budget_claims` over the same budgets, one
-atomic `store.reserve` of the projected cost (hourly price from the SKU table × TTL),
-cost events of kind "environment" settled against that reservation as the environment
-runs, and a DecisionRecord (with the bundle revision) for every transition. Runtime
-enforcement (TTL, idle, budget exhaustion) is `lifecycle.scheduler`, which calls in here.
+What is environment-specific lives here: blueprints and their inputs, the SKU prices of their
+resources (hourly x TTL), drivers that start and stop them, TTLs, extensions and approvals. The
+policies (hooks `environment.launch`, `environment.extend`, `environment.runtime`), the budget
+claims, the one atomic reservation of the projected cost, refusals, decision records (with the
+exact evaluated input) and notifications are the decider's. The environment's running cost is
+accrued against that reservation as observed spend (hook `spend.record`) with threshold alerts.
+Runtime enforcement (TTL, idle, budget exhaustion) is `lifecycle.scheduler`, which asks
+`runtime()` here on every pass.
 """
 
 from __future__ import annotations
@@ -19,23 +21,23 @@ from typing import Any
 
 from costplane.attribution.context import Context
 from costplane.core.bundle_state import ActiveBundle
-from costplane.core.claims import budget_claims
-from costplane.core.decision import new_id
+from costplane.core.decider import Decider, Evaluation, Hold, Refused, new_id
 from costplane.core.envpricing import Estimate, cost_for, estimate
-from costplane.core.notify import LoggingNotifier, Notification, Notifier, crossed_alerts
-from costplane.core.requests import Denial
+from costplane.core.notify import Notifier
+from costplane.core.requests import ACCEPTED, CREATED, OK, Denial
 from costplane.core.spend import observe, policy_notices
 from costplane.ledger import codec
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.store import Store
-from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reservation
+from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.ledger.windows import MAX_DURATION_SECONDS
 from costplane.lifecycle.drivers import DriverError, DriverSet, LaunchSpec
 from costplane.money import format_usd
 from costplane.policy.blueprintschema import BlueprintSpec, InputError, render, resolve_inputs
 from costplane.pricing.skus import SkuCatalog, UnknownSku
 
-__all__ = ["RESERVATION_MARGIN", "EnvironmentCore", "render_driver"]
+__all__ = ["RESERVATION_MARGIN", "EnvironmentCore", "ExtendRequest", "LaunchRequest", "RuntimeVerdict",
+           "render_driver"]
 
 log = logging.getLogger("costplane.environments")
 
@@ -44,6 +46,9 @@ RESERVATION_MARGIN = 3600
 #: a launch waiting for approval longer than this is rejected
 APPROVAL_TIMEOUT = 86_400
 RUNNING = (EnvState.ACTIVE, EnvState.EXPIRING)
+#: facts of hook environment.runtime computed by the scheduler (a reported metric never replaces one)
+RUNTIME_FACTS = ("blueprint", "environment_id", "accrued_usd", "projected_usd", "hourly_usd", "time_left_seconds",
+                 "budget_remaining_usd", "idle_seconds")
 
 
 def _utcnow() -> datetime:
@@ -61,6 +66,55 @@ def render_driver(value: Any, inputs: Mapping[str, Any]) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """A launch as asked for (hook environment.launch): what its decision's input keeps to rebuild it."""
+
+    blueprint: str
+    inputs: Mapping[str, Any]
+    ttl: int | None = None
+
+    def decision_input(self) -> dict[str, Any]:
+        return {"blueprint": self.blueprint, "inputs": dict(self.inputs), "ttl_seconds": self.ttl}
+
+    @classmethod
+    def from_decision_input(cls, recorded: Mapping[str, Any]) -> LaunchRequest:
+        inputs = recorded.get("inputs")
+        ttl = recorded.get("ttl_seconds")
+        return cls(str(recorded.get("blueprint", "")), dict(inputs) if isinstance(inputs, Mapping) else {},
+                   ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendRequest:
+    """An extension as asked for (hook environment.extend)."""
+
+    environment_id: str
+    by: int | None = None
+
+    def decision_input(self) -> dict[str, Any]:
+        return {"environment_id": self.environment_id, "extend_seconds": self.by}
+
+    @classmethod
+    def from_decision_input(cls, recorded: Mapping[str, Any]) -> ExtendRequest:
+        by = recorded.get("extend_seconds")
+        return cls(str(recorded.get("environment_id", "")),
+                   by if isinstance(by, int) and not isinstance(by, bool) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeVerdict:
+    """What a scheduler pass decided for a running environment (hook environment.runtime)."""
+
+    action: str  # teardown | suspend
+    reason: str
+    evaluation: Evaluation
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.evaluation.policy.actions)
+
+
+@dataclass(frozen=True, slots=True)
 class _Launch:
     blueprint: BlueprintSpec
     inputs: dict[str, Any]
@@ -70,14 +124,19 @@ class _Launch:
 
 
 class EnvironmentCore:
+    """`decider`: the server's one decider (its ledger, notifier and SLO gate); None: one is built over
+    `store` with `clock` and `notifier` (tests, benchmarks, the CLI)."""
+
     def __init__(self, store: Store, skus: SkuCatalog, bundle: Callable[[], ActiveBundle], drivers: DriverSet,
-                 clock: Callable[[], datetime] = _utcnow, notifier: Notifier | None = None) -> None:
+                 clock: Callable[[], datetime] = _utcnow, notifier: Notifier | None = None, *,
+                 decider: Decider | None = None) -> None:
         self.store = store
         self.skus = skus
         self._bundle = bundle
         self.drivers = drivers
         self.clock = clock
-        self.notifier: Notifier = notifier or LoggingNotifier()
+        self.decider = decider if decider is not None else Decider(store, bundle, clock=clock, notifier=notifier)
+        self.notifier: Notifier = self.decider.notifier
 
     # -- helpers -----------------------------------------------------------------------------
     def bundle(self) -> ActiveBundle:
@@ -86,56 +145,38 @@ class EnvironmentCore:
     def blueprints(self) -> tuple[BlueprintSpec, ...]:
         return self._bundle().engine.bundle.blueprints
 
-    def _record(self, hook: str, decision_id: str, now: datetime, ctx: Context, effect: str, reason: str,
-                status: int, facts: Mapping[str, Any], result: Mapping[str, Any], policies: tuple[str, ...] = (),
-                budgets: tuple[str, ...] = ()) -> DecisionRecord:
-        return DecisionRecord(id=decision_id, ts=now, hook=hook, effect=effect,
-                              bundle_revision=self._bundle().revision, context=ctx, input=dict(facts),
-                              result=dict(result), policies=policies, budgets=budgets, reason=reason,
-                              key_id=ctx.key_id, status_code=status)
+    def _prepare(self, asked: LaunchRequest, ctx: Context) -> _Launch | Denial:
+        hook, name, given, ttl = "environment.launch", asked.blueprint, asked.inputs, asked.ttl
+        adapter = asked.decision_input()
 
-    def _deny(self, hook: str, now: datetime, ctx: Context, status: int, code: str, message: str,
-              facts: Mapping[str, Any], policies: tuple[str, ...] = (), extra: Mapping[str, Any] | None = None,
-              log_it: bool = True) -> Denial:
-        decision_id = new_id("dec")
-        text = f"{message} (decision {decision_id}, bundle {self._bundle().revision})"
-        if log_it:
-            self.store.record_decision(self._record(hook, decision_id, now, ctx, "deny", text, status, facts,
-                                                    {"code": code, **(extra or {})}, policies))
-        return Denial(status, code, text, decision_id if log_it else None)
+        def refuse(code: str, message: str, facts: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Denial:
+            return self.decider.refuse(hook, ctx, code, message, facts=facts, adapter=adapter, extra=extra)
 
-    def _prepare(self, name: str, given: Mapping[str, Any], ttl: int | None, ctx: Context,
-                 now: datetime) -> _Launch | Denial:
-        hook = "environment.launch"
         blueprint = next((b for b in self.blueprints() if b.name == name), None)
         if blueprint is None:
             known = ", ".join(b.name for b in self.blueprints()) or "none"
-            return self._deny(hook, now, ctx, 404, "unknown_blueprint",
-                              f"no blueprint named {name!r} in the bundle (blueprints: {known})", {"blueprint": name})
+            return refuse("unknown_blueprint", f"no blueprint named {name!r} in the bundle (blueprints: {known})",
+                          {"blueprint": name})
         try:
             inputs = resolve_inputs(blueprint, given)
         except InputError as exc:
-            return self._deny(hook, now, ctx, 400, "invalid_input", str(exc), {"blueprint": name},
-                              extra={"fields": [i.field for i in exc.issues]})
+            return refuse("invalid_input", str(exc), {"blueprint": name}, {"fields": [i.field for i in exc.issues]})
         missing = [dim for dim in blueprint.require if not ctx.get(dim)]
         if missing:
-            return self._deny(hook, now, ctx, 400, "missing_tags",
-                              f"blueprint {name!r} ({blueprint.location}) requires {', '.join(missing)} in the "
-                              "context (key attributes or the request's context)", {"blueprint": name},
-                              extra={"fields": [f"context.{m}" for m in missing]})
+            return refuse("missing_tags", f"blueprint {name!r} ({blueprint.location}) requires {', '.join(missing)} "
+                          "in the context (key attributes or the request's context)", {"blueprint": name},
+                          {"fields": [f"context.{m}" for m in missing]})
         life = blueprint.lifecycle
         ttl = life.ttl if ttl is None else ttl
         if ttl <= 0 or ttl > life.max_ttl:
-            return self._deny(hook, now, ctx, 403, "ttl_exceeds_max",
-                              f"ttl {ttl}s is outside 1s..max_ttl {life.max_ttl}s of blueprint {name!r}",
-                              {"blueprint": name, "ttl_seconds": ttl}, extra={"fields": ["ttl"]})
+            return refuse("ttl_exceeds_max", f"ttl {ttl}s is outside 1s..max_ttl {life.max_ttl}s of blueprint "
+                          f"{name!r}", {"blueprint": name, "ttl_seconds": ttl}, {"fields": ["ttl"]})
         try:
-            priced = estimate(blueprint, inputs, self.skus, now)
+            priced = estimate(blueprint, inputs, self.skus, self.clock())
         except UnknownSku as exc:
-            return self._deny(hook, now, ctx, 403, "unknown_price", f"{exc}; unknown prices are denied",
-                              {"blueprint": name})
+            return refuse("unknown_price", f"{exc}; unknown prices are denied", {"blueprint": name})
         except ValueError as exc:
-            return self._deny(hook, now, ctx, 400, "invalid_input", str(exc), {"blueprint": name})
+            return refuse("invalid_input", str(exc), {"blueprint": name})
         return _Launch(blueprint, inputs, priced, ttl, self._facts(blueprint, inputs, priced, ttl))
 
     @staticmethod
@@ -151,34 +192,32 @@ class EnvironmentCore:
     # -- launch --------------------------------------------------------------------------------
     def launch(self, ctx: Context, blueprint: str, inputs: Mapping[str, Any],
                ttl: int | None = None) -> EnvironmentRecord | Denial:
-        now = self.clock()
-        prepared = self._prepare(blueprint, inputs, ttl, ctx, now)
+        return self.launch_request(ctx, LaunchRequest(blueprint, dict(inputs), ttl))
+
+    def launch_request(self, ctx: Context, asked: LaunchRequest) -> EnvironmentRecord | Denial:
+        """Hook environment.launch: policies, then the projected cost reserved on every budget (or a
+        pending launch when a policy requires approval), then the driver starts it."""
+        prepared = self._prepare(asked, ctx)
         if isinstance(prepared, Denial):
             return prepared
-        bundle = self._bundle()
-        policy, budgets = bundle.engine.decide("environment.launch", ctx, prepared.facts)
-        names = policy.policy_names
-        if policy.effect == "deny" and policy.deny is not None:
-            return self._deny("environment.launch", now, ctx, 403, "policy_denied",
-                              f"denied by policy {policy.deny.name!r}: {policy.deny.reason}", prepared.facts, names)
+        evaluation = self.decider.evaluate("environment.launch", ctx, prepared.facts, adapter=asked.decision_input())
+        if isinstance(evaluation, Denial):
+            return evaluation
+        policy = evaluation.policy
         ttl_cap = policy.mutations.get("ttl")
-        reason = "; ".join(m.reason for m in policy.matched if m.reason)
         if isinstance(ttl_cap, int) and ttl_cap < prepared.ttl:
             prepared = _Launch(prepared.blueprint, prepared.inputs, prepared.estimate, ttl_cap,
                                self._facts(prepared.blueprint, prepared.inputs, prepared.estimate, ttl_cap))
         env_id = new_id("env")
-        for match in policy.notify:
-            self.notifier.notify(Notification("policy", match.name, match.reason, env_id))
         if policy.effect == "require_approval":
-            decision_id = new_id("dec")
-            record = self._record("environment.launch", decision_id, now, ctx, "require_approval", reason, 202,
-                                  prepared.facts, {"environment_id": env_id}, names)
-            env = self._new_record(env_id, prepared, ctx, now, decision_id, EnvState.PENDING,
-                                   next_action=now + timedelta(seconds=APPROVAL_TIMEOUT))
+            self.decider.notify_policies(evaluation, {"environment_id": env_id})
+            record = self.decider.record(evaluation, "require_approval", evaluation.reason, ACCEPTED,
+                                         {"environment_id": env_id})
+            env = self._new_record(env_id, prepared, ctx, evaluation.now, evaluation.decision_id, EnvState.PENDING,
+                                   next_action=evaluation.now + timedelta(seconds=APPROVAL_TIMEOUT))
             self.store.create_environment(env, record)
             return env
-        return self._start(env_id, prepared, ctx, now, [b.name for b in budgets], names, reason,
-                           "mutate" if ttl_cap is not None else "allow")
+        return self._start(env_id, prepared, evaluation, "mutate" if ttl_cap is not None else "allow")
 
     def _new_record(self, env_id: str, p: _Launch, ctx: Context, now: datetime, decision_id: str, state: str,
                     next_action: datetime, **more: Any) -> EnvironmentRecord:
@@ -197,36 +236,36 @@ class EnvironmentCore:
             expires_at=now + timedelta(seconds=p.ttl), max_expires_at=now + timedelta(seconds=life.max_ttl),
             next_action_at=next_action, **more)
 
-    def _start(self, env_id: str, p: _Launch, ctx: Context, now: datetime, budget_names: list[str],
-               policies: tuple[str, ...], reason: str, effect: str, pending: EnvironmentRecord | None = None,
-               hook: str = "environment.launch") -> EnvironmentRecord | Denial:
-        bundle = self._bundle()
-        specs = [bundle.budgets[n] for n in dict.fromkeys([*budget_names, *p.blueprint.budgets]) if n in bundle.budgets]
+    def _start(self, env_id: str, p: _Launch, evaluation: Evaluation, effect: str, reason: str | None = None,
+               pending: EnvironmentRecord | None = None) -> EnvironmentRecord | Denial:
+        bundle, ctx, now = evaluation.bundle, evaluation.context, evaluation.now
+        names = dict.fromkeys([*(b.name for b in evaluation.budgets), *p.blueprint.budgets])
+        specs = tuple(bundle.budgets[n] for n in names if n in bundle.budgets)
         projected = p.estimate.projected_nano(p.ttl)
-        claims = budget_claims(specs, ctx, f"blueprint:{p.blueprint.name}", projected, now)
-        decision_id = new_id("dec")
         expires = now + timedelta(seconds=p.ttl)
-        reservation = Reservation(id=new_id("res"), claims=claims, created_at=now,
-                                  expires_at=expires + timedelta(seconds=RESERVATION_MARGIN), decision_id=decision_id,
-                                  key_id=ctx.key_id)
-        result = {"environment_id": env_id, "reservation_id": reservation.id, "projected_nano": projected,
-                  "hourly_nano": p.estimate.hourly_nano, "ttl_seconds": p.ttl}
-        record = self._record(hook, decision_id, now, ctx, effect, reason, 201, p.facts, result, policies,
-                              tuple(c.budget for c in claims))
-        outcome = self.store.reserve(reservation, record)
-        if not outcome.ok and outcome.refused is not None:
-            return self._budget_denial(hook, now, ctx, outcome.refused, p.facts, policies)
+        reason = evaluation.reason if reason is None else reason
+        hold = Hold(projected, expires + timedelta(seconds=RESERVATION_MARGIN), effect, reason,
+                    {"environment_id": env_id, "projected_nano": projected, "hourly_nano": p.estimate.hourly_nano,
+                     "ttl_seconds": p.ttl},
+                    claim_model=f"blueprint:{p.blueprint.name}", budgets=specs, status=CREATED,
+                    what=f"its projected {format_usd(projected)} USD")
+        got = self.decider.reserve(evaluation, hold)
+        if isinstance(got, Refused):
+            return self.decider.budget_denial(evaluation, got)
+        self.decider.notify_policies(evaluation, {"environment_id": env_id})
+        reservation_id = got.reservation.id if got.reservation is not None else None
         spec = LaunchSpec(env_id, p.blueprint.name, render_driver(dict(p.blueprint.driver), p.inputs), p.inputs, ctx,
                           expires, p.ttl, p.estimate.resources, bundle.engine.bundle.root)
         try:
             handle = self.drivers.get(str(p.blueprint.driver.get("type"))).apply(spec)
         except DriverError as exc:
-            self.store.release(reservation.id)
-            return self._deny(hook, now, ctx, 502, "driver_failed", f"driver failed to start the environment: {exc}",
-                              p.facts, policies)
+            if reservation_id is not None:
+                self.decider.release(reservation_id)
+            return self.decider.deny(dataclasses.replace(evaluation, decision_id=new_id("dec")), "driver_failed",
+                                     f"driver failed to start the environment: {exc}")
         started = self.clock()
         expires = started + timedelta(seconds=p.ttl)
-        changes = {"handle": handle, "reservation_id": reservation.id, "started_at": started, "expires_at": expires,
+        changes = {"handle": handle, "reservation_id": reservation_id, "started_at": started, "expires_at": expires,
                    "max_expires_at": started + timedelta(seconds=p.blueprint.lifecycle.max_ttl),
                    "accrued_until": started, "next_action_at": started, "projected_nano": projected}
         if pending is not None:
@@ -234,68 +273,60 @@ class EnvironmentCore:
                                                     reason="approved", changes=changes)
             if env is None:  # rejected meanwhile: undo
                 self.drivers.get(str(p.blueprint.driver.get("type"))).teardown(handle, 5.0)
-                self.store.release(reservation.id)
-                return Denial(409, "not_pending", f"environment {env_id} is no longer pending", None)
+                if reservation_id is not None:
+                    self.decider.release(reservation_id)
+                return Denial("not_pending", f"environment {env_id} is no longer pending", None)
             return env
-        env = self._new_record(env_id, p, ctx, now, decision_id, EnvState.ACTIVE, next_action=started)
+        env = self._new_record(env_id, p, ctx, now, evaluation.decision_id, EnvState.ACTIVE, next_action=started)
         env = _replace(env, **changes)
         self.store.create_environment(env)
         return env
 
-    def _budget_denial(self, hook: str, now: datetime, ctx: Context, state: ClaimState, facts: Mapping[str, Any],
-                       policies: tuple[str, ...]) -> Denial:
-        scope = f" [{state.partition}]" if state.partition else ""
-        spec = self._bundle().budgets.get(state.budget)
-        window = spec.window.describe() if spec else "?"
-        message = (f"budget {state.budget!r}{scope} cannot hold this environment: spent {format_usd(state.spent_nano)}"
-                   f" USD + reserved {format_usd(state.reserved_nano)} USD (including its projected "
-                   f"{format_usd(int(facts.get('projected_nano') or facts.get('extra_nano') or 0))} USD) > limit "
-                   f"{format_usd(state.limit_nano or 0)} USD, window {window}")
-        return self._deny(hook, now, ctx, 402, "budget_exceeded", message, facts, policies,
-                          extra={"budget": state.budget, "spent_nano": state.spent_nano,
-                                 "reserved_nano": state.reserved_nano})
-
     # -- approvals --------------------------------------------------------------------------------
     def approve(self, env_id: str, approver: Context) -> EnvironmentRecord | Denial:
-        now = self.clock()
         env = self.store.get_environment(env_id)
         if env is None or env.state != EnvState.PENDING:
-            return Denial(404 if env is None else 409, "not_pending",
+            return Denial("unknown_environment" if env is None else "not_pending",
                           f"environment {env_id} is {'unknown' if env is None else env.state}, not pending "
                           "approval", None)
-        prepared = self._prepare(env.blueprint, env.inputs, int(env.lifecycle["ttl"]), env.context, now)
+        asked = LaunchRequest(env.blueprint, env.inputs, int(env.lifecycle["ttl"]))
+        prepared = self._prepare(asked, env.context)
         if isinstance(prepared, Denial):
             return prepared
         budgets = self._bundle().engine.budgets_for("environment.launch", env.context, prepared.facts)
         who = approver.owner or approver.user or approver.key_id or "?"
-        return self._start(env_id, prepared, env.context, now, [b.name for b in budgets], (), f"approved by {who}",
-                           "allow", pending=env, hook="environment.approve")
+        evaluation = self.decider.unevaluated("environment.approve", env.context, prepared.facts,
+                                              adapter={**asked.decision_input(), "environment_id": env_id},
+                                              budgets=budgets)
+        return self._start(env_id, prepared, evaluation, "allow", f"approved by {who}", pending=env)
 
     def reject(self, env_id: str, approver: Context, reason: str = "") -> EnvironmentRecord | Denial:
-        now = self.clock()
         who = approver.owner or approver.user or approver.key_id or "?"
         text = f"rejected by {who}" + (f": {reason}" if reason else "")
-        record = self._record("environment.reject", new_id("dec"), now, approver, "deny", text, 200,
-                              {"environment_id": env_id}, {"environment_id": env_id})
-        env = self.store.transition_environment(env_id, (EnvState.PENDING,), EnvState.REJECTED, ts=now, reason=text,
-                                                decision=record, changes={"ended_at": now, "end_reason": text})
+        evaluation = self.decider.unevaluated("environment.reject", approver, {"environment_id": env_id},
+                                              adapter={"environment_id": env_id})
+        record = self.decider.record(evaluation, "deny", text, OK, {"environment_id": env_id})
+        env = self.store.transition_environment(env_id, (EnvState.PENDING,), EnvState.REJECTED, ts=evaluation.now,
+                                                reason=text, decision=record,
+                                                changes={"ended_at": evaluation.now, "end_reason": text})
         if env is None:
-            return Denial(409, "not_pending", f"environment {env_id} is not pending approval", None)
+            return Denial("not_pending", f"environment {env_id} is not pending approval", None)
         return env
 
     # -- extend -------------------------------------------------------------------------------------
     def extend(self, env_id: str, ctx: Context, by: int | None = None) -> EnvironmentRecord | Denial:
-        now = self.clock()
+        """Hook environment.extend: policies, then the extension's cost held on the launch's reservation."""
         hook = "environment.extend"
+        asked = ExtendRequest(env_id, by)
         env = self.store.get_environment(env_id)
         if env is None or env.state not in RUNNING:
-            return Denial(404 if env is None else 409, "not_running",
+            return Denial("unknown_environment" if env is None else "not_running",
                           f"environment {env_id} is {'unknown' if env is None else env.state}; only a running "
                           "environment can be extended", None)
         life = env.lifecycle
         step = int(by or life["extend_by"])
         if not 0 < step <= MAX_DURATION_SECONDS:  # checked before any date arithmetic (which would overflow)
-            return Denial(400, "max_ttl_exceeded", f"by: an extension must be 1s..{MAX_DURATION_SECONDS // 86400}d "
+            return Denial("invalid_extension", f"by: an extension must be 1s..{MAX_DURATION_SECONDS // 86400}d "
                           f"({MAX_DURATION_SECONDS} seconds), got {step}s", None)
         facts = {"blueprint": env.blueprint, "environment_id": env.id, "extend_seconds": step,
                  "extensions": env.extensions, "hourly_usd": env.hourly_nano / 1e9,
@@ -303,44 +334,88 @@ class EnvironmentCore:
                                                                              .total_seconds()) + step}
         max_ext = life.get("max_extensions")
         if max_ext is not None and env.extensions >= int(max_ext):
-            return self._deny(hook, now, env.context, 403, "max_extensions",
-                              f"environment {env_id} was already extended {env.extensions} times (max_extensions "
-                              f"{max_ext} of blueprint {env.blueprint!r})", facts)
-        policy, _ = self._bundle().engine.decide(hook, env.context, facts)
-        if policy.effect == "deny" and policy.deny is not None:
-            return self._deny(hook, now, env.context, 403, "policy_denied",
-                              f"denied by policy {policy.deny.name!r}: {policy.deny.reason}", facts,
-                              policy.policy_names)
+            return self.decider.refuse(hook, env.context, "max_extensions",
+                                       f"environment {env_id} was already extended {env.extensions} times "
+                                       f"(max_extensions {max_ext} of blueprint {env.blueprint!r})",
+                                       facts=facts, adapter=asked.decision_input())
+        evaluation = self.decider.evaluate(hook, env.context, facts, adapter=asked.decision_input())
+        if isinstance(evaluation, Denial):
+            return evaluation
+        policy = evaluation.policy
         if policy.effect == "require_approval":
-            return self._deny(hook, now, env.context, 403, "approval_required",
-                              f"extending needs approval (policy {policy.actions[0].name!r}); ask an approver to "
-                              "launch a new environment or raise the policy", facts, policy.policy_names)
+            return self.decider.deny(evaluation, "approval_required",
+                                     f"extending needs approval (policy {policy.actions[0].name!r}); ask an approver "
+                                     "to launch a new environment or raise the policy")
         cap = policy.mutations.get("ttl")
         if isinstance(cap, int):
             step = min(step, cap)
         new_expiry = env.expires_at + timedelta(seconds=step)
         if new_expiry > env.max_expires_at:
-            return self._deny(hook, now, env.context, 403, "max_ttl_exceeded",
-                              f"extending by {step}s would end at {new_expiry.isoformat()}, past max_ttl "
-                              f"{life['max_ttl']}s of blueprint {env.blueprint!r} (ends at latest "
-                              f"{env.max_expires_at.isoformat()})", facts, policy.policy_names)
+            return self.decider.deny(evaluation, "max_ttl_exceeded",
+                                     f"extending by {step}s would end at {new_expiry.isoformat()}, past max_ttl "
+                                     f"{life['max_ttl']}s of blueprint {env.blueprint!r} (ends at latest "
+                                     f"{env.max_expires_at.isoformat()})")
         extra = cost_for(env.hourly_nano, step * 1_000_000)
-        facts["extra_nano"] = extra
-        decision_id = new_id("dec")
-        record = self._record(hook, decision_id, now, ctx, "mutate" if isinstance(cap, int) else "allow",
-                              f"extended by {step}s", 200, facts, {"environment_id": env.id, "extra_nano": extra,
+        record = self.decider.record(evaluation, "mutate" if isinstance(cap, int) else "allow",
+                                     f"extended by {step}s", OK, {"environment_id": env.id, "extra_nano": extra,
+                                                                  "extend_seconds": step,
                                                                   "expires_at": new_expiry.isoformat()},
-                              policy.policy_names)
+                                     context=ctx)
         if env.reservation_id is not None:
-            grown = self.store.grow_reservation(env.reservation_id, extra,
-                                                new_expiry + timedelta(seconds=RESERVATION_MARGIN))
-            if not grown.ok and grown.refused is not None:
-                return self._budget_denial(hook, now, env.context, grown.refused, facts, policy.policy_names)
+            grown = self.decider.grow(evaluation, env.reservation_id, extra,
+                                      new_expiry + timedelta(seconds=RESERVATION_MARGIN),
+                                      what=f"this extension's {format_usd(extra)} USD")
+            if isinstance(grown, Refused):
+                return self.decider.budget_denial(evaluation, grown)
+        self.decider.notify_policies(evaluation, {"environment_id": env.id})
         updated = self.store.transition_environment(
-            env.id, RUNNING, EnvState.ACTIVE, ts=now, reason=f"extended by {step}s", decision=record,
+            env.id, RUNNING, EnvState.ACTIVE, ts=evaluation.now, reason=f"extended by {step}s", decision=record,
             changes={"expires_at": new_expiry, "projected_nano": env.projected_nano + extra,
-                     "extensions": env.extensions + 1, "notice_sent": False, "next_action_at": now})
-        return updated or Denial(409, "not_running", f"environment {env_id} ended meanwhile", None)
+                     "extensions": env.extensions + 1, "notice_sent": False, "next_action_at": evaluation.now})
+        return updated or Denial("not_running", f"environment {env_id} ended meanwhile", None)
+
+    # -- runtime --------------------------------------------------------------------------------------
+    def runtime(self, env: EnvironmentRecord, now: datetime) -> RuntimeVerdict | None:
+        """Hook environment.runtime (a scheduler pass): its runtime policies and its hard budgets, read
+        from the ledger. A teardown or suspend is returned (the scheduler acts, and the transition logs
+        this evaluation as its decision); notify policies are raised here."""
+        remaining: list[int] = []
+        if env.reservation_id is not None:
+            reservation = self.store.get_reservation(env.reservation_id)
+            if reservation is not None:
+                remaining = [s.limit_nano - s.spent_nano for s in self.decider.ledger.claim_states(reservation.claims)
+                             if s.limit_nano is not None and s.hard]
+        fresh = self.store.get_environment(env.id) or env
+        facts: dict[str, Any] = {
+            "blueprint": env.blueprint, "environment_id": env.id, "accrued_usd": fresh.accrued_nano / 1e9,
+            "projected_usd": fresh.projected_nano / 1e9, "hourly_usd": env.hourly_nano / 1e9,
+            "time_left_seconds": int((env.expires_at - now).total_seconds()),
+            "budget_remaining_usd": min(remaining) / 1e9 if remaining else -1.0,
+            "idle_seconds": int((now - env.idle_since).total_seconds()) if env.idle_since else 0}
+        for name, reading in fresh.metrics.items():
+            if isinstance(reading, Mapping) and name not in facts:  # a metric never replaces a computed fact
+                facts[name] = float(reading["value"])
+        evaluation = self.decider.evaluate("environment.runtime", env.context, facts,
+                                           adapter={"environment_id": env.id})
+        if isinstance(evaluation, Denial):  # no deny effect at this hook; kept total
+            return None
+        if remaining and min(remaining) <= 0:
+            return RuntimeVerdict("teardown", "budget exhausted: a hard budget of this environment has no money left",
+                                  evaluation)
+        self.decider.notify_policies(evaluation, {"environment_id": env.id})
+        policy = evaluation.policy
+        if policy.effect in ("teardown", "suspend"):
+            first = policy.actions[0]
+            return RuntimeVerdict(policy.effect, f"runtime policy {first.name!r}: {first.reason}", evaluation)
+        return None
+
+    def runtime_record(self, verdict: RuntimeVerdict, env: EnvironmentRecord, ended: datetime | None = None
+                       ) -> DecisionRecord:
+        """The decision record of a runtime verdict (written with the environment's transition)."""
+        result: dict[str, Any] = {"environment_id": env.id, "action": verdict.action}
+        if ended is not None:
+            result["ended_at"] = ended.isoformat()
+        return self.decider.record(verdict.evaluation, verdict.action, verdict.reason, OK, result)
 
     # -- accrual and teardown ------------------------------------------------------------------------
     def accrue(self, env: EnvironmentRecord, until: datetime, *, close: bool = False) -> int:
@@ -359,26 +434,25 @@ class EnvironmentCore:
             cost_nano=max(0, due), kind="environment", endpoint=f"environment/{env.blueprint}",
             unit_prices={str(r["sku"]): str(r["hourly_usd"]) for r in env.resources},
             decision_id=env.decision_id, reservation_id=env.reservation_id, status="ok")
-        bundle = self._bundle()
-        decision, policy, _ = observe(bundle, event, "environment", {"environment_id": env.id}, new_id=new_id,
-                                      now=self.clock())  # hook spend.record: the running cost is observed spend
+        # hook spend.record: the running cost is observed spend
+        decision, policy, _ = observe(self._bundle(), event, "environment", {"environment_id": env.id},
+                                      decision_id=new_id("dec"), now=self.clock())
         logged = decision if due > 0 else None
-        states = self.store.accrue(env.reservation_id, event, close=close, environment_id=env.id, accrued_until=end,
-                                   decision=logged)
-        notices = policy_notices(policy, decision.id) if logged is not None else []
-        notices += crossed_alerts(states, bundle.budgets, max(0, due), env.decision_id)  # like a settlement's
-        for notice in notices:
+        self.decider.accrue(env.reservation_id, event, close=close, environment_id=env.id, accrued_until=end,
+                            decision=logged)  # alerts the thresholds crossed
+        for notice in policy_notices(policy, decision.id) if logged is not None else []:
             self.notifier.notify(notice)
         return max(0, due)
 
     def teardown(self, env_id: str, reason: str, ctx: Context | None = None, *, hook: str = "environment.teardown",
-                 policies: tuple[str, ...] = ()) -> EnvironmentRecord | Denial:
-        """Stop the environment (driver), record its last cost and close its reservation. Idempotent."""
+                 verdict: RuntimeVerdict | None = None) -> EnvironmentRecord | Denial:
+        """Stop the environment (driver), record its last cost and close its reservation. Idempotent.
+        `verdict`: the runtime decision that tore it down (logged as the transition's decision)."""
         env = self.store.get_environment(env_id)
         if env is None:
-            return Denial(404, "unknown_environment", f"no environment {env_id}", None)
+            return Denial("unknown_environment", f"no environment {env_id}", None)
         if not env.is_open:
-            return Denial(409, "not_running", f"environment {env_id} is already {env.state}", None)
+            return Denial("not_running", f"environment {env_id} is already {env.state}", None)
         if env.state == EnvState.PENDING:
             return self.reject(env_id, ctx or env.context, reason)
         grace = float(env.lifecycle.get("grace") or 10)
@@ -387,17 +461,22 @@ class EnvironmentCore:
                 self.drivers.get(str(env.driver.get("type"))).teardown(env.handle, grace)
             except DriverError as exc:
                 log.error("teardown of %s failed: %s", env_id, exc)
-                return Denial(502, "driver_failed", f"driver failed to tear down {env_id}: {exc}", None)
+                return Denial("driver_failed", f"driver failed to tear down {env_id}: {exc}", None)
         now = self.clock()
         end = min(now, env.expires_at) if reason.startswith("ttl") else now
-        record = self._record(hook, new_id("dec"), now, ctx or env.context, "teardown", reason, 200,
-                              {"environment_id": env.id, "blueprint": env.blueprint},
-                              {"environment_id": env.id, "ended_at": end.isoformat()}, policies)
+        if verdict is not None:
+            record = self.runtime_record(verdict, env, end)
+        else:
+            evaluation = self.decider.unevaluated(hook, ctx or env.context,
+                                                  {"environment_id": env.id, "blueprint": env.blueprint},
+                                                  adapter={"environment_id": env.id})
+            record = self.decider.record(evaluation, "teardown", reason, OK,
+                                         {"environment_id": env.id, "ended_at": end.isoformat()})
         done = self.store.transition_environment(env.id, (EnvState.ACTIVE, EnvState.EXPIRING, EnvState.SUSPENDED),
                                                  EnvState.TORN_DOWN, ts=now, reason=reason, decision=record,
                                                  changes={"ended_at": end, "end_reason": reason})
         if done is None:
-            return Denial(409, "not_running", f"environment {env_id} already ended", None)
+            return Denial("not_running", f"environment {env_id} already ended", None)
         self.accrue(done, end, close=True)
         return self.store.get_environment(env.id) or done
 

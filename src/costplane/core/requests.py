@@ -8,10 +8,11 @@ from typing import Any
 
 from costplane.attribution.context import Context
 from costplane.config import ProviderConfig
+from costplane.httpstatus import ACCEPTED, CREATED, OK, denial_status
 from costplane.ledger.types import ClaimState, Reservation
 from costplane.pricing.types import PriceSheet
 
-__all__ = ["Admission", "Denial", "LlmRequest", "Settlement"]
+__all__ = ["ACCEPTED", "CREATED", "OK", "Admission", "Denial", "LlmRequest", "Settlement"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,28 @@ class LlmRequest:
     loop_hash: str | None = None  # normalised hash (loop detection)
     cache_hash: str | None = None  # exact hash, set only when the response cache may be used
 
+    def decision_input(self) -> dict[str, Any]:
+        """What the decisions log keeps of this request besides its evaluated facts: enough to
+        rebuild it (`from_decision_input`) and decide it again."""
+        return {"protocol": self.protocol, "endpoint": self.endpoint, "model": self.model,
+                "input_tokens_bound": self.input_bound, "input_tokens_estimate": self.input_estimate,
+                "max_tokens": self.max_tokens, "stream": self.stream, "params": dict(self.params),
+                "request_hash": self.loop_hash, "cache_hash": self.cache_hash}
+
+    @classmethod
+    def from_decision_input(cls, recorded: Mapping[str, Any]) -> LlmRequest:
+        """The request a logged `llm.request` decision was made on (its `input`)."""
+        asked = recorded.get("max_tokens")
+        params = recorded.get("params")
+        return cls(
+            protocol=str(recorded.get("protocol") or "openai"), endpoint=str(recorded.get("endpoint", "")),
+            model=str(recorded.get("model", "")), input_bound=int(recorded.get("input_tokens_bound") or 0),
+            input_estimate=int(recorded.get("input_tokens_estimate") or 0),
+            max_tokens=asked if isinstance(asked, int) and not isinstance(asked, bool) else None,
+            stream=bool(recorded.get("stream")), params=dict(params) if isinstance(params, Mapping) else {},
+            loop_hash=_text(recorded.get("request_hash")), cache_hash=_text(recorded.get("cache_hash")),
+        )
+
     def cel(self, provider: str | None) -> dict[str, Any]:
         facts: dict[str, Any] = {k: v for k, v in self.params.items() if v is not None}
         facts.update(
@@ -45,14 +68,20 @@ class LlmRequest:
 
 @dataclass(frozen=True, slots=True)
 class Denial:
-    """A request refused before any money was spent, with everything needed to explain it."""
+    """A request refused before any money was spent, with everything needed to explain it.
 
-    status: int  # 400, 402, 403, 429, 503
+    The HTTP layers choose the status from the code (`costplane.httpstatus.denial_status`)."""
+
     code: str  # budget_exceeded | policy_denied | unknown_price | call_limit_exceeded | …
     message: str  # names the policy or budget, the amounts, the decision id and revision
     decision_id: str | None  # None when nothing was logged (malformed input)
     retryable: bool = False
     remaining_nano: int | None = None
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of this refusal (`costplane.httpstatus`), for callers that read it here."""
+        return denial_status(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +117,7 @@ class Settlement:
 def tightest_remaining(states: tuple[ClaimState, ...]) -> int | None:
     remaining = [s.remaining_nano for s in states if s.remaining_nano is not None]
     return min(remaining) if remaining else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from costplane.core.environments import EnvironmentCore
+from costplane.core.environments import EnvironmentCore, RuntimeVerdict
 from costplane.core.notify import Notification
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
-from costplane.ledger.types import ClaimState
 from costplane.lifecycle.drivers import DriverError
 
 __all__ = ["Leadership", "Scheduler"]
@@ -124,16 +123,16 @@ class Scheduler:
                 log.exception("scheduler failed on environment %s", env.id)
         return len(due)
 
-    def _teardown_async(self, env: EnvironmentRecord, reason: str, policies: tuple[str, ...] = ()) -> None:
+    def _teardown_async(self, env: EnvironmentRecord, reason: str, verdict: RuntimeVerdict | None = None) -> None:
         with self._lock:
             running = self._inflight.get(env.id)
             if running is not None and not running.done():
                 return
-            self._inflight[env.id] = self._pool.submit(self._teardown, env.id, reason, policies)
+            self._inflight[env.id] = self._pool.submit(self._teardown, env.id, reason, verdict)
 
-    def _teardown(self, env_id: str, reason: str, policies: tuple[str, ...]) -> None:
+    def _teardown(self, env_id: str, reason: str, verdict: RuntimeVerdict | None) -> None:
         try:
-            self.core.teardown(env_id, reason, hook="environment.runtime", policies=policies)
+            self.core.teardown(env_id, reason, hook="environment.runtime", verdict=verdict)
         finally:
             with self._lock:
                 self._inflight.pop(env_id, None)
@@ -192,7 +191,7 @@ class Scheduler:
         if (now - accrued_until).total_seconds() >= every:
             self.core.accrue(env, now)
             accrued_until = now
-            if self._budget_check(env, now):
+            if self._runtime(env, now):
                 return
         changes["next_action_at"] = self._next(env, now, accrued_until, idle_since, bool(changes.get("notice_sent")))
         store.update_environment(env.id, changes, states=_RUNNING)
@@ -212,46 +211,27 @@ class Scheduler:
         self.core.notifier.notify(Notification("environment_idle", env.id, why, env.decision_id))
         return False
 
-    def _suspend(self, env: EnvironmentRecord, why: str, now: datetime) -> None:
+    def _suspend(self, env: EnvironmentRecord, why: str, now: datetime, verdict: RuntimeVerdict | None = None) -> None:
         if env.handle:
             self.core.drivers.get(str(env.driver.get("type"))).teardown(env.handle, float(
                 env.lifecycle.get("grace") or 10))
         self.core.accrue(env, now)
+        record = self.core.runtime_record(verdict, env) if verdict is not None else None
         self.core.store.transition_environment(env.id, _RUNNING, EnvState.SUSPENDED, ts=now, reason=why,
+                                               decision=record,
                                                changes={"next_action_at": env.expires_at, "handle": {}})
 
-    def _budget_check(self, env: EnvironmentRecord, now: datetime) -> bool:
-        """Hook environment.runtime: the runtime policies and exhausted hard budgets. True if it acted."""
-        bundle = self.core.bundle()
-        states: tuple[ClaimState, ...] = ()
-        if env.reservation_id is not None:
-            reservation = self.core.store.get_reservation(env.reservation_id)
-            if reservation is not None:
-                states = self.core.store.claim_states(reservation.claims)
-        remaining = [s.limit_nano - s.spent_nano for s in states if s.limit_nano is not None and s.hard]
-        fresh = self.core.store.get_environment(env.id) or env
-        facts = {"blueprint": env.blueprint, "environment_id": env.id, "accrued_usd": fresh.accrued_nano / 1e9,
-                 "projected_usd": fresh.projected_nano / 1e9, "hourly_usd": env.hourly_nano / 1e9,
-                 "time_left_seconds": int((env.expires_at - now).total_seconds()),
-                 "budget_remaining_usd": min(remaining) / 1e9 if remaining else -1.0,
-                 "idle_seconds": int((now - env.idle_since).total_seconds()) if env.idle_since else 0}
-        for name, reading in fresh.metrics.items():
-            if isinstance(reading, Mapping) and name not in facts:  # a metric never replaces a computed fact
-                facts[name] = float(reading["value"])
-        if remaining and min(remaining) <= 0:
-            self._teardown_async(env, "budget exhausted: a hard budget of this environment has no money left")
-            return True
-        policy, _ = bundle.engine.decide("environment.runtime", env.context, facts)
-        for match in policy.notify:
-            self.core.notifier.notify(Notification("policy", match.name, match.reason, env.decision_id))
-        names = tuple(a.name for a in policy.actions)
-        if policy.effect == "teardown":
-            self._teardown_async(env, f"runtime policy {names[0]!r}: {policy.actions[0].reason}", names)
-            return True
-        if policy.effect == "suspend":
-            self._suspend(env, f"runtime policy {names[0]!r}: {policy.actions[0].reason}", now)
-            return True
-        return False
+    def _runtime(self, env: EnvironmentRecord, now: datetime) -> bool:
+        """Hook environment.runtime through the decision core (`EnvironmentCore.runtime`: its runtime
+        policies and exhausted hard budgets). True if it acted."""
+        verdict = self.core.runtime(env, now)
+        if verdict is None:
+            return False
+        if verdict.action == "suspend":
+            self._suspend(env, verdict.reason, now, verdict)
+        else:
+            self._teardown_async(env, verdict.reason, verdict)
+        return True
 
     @staticmethod
     def _next(env: EnvironmentRecord, now: datetime, accrued_until: datetime, idle_since: datetime | None,
