@@ -22,13 +22,15 @@ forwarded under key scoping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import orjson
 
-from costplane.config import GatewaySettings
+from costplane.config import GatewaySettings, ProviderConfig
 from costplane.gateway.protocols.base import (
     AdapterRoute,
     Enforced,
@@ -47,6 +49,7 @@ from costplane.gateway.protocols.base import (
 )
 from costplane.gateway.protocols.openai_wire import OpenAIWire, common_params, write_enforced
 from costplane.gateway.tokens import InputSize, measure_openai_chat
+from costplane.gateway.upstream import UpstreamError, UpstreamTransport
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_responses import RESPONSES_BODY
 from costplane.ledger.contracts_records import CostEventLog
@@ -57,7 +60,10 @@ from costplane.pricing.types import TokenUsage
 __all__ = [
     "ADAPTER",
     "FINAL_EVENTS",
+    "PENDING_STATUSES",
     "TERMINAL_STATUSES",
+    "BackgroundResponses",
+    "HeldResponse",
     "OpenAIResponsesAdapter",
     "ResponsesStreamMeter",
     "StoreResponseLookup",
@@ -303,3 +309,100 @@ class OpenAIResponsesAdapter(OpenAIWire):
 
 
 ADAPTER = OpenAIResponsesAdapter()
+
+#: statuses of a background response still running
+PENDING_STATUSES = frozenset({"queued", "in_progress"})
+Claim = TypeVar("Claim")
+#: settles one held call: (claim, usage, status "ok" | "estimated", response id)
+SettleHeld = Callable[[Claim, TokenUsage, str, str], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldResponse(Generic[Claim]):
+    key_id: str
+    provider: ProviderConfig
+    model: str
+    bound: TokenUsage  # the most the call can be charged (what its reservation holds)
+    expires: datetime  # the reservation's expiry: settled at the bound before it
+    claim: Claim  # what the gateway settles (its admission)
+
+
+class BackgroundResponses(ResponseLookup, Generic[Claim]):
+    """Background responses (`background: true`) whose reservation stays held until they finish.
+
+    Creating one answers `queued` with no usage, so the gateway holds the worst-case reservation
+    instead of settling. It settles with the response's own usage as soon as it sees the response
+    finished: a GET or cancel forwarded through the gateway (`observe`), or its own poll of the
+    provider (`sweep`, run every few seconds). A response still running when its reservation is
+    about to expire (`gateway.reservation_ttl` minus `margin`) is settled at the bound, status
+    `estimated`: never a silent $0, never past a budget. Held responses are answered by `find`
+    (so their creator can read and cancel them) with the bound as their tokens (so a continuation
+    reserves at least as much); other ids are looked up in `records`.
+    """
+
+    def __init__(self, records: ResponseLookup | None, settle: SettleHeld[Claim], transport: UpstreamTransport, *,
+                 timeout: float = 30.0, margin: timedelta = timedelta(seconds=15),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._records = records
+        self._settle = settle
+        self._transport = transport
+        self._timeout = timeout
+        self._margin = margin
+        self._clock = clock
+        self._held: dict[str, HeldResponse[Claim]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def find(self, response_id: str) -> RecordedResponse | None:
+        held = self._held.get(response_id)
+        if held is not None:
+            return RecordedResponse(held.key_id, held.provider.name, held.model, held.bound.input_tokens,
+                                    held.bound.output_tokens)
+        return self._records.find(response_id) if self._records is not None else None
+
+    def hold(self, payload: Any, held: HeldResponse[Claim]) -> bool:
+        """Keep the call's reservation when `payload` is a background response still running."""
+        status = payload.get("status") if isinstance(payload, Mapping) else None
+        response_id = ADAPTER.response_id(payload)
+        if status not in PENDING_STATUSES or response_id is None:
+            return False
+        self._held[response_id] = held
+        return True
+
+    async def observe(self, payload: Any) -> bool:
+        """Settle a held response that `payload` (a response read from the provider) shows finished."""
+        response_id = ADAPTER.response_id(payload)
+        status = payload.get("status") if isinstance(payload, Mapping) else None
+        if response_id not in self._held or status not in TERMINAL_STATUSES:
+            return False
+        held = self._held.pop(response_id)
+        usage = responses_usage(payload)
+        await self._settle(held.claim, usage or held.bound, "ok" if usage is not None else "estimated", response_id)
+        return True
+
+    async def sweep(self) -> int:
+        """Settle every held response that finished, or whose reservation is about to expire."""
+        settled = 0
+        for response_id, held in list(self._held.items()):
+            if response_id not in self._held:
+                continue
+            if self._clock() >= held.expires - self._margin:
+                del self._held[response_id]
+                await self._settle(held.claim, held.bound, "estimated", response_id)
+                settled += 1
+                continue
+            headers = ADAPTER.upstream_headers(held.provider, {})
+            try:
+                reply = await self._transport.send("GET", f"{held.provider.base_url}/responses/{response_id}", headers,
+                                                   None, self._timeout)
+                body = await reply.read()
+            except UpstreamError:
+                continue  # asked again at the next sweep
+            if reply.status == 200:
+                try:
+                    payload = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    continue
+                settled += await self.observe(payload)
+        return settled
