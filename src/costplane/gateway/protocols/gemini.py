@@ -271,6 +271,21 @@ class _ArraySplitter:
         return out
 
 
+class _CrlfSafeSSE:
+    """`SSEBuffer` that holds back a trailing CR, so a CRLF split across two chunks (Gemini frames
+    its events with CRLF) is still one line end."""
+
+    def __init__(self) -> None:
+        self._inner = SSEBuffer()
+        self._held = b""
+
+    def events(self, chunk: bytes) -> list[bytes]:
+        data, self._held = self._held + chunk, b""
+        if data.endswith(b"\r"):
+            data, self._held = data[:-1], b"\r"
+        return self._inner.events(data)
+
+
 class GeminiStreamMeter(StreamMeter):
     """Meters `streamGenerateContent`, SSE or JSON array. Every chunk carries the usage so far; the
     chunk with a `finishReason` carries the whole usage and is the final event."""
@@ -281,7 +296,7 @@ class GeminiStreamMeter(StreamMeter):
         super().__init__()
         self.media_type = "text/event-stream" if sse else "application/json"
         self._model = model
-        self._sse = SSEBuffer() if sse else None
+        self._sse = _CrlfSafeSSE() if sse else None
         self._array = None if sse else _ArraySplitter()
         self._usage: TokenUsage | None = None
 
