@@ -72,7 +72,8 @@ class Environments(Protocol):
 
     def update_environment(self, env_id: str, changes: Mapping[str, Any], *,
                            states: Sequence[str] = ()) -> bool:
-        """Apply `changes` when the environment is in one of `states` (any state when empty)."""
+        """Change some columns (never the state), only while the state is one of `states` when given;
+        False when nothing matched."""
 
     def transition_environment(self, env_id: str, from_states: Sequence[str], to_state: str, *, ts: datetime,
                                reason: str, decision: DecisionRecord | None = None,

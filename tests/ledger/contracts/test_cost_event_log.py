@@ -1,13 +1,17 @@
-"""Counted once at the store: a gateway event and an OTLP event of the same call (same response
-id, or same trace id and span id) end as one counted event, whichever arrives first — on SQLite
-and PostgreSQL."""
+"""Conformance of `CostEventLog`: cost events round-trip and list, spend breakdowns (groups,
+filters, buckets) equal the events, and a call seen twice (a gateway event and an OTLP event with the
+same response id, or trace id and span id) ends as one counted event, whichever arrives first —
+its spend taken back in the linking transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
+import pytest
 from ledger_helpers import NOW, claim, event, reserve
 
+from costplane.attribution.context import Context
 from costplane.ledger import BudgetClaim, CostEvent, Store
 from costplane.ledger.types import CallIds
 from costplane.pricing.types import TokenUsage
@@ -113,3 +117,69 @@ def test_rollup_update_trigger_skips_call_id_writes(store: Store) -> None:
             " AND tgrelid = 'cost_events'::regclass"))[0]
     assert "UPDATE OF" in sql and "cost_nano" in sql
     assert "response_id" not in sql and "span_id" not in sql
+
+
+def _seed(store: Store) -> None:
+    rows = [  # (hour offset, team, user, model, cost)
+        (0, "ml", "ann", "gpt-4o", 100),
+        (0, "ml", "bob", "gpt-4o-mini", 10),
+        (1, "ml", "ann", "gpt-4o", 200),
+        (1, "web", None, "gpt-4o", 50),
+        (25, "web", "cid", "claude", 7),
+    ]
+    for i, (hours, team, user, model, cost) in enumerate(rows):
+        ctx = Context(team=team, user=user, run=f"run-{i % 2}", tags={"env": "prod"}, key_id="k1")
+        store.record_event(event(cost, eid=f"e{i}", ts=NOW + timedelta(hours=hours, minutes=5), ctx=ctx,
+                                 model=model, usage=TokenUsage(10, 5), saved_nano=i))  # fmt: skip
+
+
+def test_spend_breakdowns(store: Store) -> None:
+    _seed(store)
+    (total,) = store.spend()
+    assert (total.cost_nano, total.events, total.input_tokens, total.output_tokens) == (367, 5, 50, 25)
+    assert total.saved_nano == 0 + 1 + 2 + 3 + 4 and total.group == {} and total.bucket is None
+    by_team = store.spend(group_by=["team"])
+    assert [(r.group["team"], r.cost_nano, r.events) for r in by_team] == [("ml", 310, 3), ("web", 57, 2)]
+    by_user = store.spend(group_by=["user"], where={"team": "web"})
+    assert {r.group["user"]: r.cost_nano for r in by_user} == {None: 50, "cid": 7}
+    hourly = store.spend(group_by=["model"], bucket="hour", until=NOW + timedelta(hours=2))
+    assert [(r.bucket, r.group["model"], r.cost_nano) for r in hourly] == [
+        (NOW, "gpt-4o", 100),
+        (NOW, "gpt-4o-mini", 10),
+        (NOW + timedelta(hours=1), "gpt-4o", 250),
+    ]
+    daily = store.spend(bucket="day")
+    day0 = NOW.replace(hour=0)
+    assert [(r.bucket, r.cost_nano) for r in daily] == [(day0, 360), (day0 + timedelta(days=1), 7)]
+    since = store.spend(group_by=["key", "provider"], since=NOW + timedelta(hours=1))
+    assert [(r.group, r.cost_nano) for r in since] == [({"key": "k1", "provider": "openai"}, 257)]
+    filtered = store.spend(where={"model": "gpt-4o", "user": "ann", "kind": "llm", "status": "ok"})
+    assert filtered[0].cost_nano == 300
+    assert store.spend(where={"team": "nobody"}) == []
+
+
+def test_spend_rejects_unknown_names(store: Store) -> None:
+    with pytest.raises(ValueError, match="'team; DROP TABLE cost_events'"):
+        store.spend(group_by=["team; DROP TABLE cost_events"])
+    with pytest.raises(ValueError, match="'colour'"):
+        store.spend(where={"colour": "red"})
+    with pytest.raises(ValueError, match="'week'"):
+        store.spend(bucket="week")
+
+
+def test_events_round_trip_and_listing(store: Store) -> None:
+    ctx = Context(org="o", team="t", project="p", user="u", owner="ow", tier="prod", pipeline="pl",
+                  run="r", experiment="x", agent="a", step="s", tool="tl", trace="tr", outcome="oc",
+                  tags={"cost_center": "cc-1"}, key_id="key-1")  # fmt: skip
+    ev = event(123_456_789, eid="full", ctx=ctx, kind="llm", endpoint="chat.completions",
+               usage=TokenUsage(100, 50, 20, 10, 5), unit_prices={"input": "2.5", "output": "10"},
+               saved_nano=9, decision_id="d1", latency_ms=321, status="cut", price_flagged=True,
+               request_hash="h1", requested_model="gpt-4o-big", ts=NOW)  # fmt: skip
+    assert store.record_event(ev)
+    assert store.get_event("full") == ev
+    assert store.get_event("missing") is None
+    _seed(store)
+    listed = store.list_events(limit=3)
+    assert [e.id for e in listed] == ["e4", "e3", "e2"]  # newest first
+    assert [e.id for e in store.list_events(since=NOW + timedelta(hours=2))] == ["e4"]
+    assert store.count_events() == 6
