@@ -224,6 +224,8 @@ def test_bad_requests_name_the_field_and_the_query_key_is_not_forwarded(make_gat
     unknown = httpx.post(f"{url}:predictLongRunning", params={"key": key}, json={})
     assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
     assert ":generateContent" in unknown.json()["error"]["message"]
+    shared = httpx.post(f"{gw.url}/v1/models/gemini-2.5-flash:predict", headers={"x-goog-api-key": key}, json={})
+    assert shared.status_code == 404 and shared.json()["error"]["status"] == "NOT_FOUND"  # Google's shape under /v1/
     nokey = httpx.post(f"{url}:generateContent", json={"contents": [{"parts": [{"text": "hi"}]}]})
     assert nokey.status_code == 401 and nokey.json()["error"]["status"] == "UNAUTHENTICATED"
     ok = httpx.post(f"{url}:streamGenerateContent", params={"key": key},

@@ -17,6 +17,7 @@ ADAPTER_MODULES: tuple[str, ...] = (  # one line per protocol, in route-matching
     "openai_chat",
     "openai_embeddings",
     "anthropic_messages",
+    "gemini",
 )
 
 

@@ -378,7 +378,7 @@ class GeminiAdapter(ProtocolAdapter):
         AdapterRoute("POST", f"/{version}/models/{{model}}:{method}", operation, governed=operation != "count_tokens")
         for version in ("v1beta", "v1") for operation, method in _METHODS.items())
     credentials: tuple[CredentialSource, ...] = ("x-goog-api-key", "query:key", "bearer")
-    path_prefixes = ("/v1beta/",)
+    path_prefixes = ("/v1beta/", "/v1/")  # under the shared /v1/: for clients sending a Google header
     signature_headers = ("x-goog-api-key", "x-goog-api-client")
 
     def parse(self, route: AdapterRoute, incoming: Incoming, settings: GatewaySettings) -> RequestFacts:
