@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from costplane.config import parse_config
 from costplane.gateway.app import create_gateway
 from costplane.gateway.protocols import ADAPTERS
 from costplane.gateway.protocols.openai_responses import ADAPTER, StoreResponseLookup, measure_responses
+from costplane.gateway.proxy import GovernedProxy
 from costplane.ledger.types import CostEvent
 from costplane.money import decimal_to_nano, format_usd
 from costplane.pricing.catalog import Catalog
@@ -304,3 +306,31 @@ def test_500_concurrent_responses_never_overspend(make_gateway) -> None:  # type
     assert served >= 95, (served, statuses.count(402))
     assert gw.app.store.count_events() == served
     assert gw.app.store.open_reservations() == 0
+
+
+WIRED = hasattr(GovernedProxy, "_settle_held")
+
+
+@pytest.mark.skipif(not WIRED, reason="the proxy does not hold background responses (BackgroundResponses not wired)")
+def test_background_responses_hold_their_reservation_until_read_finished(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway()
+    owner, stranger = gw.openai(gw.key(team="ml")), gw.openai(gw.key(team="ml"))
+    raw = owner.responses.with_raw_response.create(model="gpt-4o-mini", input="A long report.", background=True)
+    queued = raw.parse()
+    assert queued.status == "queued" and raw.headers["x-costplane-cost-final"] == "false"
+    assert gw.app.store.open_reservations() == 1 and events(gw) == []
+    with pytest.raises(openai.NotFoundError):
+        stranger.responses.retrieve(queued.id)
+    for _ in range(100):
+        done = owner.responses.retrieve(queued.id)
+        if done.status == "completed":
+            break
+        time.sleep(0.05)
+    assert done.status == "completed" and done.usage is not None
+    (event,) = events(gw)
+    assert event.response_id == queued.id and event.cost_nano == expected_nano("gpt-4o-mini", done.usage)
+    assert gw.app.store.open_reservations() == 0
+    running = owner.responses.create(model="gpt-4o-mini", input="Another long report.", background=True)
+    cancelled = owner.responses.cancel(running.id)
+    assert cancelled.status == "cancelled" and cancelled.usage is not None
+    assert events(gw)[-1].usage.output_tokens == 0 and gw.app.store.open_reservations() == 0
