@@ -199,10 +199,11 @@ class LeaseQueries(ABC):
 
         return sum(1 for (lid,) in due if end(str(lid)))
 
-    def leases_held(self) -> dict[tuple[str, str], int]:
-        """Headroom held by open leases, per (budget, partition) (tests, `costplane` status)."""
+    def leases_held(self, owner: str | None = None) -> dict[tuple[str, str], int]:
+        """Headroom held by open leases (of `owner`, or everyone's), per (budget, partition)."""
+        where, params = ("WHERE owner = ? ", (owner,)) if owner is not None else ("", ())
         rows = self._read(lambda tx: tx.all('SELECT budget, "partition", SUM(held_nano) FROM budget_leases'
-                                            ' GROUP BY budget, "partition"'))
+                                            f' {where}GROUP BY budget, "partition"', params))
         return {(str(b), str(p)): int(n) for b, p, n in rows}
 
 

@@ -1,0 +1,188 @@
+"""Lease-based budgets in one process (SQLite and PostgreSQL): admission from leases never pushes
+spend + reservations + leases over a hard limit, every settlement is journaled and applied once,
+dead processes' journals are replayed and their leases expire."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ledger_helpers import claim, decision, event, reservation
+
+from costplane.ledger import Store
+from costplane.ledger.base import SqlStore
+from costplane.ledger.journal import Journal, orphans, read_segment
+from costplane.ledger.lease_store import LeasedRecord
+from costplane.ledger.leases import LeasedLedger, LeaseSettings, decode_record, encode_record
+
+AMOUNT = 1_000_003
+LIMIT = 100 * AMOUNT + AMOUNT // 2  # fits exactly 100 worst-case calls (and half of a 101st)
+
+
+def ledger(store: Store, directory: Path, **kw: object) -> LeasedLedger:
+    assert isinstance(store, SqlStore)
+    values: dict[str, object] = {"ttl_seconds": 30, "flush_interval": 0.01}
+    values.update(kw)
+    settings = LeaseSettings(enabled=True, journal_dir=directory, **values)  # type: ignore[arg-type]
+    return LeasedLedger(store, settings)
+
+
+def used(store: Store) -> int:
+    (state,) = store.claim_states([claim("shared", AMOUNT, limit_nano=LIMIT)])
+    return state.spent_nano + state.reserved_nano
+
+
+def test_500_concurrent_admissions_fit_exactly_and_never_overshoot(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal")
+    settled: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    highest = [0]
+
+    def sample() -> None:  # spend + reservations + leases, as any other process would see them
+        while not stop.is_set():
+            highest[0] = max(highest[0], used(store))
+            stop.wait(0.002)
+
+    def work(n: int) -> None:
+        for _ in range(n):
+            res = reservation([claim("shared", AMOUNT, limit_nano=LIMIT)])
+            if not leased.reserve(res, decision(res.decision_id)).ok:
+                continue
+            ev = event(AMOUNT, rid=res.id)
+            leased.settle(res.id, ev)
+            with lock:
+                settled.append(ev.id)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    workers = [threading.Thread(target=work, args=(500 // 16 + (1 if i < 500 % 16 else 0),)) for i in range(16)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    leased.close()
+    stop.set()
+    sampler.join()
+    assert highest[0] <= LIMIT
+    assert len(settled) == 100  # every worst-case call that fits, no more
+    assert leased.leased > 0  # most were admitted in memory …
+    assert leased.round_trips < leased.leased  # … with fewer store transactions than calls
+    (state,) = store.claim_states([claim("shared", AMOUNT, limit_nano=LIMIT)])
+    assert (state.spent_nano, state.reserved_nano, state.calls, state.concurrent) == (100 * AMOUNT, 0, 100, 0)
+    assert all(store.get_event(eid) is not None for eid in settled) and store.count_events() == 100
+    assert store.leases_held() == {}  # type: ignore[attr-defined]
+
+
+def test_settled_cost_below_the_bound_returns_to_the_lease(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal")
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    for _ in range(300):  # each call costs a tenth of its bound: 300 fit, and only 30 bounds' worth is spent
+        res = reservation([c])
+        assert leased.reserve(res, decision(res.decision_id)).ok
+        leased.settle(res.id, event(AMOUNT // 10, rid=res.id))
+    leased.flush()
+    assert used(store) <= LIMIT
+    leased.close()
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.reserved_nano, state.calls) == (300 * (AMOUNT // 10), 0, 300)
+
+
+def test_released_and_expired_admissions_give_headroom_back(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal")
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    res = reservation([c])
+    d = decision(res.decision_id)
+    assert leased.reserve(res, d).ok and leased.release(res.id) is True
+    stale = reservation([c], at=datetime.now(UTC) - timedelta(hours=1))
+    assert leased.reserve(stale, decision(stale.decision_id)).ok
+    assert leased.expire_reservations(datetime.now(UTC)) >= 1
+    leased.close()
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.reserved_nano, state.calls, state.concurrent) == (0, 0, 0, 0)
+    assert [r.id for r in store.list_decisions()].count(d.id) == 1  # the decision is recorded all the same
+
+
+def test_calls_and_concurrency_limits_stay_on_the_direct_path(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal")
+    c = claim("conc", 1, limit_concurrent=3)
+    held = [reservation([c]) for _ in range(5)]
+    results = [leased.reserve(r, decision(r.decision_id)).ok for r in held]
+    assert results == [True, True, True, False, False] and leased.leased == 0 and leased.direct == 5
+    for r in held[:3]:
+        assert leased.release(r.id)
+    leased.close()
+    (state,) = store.claim_states([c])
+    assert (state.reserved_nano, state.calls, state.concurrent) == (0, 0, 0)
+
+
+def test_soft_and_unlimited_claims_are_counted_when_applied(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal")
+    hard, soft = claim("shared", AMOUNT, limit_nano=LIMIT), claim("soft", AMOUNT, limit_nano=AMOUNT, hard=False)
+    for _ in range(3):
+        res = reservation([hard, soft])
+        assert leased.reserve(res, decision(res.decision_id)).ok
+        leased.settle(res.id, event(500, rid=res.id))
+    leased.close()
+    states = store.claim_states([hard, soft])
+    assert [(s.spent_nano, s.reserved_nano, s.calls) for s in states] == [(1500, 0, 3), (1500, 0, 3)]
+
+
+def test_a_dead_process_journal_is_replayed_once_and_its_leases_end(store: Store, tmp_path: Path) -> None:
+    directory = tmp_path / "journal"
+    dead = ledger(store, directory, flush_interval=3600.0)  # its writer never runs: all in the journal
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    ids = []
+    for _ in range(20):
+        res = reservation([c])
+        assert dead.reserve(res, decision(res.decision_id)).ok
+        ev = event(AMOUNT, rid=res.id)
+        dead.settle(res.id, ev)
+        ids.append(ev.id)
+    assert store.count_events() == 0 and used(store) > 0  # held by its lease, nothing applied
+    dead._journal.close()  # what the kernel does when the process dies: its lock is released
+    assert [o.owner for o in orphans(directory, skip="nobody") if o.close(done=False) is None] == [dead.owner]
+    heir = ledger(store, directory)
+    assert heir.recover() == 20 and heir.recover() == 0  # replayed once
+    assert store.count_events() == 20 and all(store.get_event(i) is not None for i in ids)
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.reserved_nano, state.calls) == (20 * AMOUNT, 0, 20)  # its lease ended
+    assert not list(directory.glob(f"{dead.owner}.*"))
+    heir.close()
+
+
+def test_leases_of_a_process_that_stopped_renewing_expire(store: Store, tmp_path: Path) -> None:
+    gone = ledger(store, tmp_path / "journal", ttl_seconds=2, flush_interval=3600.0)  # never renews
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    res = reservation([c])
+    assert gone.reserve(res, decision(res.decision_id)).ok
+    assert store.leases_held()  # type: ignore[attr-defined]
+    assert store.expire_leases(datetime.now(UTC)) == 0  # type: ignore[attr-defined]  # not yet
+    assert store.expire_leases(datetime.now(UTC) + timedelta(seconds=3)) == 1  # type: ignore[attr-defined]
+    assert store.leases_held() == {} and used(store) == 0  # type: ignore[attr-defined]
+    gone._stop.set()  # the process is gone
+
+def test_a_live_journal_is_never_an_orphan(tmp_path: Path) -> None:
+    live = Journal(tmp_path, "p-live")
+    live.append({"x": 1})
+    assert list(orphans(tmp_path)) == []
+    sealed = live.rotate()
+    assert sealed is not None and read_segment(sealed) == [{"x": 1}]
+    with sealed.open("ab") as torn:
+        torn.write(b'{"cut short')
+    assert read_segment(sealed) == [{"x": 1}]  # a torn last line is skipped
+    live.close()
+    found = list(orphans(tmp_path))
+    assert [o.owner for o in found] == ["p-live"]
+    for o in found:
+        o.close(done=False)
+
+
+def test_records_round_trip_through_the_journal_encoding() -> None:
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    ev = event(5, response_id="chatcmpl-1", trace_id="t" * 32, span_id="s" * 16)
+    d = decision()
+    record = LeasedRecord(d, (c,), ("lease-1",), ev)
+    back = decode_record(encode_record(record))
+    assert back == record
