@@ -86,6 +86,26 @@ def test_every_model_step_of_an_agent_is_metered_and_attributed(make_gateway, ag
     assert gw.app.store.open_reservations() == 0
 
 
+def test_a_streamed_agent_run_is_metered_step_by_step(make_gateway, agents_client) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway()
+    point_at(gw, gw.key(team="support"), "run-agent-3")
+
+    async def run() -> tuple[list[str], object]:
+        result = Runner.run_streamed(weather_agent(), "What is the weather in Lima?")
+        kinds = [event.type async for event in result.stream_events()]
+        return kinds, result
+
+    kinds, result = asyncio.run(run())
+    assert "raw_response_event" in kinds and len(ASKED) == 1  # the tool ran once, between the two steps
+    steps = result.raw_responses  # type: ignore[attr-defined]
+    metered = {e.response_id: e for e in gw.app.store.list_events()}
+    assert len(steps) == 2 and set(metered) == {step.response_id for step in steps}
+    for step in steps:
+        assert metered[step.response_id].usage.output_tokens == step.usage.output_tokens
+        assert metered[step.response_id].context.run == "run-agent-3"
+    assert gw.app.store.open_reservations() == 0
+
+
 def test_a_budget_denial_reaches_the_agent_as_an_error(make_gateway, agents_client) -> None:  # type: ignore[no-untyped-def]
     gw = make_gateway(f"""
 kind: Budget
