@@ -12,6 +12,8 @@ import httpx
 import openai
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from costplane.config import GatewaySettings, ProviderConfig
 from costplane.gateway.protocols.base import (
@@ -210,3 +212,28 @@ def test_simulator_counts_instructions_and_input_as_messages(sim: str) -> None:
                                          {"role": "user", "content": "Hello there"}])
     assert payload["usage"]["input_tokens"] == expected
     assert payload["usage"]["output_tokens"] == count_tokens(payload["output"][0]["content"][0]["text"])
+
+
+_TEXT = st.text(max_size=60)
+_ITEM = st.one_of(
+    st.builds(lambda role, text: {"role": role, "content": text}, st.sampled_from(["user", "assistant", "developer"]),
+              _TEXT),
+    st.builds(lambda text: {"role": "user", "content": [{"type": "input_text", "text": text}]}, _TEXT),
+    st.builds(lambda args: {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": args},
+              _TEXT),
+    st.builds(lambda out: {"type": "function_call_output", "call_id": "c1", "output": out}, _TEXT),
+    st.builds(lambda text: {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": text}]},
+              _TEXT),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(_ITEM, min_size=1, max_size=6), instructions=st.one_of(st.none(), _TEXT),
+       tools=st.booleans())
+def test_the_bound_covers_any_simulated_prompt(sim: str, items: list[dict[str, Any]], instructions: str | None,
+                                               tools: bool) -> None:
+    body: dict[str, Any] = {"input": items, **({"instructions": instructions} if instructions else {}),
+                            **({"tools": TOOLS, "tool_choice": "none"} if tools else {})}
+    reply = httpx.post(sim + "/v1/responses", json={"model": "gpt-4o", **body}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert measure_responses(body).bound >= reply.json()["usage"]["input_tokens"]
