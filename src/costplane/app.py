@@ -5,7 +5,8 @@ loaded bundle and the services built from them, each built once, in order:
 2. the catalogs (token prices now; environment SKUs on first use),
 3. the SLO gate (breached economic SLOs, read from the store),
 4. the decision core (handed the notifier and the SLO gate),
-5. the environment adapter (`environments`: handed the same notifier).
+5. the environment adapter (`environments`: handed the decision core's one decider, so the same
+   ledger, notifier and SLO gate decide every hook).
 
 The parts that serve routes and jobs (server.py) receive these objects; nothing is patched onto an
 object after it is built. No global state: the server, the CLI and tests each build their own.
@@ -72,7 +73,7 @@ class Application:
     def environments(self) -> EnvironmentCore:
         """6. The environment adapter (built on first use: the CLI's commands mostly need none)."""
         return EnvironmentCore(self.store, SkuCatalog.load(self.config.pricing), lambda: self.bundle,
-                               DriverSet(self.state_dir), notifier=self.notifier)
+                               DriverSet(self.state_dir), decider=self.core.decider)
 
     @property
     def state_dir(self) -> Path:

@@ -1,4 +1,8 @@
-"""`costplane iac check plan.json`: the IaC plan cost gate (offline; exit 1 on deny, for CI)."""
+"""`costplane iac check plan.json`: the IaC plan cost gate (exit 1 on deny, for CI).
+
+Offline by default: iac.plan policies, and the bundle's budgets against the plan alone (an empty
+in-memory ledger). `--against-store` decides against the configured store's budget counters
+(what they have spent and hold; a dry run: nothing is reserved, each decision is logged)."""
 
 from __future__ import annotations
 
@@ -84,6 +88,9 @@ def _print(report: PlanReport) -> None:
     if report.bundle_revision is None:
         console.print("no bundle: prices only, no iac.plan policies evaluated (pass --bundle or set bundle in "
                       "costplane.yaml)")
+    if report.budgets_exceeded:
+        console.print(f"[red]the plan would exceed hard budget(s): {', '.join(report.budgets_exceeded)}[/red]",
+                      highlight=False, soft_wrap=True)
     if report.unpriced:
         console.print(f"[red]{len(report.unpriced)} resource(s) create compute without a known price: denied "
                       "(unknown_price)[/red]")
@@ -99,11 +106,14 @@ def check(
                                                            "e.g. --context tier=experiment; overrides tags"),
     region: list[str] = typer.Option([], "--region", help="provider=region for resources whose region the plan "
                                                          "does not say (repeatable), e.g. --region aws=eu-west-1"),
+    against_store: bool = typer.Option(False, "--against-store",
+                                       help="check the plan against the configured store's budget counters "
+                                            "(dry run; decisions logged) instead of the plan alone"),
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Price the compute the plan creates (instances, VMs, auto-scaling and instance groups, node pools, scale
-    sets) and evaluate iac.plan policies. Exit 0: allowed; 1: denied (or compute without a known price);
-    2: bad input."""
+    sets), evaluate iac.plan policies and check the budgets (a dry run: nothing reserved). Exit 0: allowed;
+    1: denied (by a policy, a hard budget, or compute without a known price); 2: bad input."""
     settings = load(config)
     given: dict[str, str] = {}
     for item in context:
@@ -122,10 +132,21 @@ def check(
     except PlanError as exc:
         fail(str(exc), 2)
     engine = _engine(bundle or settings.bundle)
+    application = None
+    if against_store:
+        from costplane.app import Application
+
+        if bundle is not None:
+            fail("--against-store decides under the configured bundle; drop --bundle", 2)
+        application = Application(settings)
     try:
-        report = check_plan(resources, SkuCatalog.load(settings.pricing), engine, given, default_regions=regions)
+        report = check_plan(resources, SkuCatalog.load(settings.pricing), engine, given, default_regions=regions,
+                            decider=application.core.decider if application is not None else None)
     except ValueError as exc:  # an invalid --context value
         fail(str(exc), 2)
+    finally:
+        if application is not None:
+            application.close()
     if fmt is Format.json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:

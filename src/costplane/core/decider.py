@@ -150,10 +150,12 @@ class Decider:
     # -- the decision --------------------------------------------------------------------------
     def decide(self, hook: str, ctx: Context, facts: Mapping[str, Any], worst_case: WorstCase, *,
                adapter: Mapping[str, Any] | None = None, fallback: Fallback | None = None,
-               dry_run: bool = False, slo_model: str | None = None) -> Reserved | DryRun | Denial:
+               dry_run: bool = False, slo_model: str | None = None,
+               already: dict[tuple[str, str, int], int] | None = None) -> Reserved | DryRun | Denial:
         """Policy, SLO effects, the adapter's worst case, then one atomic reservation (`dry_run`: the
-        claims' states read, nothing reserved). `fallback`: another hold to try when a budget has no
-        room (route on exceed); `slo_model`: apply breached SLOs' route/throttle for this model."""
+        claims' states read, nothing reserved; `already`: see `dry_run`). `fallback`: another hold to
+        try when a budget has no room (route on exceed); `slo_model`: apply breached SLOs'
+        route/throttle for this model."""
         evaluation = self.evaluate(hook, ctx, facts, adapter=adapter, slo_model=slo_model)
         if isinstance(evaluation, Denial):
             return evaluation
@@ -161,7 +163,7 @@ class Decider:
         if isinstance(hold, Denial):
             return hold
         if dry_run:
-            return self.dry_run(evaluation, hold)
+            return self.dry_run(evaluation, hold, already)
         got = self.reserve(evaluation, hold)
         if isinstance(got, Refused) and got.state is not None and fallback is not None:
             other = fallback(evaluation, got)
@@ -173,8 +175,10 @@ class Decider:
         return got
 
     def evaluate(self, hook: str, ctx: Context, facts: Mapping[str, Any], *,
-                 adapter: Mapping[str, Any] | None = None, slo_model: str | None = None) -> Evaluation | Denial:
-        """The policies' answer (with breached SLOs' effects); a deny or SLO throttle is a logged Denial."""
+                 adapter: Mapping[str, Any] | None = None, slo_model: str | None = None,
+                 refuse_denied: bool = True) -> Evaluation | Denial:
+        """The policies' answer (with breached SLOs' effects); a deny (unless `refuse_denied` is False:
+        the caller refuses, `deny_by_policy`) or an SLO throttle is a logged Denial."""
         now = self.clock()
         bundle = self._bundle()
         policy, budgets = bundle.engine.decide(hook, ctx, facts)
@@ -185,10 +189,15 @@ class Decider:
             evaluation = replace(evaluation, policy=policy)
             if throttled is not None:
                 return self.deny(evaluation, "slo_throttled", throttled, retryable=True)
-        if policy.effect == "deny" and policy.deny is not None:
-            return self.deny(evaluation, "policy_denied",
-                             f"denied by policy {policy.deny.name!r}: {policy.deny.reason}")
+        if refuse_denied and policy.effect == "deny" and policy.deny is not None:
+            return self.deny_by_policy(evaluation)
         return evaluation
+
+    def deny_by_policy(self, evaluation: Evaluation) -> Denial:
+        """The refusal of an evaluation a policy denies (names the first denying policy)."""
+        match = evaluation.policy.deny
+        name, reason = (match.name, match.reason) if match is not None else ("?", "")
+        return self.deny(evaluation, "policy_denied", f"denied by policy {name!r}: {reason}")
 
     # -- reservations ----------------------------------------------------------------------------
     def reserve(self, evaluation: Evaluation, hold: Hold) -> Reserved | Refused:

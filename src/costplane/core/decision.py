@@ -60,7 +60,8 @@ class LlmHold(Hold):
 
 
 def admit_arguments(recorded: Mapping[str, Any]) -> tuple[LlmRequest, dict[str, int], dict[str, str]]:
-    """`DecisionCore.admit`'s arguments rebuilt from a logged `llm.request` decision's input."""
+    """`DecisionCore.admit`'s arguments rebuilt from a logged `llm.request` decision's input (a call
+    admitted in the SDK's direct mode has `input.direct` true: re-decide it with `admit_direct`)."""
     uses = recorded.get("tool_uses")
     open_ended = recorded.get("uncapped")
     return (LlmRequest.from_decision_input(recorded),
@@ -111,19 +112,43 @@ class DecisionCore:
         """`tool_uses`: the most calls of each per-call unit the request can incur (the worst case counts
         them); `uncapped`: units the request enables with no cap, by the field enabling them — a priced
         one is refused (400), since its cost could not be bounded."""
-        served = self.config.provider_for(req.model, req.protocol)
+        return self._admit(ctx, req, dict(tool_uses or {}), dict(uncapped or {}), direct=False)
+
+    def admit_direct(self, ctx: Context, req: LlmRequest, *,
+                     tool_uses: Mapping[str, int] | None = None) -> Admission | Denial:
+        """A call the client makes itself (the SDK's direct mode), admitted like a gateway call: the same
+        policies, budgets, `gateway.default_max_tokens` and pricing provider — that of the configured
+        provider serving the model, else the protocol family's own prices. Settle or release it as usual."""
+        return self._admit(ctx, req, dict(tool_uses or {}), {}, direct=True)
+
+    def redecide(self, ctx: Context, recorded: Mapping[str, Any]) -> Admission | Denial:
+        """Decide again the request a logged `llm.request` decision's input describes (policy replay)."""
+        req, uses, uncapped = admit_arguments(recorded)
+        if recorded.get("direct") is True:
+            return self.admit_direct(ctx, req, tool_uses=uses)
+        return self.admit(ctx, req, tool_uses=uses, uncapped=uncapped)
+
+    def _serve(self, model: str, protocol: str, direct: bool) -> tuple[ProviderConfig, str] | None:
+        served = self.config.provider_for(model, protocol)
+        if served is None and direct:  # the client calls its provider itself: priced under the protocol family
+            return ProviderConfig(name=protocol, type=protocol, base_url="", pricing_provider=protocol), model
+        return served
+
+    def _admit(self, ctx: Context, req: LlmRequest, uses: dict[str, int], open_ended: dict[str, str], *,
+               direct: bool) -> Admission | Denial:
+        served = self._serve(req.model, req.protocol, direct)
         if served is None:
             return Denial("model_not_found",
                           f"model {req.model!r} is not served by any {req.protocol} provider of this gateway", None)
-        uses = dict(tool_uses or {})
-        open_ended = dict(uncapped or {})
-        adapter = {**req.decision_input(), "tool_uses": uses, "uncapped": open_ended}
+        adapter: dict[str, Any] = {**req.decision_input(), "tool_uses": uses, "uncapped": open_ended}
+        if direct:
+            adapter["direct"] = True
 
         def worst_case(evaluation: Evaluation) -> Hold | Denial:
-            return self._worst_case(evaluation, req, uses, open_ended)
+            return self._worst_case(evaluation, req, uses, open_ended, direct)
 
         def fallback(evaluation: Evaluation, refused: Refused) -> Hold | None:
-            return self._degrade(evaluation, req, refused, uses, open_ended)
+            return self._degrade(evaluation, req, refused, uses, open_ended, direct)
 
         got = self.decider.decide(HOOK, ctx, req.cel(served[0].pricing_provider), worst_case, adapter=adapter,
                                   fallback=fallback, slo_model=req.model)
@@ -139,9 +164,9 @@ class DecisionCore:
                          hold.reason)
 
     def _worst_case(self, evaluation: Evaluation, req: LlmRequest, uses: Mapping[str, int],
-                    uncapped: Mapping[str, str]) -> Hold | Denial:
+                    uncapped: Mapping[str, str], direct: bool) -> Hold | Denial:
         policy, deny = evaluation.policy, self.decider.deny
-        served = self.config.provider_for(policy.model, req.protocol)
+        served = self._serve(policy.model, req.protocol, direct)
         if served is None:
             return deny(evaluation, "route_unavailable",
                         f"policy {policy.route.name if policy.route else '?'!r} routes to {policy.model!r}, "
@@ -174,12 +199,12 @@ class DecisionCore:
                           uses)
 
     def _degrade(self, evaluation: Evaluation, req: LlmRequest, refused: Refused, uses: Mapping[str, int],
-                 uncapped: Mapping[str, str]) -> Hold | None:
+                 uncapped: Mapping[str, str], direct: bool) -> Hold | None:
         """Route on exceed: a budget with no room for the model degrades to its `route_to` model."""
         spec, held = refused.spec, refused.hold
         if refused.limit != "amount" or spec is None or spec.on_exceed != "route" or not spec.route_to:
             return None
-        degraded = self.config.provider_for(spec.route_to, req.protocol)
+        degraded = self._serve(spec.route_to, req.protocol, direct)
         if degraded is None or not isinstance(held, LlmHold) or degraded[1] == held.model:
             return None
         try:

@@ -7,7 +7,8 @@
   actions of the matching policies: `route` (set.model) and `throttle`
   (set.max_calls_per_minute); `notify` policies and the breach itself are notified once,
   when the SLO turns breached, and that evaluation is logged as a decision (hook `slo.breach`,
-  the exact request evaluated). Back within its objective, the actions are lifted.
+  the exact request evaluated). The evaluation, the record and the notify policies go through
+  the one decider (`core/decider.py`). Back within its objective, the actions are lifted.
 * `SloGate.apply()` is the decision core's hook (`DecisionCore.admit`): for a request inside
   a breached SLO's scope it routes to the cheaper model, or refuses it (429) while the
   scope's calls in the last minute are at the throttle limit. It reads the state from the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,13 +26,15 @@ from decimal import Decimal
 from typing import Any
 
 from costplane.attribution.context import Context
+from costplane.core.bundle_state import ActiveBundle
+from costplane.core.decider import Decider, Evaluation
 from costplane.core.notify import Notification, Notifier
+from costplane.core.requests import OK
 from costplane.ledger.runtypes import SloState
-from costplane.ledger.store import Store, StoreError
+from costplane.ledger.store import Store
 from costplane.ledger.types import DecisionRecord
 from costplane.money import format_usd
 from costplane.policy.engine import PolicyEngine
-from costplane.policy.hookschema import DECISION_INPUT_VERSION
 from costplane.policy.sloschema import SloSpec
 from costplane.policy.types import MatchedPolicy, PolicyDecision
 
@@ -65,11 +67,19 @@ class SloMonitor:
     """Evaluates the bundle's SLOs and stores their state (run it every few seconds)."""
 
     def __init__(self, store: Store, engine: Callable[[], PolicyEngine], notifier: Notifier,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, *, decider: Decider | None = None) -> None:
+        """`decider`: the server's one decider (hook slo.breach is decided and logged through it);
+        None: one over `store` deciding under `engine`'s bundle."""
         self.store = store
         self._engine = engine
         self.notifier = notifier
         self._clock = clock
+        self.decider = decider if decider is not None else Decider(store, self._active, clock=clock,
+                                                                   notifier=notifier)
+
+    def _active(self) -> ActiveBundle:
+        engine = self._engine()
+        return ActiveBundle(engine.revision, engine, {b.name: b for b in engine.bundle.budgets})
 
     def evaluate(self) -> list[SloState]:
         now = self._clock()
@@ -92,6 +102,8 @@ class SloMonitor:
 
     def _actions(self, engine: PolicyEngine, spec: SloSpec, numbers: Mapping[str, Any],
                  newly: bool, since: datetime | None = None) -> tuple[Mapping[str, Any], ...]:
+        """Hook slo.breach through the decider: the actions of the matching policies; when the SLO
+        turns breached the evaluation is logged (`_record`) and notified."""
         scope = {k: v for k, v in spec.scope.items() if k != "model"}
         ctx = Context.from_mapping(scope, source=f"SLO {spec.name} scope")
         per = numbers["cost_per_outcome_nano"]
@@ -99,8 +111,10 @@ class SloMonitor:
                    "cost_nano": numbers["cost_nano"], "outcomes": int(Decimal(numbers["outcomes"])),
                    "cost_per_outcome_nano": per if per is not None else numbers["cost_nano"],
                    "objective_nano": spec.objective_nano}
-        decision = engine.evaluate(HOOK, ctx, request)
-        decision_id = f"dec_{uuid.uuid4().hex}" if newly else ""
+        evaluation = self.decider.evaluate(HOOK, ctx, request)
+        if not isinstance(evaluation, Evaluation):  # slo.breach has no deny effect: nothing to act on
+            return ()
+        decision = evaluation.policy
         actions: list[Mapping[str, Any]] = []
         if decision.route is not None:
             actions.append({"effect": "route", "model": decision.model, "policy": decision.route.name,
@@ -111,7 +125,8 @@ class SloMonitor:
                 actions.append({"effect": "throttle", "policy": match.name, "reason": match.reason,
                                 **{k: v for k, v in policy.set.items()}})
         if newly:
-            self._log(decision_id, engine, ctx, request, decision, actions, since)
+            decision_id = evaluation.decision_id
+            self.decider.log(self._record(evaluation, actions, since))
             shown = "none" if per is None else format_usd(per)
             message = (f"SLO {spec.name!r} breached: cost per {spec.outcome} {shown} USD > objective "
                        f"{format_usd(spec.objective_nano)} USD ({format_usd(numbers['cost_nano'])} USD for "
@@ -124,27 +139,19 @@ class SloMonitor:
                 "window_seconds": spec.window_seconds,
                 "breached_since": since.isoformat() if since is not None else None,
             }))
-            for match in decision.notify:
-                self.notifier.notify(Notification("policy", match.name, match.reason, decision_id,
-                                                  {"slo": spec.name}))
+            self.decider.notify_policies(evaluation, {"slo": spec.name})
         return tuple(actions)
 
-    def _log(self, decision_id: str, engine: PolicyEngine, ctx: Context, request: Mapping[str, Any],
-             decision: PolicyDecision, actions: Sequence[Mapping[str, Any]], since: datetime | None) -> None:
+    def _record(self, evaluation: Evaluation, actions: Sequence[Mapping[str, Any]],
+                since: datetime | None) -> DecisionRecord:
         """The decisions log's record of an SLO turning breached: hook slo.breach, the exact request
         evaluated (with the decision-input format version) and the actions it took (`result.actions`).
         Its effect is `breached`, so counts of routed or refused requests stay counts of requests."""
+        decision = evaluation.policy
         reason = "; ".join(dict.fromkeys(m.reason for m in (*decision.matched, *decision.notify) if m.reason))
-        record = DecisionRecord(
-            id=decision_id, ts=self._clock(), hook=HOOK, effect="breached", bundle_revision=engine.bundle.revision,
-            context=ctx, input={"version": DECISION_INPUT_VERSION, "request": dict(request)},
-            result={"slo": request["slo"], "actions": [dict(a) for a in actions],
-                    "breached_since": since.isoformat() if since is not None else None},
-            policies=decision.policy_names, budgets=(), reason=reason, key_id=None, status_code=200)
-        try:
-            self.store.record_decision(record)
-        except StoreError as exc:  # the breach still acts and is notified
-            log.error("SLO decision %s could not be logged: %s", decision_id, exc)
+        return self.decider.record(evaluation, "breached", reason, OK,
+                                   {"slo": evaluation.facts["slo"], "actions": [dict(a) for a in actions],
+                                    "breached_since": since.isoformat() if since is not None else None})
 
 
 class SloGate:

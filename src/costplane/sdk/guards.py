@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from costplane.money import format_usd
 
-__all__ = ["BudgetExceeded", "GuardError", "RunGuard", "StepLimitExceeded", "ToolLimitExceeded"]
+__all__ = ["BudgetExceeded", "GuardError", "RunGuard", "SpendRefused", "StepLimitExceeded", "ToolLimitExceeded"]
 
 
 class GuardError(RuntimeError):
@@ -29,6 +29,16 @@ class GuardError(RuntimeError):
 
 class BudgetExceeded(GuardError):
     """The call's worst-case cost does not fit in what is left of the run's budget."""
+
+
+class SpendRefused(GuardError):
+    """The decision core refused the call (a bundle policy or budget, the loop guard, an unknown
+    price): `code` and `decision_id` name the logged decision. Raised in direct mode with a store."""
+
+    def __init__(self, run: str, code: str, message: str, decision_id: str | None) -> None:
+        super().__init__(run, code, "bundle", message)
+        self.code = code
+        self.decision_id = decision_id
 
 
 class StepLimitExceeded(GuardError):

@@ -1,4 +1,5 @@
-"""Session: where the SDK sends what it records, and the prices it uses.
+"""Session: where the SDK sends what it records, the prices it uses, and (with a store) how a
+direct-mode call is admitted.
 
 A Session owns a recorder — a local store (`Session("sqlite:///costplane.db", bundle="policies/")`,
 the same ledger the server uses, recorded through the same decision core: bundle budgets, observed
@@ -6,6 +7,11 @@ decisions, alerts), or the server's API (`Session(api_url=…, api_key="cpk_…"
 `Catalog`. Recording is buffered: the hot path appends to a list, a
 background thread writes batches (one transaction each), and `flush()` (called when a
 run ends, and by `close()`) waits until everything recorded so far is stored.
+
+With a store (or an application), `admit_llm` decides a direct-mode call through the same decision
+core as the gateway BEFORE it is made — the bundle's policies and budgets, one atomic reservation
+of its worst case, `gateway.default_max_tokens`, the configured pricing provider — and
+`settle_llm` / `release_llm` end it (the cost event is written by the settlement, with alerts).
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from costplane.attribution.context import Context
+from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
 from costplane.ledger.runtypes import OutcomeRecord, RunNode
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.config import PricingConfig
+from costplane.pricing.types import TokenUsage
+from costplane.sdk.guards import SpendRefused
 
 if TYPE_CHECKING:  # the composition root is imported only when a store is recorded into
     from costplane.app import Application
@@ -137,6 +147,34 @@ class Session:
         if self._catalog is None:
             self._catalog = Catalog.load(self._pricing)
         return self._catalog
+
+    # -- admission (direct mode with a store) -----------------------------------------------
+    @property
+    def admits(self) -> bool:
+        """True when calls are admitted through the decision core before they are made (a store)."""
+        return isinstance(self.recorder, StoreRecorder)
+
+    def admit_llm(self, ctx: Context, request: LlmRequest, *, tool_uses: dict[str, int] | None = None) -> Admission:
+        """Admit a direct-mode call (hook llm.request) or raise SpendRefused. Send `admission.model`
+        with `admission.max_tokens` (the server's default when the call sets none)."""
+        if not isinstance(self.recorder, StoreRecorder):
+            raise RuntimeError("only a session with a store admits calls (an API session records after the fact)")
+        got = self.recorder.application.core.admit_direct(ctx, request, tool_uses=tool_uses)
+        if isinstance(got, Denial):
+            raise SpendRefused(ctx.run or "", got.code, got.message, got.decision_id)
+        return got
+
+    def settle_llm(self, admission: Admission, usage: TokenUsage, *, status: str = "ok",
+                   latency_ms: int = 0) -> Settlement:
+        """The call's usage: its cost event is written now, against the reservation (and alerted on)."""
+        if not isinstance(self.recorder, StoreRecorder):
+            raise RuntimeError("only a session with a store admits calls")
+        return self.recorder.application.core.settle(admission, usage, status=status, latency_ms=latency_ms)
+
+    def release_llm(self, admission: Admission) -> None:
+        """The call failed before anything was spent: give its reservation back."""
+        if isinstance(self.recorder, StoreRecorder):
+            self.recorder.application.core.release(admission)
 
     # -- recording ---------------------------------------------------------------------
     def record(self, nodes: Sequence[RunNode] = (), events: Sequence[CostEvent] = (),
