@@ -16,8 +16,8 @@ read, nothing is reserved — holding its worst case, a month at its maximum nod
 resource that would take a hard budget past its limit is denied (`budget_exceeded`), and the
 report names every budget the plan would exceed. Every resource's decision is logged with its
 exact facts. With a decider over the server's ledger the plan is checked against what the budgets
-have already spent and hold; without one (`engine` only) against an empty in-memory ledger: the
-plan alone against each budget's limit, nothing stored.
+have already spent and hold; without one (`engine` only) against `NothingSpent`: the plan alone
+against each budget's limit, nothing stored.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from costplane.core.decider import Decider, DryRun, Evaluation, Hold
 from costplane.core.requests import Denial
 from costplane.iac.plan import PlannedResource
 from costplane.iac.price import PricedResource, price_plan
-from costplane.ledger.memory import MemoryLedger
+from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord, Reservation, ReserveResult
 from costplane.money import format_usd
 from costplane.policy.engine import PolicyEngine
 from costplane.pricing.skus import SkuCatalog
 
-__all__ = ["HOOK", "PlanReport", "ResourceVerdict", "check_plan", "plan_decider"]
+__all__ = ["HOOK", "NothingSpent", "PlanReport", "ResourceVerdict", "check_plan", "plan_decider"]
 
 HOOK = "iac.plan"
 
@@ -130,11 +130,58 @@ def _facts(p: PricedResource, plan_total: int) -> dict[str, Any]:
             "estimated": p.estimated, "spot": p.spot, "tags": dict(p.tags), "plan_monthly_usd": plan_total / 1e9}
 
 
+class NothingSpent:
+    """The budget ledger of a plan checked with no store: every window empty, nothing written. Only
+    what a dry run reads and logs is answered; anything that would hold or record money refuses."""
+
+    def claim_states(self, claims: Sequence[BudgetClaim]) -> tuple[ClaimState, ...]:
+        return tuple(ClaimState(c.budget, c.partition, 0, 0, 0, 0, c.limit_nano, c.limit_calls, c.limit_concurrent,
+                                c.hard) for c in claims)
+
+    def record_decision(self, decision: DecisionRecord) -> None:
+        """Dry-run decisions of an offline check are reported, not stored."""
+
+    def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
+        return 0
+
+    def expire_reservations(self, now: datetime) -> int:
+        return 0
+
+    def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
+        raise _read_only()
+
+    def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
+        raise _read_only()
+
+    def release(self, reservation_id: str, status: str = "released") -> bool:
+        raise _read_only()
+
+    def grow_reservation(self, reservation_id: str, extra_nano: int, expires_at: datetime,
+                         decision: DecisionRecord | None = None) -> ReserveResult:
+        raise _read_only()
+
+    def accrue(self, reservation_id: str, event: CostEvent, *, close: bool = False,
+               environment_id: str | None = None, accrued_until: datetime | None = None,
+               decision: DecisionRecord | None = None) -> tuple[ClaimState, ...]:
+        raise _read_only()
+
+    def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
+        raise _read_only()
+
+    def record_spend(self, events: Sequence[CostEvent], claims: Sequence[Sequence[BudgetClaim]],
+                     decisions: Sequence[DecisionRecord | None]) -> tuple[tuple[bool, ...], tuple[ClaimState, ...]]:
+        raise _read_only()
+
+
+def _read_only() -> RuntimeError:
+    return RuntimeError("an offline plan check holds and records no money")
+
+
 def plan_decider(engine: PolicyEngine) -> Decider:
-    """A decider for checking plans with no ledger at hand: the bundle's budgets over an empty
-    in-memory ledger (each plan alone against their limits; nothing is stored anywhere)."""
+    """A decider for checking plans with no ledger at hand: the bundle's budgets with nothing spent
+    (each plan alone against their limits; nothing is stored anywhere)."""
     bundle = ActiveBundle(engine.revision, engine, {b.name: b for b in engine.bundle.budgets})
-    return Decider(MemoryLedger(), lambda: bundle)
+    return Decider(NothingSpent(), lambda: bundle)
 
 
 def check_plan(resources: Sequence[PlannedResource], catalog: SkuCatalog, engine: PolicyEngine | None = None,
