@@ -16,6 +16,7 @@ __all__ = ["ADAPTERS", "ADAPTER_MODULES", "adapter_named", "load_adapters"]
 ADAPTER_MODULES: tuple[str, ...] = (  # one line per protocol, in route-matching order
     "openai_chat",
     "openai_embeddings",
+    "openai_responses",
     "anthropic_messages",
     "gemini",
 )
