@@ -1,16 +1,25 @@
-"""Gateway benchmark: added latency and throughput of the governed gateway, measured with wrk.
+"""Gateway benchmark: CPU per request, added latency and throughput of the governed gateway, each
+next to a bare Python pass-through measured in the same run, with wrk.
 
     .venv/bin/python benchmarks/bench_gateway.py                      # SQLite, 10 s, 1 and 50 connections
     .venv/bin/python benchmarks/bench_gateway.py --store postgres     # PostgreSQL (throw-away schema)
     .venv/bin/python benchmarks/bench_gateway.py --duration 5 --connections 1,10,50
+    .venv/bin/python benchmarks/bench_gateway.py --variants --granian-python /tmp/gvenv/bin/python
     .venv/bin/python benchmarks/bench_gateway.py --profile /tmp/gw-profile   # + py-spy breakdown
 
-Three processes, all bound to 127.0.0.1: the upstream simulator (`costplane simulate-upstream`,
-zero latency), the gateway (`python -m costplane serve`, i.e. uvicorn.run with loop/http "auto",
-which picks uvloop and httptools when installed) and wrk. wrk runs benchmarks/gateway_load.lua:
-a non-streamed gpt-4o-mini chat completion (~20-token prompt, max_tokens 16) with a bench key.
-For every connection count it measures (a) the simulator directly and (b) the same requests
-through the gateway, after a short warm-up of each; "added" = gateway minus direct.
+Four processes, all bound to 127.0.0.1: the upstream simulator (`costplane simulate-upstream`,
+zero latency), the bare pass-through (`benchmarks/passthrough.py`: Starlette + aiohttp, uvicorn,
+forwarding bytes to the same simulator: the Python floor), the gateway (`python -m costplane serve`,
+i.e. uvicorn.run with loop/http "auto", which picks uvloop and httptools when installed) and wrk.
+wrk runs benchmarks/gateway_load.lua: a non-streamed gpt-4o-mini chat completion (~20-token prompt,
+max_tokens 16) with a bench key. For every connection count it measures the simulator directly,
+the pass-through and the gateway, after a short warm-up of each; "added" = target minus direct.
+
+CPU per request is the target process's user + system CPU (its whole process tree, from
+/proc/<pid>/stat) over a measured run, divided by the requests wrk completed in it: it survives a
+busy machine better than requests per second. Every gateway figure is also given as a ratio to the
+pass-through's. After the runs at the largest connection count (saturation), the pass-through and
+the gateway are each run again at half their saturation rate (paced connections) for p99.
 
 Governance is fully on: 4 policies (deny, route, mutate, allow — each `when` is evaluated on
 every request, the mutate matches), a hard team budget (1,000,000 USD: never denies), a per-run
@@ -18,10 +27,14 @@ budget (`per: [run]`), a per-key concurrency limit (256) and the loop detector. 
 checks that every 200 wrk counted was metered (cost events in the store) and that no reservation
 is left open.
 
---profile DIR additionally runs one more loaded gateway period at the largest connection count
-under `py-spy record` (pip install py-spy) and prints a breakdown of gateway CPU by component.
-PostgreSQL comes from --pg or env COSTPLANE_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test);
-the benchmark creates and drops schema bench_<random>.
+--variants also measures pass-through variants at the largest connection count, one piece of the
+hot path swapped at a time: granian instead of uvicorn (needs --granian-python: an interpreter
+with granian installed, it is not a project dependency), httpx instead of aiohttp, a direct ASGI
+dispatch instead of Starlette's router, decoding and re-encoding the JSON (stdlib json, orjson),
+copying the upstream's headers. --profile DIR additionally runs one more loaded gateway period at
+the largest connection count under `py-spy record` (pip install py-spy) and prints a breakdown of
+gateway CPU by component. PostgreSQL comes from --pg or env COSTPLANE_TEST_PG (default
+postgresql://postgres@127.0.0.1:5432/test); the benchmark creates and drops schema bench_<random>.
 """
 
 from __future__ import annotations
@@ -130,6 +143,12 @@ class WrkResult:
     max_ms: float
     statuses: dict[int, int]
     errors: dict[str, int]
+    cpu_s: float | None = None  # CPU seconds of the target's process tree during the run
+    rate: int = 0  # offered load (paced), 0 = closed loop
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return None if self.cpu_s is None or not self.requests else 1000 * self.cpu_s / self.requests
 
     @property
     def rps(self) -> float:
@@ -191,6 +210,45 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: flo
 
 def python_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "costplane", *args]
+
+
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, user + system clock ticks) of every process now."""
+    out: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ..., utime, stime
+        out[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants (granian's workers, say) so far."""
+    stats = _proc_stats()
+    total, todo, seen = 0, [pid], set[int]()
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in stats:
+            continue
+        seen.add(current)
+        total += stats[current][1]
+        todo += [child for child, (parent, _) in stats.items() if parent == current]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, key: str, connections: int, duration: int, target: str, pid: int,
+            rate: int = 0) -> WrkResult:
+    """A measured wrk run with the CPU the target process tree used during it."""
+    before = tree_cpu_s(pid)
+    result = run_wrk(url, key, connections, duration, target, rate)
+    result.cpu_s = tree_cpu_s(pid) - before
+    result.rate = rate
+    return result
 
 
 def run_wrk(url: str, key: str, connections: int, duration: int, target: str, rate: int = 0) -> WrkResult:
@@ -393,13 +451,31 @@ def run_profile(gw_pid: int, url: str, key: str, connections: int, duration: int
 # -- main ------------------------------------------------------------------------------------------
 
 
+#: pass-through variants (--variants): one piece of the hot path swapped at a time
+VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("server: granian instead of uvicorn", ("--server", "granian")),
+    ("client: httpx instead of aiohttp", ("--client", "httpx")),
+    ("routing: direct ASGI dispatch instead of Starlette", ("--router", "asgi")),
+    ("JSON: decode + re-encode with stdlib json", ("--json", "stdlib")),
+    ("JSON: decode + re-encode with orjson", ("--json", "orjson")),
+    ("headers: copy the upstream's (less hop-by-hop)", ("--headers", "copy")),
+    ("all of: granian, direct ASGI, orjson", ("--server", "granian", "--router", "asgi", "--json", "orjson")),
+)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def fmt_row(r: WrkResult) -> str:
     non200 = {s: n for s, n in r.statuses.items() if s != 200}
     errs = {k: v for k, v in r.errors.items() if v and k != "status"}
     extra = f"  non-200 {non200}" if non200 else ""
     extra += f"  socket errors {errs}" if errs else ""
-    return (f"| {r.target:<8} | {r.connections:>5} | {r.rps:>9,.0f} | {r.p50_ms:>7.2f} | {r.p90_ms:>7.2f} | "
-            f"{r.p99_ms:>7.2f} | {r.max_ms:>7.2f} | {r.requests:>8,} |{extra}")
+    offered = f"{r.rate:,}/s" if r.rate else "max"
+    return (f"| {r.target:<11} | {r.connections:>5} | {offered:>8} | {r.rps:>9,.0f} | {r.p50_ms:>7.2f} | "
+            f"{r.p90_ms:>7.2f} | {r.p99_ms:>7.2f} | {r.max_ms:>7.2f} | {_ms(r.cpu_ms_per_request):>7} | "
+            f"{r.requests:>8,} |{extra}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -407,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run (default 10)")
     parser.add_argument("--connections", default="1,50",
-                        help="comma-separated connection counts (default 1,50)")
+                        help="comma-separated connection counts (default 1,50); the largest is saturation")
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--pg", default=os.environ.get("COSTPLANE_TEST_PG", DEFAULT_PG),
                         help="PostgreSQL URL for --store postgres")
@@ -419,8 +495,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "so time blocked in synchronous store calls shows")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (config, logs, db)")
     parser.add_argument("--rate", type=int, default=0,
-                        help="offered load in requests/s (paced connections, below saturation); "
-                             "default 0 = as fast as possible")
+                        help="offered load in requests/s for every run (paced connections, below "
+                             "saturation); default 0 = as fast as possible")
+    parser.add_argument("--no-half-rate", action="store_true",
+                        help="skip the runs at half the saturation rate (p99 below saturation)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also measure the pass-through variants (server, client, routing, JSON, headers)")
+    parser.add_argument("--granian-python", default=None,
+                        help="an interpreter with granian installed, for the granian variant")
     args = parser.parse_args(argv)
     conns = [int(c) for c in args.connections.split(",") if c.strip()]
     if not 1 <= args.duration <= 600 or not conns or any(not 1 <= c <= 1000 for c in conns):
@@ -448,6 +530,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def start_passthrough(procs: Processes, workdir: Path, sim_url: str, name: str, extra: Sequence[str] = (),
+                      python: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = workdir / f"passthrough-{name}.log"
+    proc = procs.start([python or sys.executable, str(HERE / "passthrough.py"), "--port", str(port),
+                        "--upstream", sim_url, *extra], log)
+    url = f"http://{HOST}:{port}"
+    wait_http(url + "/", proc, log)
+    return proc, url
+
+
 def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, procs: Processes) -> int:
     sim_port, gw_port = free_port(), free_port()
     (workdir / "bundle").mkdir()
@@ -460,6 +553,7 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
                                  "--latency-ms", "0", "--log-level", "warning"), sim_log)
     sim_url = f"http://{HOST}:{sim_port}"
     wait_http(sim_url + "/v1/models", sim, sim_log)
+    passthrough, pt_url = start_passthrough(procs, workdir, sim_url, "bare")
 
     created = subprocess.run(python_cmd("keys", "create", "--name", "bench", "--team", "bench",
                                         "--config", str(config)),
@@ -474,26 +568,61 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     events_before, open_before = store_counts(url)
 
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    print(f"store {args.store}: {url.split('@')[-1]}; simulator {sim_url} (pid {sim.pid}); "
-          f"gateway {gw_url} (pid {gw.pid}); wrk {args.duration}s per run after {WARMUP_S}s warm-up")
+    print(f"store {args.store}: {url.split('@')[-1]}; simulator {sim_url} (pid {sim.pid}); pass-through {pt_url} "
+          f"(pid {passthrough.pid}); gateway {gw_url} (pid {gw.pid}); wrk {args.duration}s per run after "
+          f"{WARMUP_S}s warm-up")
+    targets = (("direct", sim_url, sim.pid), ("passthrough", pt_url, passthrough.pid), ("gateway", gw_url, gw.pid))
     results: list[WrkResult] = []
     gateway_ok = 0
     in_flight = 0  # sum of connections over gateway runs: the most requests wrk can abandon
+
+    def counted(result: WrkResult, warm: WrkResult | None = None) -> None:
+        nonlocal gateway_ok, in_flight
+        if result.target == "gateway":
+            gateway_ok += result.ok + (warm.ok if warm else 0)
+            in_flight += result.connections * (2 if warm else 1)
+
     for c in conns:
-        for target, base in (("direct", sim_url), ("gateway", gw_url)):
+        for target, base, pid in targets:
             warm = run_wrk(base, key, c, WARMUP_S, target, args.rate)
-            measured = run_wrk(base, key, c, args.duration, target, args.rate)
-            if target == "gateway":
-                gateway_ok += warm.ok + measured.ok
-                in_flight += 2 * c
+            measured = measure(base, key, c, args.duration, target, pid, args.rate)
+            counted(measured, warm)
             results.append(measured)
             print(fmt_row(measured), flush=True)
 
+    top = max(conns)
+    half: dict[str, WrkResult] = {}
+    if not args.no_half_rate and not args.rate:
+        for target, base, pid in targets[1:]:
+            saturated = next(r for r in results if r.target == target and r.connections == top)
+            rate = max(1, int(saturated.rps / 2))
+            half[target] = measure(base, key, top, args.duration, target, pid, rate)
+            counted(half[target])
+            print(fmt_row(half[target]), flush=True)
+
+    variants: list[tuple[str, WrkResult]] = []
+    if args.variants:
+        for name, extra in VARIANTS:
+            if "granian" in extra and not args.granian_python:
+                print(f"skipped variant {name!r}: no --granian-python")
+                continue
+            proc, vurl = start_passthrough(procs, workdir, sim_url, f"v{len(variants)}", extra,
+                                           args.granian_python if "granian" in extra else None)
+            run_wrk(vurl, key, top, WARMUP_S, "variant")
+            result = measure(vurl, key, top, args.duration, "variant", proc.pid)
+            procs.stop(proc)
+            variants.append((name, result))
+            print(f"{name}: {fmt_row(result)}", flush=True)
+        # the bare pass-through again, after the variants: how much the machine drifted meanwhile
+        again = measure(pt_url, key, top, args.duration, "passthrough", passthrough.pid)
+        variants.append(("bare pass-through again (drift check)", again))
+        print(f"again: {fmt_row(again)}", flush=True)
+
     profile: tuple[WrkResult, Path] | None = None
     if args.profile is not None:
-        profile = run_profile(gw.pid, gw_url, key, max(conns), args.duration, args.profile, args.wall)
+        profile = run_profile(gw.pid, gw_url, key, top, args.duration, args.profile, args.wall)
         gateway_ok += profile[0].ok
-        in_flight += max(conns)
+        in_flight += top
 
     time.sleep(1.0)  # let requests wrk abandoned at its deadline finish in the gateway
     events_after, open_after = store_counts(url)
@@ -505,19 +634,16 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     print(f"## gateway benchmark — store {args.store}, {args.duration}s per run, {os.cpu_count()} CPUs, "
           f"load average at the end {load} (1/5/15 min; anything else running skews the figures)")
     print()
-    print("| target   | conns |     req/s | p50 ms  | p90 ms  | p99 ms  | max ms  | requests |")
-    print("|----------|------:|----------:|--------:|--------:|--------:|--------:|---------:|")
-    for r in results:
+    print("| target      | conns |  offered |     req/s | p50 ms  | p90 ms  | p99 ms  | max ms  | CPU ms/req | "
+          "requests |")
+    print("|-------------|------:|---------:|----------:|--------:|--------:|--------:|--------:|--------:|"
+          "---------:|")
+    for r in [*results, *half.values()]:
         print(fmt_row(r))
     print()
-    print("| conns | added p50 ms | added p99 ms | gateway req/s | direct req/s |")
-    print("|------:|-------------:|-------------:|--------------:|-------------:|")
-    for c in conns:
-        direct = next(r for r in results if r.connections == c and r.target == "direct")
-        gateway = next(r for r in results if r.connections == c and r.target == "gateway")
-        added_p50, added_p99 = gateway.p50_ms - direct.p50_ms, gateway.p99_ms - direct.p99_ms
-        print(f"| {c:>5} | {added_p50:>12.2f} | {added_p99:>12.2f} | {gateway.rps:>13,.0f} | "
-              f"{direct.rps:>12,.0f} |")
+    print_summary(results, half, conns)
+    if variants:
+        print_variants(results, variants, top)
     print()
     metered = events_after - events_before
     verdict = "OK" if gateway_ok <= metered <= gateway_ok + in_flight and open_after == 0 else "MISMATCH"
@@ -544,6 +670,55 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
             print(f"| {category} | {100 * count / total:5.1f} % |")
         print(f"\nraw stacks: {collapsed}")
     return 0 if verdict == "OK" else 1
+
+
+def _ratio(value: float | None, floor: float | None) -> str:
+    return "—" if value is None or not floor else f"{value / floor:.2f}×"
+
+
+def print_summary(results: list[WrkResult], half: dict[str, WrkResult], conns: list[int]) -> None:
+    """The issue's four figures for the pass-through and the gateway, and the gateway's ratio to it."""
+    top, low = max(conns), min(conns)
+
+    def at(target: str, c: int) -> WrkResult:
+        return next(r for r in results if r.target == target and r.connections == c)
+
+    print("| figure | pass-through | gateway | gateway / pass-through |")
+    print("|---|---:|---:|---:|")
+    pt, gw = at("passthrough", top), at("gateway", top)
+    print(f"| CPU ms per request @{top} | {_ms(pt.cpu_ms_per_request)} | {_ms(gw.cpu_ms_per_request)} | "
+          f"{_ratio(gw.cpu_ms_per_request, pt.cpu_ms_per_request)} |")
+    print(f"| req/s @{top} | {pt.rps:,.0f} | {gw.rps:,.0f} | {_ratio(gw.rps, pt.rps)} |")
+    direct = at("direct", low)
+    added_pt, added_gw = at("passthrough", low).p50_ms - direct.p50_ms, at("gateway", low).p50_ms - direct.p50_ms
+    print(f"| added p50 ms @{low} | {added_pt:.3f} | {added_gw:.3f} | {_ratio(added_gw, added_pt)} |")
+    if half:
+        hp, hg = half["passthrough"], half["gateway"]
+        print(f"| p99 ms @ half saturation ({hp.rate:,} / {hg.rate:,} req/s offered) | {hp.p99_ms:.2f} | "
+              f"{hg.p99_ms:.2f} | {_ratio(hg.p99_ms, hp.p99_ms)} |")
+        print(f"| CPU ms per request @ half saturation | {_ms(hp.cpu_ms_per_request)} | "
+              f"{_ms(hg.cpu_ms_per_request)} | {_ratio(hg.cpu_ms_per_request, hp.cpu_ms_per_request)} |")
+    print()
+    print("| conns | added p50 ms | added p99 ms | gateway req/s | direct req/s | gateway CPU ms/req |")
+    print("|------:|-------------:|-------------:|--------------:|-------------:|-------------------:|")
+    for c in conns:
+        d, g = at("direct", c), at("gateway", c)
+        print(f"| {c:>5} | {g.p50_ms - d.p50_ms:>12.2f} | {g.p99_ms - d.p99_ms:>12.2f} | {g.rps:>13,.0f} | "
+              f"{d.rps:>12,.0f} | {_ms(g.cpu_ms_per_request):>18} |")
+
+
+def print_variants(results: list[WrkResult], variants: list[tuple[str, WrkResult]], top: int) -> None:
+    base = next(r for r in results if r.target == "passthrough" and r.connections == top)
+    floor = base.cpu_ms_per_request
+    print()
+    print(f"| pass-through variant @{top} connections | CPU ms/req | vs bare | Δ CPU ms/req | req/s |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| bare: uvicorn, aiohttp, Starlette, bytes forwarded, content type only | {_ms(floor)} | 1.00× | — | "
+          f"{base.rps:,.0f} |")
+    for name, r in variants:
+        cpu = r.cpu_ms_per_request
+        delta = "—" if cpu is None or floor is None else f"{cpu - floor:+.3f}"
+        print(f"| {name} | {_ms(cpu)} | {_ratio(cpu, floor)} | {delta} | {r.rps:,.0f} |")
 
 
 if __name__ == "__main__":
