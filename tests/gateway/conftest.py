@@ -52,6 +52,10 @@ class Harness:
     def openai(self, key: str, **kwargs: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=20, **kwargs)
 
+    def azure(self, key: str, **kwargs: Any) -> openai.AzureOpenAI:
+        return openai.AzureOpenAI(azure_endpoint=self.url, api_key=key, api_version="2024-10-21", max_retries=0,
+                                  timeout=20, **kwargs)
+
     def anthropic(self, key: str, **kwargs: Any) -> anthropic.Anthropic:
         return anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0, timeout=20, **kwargs)
 
@@ -72,6 +76,9 @@ def gateway_config(simulator_url: str, store_url: str, bundle: Path | None, **ga
             "openai": {"type": "openai", "base_url": f"{simulator_url}/v1",
                        "models": ["gpt-*", "o*", "text-embedding-*"]},
             "anthropic": {"type": "anthropic", "base_url": f"{simulator_url}/v1", "models": ["claude-*"]},
+            "azure": {"type": "azure-openai", "base_url": simulator_url, "models": [],
+                      "deployments": {"prod-mini": "gpt-4o-mini", "prod-4o": "gpt-4o",
+                                      "embed-small": "text-embedding-3-small"}},
         },
     }
 

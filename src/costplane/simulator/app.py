@@ -7,6 +7,7 @@ Routes::
     GET  /v1/models                  model list (Anthropic's shape when `anthropic-version` is sent)
     POST /v1/messages                Anthropic messages (plain / SSE)
     POST /v1/messages/count_tokens   Anthropic token counting
+    POST /openai/deployments/{deployment}/chat/completions|embeddings, /openai/v1/…   Azure OpenAI
     GET  /health                     liveness
     GET  /_simulator/stats           request / fault counters
     GET  /_simulator/requests        the most recent requests (credentials redacted)
@@ -23,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from costplane.simulator import anthropic_api, embeddings, openai_api
+from costplane.simulator import anthropic_api, bedrock_api, embeddings, openai_api
+from costplane.simulator.azure_api import azure_routes
 from costplane.simulator.config import SimulatorConfig
 from costplane.simulator.endpoint import endpoint, json_response
 from costplane.simulator.errors import anthropic_error, openai_error
@@ -80,7 +82,9 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
               endpoint(state, "anthropic", anthropic_api.count_message_tokens, draws_faults=False),
               methods=["POST"]),
         *responses_routes(state),  # POST /v1/responses, GET/DELETE /v1/responses/{id}, …/cancel
+        *azure_routes(state),  # POST /openai/deployments/{deployment}/chat/completions|embeddings, /openai/v1/…
         *gemini_routes(state),  # POST /v1beta/models/{model}:generateContent, …, also under /v1
+        *bedrock_api.routes(state),  # POST /model/{modelId}/converse, /converse-stream, /invoke, …
         Route("/health", health, methods=["GET"]),
         Route("/_simulator/stats", stats, methods=["GET"]),
         Route("/_simulator/requests", recent, methods=["GET"]),

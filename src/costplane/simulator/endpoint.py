@@ -23,7 +23,7 @@ from costplane.simulator.errors import InvalidRequest, anthropic_error, openai_e
 from costplane.simulator.faults import HangResponse, fault_status, requested_fault
 from costplane.simulator.state import SimulatorState
 
-__all__ = ["OUTPUT_TOKENS_HEADER", "Call", "Protocol", "endpoint", "json_response"]
+__all__ = ["OUTPUT_TOKENS_HEADER", "Call", "Handler", "Protocol", "endpoint", "json_response"]
 
 #: Request header forcing the number of output tokens (still capped by max tokens).
 OUTPUT_TOKENS_HEADER = "x-simulator-output-tokens"

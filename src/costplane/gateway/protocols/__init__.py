@@ -18,7 +18,9 @@ ADAPTER_MODULES: tuple[str, ...] = (  # one line per protocol, in route-matching
     "openai_embeddings",
     "openai_responses",
     "anthropic_messages",
+    "bedrock",
     "gemini",
+    "azure_openai",
 )
 
 

@@ -55,8 +55,9 @@ def common_params(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_enforced(body: dict[str, Any], enforced: Enforced, *, model_in_body: bool = True) -> None:
     """The enforced model and the policy's mutations, written into `body` (the cap is the caller's:
-    each operation keeps it in its own field)."""
-    if model_in_body:
+    each operation keeps it in its own field). `model_in_body=False` (the path names the model):
+    a `model` the client sent anyway is overwritten, none is added."""
+    if model_in_body or "model" in body:
         body["model"] = enforced.model
     body.update(enforced.mutations)
 
@@ -70,8 +71,8 @@ class OpenAIWire(ProtocolAdapter):
 
     family = "openai"
     credentials: tuple[CredentialSource, ...] = ("bearer", "x-api-key")
-    path_prefixes = ("/v1/",)
-    pass_headers = ("openai-organization", "openai-project")
+    path_prefixes: tuple[str, ...] = ("/v1/",)
+    pass_headers: tuple[str, ...] = ("openai-organization", "openai-project")
 
     def error(self, status: int, code: str, message: str, param: str | None = None) -> ErrorReply:
         return openai_error(status, code, message, param)
