@@ -1,6 +1,6 @@
 """Every spend path records through the decision core: a hard budget with room for N units is
-exhausted after N on any path, the next admission is refused (gateway 402, environment launch 402),
-and each alert threshold reaches the webhook exactly once."""
+exhausted after N on any path, the next admission is refused (gateway 402, environment launch 402,
+the SDK's direct-mode admission), and each alert threshold reaches the webhook exactly once."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ import pytest
 
 from costplane.attribution.context import Context
 from costplane.core.claims import budget_claims
-from costplane.core.requests import Denial
+from costplane.core.requests import Denial, LlmRequest
+from costplane.httpstatus import denial_status
 from costplane.ledger.envtypes import EnvironmentRecord
 from costplane.policy.hookschema import DECISION_INPUT_VERSION
+from costplane.pricing.types import TokenUsage
 from costplane.sdk import agent_run, resource_cost, tool
+from costplane.sdk.guards import SpendRefused
 from costplane.sdk.session import Session
 from store_fixtures import pg_schema
 from visibility_harness import Served, WebhookSink, wait_for
@@ -83,6 +86,23 @@ def _sdk_direct(served: Served, state: dict[str, Any]) -> bool:
     return True
 
 
+def _direct_request() -> LlmRequest:
+    return LlmRequest("openai", "chat.completions", "gpt-4o", 10, 10, 30)  # worst case 0.000325 USD
+
+
+def _sdk_admitted(served: Served, state: dict[str, Any]) -> bool:
+    """A direct-mode call admitted before it is made (a store session), then settled with its usage."""
+    session = _session(served, state)
+    try:
+        admission = session.admit_llm(Context(team="acct", run="r-direct"), _direct_request())
+    except SpendRefused as refused:
+        assert refused.code == "budget_exceeded", refused
+        return False
+    assert admission.max_tokens == 30 and admission.reservation is not None
+    session.settle_llm(admission, TokenUsage(input_tokens=10, output_tokens=30))
+    return True
+
+
 def _resource(served: Served, state: dict[str, Any]) -> bool:
     session = _session(served, state)
     with agent_run("trainer", session=session, team="acct"):
@@ -133,6 +153,7 @@ def _environment(served: Served, state: dict[str, Any]) -> bool:
 
 
 PATHS: dict[str, Spend] = {"gateway": _gateway(False), "gateway_stream": _gateway(True), "sdk_direct": _sdk_direct,
+                           "sdk_admitted": _sdk_admitted,
                            "runs_ingest": _ingest, "otlp": _otlp, "environment_accrual": _environment,
                            "resource_cost": _resource}
 
@@ -166,7 +187,8 @@ def _run(path: str, served: Served, sink: WebhookSink) -> None:
         if "session" in state:
             state["session"].close()
     spent = _spent(served)
-    if path.startswith("gateway"):  # admission holds the worst case: refused before the limit
+    admitted = path.startswith("gateway") or path == "sdk_admitted"
+    if admitted:  # admission holds the worst case: refused before the limit
         assert 0 < spent <= LIMIT and spent > LIMIT * 80 // 100, (spent, units)
     else:  # spend observed after the fact: exactly N units fill the budget
         assert first > 0 and units == -(-LIMIT // first) and spent >= LIMIT, (units, first, spent)
@@ -176,7 +198,10 @@ def _run(path: str, served: Served, sink: WebhookSink) -> None:
                                                                       max_tokens=60)
     assert refused.value.status_code == 402
     launched = served.app.environments.launch(Context(team="acct", owner="dev"), "box", {})
-    assert isinstance(launched, Denial) and launched.status == 402, launched
+    assert isinstance(launched, Denial) and launched.code == "budget_exceeded" and denial_status(launched) == 402
+    with Session(application=served.app) as direct, pytest.raises(SpendRefused) as sdk_refused:
+        direct.admit_llm(Context(team="acct"), _direct_request())  # the SDK's direct mode, same decider
+    assert sdk_refused.value.code == "budget_exceeded" and sdk_refused.value.decision_id
     # each threshold once, whatever the path
     def thresholds() -> list[int]:
         return sorted(b["costplane"]["data"]["percent"] for b in sink.received
@@ -186,7 +211,7 @@ def _run(path: str, served: Served, sink: WebhookSink) -> None:
     assert not wait_for(lambda: len(thresholds()) > 2, timeout=0.6)
     assert Counter(thresholds()) == Counter({50: 1, 80: 1})
     # post-hoc spend is logged as observed decisions (one per recorded batch) with the exact evaluated input
-    if not path.startswith("gateway"):
+    if not admitted:
         observed = served.app.store.list_decisions(effect="observed", limit=500)
         assert len(observed) == units and all(d.hook == "spend.record" for d in observed)
         facts = [r for d in observed for r in d.input["requests"]]
