@@ -21,10 +21,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from costplane.config import Config, ConfigError, read_yaml
 from costplane.ledger.base import SqlStore
 from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.leases import LeasedLedger, LeaseSettings
@@ -32,6 +31,9 @@ from costplane.ledger.postgres import PostgresStore, redact_url
 from costplane.ledger.sqlite import SqliteStore
 from costplane.ledger.store import Store
 from costplane.ledger.windows import WindowError, parse_duration
+
+if TYPE_CHECKING:  # costplane.config imports the settings table, which imports the ledger
+    from costplane.config import Config
 
 __all__ = ["LEASE_KEYS", "ledger_settings", "open_budget_ledger", "open_store", "parse_ledger"]
 
@@ -83,13 +85,19 @@ def _open_sqlite(url: str) -> SqliteStore:
     return SqliteStore(path, synchronous=sync, busy_timeout_ms=busy, checkpoint_interval=interval, url=url)
 
 
+def _config_error(message: str) -> Exception:
+    from costplane.config import ConfigError  # late: costplane.config imports the ledger
+
+    return ConfigError(message)
+
+
 def _switch(name: str, value: Any) -> bool:
     text = str(value).strip().lower() if not isinstance(value, bool) else ("on" if value else "off")
     if text in _ON:
         return True
     if text in _OFF:
         return False
-    raise ConfigError(f"ledger.{name}: expected on or off, got {value!r}")
+    raise _config_error(f"ledger.{name}: expected on or off, got {value!r}")
 
 
 def parse_ledger(raw: Any, base: Path, env: Mapping[str, str] | None = None) -> LeaseSettings:
@@ -97,21 +105,21 @@ def parse_ledger(raw: Any, base: Path, env: Mapping[str, str] | None = None) -> 
     (relative journal paths); `env`: COSTPLANE_LEASES / COSTPLANE_JOURNAL override the file."""
     raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
-        raise ConfigError("ledger: expected a mapping (leases, lease_ttl, journal, journal_fsync)")
+        raise _config_error("ledger: expected a mapping (leases, lease_ttl, journal, journal_fsync)")
     unknown = sorted(str(k) for k in raw if k not in LEASE_KEYS)
     if unknown:
-        raise ConfigError(f"ledger.{unknown[0]}: unknown setting (known: {', '.join(LEASE_KEYS)})")
+        raise _config_error(f"ledger.{unknown[0]}: unknown setting (known: {', '.join(LEASE_KEYS)})")
     env = env or {}
     enabled = _switch("leases", env.get("COSTPLANE_LEASES") or raw.get("leases", "off"))
     try:
         ttl = parse_duration(str(raw.get("lease_ttl", "30s")))
     except WindowError as exc:
-        raise ConfigError(f"ledger.lease_ttl: {exc}") from None
+        raise _config_error(f"ledger.lease_ttl: {exc}") from None
     if not 2 <= ttl <= 3600:
-        raise ConfigError(f"ledger.lease_ttl: expected 2s to 1h, got {raw.get('lease_ttl')!r}")
+        raise _config_error(f"ledger.lease_ttl: expected 2s to 1h, got {raw.get('lease_ttl')!r}")
     journal = env.get("COSTPLANE_JOURNAL") or raw.get("journal")
     if journal is not None and (not isinstance(journal, str) or not journal.strip()):
-        raise ConfigError(f"ledger.journal: expected a directory path, got {journal!r}")
+        raise _config_error(f"ledger.journal: expected a directory path, got {journal!r}")
     directory = Path(journal) if journal else Path(".costplane") / "journal"
     if not directory.is_absolute():
         directory = (Path.cwd() if env.get("COSTPLANE_JOURNAL") else base) / directory
@@ -121,6 +129,8 @@ def parse_ledger(raw: Any, base: Path, env: Mapping[str, str] | None = None) -> 
 
 def ledger_settings(config: Config, env: Mapping[str, str] | None = None) -> LeaseSettings:
     """The `ledger:` section of the configuration's file (defaults without a file)."""
+    from costplane.config import read_yaml
+
     env = dict(os.environ) if env is None else env
     if config.path is None:
         return parse_ledger(None, Path.cwd(), env)
@@ -136,7 +146,7 @@ def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | N
     if not settings.enabled:
         return store
     if not isinstance(store, SqlStore):
-        raise ConfigError("ledger.leases: lease-based budgets need the SQLite or PostgreSQL store")
+        raise _config_error("ledger.leases: lease-based budgets need the SQLite or PostgreSQL store")
     ledger = LeasedLedger(store, settings)
     ledger.recover()
     return ledger
