@@ -334,3 +334,21 @@ def test_background_responses_hold_their_reservation_until_read_finished(make_ga
     cancelled = owner.responses.cancel(running.id)
     assert cancelled.status == "cancelled" and cancelled.usage is not None
     assert events(gw)[-1].usage.output_tokens == 0 and gw.app.store.open_reservations() == 0
+
+
+def test_compaction_is_governed_and_token_counts_are_free(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway()
+    client = gw.openai(gw.key(team="ml"))
+    first = client.responses.create(model="gpt-4o-mini", input="Plan the migration in ten steps.")
+    compacted = client.responses.compact(model="gpt-4o-mini", previous_response_id=first.id, input="Keep going.")
+    assert compacted.output[0].type == "compaction"
+    counted = client.responses.input_tokens.count(model="gpt-4o-mini", input="Keep going.", instructions="Be brief.")
+    assert counted.input_tokens > 0
+    with pytest.raises(openai.NotFoundError):  # counting another key's chain is refused like reading it
+        gw.openai(gw.key(team="ml")).responses.input_tokens.count(model="gpt-4o-mini", previous_response_id=first.id)
+    one, two = events(gw)  # the count is never charged
+    assert (two.endpoint, two.response_id) == ("responses.compact", compacted.id)
+    assert two.cost_nano == expected_nano("gpt-4o-mini", compacted.usage)
+    bound = decision_bound(gw, two.decision_id or "")
+    assert bound == measure_responses({"input": "Keep going."}).bound + one.usage.input_tokens + one.usage.output_tokens
+    assert gw.app.store.open_reservations() == 0

@@ -237,3 +237,34 @@ def test_the_bound_covers_any_simulated_prompt(sim: str, items: list[dict[str, A
     reply = httpx.post(sim + "/v1/responses", json={"model": "gpt-4o", **body}, timeout=10)
     assert reply.status_code == 200, reply.text
     assert measure_responses(body).bound >= reply.json()["usage"]["input_tokens"]
+
+
+def test_a_compaction_is_bounded_by_the_context_window() -> None:
+    compact = next(r for r in ADAPTER.routes if r.operation == "compact")
+    facts = ADAPTER.parse(compact, incoming({"model": "gpt-4o-mini", "previous_response_id": "resp_1"}), SETTINGS)
+    assert (facts.endpoint, facts.max_tokens, facts.continues_unseen_bound) == ("responses.compact", 128_000, 128_000)
+    for body, param in (({"model": "private-llm", "input": "x"}, "model"),
+                        ({"model": "gpt-4o-mini", "input": "x", "stream": True}, "stream")):
+        with pytest.raises(RequestError) as caught:
+            ADAPTER.parse(compact, incoming(body), SETTINGS)
+        assert caught.value.param == param
+    provider = ProviderConfig("openai", "openai", "http://up/v1")
+    up = ADAPTER.build_upstream(facts, Enforced(provider, "gpt-4o-mini", 128_000, {}), incoming({}))
+    assert up.url == "http://up/v1/responses/compact" and "max_output_tokens" not in orjson.loads(up.body)
+    with pytest.raises(RequestError) as capped:  # a policy's output cap cannot be enforced on a compaction
+        ADAPTER.build_upstream(facts, Enforced(provider, "gpt-4o-mini", 500, {}), incoming({}))
+    assert capped.value.status == 403
+
+
+def test_a_token_count_goes_to_the_provider_of_its_model() -> None:
+    count = next(r for r in ADAPTER.routes if r.operation == "count")
+    providers = (ProviderConfig("anthropic", "anthropic", "http://a/v1", models=("claude-*",)),
+                 ProviderConfig("openai", "openai", "http://o/v1", models=("gpt-*",), aliases={"fast": "gpt-4o-mini"}))
+    lookup = Lookup({"resp_a": RecordedResponse("key_a", "openai", "gpt-4o", 10, 5)})
+    up = ADAPTER.passthrough(count, incoming({"model": "fast", "input": "hi"}), PassScope("key_a", providers, lookup))
+    assert up.url == "http://o/v1/responses/input_tokens" and orjson.loads(up.body)["model"] == "gpt-4o-mini"
+    for body, key, status in (({"input": "hi"}, "key_a", 400), ({"model": "claude-x", "input": "hi"}, "key_a", 404),
+                              ({"model": "gpt-4o", "previous_response_id": "resp_a"}, "key_b", 404)):
+        with pytest.raises(RequestError) as caught:
+            ADAPTER.passthrough(count, incoming(body), PassScope(key, providers, lookup))
+        assert caught.value.status == status

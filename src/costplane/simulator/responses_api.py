@@ -1,5 +1,6 @@
 """OpenAI-compatible Responses API: `POST /v1/responses` (plain, typed SSE stream, background),
-`GET` / `DELETE /v1/responses/{id}` and `POST /v1/responses/{id}/cancel`.
+`GET` / `DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`, `POST /v1/responses/compact`
+and `POST /v1/responses/input_tokens`.
 
 The answer is a pure function of the request (model, instructions, the stored chain of
 `previous_response_id`, input, tools), like the other endpoints:
@@ -280,8 +281,16 @@ def _envelope(body: Mapping[str, Any], rid: str, created: int, model: str, tier:
     }
 
 
-def _create(store: ResponseStore, call: Call) -> Response:
-    body = call.body
+@dataclass(slots=True)
+class Prompt:
+    model: str
+    chain: list[dict[str, Any]]  # the stored conversation continued
+    new: list[dict[str, Any]]  # this request's input items as messages
+    messages: list[dict[str, Any]]  # everything the model reads, instructions first
+    tokens: int
+
+
+def _prompt(store: ResponseStore, body: Mapping[str, Any]) -> Prompt:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
@@ -300,7 +309,16 @@ def _create(store: ResponseStore, call: Call) -> Response:
     head = [{"role": "system", "content": instructions}] if isinstance(instructions, str) and instructions else []
     messages = head + chain + new
     tools = body.get("tools")
-    prompt = count_chat_prompt_tokens(messages) + (count_tokens(orjson.dumps(tools).decode()) if tools else 0)
+    tokens = count_chat_prompt_tokens(messages) + (count_tokens(orjson.dumps(tools).decode()) if tools else 0)
+    return Prompt(model, chain, new, messages, tokens)
+
+
+def _create(store: ResponseStore, call: Call) -> Response:
+    body = call.body
+    asked = _prompt(store, body)
+    model, chain, new, messages, prompt = asked.model, asked.chain, asked.new, asked.messages, asked.tokens
+    instructions = body.get("instructions")
+    tools = body.get("tools")
     cached = call.state.cache.openai_cached_tokens(model, messages, prompt)
     digest = request_digest(model, instructions, chain, body.get("input"), [
         t.get("name") or t.get("type") for t in tools or () if isinstance(t, Mapping)])
@@ -378,6 +396,20 @@ def _stream(call: Call, base: dict[str, Any], final: dict[str, Any], plan: Plan,
                                cut_after=cut_after, headers=headers)
 
 
+def _compact(store: ResponseStore, call: Call) -> Response:
+    """`POST /v1/responses/compact`: the conversation as one opaque compaction item; the output is
+    a quarter of the prompt's tokens (at least 16, at most 2,048)."""
+    asked = _prompt(store, call.body)
+    output = min(max(asked.tokens // 4, 16), 2048)
+    digest = request_digest(asked.model, asked.messages)
+    item = {"type": "compaction", "id": f"cmp_sim{call.seq:010d}", "encrypted_content": digest.hex() * 4}
+    payload = {"id": f"resp_sim{call.seq:010d}", "object": "response.compaction", "created_at": call.created,
+               "output": [item], "usage": {"input_tokens": asked.tokens, "input_tokens_details": {"cached_tokens": 0},
+                                           "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+                                           "total_tokens": asked.tokens + output}}
+    return CutResponse(orjson.dumps(payload)) if call.cut else json_response(payload)
+
+
 def _not_found(response_id: str) -> Response:
     return openai_error(404, f"Response with id '{response_id}' not found.", type_="invalid_request_error")
 
@@ -388,6 +420,12 @@ def routes(state: SimulatorState) -> list[Route]:
 
     def create(call: Call) -> Response:
         return _create(store, call)
+
+    def compact(call: Call) -> Response:
+        return _compact(store, call)
+
+    def input_tokens(call: Call) -> Response:
+        return json_response({"object": "response.input_tokens", "input_tokens": _prompt(store, call.body).tokens})
 
     def retrieve(call: Call) -> Response:
         rid = call.request.path_params["response_id"]
@@ -420,6 +458,9 @@ def routes(state: SimulatorState) -> list[Route]:
 
     return [
         Route("/v1/responses", endpoint(state, "openai", create), methods=["POST"]),
+        Route("/v1/responses/compact", endpoint(state, "openai", compact), methods=["POST"]),
+        Route("/v1/responses/input_tokens", endpoint(state, "openai", input_tokens, draws_faults=False),
+              methods=["POST"]),
         Route("/v1/responses/{response_id}", endpoint(state, "openai", retrieve, draws_faults=False),
               methods=["GET"]),
         Route("/v1/responses/{response_id}", endpoint(state, "openai", delete, draws_faults=False),

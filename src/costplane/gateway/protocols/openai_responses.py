@@ -240,6 +240,8 @@ class OpenAIResponsesAdapter(OpenAIWire):
     name = "openai-responses"
     routes = (
         AdapterRoute("POST", "/v1/responses", "create"),
+        AdapterRoute("POST", "/v1/responses/compact", "compact"),
+        AdapterRoute("POST", "/v1/responses/input_tokens", "count", governed=False),
         AdapterRoute("GET", "/v1/responses/{response_id}", "retrieve", governed=False),
         AdapterRoute("DELETE", "/v1/responses/{response_id}", "delete", governed=False),
         AdapterRoute("POST", "/v1/responses/{response_id}/cancel", "cancel", governed=False),
@@ -260,14 +262,34 @@ class OpenAIResponsesAdapter(OpenAIWire):
         if body.get("input") is None and _continues(body) is None:
             raise RequestError("input", "input: this field is required unless the request continues a stored "
                                         "response, conversation or prompt")
+        continues = _continues(body)
+        if route.operation == "compact":
+            return self._compact(route, body, continues)
         tool_uses = tool_call_caps(body, settings.default_max_tool_uses)
         deterministic = body.get("temperature") == 0 and not stream and body.get("background") is not True
-        continues = _continues(body)
         return RequestFacts(
             operation=route.operation, endpoint="responses", model=body["model"], body=body,
             size=measure_responses(body), max_tokens=body.get("max_output_tokens"), stream=stream,
             params=common_params(body), tool_uses=tool_uses, cacheable=deterministic, continues=continues,
             continues_unseen_bound=context_window(body["model"]) if continues else None,
+            continues_param=continues.split(":", 1)[0] if continues and ":" in continues else "previous_response_id",
+        )
+
+    def _compact(self, route: AdapterRoute, body: dict[str, Any], continues: str | None) -> RequestFacts:
+        """A compaction has no output cap the gateway could set: its output is bounded by the model's
+        context window, and a model without a known one is refused."""
+        for name in ("stream", "background"):
+            if body.get(name) is True:
+                raise RequestError(name, f"{name}: not supported by /v1/responses/compact")
+        model = body["model"]
+        window = context_window(model)
+        if window is None:
+            raise RequestError("model", f"model: no known context window for {model!r}, so the output of a "
+                                        "compaction (which takes no output cap) cannot be bounded")
+        return RequestFacts(
+            operation=route.operation, endpoint="responses.compact", model=model, body=body,
+            size=measure_responses(body), max_tokens=window, stream=False, params=common_params(body),
+            continues=continues, continues_unseen_bound=window if continues else None,
             continues_param=continues.split(":", 1)[0] if continues and ":" in continues else "previous_response_id",
         )
 
@@ -277,6 +299,13 @@ class OpenAIResponsesAdapter(OpenAIWire):
     def build_upstream(self, facts: RequestFacts, enforced: Enforced, incoming: Incoming) -> UpstreamRequest:
         body = dict(facts.body)
         write_enforced(body, enforced)
+        if facts.operation == "compact":
+            if facts.max_tokens is not None and enforced.max_tokens < facts.max_tokens:
+                raise RequestError(None, f"a policy caps the output at {enforced.max_tokens} tokens, but "
+                                         "/v1/responses/compact takes no output cap to enforce it", status=403,
+                                   code="output_cap_unenforceable")
+            return UpstreamRequest("POST", enforced.provider.base_url + "/responses/compact",
+                                   self.upstream_headers(enforced.provider, incoming.headers), orjson.dumps(body))
         body["max_output_tokens"] = enforced.max_tokens
         return UpstreamRequest("POST", enforced.provider.base_url + "/responses",
                                self.upstream_headers(enforced.provider, incoming.headers), orjson.dumps(body))
@@ -293,7 +322,10 @@ class OpenAIResponsesAdapter(OpenAIWire):
         return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
 
     def passthrough(self, route: AdapterRoute, incoming: Incoming, scope: PassScope) -> UpstreamRequest:
-        """Forward to the provider that served the response, when the caller's key created it."""
+        """Forward to the provider that served the response, when the caller's key created it; a
+        token count to the provider serving its model."""
+        if route.operation == "count":
+            return self._count(incoming, scope)
         response_id = incoming.path_params.get("response_id", "")
         record = scope.lookup.find(response_id) if scope.lookup is not None and response_id else None
         provider = next((p for p in scope.providers if record is not None and p.name == record.provider), None)
@@ -306,6 +338,27 @@ class OpenAIResponsesAdapter(OpenAIWire):
         url = f"{provider.base_url}/responses/{response_id}{suffix}" + (f"?{query}" if query else "")
         return UpstreamRequest(route.method, url, self.upstream_headers(provider, incoming.headers),
                                incoming.body if route.method == "POST" else b"")
+
+
+    def _count(self, incoming: Incoming, scope: PassScope) -> UpstreamRequest:
+        body = parse_json_object(incoming.body)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise RequestError("model", "model: required, to choose the provider that counts the tokens")
+        served = next(((p, p.aliases.get(model, model)) for p in scope.providers
+                       if p.protocol == self.family and (model in p.aliases or p.serves(model))), None)
+        if served is None:
+            raise RequestError("model", f"model {model!r} is not served by any openai provider of this gateway",
+                               status=404, code="model_not_found")
+        previous = body.get("previous_response_id")
+        if isinstance(previous, str):  # the count reads that chain: only the key's own
+            record = scope.lookup.find(previous) if scope.lookup is not None else None
+            if record is None or record.key_id != scope.key_id:
+                raise RequestError("previous_response_id", f"No response found with id '{previous}' for this key",
+                                   status=404, code="response_not_found")
+        provider, body["model"] = served
+        return UpstreamRequest("POST", provider.base_url + "/responses/input_tokens",
+                               self.upstream_headers(provider, incoming.headers), orjson.dumps(body))
 
 
 ADAPTER = OpenAIResponsesAdapter()
