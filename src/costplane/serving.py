@@ -1,25 +1,43 @@
-"""Run an ASGI app under uvicorn: in a background thread (tests, demo, benchmarks) or in front.
+"""Run an ASGI app under uvicorn: in a background thread (tests, demo, benchmarks), in front, or
+as N worker processes sharing one listening socket (`run_workers`, `costplane serve --workers N`).
 
     with BackgroundServer(create_app(config)) as server:
         client = OpenAI(base_url=server.url + "/v1", api_key="x")
 
 The listening socket is bound before uvicorn starts (port 0 picks a free port), so `.url` is
 known and there is no race between choosing a port and using it.
+
+`run_workers` binds the socket once in the supervising process and starts N processes (spawned,
+not forked: no thread or connection of the parent leaks into a worker), each building its own
+application from a picklable factory and accepting on the shared socket. The workers share
+nothing in memory: budgets are shared through the ledger (with leases on, each worker holds its own
+leases and journal). A worker that exits is started again (its successor replays its journal); one
+that dies within `QUICK_EXIT_S` of starting stops the whole pool (a configuration that cannot
+serve). SIGTERM/SIGINT to the supervisor stop every worker gracefully.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
+import os
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from multiprocessing.connection import wait
 from types import TracebackType
 from typing import Any, Literal
 
 import uvicorn
 
-__all__ = ["BackgroundServer", "bind_socket", "free_port", "run_server", "uvicorn_config"]
+__all__ = ["QUICK_EXIT_S", "BackgroundServer", "WorkerPoolError", "bind_socket", "free_port", "run_server",
+           "run_workers", "uvicorn_config"]
+
+#: a worker that exits this soon after it started means the pool cannot serve: stop
+QUICK_EXIT_S = 3.0
 
 _log = logging.getLogger(__name__)
 
@@ -80,6 +98,75 @@ def run_server(app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: s
         server.run(sockets=[sock])
     finally:
         sock.close()
+
+
+class WorkerPoolError(RuntimeError):
+    """A worker could not start (it exited right away): the pool stopped."""
+
+
+def _serve_worker(factory: Callable[[], Any], sock: socket.socket, log_level: str) -> None:
+    """One worker process: build the application, serve on the shared socket until SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
+    server = uvicorn.Server(uvicorn_config(factory(), log_level=log_level))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def run_workers(factory: Callable[[], Any], host: str = "127.0.0.1", port: int = 0, workers: int = 2, *,
+                log_level: str = "info", on_bound: Callable[[str], None] | None = None,
+                stop: threading.Event | None = None, graceful_shutdown_s: float = 10.0,
+                quick_exit_s: float = QUICK_EXIT_S) -> None:
+    """Serve `factory()` (called in each worker; picklable: a module-level function or a partial of
+    one) from `workers` processes on one socket until SIGTERM/SIGINT (or `stop` is set, for callers
+    that are not the main thread). `on_bound(url)` is called once the port is bound."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    sock = bind_socket(host, port)
+    sock.listen(2048)
+    url = _url(host, sock.getsockname()[1])
+    if on_bound is not None:
+        on_bound(url)
+    ctx = multiprocessing.get_context("spawn")
+    done = stop or threading.Event()
+    if stop is None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+    pool: dict[int, tuple[Any, float]] = {}
+
+    def start(slot: int) -> None:
+        proc = ctx.Process(target=_serve_worker, args=(factory, sock, log_level), name=f"costplane-worker-{slot}")
+        proc.start()
+        pool[slot] = (proc, time.monotonic())
+
+    failed: str | None = None
+    try:
+        for slot in range(workers):
+            start(slot)
+        while not done.is_set() and failed is None:
+            wait([proc.sentinel for proc, _ in pool.values()], timeout=0.2)
+            for slot, (proc, started) in list(pool.items()):
+                if proc.is_alive() or done.is_set():
+                    continue
+                if time.monotonic() - started < quick_exit_s:
+                    failed = f"worker {slot} exited with code {proc.exitcode} right after it started"
+                    break
+                _log.warning("worker %d (pid %s) exited with code %s; starting it again", slot, proc.pid,
+                             proc.exitcode)
+                start(slot)
+    finally:
+        for proc, _ in pool.values():
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc, _ in pool.values():
+            proc.join(graceful_shutdown_s + 5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        sock.close()
+    if failed is not None:
+        raise WorkerPoolError(failed)
 
 
 def _url(host: str, port: int) -> str:
