@@ -29,7 +29,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from starlette.applications import Starlette
 
 from costplane.app import Application
 from costplane.config import parse_config
@@ -42,15 +41,14 @@ from costplane.money import decimal_to_nano, format_usd
 from costplane.pricing.catalog import Catalog
 from costplane.serving import BackgroundServer, bind_socket, uvicorn_config
 from costplane.simulator import bedrock_api
+from costplane.simulator.app import create_app
 from costplane.simulator.config import SimulatorConfig
-from costplane.simulator.state import SimulatorState
 
 from .conftest import write_bundle
 
 SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 PROFILE = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
-GATEWAY_ADAPTERS = ADAPTERS if BEDROCK in ADAPTERS else (*ADAPTERS, BEDROCK)
 KEY_ID_ENV, SECRET_ENV, API_KEY_ENV = "COSTPLANE_TEST_AWS_KEY_ID", "COSTPLANE_TEST_AWS_SECRET", "COSTPLANE_TEST_BR_KEY"
 
 
@@ -112,7 +110,7 @@ class TlsServer:
 
 
 def start_simulator(config: SimulatorConfig) -> BackgroundServer:
-    return BackgroundServer(Starlette(routes=bedrock_api.routes(SimulatorState(config)))).start()
+    return BackgroundServer(create_app(config)).start()  # the simulator serves Bedrock among its protocols
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +163,9 @@ def make_gateway(tmp_path: Path, simulator: BackgroundServer, tls: tuple[Path, P
                 "bundle": str(write_bundle(tmp_path / f"g{n}", bundle)) if bundle else None,
                 "providers": {"aws": provider}}
         application = Application(parse_config(data, base=tmp_path))
-        gateway_app = create_gateway(application, adapters=GATEWAY_ADAPTERS)
+        gateway_app = create_gateway(application)
         secure = TlsServer(gateway_app, *tls).__enter__()
-        plain = BackgroundServer(create_gateway(application, adapters=GATEWAY_ADAPTERS)).start()
+        plain = BackgroundServer(create_gateway(application)).start()
         gateway = Gateway(application, secure.url, plain.url, tls[0])
         opened.append((gateway, secure, plain))
         return gateway
@@ -185,6 +183,7 @@ USER = [{"role": "user", "content": [{"text": "Summarise the quarterly cloud inv
 
 
 def test_converse_is_metered_exactly_and_attributed(make_gateway, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert BEDROCK in ADAPTERS  # registered: every gateway serves Bedrock
     gw = make_gateway()
     client = gw.client(monkeypatch, gw.key(team="finance", agent="summariser"))
     system = [{"text": "You are a careful analyst of cloud bills. " * 30}, {"cachePoint": {"type": "default"}}]
