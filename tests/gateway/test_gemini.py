@@ -20,6 +20,8 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from billed_units_data import data_price
+from billed_units_data import expected_nano as expected_billed
 from costplane.app import Application
 from costplane.config import parse_config
 from costplane.gateway.app import create_gateway
@@ -177,6 +179,25 @@ def test_cached_prompt_and_function_calls_are_metered(make_gateway) -> None:  # 
     assert events[1].usage.cache_read_tokens == usage.cached_content_token_count
     assert events[1].cost_nano == expected_nano("gemini-2.5-pro", usage)
     assert events[2].cost_nano == expected_nano("gemini-2.5-flash", called.usage_metadata)  # type: ignore[arg-type]
+
+
+def test_google_search_grounding_is_billed_per_prompt_with_its_tool_prompt_tokens(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway()
+    client = gw.client(gw.key(team="research"))
+    response = client.models.generate_content(
+        model="gemini-2.5-flash", contents="Who won the match yesterday?",
+        config=types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())]))
+    usage = response.usage_metadata
+    assert usage is not None and usage.tool_use_prompt_token_count and usage.thoughts_token_count
+    [event] = gw.events()
+    prompt = (usage.prompt_token_count or 0) + usage.tool_use_prompt_token_count
+    want = expected_billed(data_price("google", "gemini-2.5-flash"), input_total=prompt, web_searches=1,
+                           output_total=(usage.candidates_token_count or 0) + usage.thoughts_token_count)
+    assert event.usage.count("web_searches") == 1 and event.usage.input_tokens == prompt
+    assert event.cost_nano == want
+    # the tool's results are not in the request: the reservation covered a whole context window
+    [decision] = [d for d in gw.app.store.list_decisions() if d.id == event.decision_id]
+    assert int(decision.result["reserved_nano"]) > want
 
 
 def test_budget_and_policy_denials_reach_the_client_in_googles_shape(make_gateway) -> None:  # type: ignore[no-untyped-def]

@@ -90,6 +90,8 @@ def test_builtin_tools_report_tool_use_prompt_tokens(sim: BackgroundServer) -> N
         model="gemini-2.5-flash", contents="Who won?",
         config=types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())]))
     assert response.usage_metadata is not None and response.usage_metadata.tool_use_prompt_token_count
+    grounding = response.candidates[0].grounding_metadata  # type: ignore[index]
+    assert grounding is not None and grounding.web_search_queries == ["Who won?"]
 
 
 def test_stream_matches_the_plain_answer_in_both_framings(sim: BackgroundServer) -> None:

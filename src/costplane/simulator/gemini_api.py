@@ -8,11 +8,11 @@ Usage follows Gemini's `usageMetadata`: `promptTokenCount` includes `cachedConte
 (implicit caching of repeated prompt prefixes, as `caching.PrefixCache` keeps them);
 `candidatesTokenCount` excludes `thoughtsTokenCount` (models from gemini-2.5 on think, within
 `thinkingConfig.thinkingBudget` when one is set, 0 turns it off; `maxOutputTokens` caps thoughts
-and answer together); `toolUsePromptTokenCount`
-(the results of built-in tools such as Google Search or code execution) is reported apart from
-the prompt. With function declarations the model answers a user turn with a `functionCall`, and
-a `functionResponse` turn with text. Field names are accepted in lowerCamelCase and snake_case,
-as Google's JSON parser accepts both.
+and answer together); `toolUsePromptTokenCount` (the results of built-in tools such as Google
+Search or code execution) is reported apart from the prompt, and an answer grounded with Google
+Search carries `groundingMetadata` with one `webSearchQueries` entry. With function declarations
+the model answers a user turn with a `functionCall`, and a `functionResponse` turn with text.
+Field names are accepted in lowerCamelCase and snake_case, as Google's JSON parser accepts both.
 """
 
 from __future__ import annotations
@@ -158,6 +158,19 @@ def _declarations(body: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], int
     return decls, builtin
 
 
+def _grounding(body: Mapping[str, Any], contents: list[dict[str, Any]]) -> dict[str, Any]:
+    """`groundingMetadata` of an answer grounded with Google Search: one search query, the last
+    user text's first words ({} without a search tool)."""
+    tools = [t for t in body.get("tools") or () if isinstance(t, Mapping)]
+    if not any(field(t, name) is not None for t in tools for name in ("googleSearch", "googleSearchRetrieval")):
+        return {}
+    words = [t for p in contents[-1]["parts"] if isinstance(p, Mapping) for t in _part_texts(p)[0]]
+    query = " ".join(" ".join(words).split()[:6]) or "search"
+    return {"groundingMetadata": {"webSearchQueries": [query],
+                                  "groundingChunks": [{"web": {"uri": "https://example.invalid/result",
+                                                               "title": "example.invalid"}}]}}
+
+
 def _function_call(body: Mapping[str, Any], contents: list[dict[str, Any]],
                    decls: list[Mapping[str, Any]], seed: int) -> dict[str, Any] | None:
     """The call the model makes: when functions are declared, calling is not off and the last turn
@@ -244,9 +257,11 @@ def _generate(call: Call, model: str, stream: str | None) -> Response:
     usage = deep_merge(usage, profile.get("usage") or {})
     response_id = f"sim{call.seq:016d}"
     headers = {"x-request-id": call.request_id()}
+    grounding = _grounding(body, contents)
     if stream is not None:
-        return _stream(call, model, response_id, parts, pieces, finish, usage, stream == "sse", headers)
-    payload = {"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}],
+        return _stream(call, model, response_id, parts, pieces, finish, usage, stream == "sse", headers, grounding)
+    payload = {"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0,
+                               **grounding}],
                "usageMetadata": usage, "modelVersion": model, "responseId": response_id}
     if call.cut:
         return CutResponse(orjson.dumps(payload))
@@ -254,7 +269,8 @@ def _generate(call: Call, model: str, stream: str | None) -> Response:
 
 
 def _stream(call: Call, model: str, response_id: str, parts: list[dict[str, Any]], pieces: tuple[str, ...],
-            finish: str, usage: dict[str, Any], sse: bool, headers: dict[str, str]) -> Response:
+            finish: str, usage: dict[str, Any], sse: bool, headers: dict[str, str],
+            grounding: dict[str, Any]) -> Response:
     """One chunk per token piece (a function call is one chunk); every chunk carries the usage so far
     (prompt side whole, candidates counted up), the last one the finish reason and the whole usage."""
     leading = [p for p in parts if p.get("thought")]
@@ -271,7 +287,7 @@ def _stream(call: Call, model: str, response_id: str, parts: list[dict[str, Any]
                                       "totalTokenCount": usage["totalTokenCount"] - usage["candidatesTokenCount"]
                                       + seen}
         if last:
-            candidate["finishReason"] = finish
+            candidate.update(finishReason=finish, **grounding)
         data = orjson.dumps({"candidates": [candidate], "usageMetadata": partial, "modelVersion": model,
                              "responseId": response_id})
         frames.append(sse_frame(data) if sse else (b"[" if number == 0 else b",\r\n") + data)
