@@ -33,6 +33,7 @@ from costplane.simulator.app import create_app
 from costplane.simulator.config import SimulatorConfig
 
 from .conftest import DEFAULT_BUNDLE, Harness, gateway_config, write_bundle
+from .processes import pg_schema
 
 TOOLS: list[Any] = [{"type": "function", "name": "get_weather", "description": "The weather of a city",
                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -46,9 +47,10 @@ def responses_gateways(tmp_path: Path, simulator_url: str) -> Iterator[Callable[
     started: list[Harness] = []
     adapters = ADAPTERS if ADAPTER in ADAPTERS else (*ADAPTERS, ADAPTER)
 
-    def make(bundle: str = DEFAULT_BUNDLE, *, simulator_url: str = simulator_url) -> Harness:
+    def make(bundle: str = DEFAULT_BUNDLE, *, simulator_url: str = simulator_url,
+             store_url: str | None = None) -> Harness:
         root = tmp_path / f"r{len(started)}"
-        data = gateway_config(simulator_url, f"sqlite:///{root}.db", write_bundle(root, bundle))
+        data = gateway_config(simulator_url, store_url or f"sqlite:///{root}.db", write_bundle(root, bundle))
         application = Application(parse_config(data, base=tmp_path))
         server = BackgroundServer(create_gateway(application, adapters=adapters,
                                                  lookup=StoreResponseLookup(application.store)))
@@ -283,29 +285,31 @@ BODY = {"model": "gpt-4o-mini", "input": "Classify this ticket: my invoice shows
         "max_output_tokens": MAX_TOKENS}
 
 
-def test_500_concurrent_responses_never_overspend(make_gateway) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_500_concurrent_responses_never_overspend(make_gateway, backend: str) -> None:  # type: ignore[no-untyped-def]
     sheet = Catalog.load().resolve("gpt-4o-mini", "openai")
     limit = sheet.max_cost_nano(measure_responses(BODY).bound, MAX_TOKENS) * 100
-    gw = make_gateway(budget(limit, "burst"))
-    key = gw.key(team="burst")
+    with pg_schema() if backend == "postgres" else contextlib.nullcontext(None) as store_url:
+        gw = make_gateway(budget(limit, "burst"), store_url=store_url)
+        statuses = asyncio.run(fire(gw, gw.key(team="burst")))
+        served = statuses.count(200)
+        assert set(statuses) <= {200, 402}, sorted(set(statuses))
+        spent = sum(e.cost_nano for e in gw.app.store.list_events(limit=10_000))
+        assert spent <= limit
+        assert served >= 95, (served, statuses.count(402))
+        assert gw.app.store.count_events() == served
+        assert gw.app.store.open_reservations() == 0
 
-    async def fire() -> list[int]:
-        limits = httpx.Limits(max_connections=600, max_keepalive_connections=600)
-        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-            async def one() -> int:
-                response = await client.post(gw.url + "/v1/responses", json=BODY,
-                                             headers={"authorization": f"Bearer {key}"})
-                return response.status_code
-            return await asyncio.gather(*(one() for _ in range(REQUESTS)))
 
-    statuses = asyncio.run(fire())
-    served = statuses.count(200)
-    assert set(statuses) <= {200, 402}, sorted(set(statuses))
-    spent = sum(e.cost_nano for e in gw.app.store.list_events(limit=10_000))
-    assert spent <= limit
-    assert served >= 95, (served, statuses.count(402))
-    assert gw.app.store.count_events() == served
-    assert gw.app.store.open_reservations() == 0
+async def fire(gw: Harness, key: str) -> list[int]:
+
+    limits = httpx.Limits(max_connections=600, max_keepalive_connections=600)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        async def one() -> int:
+            response = await client.post(gw.url + "/v1/responses", json=BODY,
+                                         headers={"authorization": f"Bearer {key}"})
+            return response.status_code
+        return await asyncio.gather(*(one() for _ in range(REQUESTS)))
 
 
 WIRED = hasattr(GovernedProxy, "_settle_held")
