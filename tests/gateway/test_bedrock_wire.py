@@ -146,6 +146,10 @@ def _parse(operation: str, body: object, model: str = "anthropic.claude-3-5-sonn
      "inferenceConfig.maxTokens"),
     ("converse-stream", {"messages": [{"role": "user", "content": [{"text": "x"}]}],
                          "toolConfig": {"tools": [{"toolSpec": {"name": "f"}}]}}, "toolConfig.tools[0].toolSpec"),
+    ("converse", {"messages": [{"role": "user", "content": [{"text": "x"}]}], "serviceTier": {"type": "priority"}},
+     "serviceTier.type"),
+    ("converse", {"messages": [{"role": "user", "content": [{"text": "x"}]}],
+                  "performanceConfig": {"latency": "optimized"}}, "performanceConfig.latency"),
     ("invoke", {"messages": [{"role": "user", "content": "x"}], "max_tokens": 5}, "anthropic_version"),
     ("invoke", {"anthropic_version": "bedrock-2023-05-31", "messages": [{"role": "user", "content": "x"}]},
      "max_tokens"),
@@ -167,6 +171,24 @@ def test_invoke_is_governed_for_anthropic_models_only_and_model_ids_are_checked(
     assert caught.value.param == "modelId"
     facts = _parse("invoke-with-response-stream", body)
     assert facts.endpoint == "invoke" and facts.stream and facts.max_tokens == 5
+
+
+def test_unpriced_tiers_are_refused_and_invoke_cannot_be_routed_off_anthropic() -> None:
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    model = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    priority = Incoming("POST", "/", {"modelId": model}, {}, {"x-amzn-bedrock-service-tier": "priority"},
+                        orjson.dumps(body))
+    with pytest.raises(RequestError) as caught:
+        ADAPTER.parse(ROUTES["invoke"], priority, GatewaySettings())
+    assert caught.value.param == "x-amzn-bedrock-service-tier"
+    flex = _parse("converse", {"messages": [{"role": "user", "content": [{"text": "x"}]}],
+                               "serviceTier": {"type": "flex"}})
+    assert flex.body["serviceTier"] == {"type": "flex"}  # charged at the standard price, an upper bound
+    facts = _parse("invoke", body)
+    provider = ProviderConfig(name="b", type="bedrock", base_url="https://bedrock-runtime.us-east-1.amazonaws.com")
+    with pytest.raises(RequestError) as routed:
+        ADAPTER.build_upstream(facts, Enforced(provider, "amazon.nova-micro-v1:0", 5, {}), _incoming("invoke", body))
+    assert routed.value.param == "modelId"
 
 
 def test_upstream_request_carries_the_cap_the_model_and_a_signature(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -142,8 +142,9 @@ CONVERSE_BODY = Obj({
                        "toolChoice": Union("a tool choice", {"auto": _MAP, "any": _MAP, "tool": Obj(
                            {"name": _NAME}, required=("name",))})}, required=("tools",)),
     "guardrailConfig": _MAP, "additionalModelRequestFields": _MAP, "promptVariables": _MAP,
-    "additionalModelResponseFieldPaths": Arr(_STR), "requestMetadata": Map(_STR), "performanceConfig": _MAP,
-    "serviceTier": _MAP,
+    "additionalModelResponseFieldPaths": Arr(_STR), "requestMetadata": Map(_STR),
+    "performanceConfig": Obj({"latency": Str(enum=frozenset({"standard", "optimized"}))}),
+    "serviceTier": Obj({"type": Str(enum=frozenset({"default", "flex", "priority", "reserved"}))}),
 }, required=("messages",))
 #: InvokeModel's Anthropic Messages body: no `model` (it is in the path), `anthropic_version` required
 INVOKE_BODY = Obj({**{k: v for k, v in MESSAGES_BODY.fields.items() if k not in ("model", "stream")},
@@ -176,6 +177,27 @@ def measure_converse(body: Mapping[str, Any]) -> InputSize:
     parts = len(messages) + (1 if system else 0)
     bound = _PER_MESSAGE * (parts + 1) + text + tools
     return InputSize(bound=bound, estimate=min(bound, -(-(text + tools) // 4) + 3 * parts + 3), messages=parts)
+
+
+#: service tiers and latency modes the price data has no price for: refused rather than metered at
+#: the standard price (`flex` is charged at the standard price, an upper bound)
+_UNPRICED_TIERS = frozenset({"priority", "reserved"})
+
+
+def _check_priced(body: Mapping[str, Any], headers: Mapping[str, str], invoke: bool) -> None:
+    if invoke:
+        tier, tier_param = headers.get("x-amzn-bedrock-service-tier"), "x-amzn-bedrock-service-tier"
+        latency = headers.get("x-amzn-bedrock-performanceconfig-latency")
+        latency_param = "x-amzn-bedrock-performanceconfig-latency"
+    else:
+        tier, tier_param = (body.get("serviceTier") or {}).get("type"), "serviceTier.type"
+        latency, latency_param = (body.get("performanceConfig") or {}).get("latency"), "performanceConfig.latency"
+    if tier in _UNPRICED_TIERS:
+        raise RequestError(tier_param, f"{tier_param}: the {tier!r} service tier has no price in the catalog, so "
+                                       "it cannot be metered; use 'default' or 'flex'")
+    if latency == "optimized":
+        raise RequestError(latency_param, f"{latency_param}: latency-optimized inference has no price in the "
+                                          "catalog, so it cannot be metered; use 'standard'")
 
 
 def bedrock_error(status: int, message: str) -> ErrorReply:
@@ -305,8 +327,9 @@ class BedrockAdapter(ProtocolAdapter):
     )
     credentials: tuple[CredentialSource, ...] = ("bearer",)
     path_prefixes = ("/model/",)
-    pass_headers = ("x-amzn-bedrock-guardrailidentifier", "x-amzn-bedrock-guardrailversion",
-                    "x-amzn-bedrock-trace", "x-amzn-bedrock-performanceconfig-latency")
+    pass_headers = ("accept", "x-amzn-bedrock-accept", "x-amzn-bedrock-guardrailidentifier",
+                    "x-amzn-bedrock-guardrailversion", "x-amzn-bedrock-trace",
+                    "x-amzn-bedrock-performanceconfig-latency", "x-amzn-bedrock-service-tier")
 
     def parse(self, route: AdapterRoute, incoming: Incoming, settings: GatewaySettings) -> RequestFacts:
         model = incoming.path_params.get("modelId", "")
@@ -333,6 +356,7 @@ class BedrockAdapter(ProtocolAdapter):
             max_tokens = config.get("maxTokens")
             params = {name: config[field] for name, field in (("temperature", "temperature"), ("top_p", "topP"))
                       if field in config}
+        _check_priced(body, incoming.headers, invoke)
         stream = operation.endswith("stream")
         return RequestFacts(operation=operation, endpoint="invoke" if invoke else "converse", model=model,
                             body=body, size=size, max_tokens=max_tokens, stream=stream, params=params,
@@ -342,6 +366,9 @@ class BedrockAdapter(ProtocolAdapter):
     def build_upstream(self, facts: RequestFacts, enforced: Enforced, incoming: Incoming) -> UpstreamRequest:
         body = dict(facts.body)
         if facts.endpoint == "invoke":
+            if "anthropic." not in enforced.model:
+                raise RequestError("modelId", f"modelId: the request is routed to {enforced.model!r}, which does not "
+                                              "take InvokeModel's Anthropic body; route it to an Anthropic model")
             body.update(enforced.mutations)
             body["max_tokens"] = enforced.max_tokens
         else:
@@ -360,8 +387,6 @@ class BedrockAdapter(ProtocolAdapter):
         url = str(yarl.URL(f"{enforced.provider.base_url}/model/{quote(enforced.model, safe='')}/"
                            f"{facts.operation}"))
         headers = {"content-type": "application/json"}
-        if facts.stream:
-            headers["accept"] = EVENT_STREAM if facts.endpoint == "converse" else "application/json"
         for name in self.pass_headers:
             value = incoming.headers.get(name)
             if value:
