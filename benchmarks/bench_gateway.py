@@ -256,7 +256,7 @@ def run_wrk(url: str, key: str, connections: int, duration: int, target: str, ra
     threads = 1 if connections == 1 else 2
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
             "-s", str(LUA), url]
-    env = {**os.environ, "COSTPLANE_KEY": key}
+    env = {**os.environ, "COSTPLANE_KEY": key, "COSTPLANE_SALT": secrets.token_hex(4) + "-"}
     if rate > 0:
         env["COSTPLANE_DELAY_MS"] = str(max(1, connections * 1000 // rate))
     out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=duration + 60, check=False)

@@ -28,6 +28,10 @@ local headers = {
 local counter = 0
 statuses = {}
 
+-- COSTPLANE_SALT (a fresh value per wrk run, set by bench_gateway.py) keeps the prompts of one run
+-- apart from every earlier run's, so the loop detector never sees a repeat across runs either.
+local salt = os.getenv("COSTPLANE_SALT") or ""
+
 -- COSTPLANE_DELAY_MS paces each connection (bench_gateway.py --rate): with C connections each
 -- waiting D ms between requests, the offered load is about C * 1000 / D requests/s, so latency
 -- can be measured below saturation (wrk itself is a closed loop).
@@ -43,7 +47,7 @@ function request()
    headers["x-costplane-run"] = "bench-" .. tid .. "-" .. (counter % 64)
    local body = '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":'
       .. '"Summarise the cloud spend of team bench for last week in one short sentence, please. Request '
-      .. tid .. "-" .. counter .. '."}]}'
+      .. salt .. tid .. "-" .. counter .. '."}]}'
    return wrk.format("POST", path, headers, body)
 end
 
