@@ -113,23 +113,41 @@ class LeaseQueries(ABC):
 
     def apply_leased(self, records: Sequence[LeasedRecord], renew: Sequence[tuple[str, datetime]] = ()) -> set[str]:
         """Apply a batch of leased settlements and releases in ONE transaction, and move the expiry of
-        the leases in `renew`. Returns the ids in `renew` whose lease no longer exists (expired)."""
+        the leases in `renew`. Returns the ids in `renew` whose lease no longer exists (expired).
+
+        Events and decisions are written first, a statement per kind for the whole batch (an event
+        already stored — a replayed journal — is skipped with its decision); the budget locks are
+        taken only for the counter and lease updates at the end, so they are held briefly."""
         inserts = [None if r.event is None else self._event_insert(r.event) for r in records]
         keys = sorted({(c.budget, c.partition) for r in records for c in r.claims})
         lease_ids = sorted({lid for r in records for lid in r.leases if lid is not None} | {lid for lid, _ in renew})
 
         def body(tx: Tx) -> set[str]:
+            stored = _stored_events(tx, [r.event.id for r in records if r.event is not None])
+            fresh: list[LeasedRecord] = []
+            rows: dict[str, list[Row]] = {}
+            decisions: list[Row] = []
+            for record, insert in zip(records, inserts, strict=True):
+                if record.event is not None and insert is not None:
+                    if record.event.id in stored:
+                        continue
+                    stored.add(record.event.id)
+                    rows.setdefault(insert[0], []).append(insert[1])
+                    fresh.append(record)
+                if record.decision is not None:
+                    decisions.append(codec.decision_to_row(record.decision))
+            for sql, batch in rows.items():
+                tx.many(sql, batch)
+            if decisions:
+                tx.many(INSERT_DECISION, decisions)
+            for record in fresh:
+                if record.event is not None and (record.event.response_id or record.event.trace_id):
+                    self._reconcile(tx, record.event, True)
             self._lock_partitions(tx, keys)
             held = _leases(tx, lease_ids)
             counters: dict[tuple[str, str, int], list[int]] = {}  # row -> [spent, reserved, calls]
-            for record, insert in zip(records, inserts, strict=True):
-                new = insert is not None and tx.exec(insert[0], insert[1]) == 1
-                if (insert is None or new) and record.decision is not None:
-                    tx.exec(INSERT_DECISION, codec.decision_to_row(record.decision))
-                if not new or record.event is None:
-                    continue
-                self._reconcile(tx, record.event, True)
-                cost = int(record.event.cost_nano)
+            for record in fresh:
+                cost = int(record.event.cost_nano) if record.event is not None else 0
                 for claim, lease_id in zip(record.claims, record.leases, strict=True):
                     row = counters.setdefault((claim.budget, claim.partition, claim.bucket), [0, 0, 0])
                     row[0] += cost
@@ -138,8 +156,7 @@ class LeaseQueries(ABC):
                     if lease is not None and cost:
                         moved = min(cost, lease[1])
                         lease[1] -= moved
-                        lease_row = counters.setdefault(lease[0], [0, 0, 0])
-                        lease_row[1] -= moved
+                        counters.setdefault(lease[0], [0, 0, 0])[1] -= moved
             if counters:
                 tx.many(_ADD, [(b, p, k, s, r, n) for (b, p, k), (s, r, n) in sorted(counters.items())])
             changed = [(lease[1], lid) for lid, lease in held.items() if lease[1] != lease[2]]
@@ -205,6 +222,16 @@ class LeaseQueries(ABC):
         rows = self._read(lambda tx: tx.all('SELECT budget, "partition", SUM(held_nano) FROM budget_leases'
                                             f' {where}GROUP BY budget, "partition"', params))
         return {(str(b), str(p)): int(n) for b, p, n in rows}
+
+
+def _stored_events(tx: Tx, ids: Sequence[str]) -> set[str]:
+    """Which of these event ids the store already holds."""
+    out: set[str] = set()
+    for start in range(0, len(ids), 400):
+        part = ids[start:start + 400]
+        marks = ", ".join("?" for _ in part)
+        out |= {str(r[0]) for r in tx.all(f"SELECT id FROM cost_events WHERE id IN ({marks})", part)}
+    return out
 
 
 def _leases(tx: Tx, ids: Sequence[str]) -> dict[str, list[Any]]:

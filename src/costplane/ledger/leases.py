@@ -133,6 +133,9 @@ def _needs_headroom(claim: BudgetClaim) -> bool:
 class LeasedLedger:
     """`BudgetLedger` with lease-based admission over a SQL store (see the module docstring)."""
 
+    #: records applied per store transaction
+    BATCH = 500
+
     def __init__(self, store: SqlStore, settings: LeaseSettings, *, owner: str | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
@@ -336,10 +339,13 @@ class LeasedLedger:
             if not batch and not renew:
                 self._give_back_idle(now)
                 return 0
-            self.round_trips += 1
             try:
-                lost = self.store.apply_leased(batch, [(lid, renew_at) for lid, _ in renew])
-            except StoreError as exc:
+                lost: set[str] = set()
+                for start in range(0, max(len(batch), 1), self.BATCH):  # short transactions: locks held briefly
+                    self.round_trips += 1
+                    lost |= self.store.apply_leased(batch[start:start + self.BATCH],
+                                                    [(lid, renew_at) for lid, _ in renew] if start == 0 else ())
+            except StoreError as exc:  # what was applied stays applied (events are idempotent by id)
                 _log.warning("lease writer: %d record(s) kept in the journal, store unavailable: %s", len(batch), exc)
                 return 0
             for _, segment in self._retry:
@@ -366,6 +372,7 @@ class LeasedLedger:
         with self._lock:
             windows = list(self._windows.values())
         if windows:
+            self.round_trips += 1
             states = self.store.claim_states([w.claim for w in windows])
             with self._lock:
                 for window, state in zip(windows, states, strict=True):
