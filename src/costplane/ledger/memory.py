@@ -336,6 +336,12 @@ class MemoryLedger:
         with self._lock:
             return self._decisions.get(decision_id)
 
+    def pop_decision(self, decision_id: str) -> DecisionRecord | None:
+        """A decision logged here, no longer kept (its id still counts as logged): a long replay reads
+        each decision once and memory stays flat."""
+        with self._lock:
+            return self._decisions.pop(decision_id, None)
+
     def counter_rows(self) -> dict[tuple[str, str, int], tuple[int, int, int, int]]:
         """Every counter row: (budget, partition, bucket) -> (spent, reserved, calls, concurrent)."""
         with self._lock:

@@ -1,24 +1,33 @@
-"""Policy replay: re-decide recorded `llm.request` decisions under a candidate bundle.
+"""Policy replay: decide recorded `llm.request` decisions again, through the decision core, under a
+candidate bundle.
 
-For every recorded request (time order) the candidate's `PolicyEngine.decide` runs on the recorded
-context and request; the outcome is compared with what was recorded:
+A replay builds the gateway's own `DecisionCore` over a fresh in-memory budget ledger
+(`ledger.memory.MemoryLedger`) whose clock is the recorded one, with the candidate bundle, the
+configuration and the price catalog. Every recorded decision, in (ts, id) order, is rebuilt from its
+logged input (`DecisionCore.redecide`: the request exactly as it was evaluated) and decided again at
+its recorded time: policies, provider routing, `max_tokens`, the worst-case bound, the loop guard,
+budget claims and windows, route on exceed — one code path with the live gateway. What it admits is
+settled with what the request really spent, at the time its cost event was recorded (requests still
+in flight then hold their reservations, as they did live), so the budgets evolve as they did. The
+outcome is compared with what was recorded:
 
-* **denied** — the candidate denies an admitted request (policy deny, a route to a model no provider
-  serves, or to a model with no price when unknown prices are denied): its whole recorded cost is saved;
-* **rerouted** — the candidate sends it to another model: the recorded usage is re-priced on that
-  model with the Catalog (at the request's time); the difference is saved (negative = costs more);
+* **denied** — the candidate denies an admitted request (a deny policy, a route to a model no provider
+  serves or with no price when unknown prices are denied, the loop guard): its whole cost is saved;
+* **rerouted** — the candidate sends it to another model (a route policy, or a budget's
+  `on_exceed: route`): the recorded usage is re-priced on that model at the request's time; the
+  difference is saved (negative = costs more);
 * **cached** — a candidate `mutate` sets `cache: true` on a cacheable request that a simulated
   response cache (the gateway's TTL) already holds: its cost is saved;
-* **budget refused** — the candidate's budgets, simulated in memory in time order with the decision
-  core's own claims and windows, have no room: its (re-priced) cost is saved. A budget with
-  `on_exceed: route` degrades the request instead, as the core does.
+* **budget refused** — a budget of the candidate has no room (amount, calls or concurrency): its
+  cost is saved.
 
 Requests the candidate would admit but that were denied when recorded are counted as
-`newly_admitted` (their cost is unknown: nothing was spent). Nothing is written: a replay only reads.
+`newly_admitted` (their cost is unknown: nothing was spent). Breached economic SLOs are not replayed
+(no SLO effects). Nothing is written to the store: a replay only reads it.
 
 Environment launches are re-decided too (`optimize.replay_envs`), merged with the requests in time
-order so both draw on the same simulated budgets. `replay_store` streams the requests from the store
-in (ts, id) pages (`optimize.stream`) and keeps only the `keep_changes` biggest changes, so memory
+order, against the same in-memory ledger. `replay_store` streams the requests from the store in
+(ts, id) pages (`optimize.stream`) and keeps only the `keep_changes` biggest changes, so memory
 stays bounded however long the history; `replay` takes an in-memory `History`.
 """
 
@@ -26,31 +35,32 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from costplane.config import Config
-from costplane.core.claims import budget_claims
+from costplane.core.bundle_state import ActiveBundle
+from costplane.core.decision import DecisionCore
+from costplane.core.notify import Notification
+from costplane.core.requests import Admission, Denial
+from costplane.ledger.memory import MemoryLedger
 from costplane.ledger.store import Store
-from costplane.ledger.types import BudgetClaim
+from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.money import format_usd
-from costplane.optimize.budgetsim import BudgetSimulation
 from costplane.optimize.cache import CacheSimulation
 from costplane.optimize.history import HOOK, History
-from costplane.optimize.pricing import price_sheet, reprice, route_target
+from costplane.optimize.pricing import reprice
 from costplane.optimize.replay_envs import LaunchReplayer, LaunchReport, RecordedLaunch, load_launches
 from costplane.optimize.replay_request import ReplayRequest, from_recorded
 from costplane.optimize.replay_totals import ScopeTotals, table_json, table_lines
 from costplane.optimize.stream import DEFAULT_BATCH, event_lag, iter_requests
 from costplane.policy.bundle import Bundle
 from costplane.policy.memo import MemoEngine
-from costplane.policy.types import BudgetSpec, PolicyDecision
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.skus import SkuCatalog
-from costplane.pricing.types import PriceSheet
 
-__all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "ScopeTotals", "render_text", "replay", "replay_store"]
+__all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "Replayer", "ScopeTotals", "render_text", "replay", "replay_store"]
 
 CHANGE_KINDS = ("denied", "rerouted", "cached", "budget_refused")
 
@@ -143,24 +153,80 @@ class ReplayReport:
         }
 
 
-class _Replayer:
-    def __init__(self, bundle: Bundle, config: Config, catalog: Catalog, report: ReplayReport) -> None:
-        self.engine = MemoEngine(bundle)
-        self.bundle = bundle
-        self.config = config
-        self.catalog = catalog
-        self.report = report
-        self.budgets = BudgetSimulation()
-        self.cache = CacheSimulation(config.gateway.cache_ttl)
-        self.cachers = {p.name for p in bundle.policies if p.effect == "mutate" and p.set.get("cache") is True}
-        self._routes: dict[tuple[str, str], tuple[str, str | None] | None] = {}
+_REFUSED = ("budget_exceeded", "call_limit_exceeded", "concurrency_limit")
 
-    def route(self, model: str, protocol: str) -> tuple[str, str | None] | None:
-        """`route_target`, memoised: the configuration does not change during a replay."""
-        key = (model, protocol)
-        if key not in self._routes:
-            self._routes[key] = route_target(self.config, model, protocol)
-        return self._routes[key]
+
+class _Quiet:
+    """A replay raises no notifications."""
+
+    def notify(self, notification: Notification) -> None:
+        return None
+
+
+class Replayer:
+    """The decision core over an in-memory ledger at the recorded clock, and what a replay keeps
+    beside it: the settlements still in flight and the simulated response cache."""
+
+    def __init__(self, bundle: Bundle, config: Config, catalog: Catalog, report: ReplayReport) -> None:
+        self.bundle = bundle
+        self.report = report
+        self.ledger = MemoryLedger()
+        self._at = report.since
+        active = ActiveBundle(bundle.revision, MemoEngine(bundle), {b.name: b for b in bundle.budgets})
+        self.engine = active.engine
+        self.core = DecisionCore(config, self.ledger, catalog, lambda: active, clock=self.clock, notifier=_Quiet())
+        self.cache = CacheSimulation(config.gateway.cache_ttl)
+        self.effects = {p.name: p.effect for p in bundle.policies if p.hook == HOOK}
+        self.cachers = {p.name for p in bundle.policies if p.effect == "mutate" and p.set.get("cache") is True}
+        # settlements not yet due: (when, order, admission, request, cost, cached)
+        self._pending: list[tuple[datetime, int, Admission, ReplayRequest, int, bool]] = []
+        self._order = 0
+        self._serial = 0
+
+    def clock(self) -> datetime:
+        """The recorded time of what is being replayed."""
+        return self._at
+
+    def advance(self, ts: datetime) -> None:
+        """Move the clock to `ts`, first settling every request whose cost event was recorded by then."""
+        pending = self._pending
+        while pending and pending[0][0] <= ts:
+            at, _, admission, request, cost, cached = heapq.heappop(pending)
+            self._at = at
+            self._spend(admission, request, cost, cached)
+        self._at = ts
+
+    def finish(self) -> None:
+        while self._pending:
+            self.advance(self._pending[0][0])
+
+    def _event_id(self) -> str:
+        self._serial += 1
+        return f"replay_{self._serial}"
+
+    def _spend(self, admission: Admission, request: ReplayRequest, cost: int, cached: bool) -> None:
+        """What the live gateway did with the response: settle the reservation with its cost, or give it
+        back and record a cache hit; every recorded event is seen by the loop guard."""
+        reservation = admission.reservation
+        for n, (at, kind, request_hash) in enumerate(request.spent):
+            event = CostEvent(id=self._event_id(), ts=at, context=request.context, provider=admission.provider.name,
+                              model=admission.model, cost_nano=0, kind="cache_hit" if cached else kind,
+                              decision_id=admission.decision_id, request_hash=request_hash)
+            if n == 0 and not cached and reservation is not None:
+                self.ledger.settle(reservation.id, replace(event, cost_nano=cost, reservation_id=reservation.id))
+            else:
+                self.ledger.record_event(event, ())
+        if reservation is not None and (cached or not request.spent):
+            self.ledger.release(reservation.id)
+
+    def _hold(self, admission: Admission, request: ReplayRequest, cost: int, cached: bool) -> None:
+        """Settle when the request's first cost event was recorded (now, when it has none)."""
+        due = request.spent[0][0] if request.spent else self._at
+        if due <= self._at:
+            self._spend(admission, request, cost, cached)
+            return
+        self._order += 1
+        heapq.heappush(self._pending, (due, self._order, admission, request, cost, cached))
 
     def change(self, request: ReplayRequest, kind: str, cause: str, model: str | None, replayed: int) -> None:
         ctx = request.context
@@ -168,79 +234,64 @@ class _Replayer:
         self.report.record(Change(request.id, request.ts, kind, cause, request.served_model, model,
                                   request.cost_nano, replayed, ctx.team, ctx.agent))
 
-    def max_tokens(self, request: ReplayRequest, policy: PolicyDecision) -> int:
-        """The decision core's rule (`DecisionCore._max_tokens`)."""
-        if request.embeddings:
-            return 0
-        asked = request.max_tokens  # a positive int or None
-        cap = policy.mutations.get("max_tokens")
-        if not (isinstance(cap, int) and cap > 0):
-            return asked if asked is not None else self.config.gateway.default_max_tokens
-        return cap if asked is None else min(asked, cap)
+    def _first(self, names: tuple[str, ...], effect: str) -> str | None:
+        return next((n for n in names if self.effects.get(n) == effect), None)
 
-    def claims(self, request: ReplayRequest, budgets: list[BudgetSpec], model: str, sheet: PriceSheet,
-               max_tokens: int) -> tuple[BudgetClaim, ...]:
-        worst = sheet.max_cost_nano(request.input_tokens_bound, max_tokens)
-        return budget_claims(budgets, request.context, model, worst, request.ts, bounds=self.budgets.bounds)
+    def _refusal(self, denial: Denial, record: DecisionRecord | None, request: ReplayRequest) -> tuple[str, str]:
+        """(kind, cause) of a candidate's refusal of a request admitted when recorded."""
+        result = record.result if record is not None else {}
+        names = record.policies if record is not None else ()
+        if denial.code in _REFUSED:
+            return "budget_refused", str(result.get("budget") or denial.code)
+        if denial.code == "policy_denied":
+            return "denied", self._first(names, "deny") or denial.code
+        if denial.code in ("route_unavailable", "unknown_price"):
+            return "denied", self._first(names, "route") or request.model
+        if denial.code == "loop_detected":
+            return "denied", "loop guard"
+        return "denied", denial.code
+
+    def _route_cause(self, admission: Admission, record: DecisionRecord | None) -> str:
+        """The budget that degraded the request (route on exceed), else the route policy."""
+        if record is not None:
+            for name in record.budgets:
+                if admission.reason.startswith(f"budget {name!r} has no room"):
+                    return name
+            policy = self._first(record.policies, "route")
+            if policy is not None:
+                return policy
+        return admission.model
 
     def run(self, request: ReplayRequest) -> None:
         report = self.report
-        protocol = request.protocol
-        asked = self.route(request.model, protocol)
-        facts = request.facts  # a record is replayed once: its provider is set in place
-        facts["provider"] = (asked[1] if asked else None) or ""
-        policy, budgets = self.engine.decide(HOOK, request.context, facts)
+        self.advance(request.ts)
+        got = self.core.redecide(request.context, request.recorded)
+        record = self.ledger.pop_decision(got.decision_id) if got.decision_id else None
         report.requests += 1
         recorded = request.cost_nano
         report.recorded_nano += recorded
         if not request.admitted:
             report.replayed_nano += recorded
-            if policy.effect != "deny":
+            if isinstance(got, Admission):
                 report.newly_admitted += 1
+                self.core.release(got)  # nothing was spent: it was refused when recorded
             return
-        if policy.effect == "deny" and policy.deny is not None:
-            self.change(request, "denied", policy.deny.name, None, 0)
+        if isinstance(got, Denial):
+            kind, cause = self._refusal(got, record, request)
+            self.change(request, kind, cause, None, 0)
             return
-        target = self.route(policy.model, protocol)
-        if target is None:
-            self.change(request, "denied", policy.route.name if policy.route else policy.model, None, 0)
-            return
-        model, provider = target
-        kind, cause = "", ""
-        sheet = price_sheet(self.catalog, model, provider, request.ts)
-        if sheet is None:
-            self.change(request, "denied", policy.route.name if policy.route else model, None, 0)
-            return
-        cost = recorded
+        model, cost, kind, cause = got.model, recorded, "", ""
         if model != request.served_model:
-            cost = reprice(request.usage(), sheet)
-            kind, cause = "rerouted", policy.route.name if policy.route else model
-        max_tokens = self.max_tokens(request, policy)
-        claims = self.claims(request, budgets, model, sheet, max_tokens)
-        refusal = self.budgets.check(claims)
-        if refusal is not None:
-            spec = self.bundle.budget(refusal.budget)
-            degraded = None
-            if refusal.limit == "amount" and spec is not None and spec.on_exceed == "route" and spec.route_to:
-                degraded = self.route(spec.route_to, protocol)
-            cheaper = price_sheet(self.catalog, degraded[0], degraded[1], request.ts) if degraded else None
-            if degraded is not None and cheaper is not None and degraded[0] != model:
-                model, sheet = degraded[0], cheaper
-                claims = self.claims(request, budgets, model, sheet, max_tokens)
-                refusal = self.budgets.check(claims)
-                cost = reprice(request.usage(), sheet) if model != request.served_model else recorded
-                kind, cause = "rerouted", refusal.budget if refusal else spec.name if spec else model
-            if refusal is not None:
-                self.change(request, "budget_refused", refusal.budget, None, 0)
-                return
+            cost = reprice(request.usage(), got.price)
+            kind, cause = "rerouted", self._route_cause(got, record)
         key = request.cache_key
-        wants_cache = policy.mutations.get("cache") is True and not request.cache_param
+        wants_cache = got.params.get("cache") is True and not request.cache_param
         if wants_cache and key is not None and not request.cached and self.cache.hit(key, request.ts):
-            self.budgets.settle(claims, 0, count_call=False)  # a hit gives its reservation back
-            matched = [m.name for m in policy.matched if m.effect == "mutate" and m.name in self.cachers]
-            self.change(request, "cached", matched[0] if matched else "cache", model, 0)
+            self._hold(got, request, 0, True)
+            names = record.policies if record is not None else ()
+            self.change(request, "cached", next((n for n in names if n in self.cachers), "cache"), model, 0)
             return
-        self.budgets.settle(claims, cost)
+        self._hold(got, request, cost, request.cached)
         if kind:
             self.change(request, kind, cause, model, cost)
         else:
@@ -255,19 +306,21 @@ def _key(item: ReplayRequest | RecordedLaunch) -> tuple[datetime, str]:
 
 def _run(report: ReplayReport, requests: Iterable[ReplayRequest], launches: Sequence[RecordedLaunch],
          bundle: Bundle, config: Config, catalog: Catalog, skus: SkuCatalog | None) -> ReplayReport:
-    replayer = _Replayer(bundle, config, catalog, report)
+    replayer = Replayer(bundle, config, catalog, report)
     if not launches:
         for request in requests:
             replayer.run(request)
-    else:  # launches and requests in one time order: they share the simulated budgets
-        envs = LaunchReplayer(bundle, replayer.engine, skus or SkuCatalog.load(config.pricing), replayer.budgets,
+    else:  # launches and requests in one time order: they share the in-memory ledger
+        envs = LaunchReplayer(bundle, replayer.engine, skus or SkuCatalog.load(config.pricing), replayer.ledger,
                               report.launches)
         merged: Iterator[ReplayRequest | RecordedLaunch] = heapq.merge(requests, launches, key=_key)
         for item in merged:
             if isinstance(item, RecordedLaunch):
+                replayer.advance(item.ts)
                 envs.run(item)
             else:
                 replayer.run(item)
+    replayer.finish()
     report.finish()
     return report
 

@@ -11,8 +11,9 @@ decide. What a launch that ran actually cost is the sum of its accrued `environm
   `max_ttl`, an unknown price, or a deny policy: saved = what it actually cost;
 * **needs_approval** — a `require_approval` policy now matches a launch that ran without one:
   nothing is counted as saved (an approver may say yes), its cost is shown as at stake;
-* **budget_refused** — the candidate's budgets (simulated with the requests', in time order, with
-  the projected cost hourly × TTL as the claim) have no room: saved = what it cost;
+* **budget_refused** — the candidate's budgets (the in-memory ledger the requests are decided against,
+  in time order, with the projected cost hourly × TTL as the claim, settled with the replayed cost)
+  have no room: saved = what it cost;
 * **changed** — it would run, differently: on other SKUs (a blueprint's resources or input default
   changed; saved = the price difference × the hours it ran), for less time (a `mutate` TTL cap, a
   lower `max_ttl`, an extension the candidate refuses or caps, or an `environment.runtime` teardown
@@ -22,6 +23,11 @@ Runtime policies are evaluated every `RUNTIME_STEP` of the run and at every metr
 facts the scheduler builds; only the latest reading of each metric is stored, so a metric is known
 from its reading's time on. `budget_remaining_usd` is not simulated (it reads -1, "no budget").
 Launches recorded as denied that the candidate would admit are counted as `newly_admitted`.
+
+The environment adapter of the decision core (`core.environments.EnvironmentCore`) needs the whole
+store (it creates environment records), so launches are not yet decided through it: this module
+reads the candidate's blueprints and `environment.*` policies itself, and claims its budgets on the
+same `MemoryLedger` as the requests.
 """
 
 from __future__ import annotations
@@ -37,10 +43,10 @@ from costplane.core.environments import EnvironmentCore
 from costplane.core.envpricing import Estimate, cost_for, estimate
 from costplane.ledger import codec
 from costplane.ledger.envtypes import EnvironmentRecord
+from costplane.ledger.memory import MemoryLedger
 from costplane.ledger.store import Store
-from costplane.ledger.types import DecisionRecord
+from costplane.ledger.types import BudgetClaim, CostEvent, DecisionRecord, Reservation
 from costplane.money import format_usd
-from costplane.optimize.budgetsim import BudgetSimulation
 from costplane.optimize.replay_envreport import LaunchChange, LaunchReport
 from costplane.optimize.stream import DEFAULT_BATCH, iter_decisions
 from costplane.policy.blueprintschema import BlueprintSpec, InputError, resolve_inputs
@@ -144,12 +150,26 @@ class _Plan:
 
 
 class LaunchReplayer:
-    """Re-decides launches one at a time, in time order, sharing the requests' budget simulation."""
+    """Re-decides launches one at a time, in time order, on the requests' in-memory ledger."""
 
-    def __init__(self, bundle: Bundle, engine: PolicyEngine, skus: SkuCatalog, budgets: BudgetSimulation,
+    def __init__(self, bundle: Bundle, engine: PolicyEngine, skus: SkuCatalog, ledger: MemoryLedger,
                  report: LaunchReport) -> None:
-        self.bundle, self.engine, self.skus, self.budgets, self.report = bundle, engine, skus, budgets, report
+        self.bundle, self.engine, self.skus, self.ledger, self.report = bundle, engine, skus, ledger, report
         self.runtime = any(p.hook == RUNTIME for p in bundle.policies)
+        self._serial = 0
+
+    def _reserve(self, launch: RecordedLaunch, claims: tuple[BudgetClaim, ...], ttl: int) -> str | BudgetClaim:
+        """Hold the projected cost on the ledger: the reservation id, or the claim refused."""
+        self._serial += 1
+        decision = DecisionRecord(f"replay_launch_{self._serial}", launch.ts, LAUNCH, "allow", self.bundle.revision,
+                                  launch.context, {}, {})
+        reservation = Reservation(f"replay_launch_{self._serial}", claims, launch.ts,
+                                  launch.ts + timedelta(seconds=ttl), decision.id, launch.context.key_id)
+        outcome = self.ledger.reserve(reservation, decision)
+        if outcome.ok:
+            return reservation.id
+        refused = outcome.refused
+        return next((c for c in claims if refused is not None and c.budget == refused.budget), claims[0])
 
     def _plan(self, launch: RecordedLaunch) -> _Plan | tuple[str, str]:
         """What `EnvironmentCore._prepare` would make of the launch, or (cause, detail) of its denial."""
@@ -213,15 +233,16 @@ class LaunchReplayer:
             causes.append((next((m.name for m in policy.matched if m.effect == "mutate"), "ttl"),
                            f"ttl capped to {cap}s"))
         claims = budget_claims([s for s in specs if s is not None], launch.context,
-                               f"blueprint:{plan.blueprint.name}", plan.estimate.projected_nano(ttl), launch.ts,
-                               bounds=self.budgets.bounds)
-        refusal = self.budgets.check(claims)
-        if refusal is not None:
-            self._refuse(launch, "budget_refused", refusal.budget,
-                         f"budget {refusal.budget} cannot hold the projected {format_usd(claims[0].amount_nano)} USD")
+                               f"blueprint:{plan.blueprint.name}", plan.estimate.projected_nano(ttl), launch.ts)
+        held = self._reserve(launch, claims, ttl)
+        if isinstance(held, BudgetClaim):
+            self._refuse(launch, "budget_refused", held.budget,
+                         f"budget {held.budget} cannot hold the projected {format_usd(held.amount_nano)} USD")
             return
         replayed, detail = self._run_cost(launch, plan, ttl, causes)
-        self.budgets.settle(claims, replayed)
+        self.ledger.settle(held, CostEvent(f"{held}_cost", launch.ts, launch.context, "environment",
+                                           f"blueprint:{plan.blueprint.name}", replayed, kind="environment",
+                                           decision_id=held, reservation_id=held))
         if causes or replayed != launch.cost_nano:
             report.replayed_nano += replayed - launch.cost_nano
             self._change(launch, "changed", ", ".join(dict.fromkeys(c for c, _ in causes)) or f"blueprint "
