@@ -195,6 +195,30 @@ def test_google_search_grounding_is_billed_per_prompt_with_its_tool_prompt_token
     assert int(decision.result["reserved_nano"]) > want
 
 
+def test_a_route_policy_sends_the_routed_model_in_the_path_and_the_cache_answers_repeats(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway("""
+        kind: Policy
+        name: flash-for-experiments
+        on: llm.request
+        when: ctx.tier == "experiment" && request.model == "gemini-2.5-pro"
+        effect: route
+        set: {model: gemini-2.0-flash}
+        reason: experiments use the flash model
+    """)
+    client = gw.client(gw.key(team="lab", tier="experiment"), **{"x-costplane-cache": "on"})
+    config = types.GenerateContentConfig(temperature=0)
+    first = client.models.generate_content(model="gemini-2.5-pro", contents="Name three ledgers.", config=config)
+    assert first.model_version == "gemini-2.0-flash"  # the simulator answers as the model in the path
+    assert first.sdk_http_response.headers["x-costplane-model"] == "gemini-2.0-flash"  # type: ignore[union-attr]
+    again = client.models.generate_content(model="gemini-2.5-pro", contents="Name three ledgers.", config=config)
+    assert again.text == first.text
+    assert again.sdk_http_response.headers["x-costplane-cache"] == "hit"  # type: ignore[union-attr]
+    events = gw.events()
+    assert [e.status for e in events] == ["ok", "cached"]
+    assert events[0].model == "gemini-2.0-flash" and events[0].requested_model == "gemini-2.5-pro"
+    assert events[0].cost_nano == expected_nano("gemini-2.0-flash", first.usage_metadata)  # type: ignore[arg-type]
+
+
 def test_budget_and_policy_denials_reach_the_client_in_googles_shape(make_gateway) -> None:  # type: ignore[no-untyped-def]
     gw = make_gateway("""
         kind: Budget
