@@ -138,7 +138,8 @@ def test_generate_is_metered_exactly_attributed_and_explained(make_gateway) -> N
 
 def test_stream_embed_and_count_tokens(make_gateway) -> None:  # type: ignore[no-untyped-def]
     gw = make_gateway()
-    client = gw.client(gw.key(team="search"))
+    key = gw.key(team="search")
+    client = gw.client(key)
     plain = client.models.generate_content(model="gemini-2.0-flash", contents="Write a haiku about invoices.")
     chunks = list(client.models.generate_content_stream(model="gemini-2.0-flash",
                                                         contents="Write a haiku about invoices."))
@@ -156,6 +157,11 @@ def test_stream_embed_and_count_tokens(make_gateway) -> None:  # type: ignore[no
     assert (events[2].model, events[2].usage.input_tokens, events[2].cost_nano) == (
         "gemini-embedding-001", 3, decimal_to_nano(Decimal(embed_price.total_price)))
     assert len(events) == 3  # countTokens is passed through, never charged
+    single = httpx.post(f"{gw.url}/v1beta/models/gemini-embedding-001:embedContent", headers={"x-goog-api-key": key},
+                        json={"content": {"parts": [{"text": "alpha beta"}]}, "outputDimensionality": 4})
+    assert single.status_code == 200 and len(single.json()["embedding"]["values"]) == 4
+    assert single.headers["x-costplane-cost-usd"] == format_usd(gw.events()[-1].cost_nano)
+    assert gw.events()[-1].usage.input_tokens == single.json()["usageMetadata"]["promptTokenCount"] == 2
     assert gw.app.store.open_reservations() == 0
 
 
