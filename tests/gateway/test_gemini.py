@@ -5,6 +5,7 @@ also serves test_gemini_concurrency.py."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -163,6 +164,25 @@ def test_stream_embed_and_count_tokens(make_gateway) -> None:  # type: ignore[no
     assert single.headers["x-costplane-cost-usd"] == format_usd(gw.events()[-1].cost_nano)
     assert gw.events()[-1].usage.input_tokens == single.json()["usageMetadata"]["promptTokenCount"] == 2
     assert gw.app.store.open_reservations() == 0
+
+
+def test_the_async_client_streams_through_the_gateway(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway()
+    client = gw.client(gw.key(team="async"))
+
+    async def run() -> tuple[str, types.GenerateContentResponseUsageMetadata | None]:
+        text = ""
+        usage = None
+        async for chunk in await client.aio.models.generate_content_stream(model="gemini-2.5-flash",
+                                                                           contents="Describe a budget."):
+            text += chunk.text or ""
+            usage = chunk.usage_metadata
+        return text, usage
+
+    text, usage = asyncio.run(run())
+    assert text and usage is not None and usage.thoughts_token_count
+    [event] = gw.events()
+    assert event.status == "ok" and event.cost_nano == expected_nano("gemini-2.5-flash", usage)
 
 
 def test_cached_prompt_and_function_calls_are_metered(make_gateway) -> None:  # type: ignore[no-untyped-def]
