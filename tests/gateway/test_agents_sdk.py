@@ -122,3 +122,21 @@ enforcement: hard
     assert isinstance(body, dict) and body["code"] == "budget_exceeded"
     assert "agents-monthly" in body["message"]
     assert not ASKED and gw.app.store.list_events() == []
+
+
+def test_a_denial_mid_run_reaches_the_agent_after_its_tool_ran(make_gateway, agents_client) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway("""
+kind: Budget
+name: one-model-call-per-run
+scope: ctx.team == "support"
+per: [run]
+max_calls: 1
+""")
+    point_at(gw, gw.key(team="support"), "run-agent-4")
+    with pytest.raises(openai.RateLimitError) as caught:  # the second model step is refused
+        asyncio.run(Runner.run(weather_agent(), "What is the weather in Rome?"))
+    body = caught.value.body
+    assert isinstance(body, dict) and "one-model-call-per-run" in body["message"]
+    assert len(ASKED) == 1  # the first step called the tool, which ran
+    (event,) = gw.app.store.list_events()  # only the admitted step was charged
+    assert event.context.run == "run-agent-4" and gw.app.store.open_reservations() == 0

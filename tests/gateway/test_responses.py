@@ -356,3 +356,19 @@ def test_compaction_is_governed_and_token_counts_are_free(make_gateway) -> None:
     bound = decision_bound(gw, two.decision_id or "")
     assert bound == measure_responses({"input": "Keep going."}).bound + one.usage.input_tokens + one.usage.output_tokens
     assert gw.app.store.open_reservations() == 0
+
+
+def test_the_stream_helper_and_the_response_cache(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway()
+    client = gw.openai(gw.key(team="ml"))
+    with client.responses.stream(model="gpt-4o-mini", input="Name a budget rule.") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text == final.output_text and final.usage is not None
+    ask = {"model": "gpt-4o-mini", "input": "Classify: refund request.", "temperature": 0}
+    first = client.responses.with_raw_response.create(**ask, extra_headers={"x-costplane-cache": "on"})
+    again = client.responses.with_raw_response.create(**ask, extra_headers={"x-costplane-cache": "on"})
+    assert again.headers["x-costplane-cache"] == "hit" and again.parse().id == first.parse().id
+    streamed, cached_miss, hit = events(gw)
+    assert streamed.cost_nano == expected_nano("gpt-4o-mini", final.usage)
+    assert hit.status == "cached" and hit.cost_nano == 0 and hit.saved_nano == cached_miss.cost_nano > 0
