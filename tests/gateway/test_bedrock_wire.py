@@ -36,6 +36,7 @@ from costplane.gateway.protocols.bedrock import (
     measure_converse,
 )
 from costplane.gateway.sigv4 import AwsCredentials, parse_authorization, sign, verify
+from costplane.gateway.tokens import IMAGE_BOUND
 from costplane.simulator.tokens import count_chat_prompt_tokens
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -235,6 +236,27 @@ def test_the_input_bound_covers_the_simulated_token_count(turns: list[str], syst
     size = measure_converse(body)
     assert size.bound >= count_chat_prompt_tokens(chat)
     assert 0 < size.estimate <= size.bound
+
+
+def test_blocks_of_unknown_size_are_bounded_by_the_context_window() -> None:
+    pdf = {"document": {"format": "pdf", "name": "invoice", "source": {"bytes": "JVBERi0xLjQK"}}}
+    body = {"messages": [{"role": "user", "content": [{"text": "Total?"}, pdf]}]}
+    assert _parse("converse", body).size.bound == 200_000  # claude-3-5-sonnet's window in the price data
+    video = {"video": {"format": "mp4", "source": {"s3Location": {"uri": "s3://bucket/clip.mp4"}}}}
+    with pytest.raises(RequestError) as caught:
+        _parse("converse", {"messages": [{"role": "user", "content": [{"text": "x"}, video]}]}, "acme.unpriced-v1")
+    assert caught.value.param == "messages[0].content[1].video"
+    text = {"document": {"format": "txt", "name": "notes", "source": {"bytes": "aGVsbG8gd29ybGQ="}}}
+    small = _parse("converse", {"messages": [{"role": "user", "content": [{"text": "x"}, text]}]}).size
+    assert small.bound < 100
+    image = {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}
+    result = {"toolResult": {"toolUseId": "t1", "content": [image]}}
+    with_image = _parse("converse", {"messages": [{"role": "user", "content": [result]}]}).size
+    assert with_image.bound >= IMAGE_BOUND
+    tools = {"tools": [{"systemTool": {"name": "nova_grounding"}}]}
+    with pytest.raises(RequestError) as system_tool:
+        _parse("converse", {"messages": [{"role": "user", "content": [{"text": "x"}]}], "toolConfig": tools})
+    assert system_tool.value.param == "toolConfig.tools[0].systemTool"
 
 
 def _converse_frames(usage: dict[str, int]) -> list[bytes]:

@@ -64,11 +64,12 @@ from costplane.gateway.validate import (
     check_body,
 )
 from costplane.gateway.validate_anthropic import MESSAGES_BODY
+from costplane.pricing import genai
 from costplane.pricing.readers import anthropic_usage, bedrock_usage
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["ADAPTER", "CONVERSE_BODY", "ERROR_TYPES", "EVENT_STREAM", "INVOKE_BODY", "BedrockAdapter",
-           "ConverseStreamMeter", "InvokeStreamMeter", "bedrock_error", "measure_converse"]
+           "ConverseStreamMeter", "InvokeStreamMeter", "bedrock_error", "context_window", "measure_converse"]
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 #: the Bedrock error type (`x-amzn-ErrorType`) of each status the gateway sends
@@ -152,31 +153,84 @@ INVOKE_BODY = Obj({**{k: v for k, v in MESSAGES_BODY.fields.items() if k not in 
                   required=("anthropic_version", "messages", "max_tokens"))
 
 _PER_MESSAGE = 8  # role markers and separators (real tokenizers use 3-4)
-_MEDIA_KINDS = ("image", "document", "video", "audio")
+#: document formats whose embedded bytes bound their tokens (a byte-level tokenizer over plain text)
+_TEXT_FORMATS = frozenset({"txt", "md", "csv", "html"})
 
 
-def _block_bound(block: Mapping[str, Any]) -> int:
-    """Tokens one content block can cost at most: its JSON bytes (never fewer than the UTF-8 bytes of
-    its text), or for media a fixed image bound plus the bytes of what it embeds."""
-    ((kind, value),) = block.items()
+def _part_bound(kind: str, value: Any) -> int | None:
+    """Tokens one content block (or tool-result part) can cost at most, None when its size cannot be
+    known from the request: its JSON bytes (never fewer than the UTF-8 bytes of its text), a fixed
+    bound per image, the text of a plain-text document; a PDF or office document, a video, audio or
+    anything read from S3 has no bound in the request."""
     if kind == "cachePoint":
         return 0
-    if kind in _MEDIA_KINDS:
-        source = value.get("source") if isinstance(value, Mapping) else None
-        return IMAGE_BOUND + (len(orjson.dumps(source)) if kind != "image" and source else 0)
+    if kind == "image":
+        return IMAGE_BOUND
+    if kind == "document":
+        source = value.get("source") or {}
+        if "text" in source or "content" in source:
+            return len(orjson.dumps(source))
+        if "bytes" in source and value.get("format") in _TEXT_FORMATS:
+            return len(orjson.dumps(source["bytes"]))  # base64: longer than the bytes it encodes
+        return None
+    if kind in ("video", "audio"):
+        return None
+    if kind == "toolResult":
+        total = len(orjson.dumps(value.get("toolUseId")))
+        for part in value.get("content") or []:
+            ((part_kind, part_value),) = part.items()
+            bound = _part_bound(part_kind, part_value)
+            if bound is None:
+                return None
+            total += bound
+        return total
     return len(orjson.dumps(value))
 
 
-def measure_converse(body: Mapping[str, Any]) -> InputSize:
-    """The worst-case input tokens of a Converse body (reserved) and an estimate (shown to policies)."""
+def measure_converse(body: Mapping[str, Any], context_window: int | None = None) -> InputSize:
+    """The worst-case input tokens of a valid Converse body (reserved) and an estimate (shown to
+    policies). The input never exceeds the model's context window: a block whose size the request does
+    not tell (a PDF, a video, an S3 object) is bounded by it, and refused (RequestError naming the
+    block) when the window is unknown."""
     messages = body.get("messages") or []
     system = body.get("system") or []
-    blocks = [block for message in messages for block in message["content"]] + list(system)
-    text = sum(_block_bound(block) for block in blocks)
+    located = [(f"messages[{i}].content[{j}]", block) for i, message in enumerate(messages)
+               for j, block in enumerate(message["content"])]
+    located += [(f"system[{i}]", block) for i, block in enumerate(system)]
+    text = 0
+    unbounded: str | None = None
+    for where, block in located:
+        ((kind, value),) = block.items()
+        bound = _part_bound(kind, value)
+        if bound is None:
+            unbounded = unbounded or f"{where}.{kind}"
+        else:
+            text += bound
     tools = len(orjson.dumps(body["toolConfig"])) if "toolConfig" in body else 0
     parts = len(messages) + (1 if system else 0)
-    bound = _PER_MESSAGE * (parts + 1) + text + tools
+    total = _PER_MESSAGE * (parts + 1) + text + tools
+    if unbounded is not None:
+        if context_window is None:
+            raise RequestError(unbounded, f"{unbounded}: the tokens of this block cannot be bounded from the request "
+                                          "and the model's context window is not in the price data")
+        total = context_window
+    bound = min(total, context_window) if context_window else total
     return InputSize(bound=bound, estimate=min(bound, -(-(text + tools) // 4) + 3 * parts + 3), messages=parts)
+
+
+def context_window(model: str) -> int | None:
+    """The model's context window from the price data (AWS Bedrock's entry), None when unknown."""
+    found = genai.find_model(model, "aws")
+    window = found[1].context_window if found is not None else None
+    return window if isinstance(window, int) and window > 0 else None
+
+
+def _refuse_system_tools(body: Mapping[str, Any]) -> None:
+    for index, tool in enumerate((body.get("toolConfig") or {}).get("tools") or []):
+        if "systemTool" in tool:
+            raise RequestError(f"toolConfig.tools[{index}].systemTool",
+                               f"toolConfig.tools[{index}].systemTool: system tools are billed per use at prices "
+                               "the catalog does not have, so they cannot be metered")
 
 
 #: service tiers and latency modes the price data has no price for: refused rather than metered at
@@ -348,10 +402,14 @@ class BedrockAdapter(ProtocolAdapter):
             raise RequestError(exc.param, str(exc)) from None
         if invoke:
             size = measure_anthropic(body)
+            window = context_window(model)
+            if window is not None and size.bound > window:  # the input never exceeds the context window
+                size = InputSize(bound=window, estimate=min(size.estimate, window), messages=size.messages)
             max_tokens: int | None = body["max_tokens"]
             params: dict[str, Any] = {k: body[k] for k in ("temperature", "top_p") if k in body}
         else:
-            size = measure_converse(body)
+            _refuse_system_tools(body)
+            size = measure_converse(body, context_window(model))
             config = body.get("inferenceConfig") or {}
             max_tokens = config.get("maxTokens")
             params = {name: config[field] for name, field in (("temperature", "temperature"), ("top_p", "topP"))
