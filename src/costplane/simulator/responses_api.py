@@ -30,6 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -418,25 +419,15 @@ def routes(state: SimulatorState) -> list[Route]:
     """The Responses API routes of one simulator app (with their own response store)."""
     store = ResponseStore()
 
-    def create(call: Call) -> Response:
-        return _create(store, call)
-
-    def compact(call: Call) -> Response:
-        return _compact(store, call)
-
     def input_tokens(call: Call) -> Response:
         return json_response({"object": "response.input_tokens", "input_tokens": _prompt(store, call.body).tokens})
 
-    def retrieve(call: Call) -> Response:
+    def one(call: Call) -> Response:  # GET reads it, DELETE forgets it
         rid = call.request.path_params["response_id"]
-        view = store.view(rid)
-        return _not_found(rid) if view is None else json_response(view)
-
-    def delete(call: Call) -> Response:
-        rid = call.request.path_params["response_id"]
-        if store.items.pop(rid, None) is None:
+        view = store.view(rid) if call.request.method == "GET" else store.items.pop(rid, None)
+        if view is None:
             return _not_found(rid)
-        return json_response({"id": rid, "object": "response", "deleted": True})
+        return json_response(view if isinstance(view, dict) else {"id": rid, "object": "response", "deleted": True})
 
     async def cancel(request: Request) -> Response:  # the SDK sends no body: not an `endpoint`
         state.next_request(request.scope["path"])
@@ -457,13 +448,11 @@ def routes(state: SimulatorState) -> list[Route]:
         return json_response(stored.cancelled)
 
     return [
-        Route("/v1/responses", endpoint(state, "openai", create), methods=["POST"]),
-        Route("/v1/responses/compact", endpoint(state, "openai", compact), methods=["POST"]),
+        Route("/v1/responses", endpoint(state, "openai", partial(_create, store)), methods=["POST"]),
+        Route("/v1/responses/compact", endpoint(state, "openai", partial(_compact, store)), methods=["POST"]),
         Route("/v1/responses/input_tokens", endpoint(state, "openai", input_tokens, draws_faults=False),
               methods=["POST"]),
-        Route("/v1/responses/{response_id}", endpoint(state, "openai", retrieve, draws_faults=False),
-              methods=["GET"]),
-        Route("/v1/responses/{response_id}", endpoint(state, "openai", delete, draws_faults=False),
-              methods=["DELETE"]),
+        Route("/v1/responses/{response_id}", endpoint(state, "openai", one, draws_faults=False),
+              methods=["GET", "DELETE"]),
         Route("/v1/responses/{response_id}/cancel", cancel, methods=["POST"]),
     ]
