@@ -327,3 +327,35 @@ def test_upstream_requests_are_signed_and_a_bad_signature_charges_nothing(make_g
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "signature" in refused.value.response["Error"]["Message"]
     assert len(gw.app.store.list_events()) == 1 and gw.app.store.open_reservations() == 0
+
+
+ROUTE = """
+kind: Policy
+name: experiments-use-nova-micro
+on: llm.request
+when: ctx.tier == "experiment" && request.model.contains("sonnet")
+effect: route
+set: {model: amazon.nova-micro-v1:0}
+reason: experiments use the small model
+"""
+
+
+def test_a_route_policy_serves_another_model_and_the_cache_answers_repeats(make_gateway, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway(ROUTE)
+    client = gw.client(monkeypatch, gw.key(team="lab", tier="experiment"))
+    client.meta.events.register("before-sign.bedrock-runtime.*",
+                                lambda request, **_: request.headers.__setitem__("x-costplane-cache", "on"))
+    ask = {"modelId": SONNET, "messages": USER, "inferenceConfig": {"maxTokens": 40, "temperature": 0}}
+    first, again = client.converse(**ask), client.converse(**ask)
+    assert first["output"] == again["output"]
+    headers = again["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["x-costplane-model"] == "amazon.nova-micro-v1:0" and headers["x-costplane-cache"] == "hit"
+    served, cached = sorted(gw.app.store.list_events(), key=lambda e: e.ts)
+    assert (served.model, served.requested_model, served.status) == ("amazon.nova-micro-v1:0", SONNET, "ok")
+    assert served.cost_nano == converse_cost("amazon.nova-micro-v1:0", first["usage"])
+    assert (cached.status, cached.cost_nano) == ("cached", 0)
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]}
+    with pytest.raises(ClientError) as refused:  # InvokeModel's Anthropic body cannot go to a Nova model
+        client.invoke_model(modelId=SONNET, body=json.dumps(body))
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert len(gw.app.store.list_events()) == 2 and gw.app.store.open_reservations() == 0
