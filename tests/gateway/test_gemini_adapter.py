@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from costplane.config import GatewaySettings, ProviderConfig
 from costplane.gateway.protocols.base import AdapterRoute, Enforced, Incoming, RequestError
-from costplane.gateway.protocols.gemini import ADAPTER, CONTEXT_BOUND, GeminiStreamMeter, output_caps
+from costplane.gateway.protocols.gemini import ADAPTER, GeminiStreamMeter
+from costplane.gateway.validate_gemini import CONTEXT_BOUND, output_caps
 from costplane.simulator.gemini_api import _prompt  # the simulator's own token rule
 
 SETTINGS = GatewaySettings()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from costplane.gateway.protocols.gemini import measure_generate
+from costplane.gateway.validate_gemini import measure_generate
 from costplane.money import format_usd
 from costplane.pricing.catalog import Catalog
 

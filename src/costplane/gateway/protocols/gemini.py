@@ -14,12 +14,12 @@ reserved bound, whether the model counts thoughts inside `maxOutputTokens` (as G
 beside it. Dynamic thinking (-1, no budget, a `thinkingLevel`) is bounded by `maxOutputTokens`
 itself, which Gemini enforces on thoughts and answer together.
 
-Input bound. Text, function calls and results, tool declarations: their UTF-8 bytes plus framing
-(`gateway.tokens`). An image part: `IMAGE_BOUND`. What the request cannot bound — audio, video,
-documents, `fileData` of another kind, and the results built-in tools (Google Search, code
-execution, URL context) feed back as `toolUsePromptTokenCount` — is bounded by the largest Gemini
-context window, `CONTEXT_BOUND`. An explicit context cache (`cachedContent`) is refused: its tokens
-are not in the request.
+Input bound (`validate_gemini.measure_generate`). Text, function calls and results, tool
+declarations: their UTF-8 bytes plus framing (`gateway.tokens`). An image part: `IMAGE_BOUND`.
+What the request cannot bound — audio, video, documents, `fileData` of another kind, and the
+results built-in tools (Google Search, code execution, URL context) feed back as
+`toolUsePromptTokenCount` — is bounded by the largest Gemini context window, `CONTEXT_BOUND`. An
+explicit context cache (`cachedContent`) is refused: its tokens are not in the request.
 """
 
 from __future__ import annotations
@@ -47,31 +47,30 @@ from costplane.gateway.protocols.base import (
     parse_json_object,
     sse_data,
 )
-from costplane.gateway.tokens import BYTES_PER_TOKEN_ESTIMATE, IMAGE_BOUND, PER_MESSAGE_BOUND, PRIMING_BOUND, InputSize
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_gemini import (
     BATCH_EMBED_BODY,
     EMBED_BODY,
     GENERATE_BODY,
+    SEARCH_TOOLS,
+    bills_per_query,
+    builtin_tools,
     get,
+    measure_embed,
+    measure_generate,
+    output_caps,
     snake,
     spelled_twice,
+    thinking_budget,
 )
 from costplane.pricing.readers import gemini_usage
 from costplane.pricing.types import TokenUsage
 
-__all__ = ["ADAPTER", "CONTEXT_BOUND", "GeminiAdapter", "GeminiStreamMeter", "gemini_error_body", "measure_embed",
-           "measure_generate", "output_caps", "thinking_budget", "usage_of"]
+__all__ = ["ADAPTER", "GeminiAdapter", "GeminiStreamMeter", "gemini_error_body", "usage_of"]
 
 #: The largest context window of a Gemini model: the bound of input a request cannot bound itself.
-CONTEXT_BOUND = 1_048_576
-_BUILTIN_TOOLS = ("googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "googleMaps",
-                  "fileSearch", "computerUse")
-_SEARCH_TOOLS = ("googleSearch", "googleSearchRetrieval")
 _METHODS = {"generate": "generateContent", "stream": "streamGenerateContent", "count_tokens": "countTokens",
             "embed": "embedContent", "batch_embed": "batchEmbedContents"}
-_ENDPOINTS = {"generate": "generate_content", "stream": "generate_content", "embed": "embeddings",
-              "batch_embed": "embeddings"}
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 405: "NOT_FOUND", 409: "ABORTED", 413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT",
            429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE",
@@ -90,98 +89,6 @@ def gemini_error_body(status: int, code: str, message: str, param: str | None = 
     return orjson.dumps({"error": {"code": status, "message": message, "status": google, "details": details}})
 
 
-def _model_name(model: str) -> str:
-    return model.rsplit("/", 1)[-1].lower()
-
-
-def _bills_per_query(model: str) -> bool:
-    """Gemini 3 and later bill grounding per search query; earlier models once per grounded prompt."""
-    name = _model_name(model)
-    return name.startswith("gemini-") and not name.startswith(("gemini-1", "gemini-2"))
-
-
-def _part_bytes(part: Mapping[str, Any]) -> tuple[int, int, bool]:
-    """(bytes, image parts, unbounded) of one part."""
-    size = 0
-    text = part.get("text")
-    if isinstance(text, str):
-        size += len(text.encode("utf-8"))
-    for name in ("functionCall", "functionResponse", "executableCode", "codeExecutionResult"):
-        value = get(part, name)
-        if value is not None:
-            size += len(orjson.dumps(value))
-    signature = get(part, "thoughtSignature")
-    if isinstance(signature, str):
-        size += len(signature)
-    for name in ("inlineData", "fileData"):
-        media = get(part, name)
-        if isinstance(media, Mapping):
-            mime = get(media, "mimeType")
-            if isinstance(mime, str) and mime.lower().startswith("image/"):
-                return size, 1, False
-            return size, 0, True
-    return size, 0, False
-
-
-def _contents_bytes(contents: Any) -> tuple[int, int, int, bool]:
-    """(contents, bytes, image parts, unbounded) of a list of Content."""
-    count = size = images = 0
-    unbounded = False
-    for content in contents if isinstance(contents, list) else ():
-        count += 1
-        for part in get(content, "parts") or () if isinstance(content, Mapping) else ():
-            if isinstance(part, Mapping):
-                b, i, u = _part_bytes(part)
-                size, images, unbounded = size + b, images + i, unbounded or u
-    return count, size, images, unbounded
-
-
-def _builtin_tools(body: Mapping[str, Any]) -> list[tuple[int, str]]:
-    """(index in tools, name) of each built-in tool the request enables."""
-    found: list[tuple[int, str]] = []
-    for index, tool in enumerate(body.get("tools") or ()):
-        if isinstance(tool, Mapping):
-            found.extend((index, name) for name in _BUILTIN_TOOLS if get(tool, name) is not None)
-    return found
-
-
-def measure_generate(body: Mapping[str, Any]) -> InputSize:
-    """Input bound of a generateContent body (see the module's docstring)."""
-    system = get(body, "systemInstruction")
-    count, size, images, unbounded = _contents_bytes([*body.get("contents", ()), *([system] if system else [])])
-    for name in ("tools", "toolConfig"):
-        value = get(body, name)
-        if value is not None:
-            size += len(orjson.dumps(value))
-    unbounded = unbounded or bool(_builtin_tools(body))
-    bound = size + PRIMING_BOUND + PER_MESSAGE_BOUND * count + IMAGE_BOUND * images
-    estimate = min(-(-size // BYTES_PER_TOKEN_ESTIMATE) + 3 * count + 3 + 258 * images, bound)
-    return InputSize(bound=max(bound, CONTEXT_BOUND) if unbounded else bound, estimate=estimate, messages=count)
-
-
-def measure_embed(requests: list[Mapping[str, Any]]) -> InputSize:
-    """Input bound of embedding requests: each content's bytes plus framing."""
-    count, size, images, unbounded = _contents_bytes([r.get("content") for r in requests])
-    bound = size + PER_MESSAGE_BOUND * count + IMAGE_BOUND * images
-    estimate = min(-(-size // BYTES_PER_TOKEN_ESTIMATE) + count, bound)
-    return InputSize(bound=max(bound, CONTEXT_BOUND) if unbounded else bound, estimate=estimate, messages=count)
-
-
-def thinking_budget(body: Mapping[str, Any]) -> int | None:
-    """The client's explicit positive thinking budget, or None (no thinking, dynamic, or a level)."""
-    config = get(body, "generationConfig") or {}
-    budget = get(get(config, "thinkingConfig") or {}, "thinkingBudget")
-    return budget if isinstance(budget, int) and budget > 0 else None
-
-
-def output_caps(budget: int | None, enforced: int) -> tuple[int, int | None]:
-    """(maxOutputTokens, thinkingBudget) to forward so that together they never pass `enforced`
-    (the thinking keeps its budget unless the cap leaves the answer less than one token)."""
-    if budget is None:
-        return enforced, None
-    sent = max(0, min(budget, enforced - 1))
-    return max(1, enforced - sent), sent
-
 
 def usage_of(model: str, payload: Any) -> TokenUsage | None:
     """Usage of one response body (or stream chunk): `usageMetadata`, plus Google Search grounding
@@ -192,7 +99,7 @@ def usage_of(model: str, payload: Any) -> TokenUsage | None:
     queries = _search_queries(payload)
     if usage is None or not queries:
         return usage
-    searches = queries if _bills_per_query(model) else 1
+    searches = queries if bills_per_query(model) else 1
     units = dict(usage.units)
     units["web_searches"] = max(units.get("web_searches", 0), searches)
     return TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
@@ -416,9 +323,9 @@ class GeminiAdapter(ProtocolAdapter):
             params["thinking_budget"] = budget
         tool_uses: dict[str, int] = {}
         uncapped: dict[str, str] = {}
-        for index, tool in _builtin_tools(body):
-            if tool in _SEARCH_TOOLS:
-                if _bills_per_query(model):
+        for index, tool in builtin_tools(body):
+            if tool in SEARCH_TOOLS:
+                if bills_per_query(model):
                     uncapped.setdefault("web_searches", f"tools[{index}].{tool}")
                 else:
                     tool_uses["web_searches"] = 1  # one fee per grounded prompt
