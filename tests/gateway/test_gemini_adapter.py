@@ -149,6 +149,29 @@ def test_stream_meter_under_any_chunking(sse: bool, step: int) -> None:
     assert meter.cost_note("0.01", "dec_1") == b""  # google-genai would parse an SSE comment as JSON
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=6), st.lists(st.integers(1, 40), min_size=1, max_size=30))
+def test_array_stream_elements_survive_any_split(texts: list[str], cuts: list[int]) -> None:
+    """Text with brackets, braces, quotes and escapes inside strings never confuses the element split."""
+    chunks = [{"candidates": [{"content": {"parts": [{"text": t}]}, "index": 0,
+                               **({"finishReason": "STOP"} if i == len(texts) - 1 else {})}],
+               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": i + 1}} for i, t in enumerate(texts)]
+    raw = b"[" + b",\r\n".join(orjson.dumps(c) for c in chunks) + b"]"
+    meter = GeminiStreamMeter("gemini-2.0-flash", False)
+    relayed: list[tuple[bytes, bool]] = []
+    start = 0
+    for size in cuts * (len(raw) // max(1, sum(cuts)) + 1):
+        relayed.extend(meter.feed(raw[start:start + size]))
+        start += size
+        if start >= len(raw):
+            break
+    relayed.extend(meter.feed(raw[start:]))
+    assert b"".join(event for event, _ in relayed) == raw
+    assert [final for _, final in relayed].count(True) == 1 and meter.done
+    assert meter.usage is not None and meter.usage.output_tokens == len(texts)
+    assert meter.deltas == sum(1 for t in texts if t)
+
+
 def test_a_cut_stream_is_charged_for_the_parts_received() -> None:
     meter = GeminiStreamMeter("gemini-2.0-flash", True)
     first = _chunks({})[0]
