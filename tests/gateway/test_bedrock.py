@@ -359,3 +359,29 @@ def test_a_route_policy_serves_another_model_and_the_cache_answers_repeats(make_
         client.invoke_model(modelId=SONNET, body=json.dumps(body))
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert len(gw.app.store.list_events()) == 2 and gw.app.store.open_reservations() == 0
+
+
+def test_over_plain_http_the_key_signs_requests_with_sigv4(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    """botocore sends a bearer token over HTTPS only; over HTTP, SigV4 with the costplane key as both
+    access key id and secret access key authenticates the same key."""
+    gw = make_gateway()
+    key = gw.key(team="dev")
+
+    def signed_client(secret: str) -> Any:
+        client = boto3.session.Session().client(
+            "bedrock-runtime", endpoint_url=gw.plain_url, region_name="us-east-1", aws_access_key_id=key,
+            aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}))
+        gw.clients.append(client)
+        return client
+
+    reply = signed_client(key).converse(modelId=PROFILE, messages=USER)
+    streamed = signed_client(key).converse_stream(modelId="arn:aws:bedrock:us-east-1:123456789012:"
+                                                  f"inference-profile/{PROFILE}", messages=USER)
+    assert any("metadata" in event for event in streamed["stream"])
+    (event, _) = sorted(gw.app.store.list_events(), key=lambda e: e.ts)
+    assert event.context.team == "dev" and event.cost_nano == converse_cost(PROFILE, reply["usage"])
+    with pytest.raises(ClientError) as forged:
+        signed_client("not-the-key").converse(modelId=PROFILE, messages=USER)
+    assert forged.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert forged.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert len(gw.app.store.list_events()) == 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -35,7 +35,7 @@ from costplane.gateway.protocols.bedrock import (
     InvokeStreamMeter,
     measure_converse,
 )
-from costplane.gateway.sigv4 import AwsCredentials, parse_authorization, sign, verify
+from costplane.gateway.sigv4 import AwsCredentials, check_signed, parse_authorization, sign, verify
 from costplane.gateway.tokens import IMAGE_BOUND
 from costplane.simulator.tokens import count_chat_prompt_tokens
 
@@ -126,6 +126,22 @@ def test_sigv4_matches_botocore(model: str, body: bytes, token: str | None, extr
     assert not verify("POST", url, signed, body, SECRET + "x")
     parsed = parse_authorization(mine["authorization"])
     assert parsed is not None and parsed.region == region and parsed.service == "bedrock"
+
+
+def test_check_signed_refuses_stale_malformed_and_forged_signatures() -> None:
+    url = "http://gw.internal:8080/model/amazon.nova-pro-v1%3A0/converse"
+    when = datetime(2026, 12, 7, 6, 0, 0, tzinfo=UTC)
+    headers = {"content-type": "application/json"}
+    added = sign("POST", url, headers, b"{}", AwsCredentials("cpk_x", "cpk_x"), region="us-east-1", now=when)
+    signed = {**headers, **added, "host": "gw.internal:8080"}
+    paths = ("/model/amazon.nova-pro-v1%3A0/converse",)
+    assert check_signed("POST", "gw.internal:8080", paths, "", signed, b"{}", "cpk_x", now=when) is None
+    late = check_signed("POST", "gw.internal:8080", paths, "", signed, b"{}", "cpk_x", now=when + timedelta(minutes=16))
+    assert late is not None and "expired" in late
+    forged = check_signed("POST", "gw.internal:8080", paths, "", signed, b"{ }", "cpk_x", now=when)
+    assert forged is not None and "does not match" in forged
+    assert "malformed" in str(check_signed("POST", "gw.internal:8080", paths, "", {**signed, "x-amz-date": "yesterday"},
+                                           b"{}", "cpk_x", now=when))
 
 
 def _incoming(operation: str, body: object, model: str = "anthropic.claude-3-5-sonnet-20240620-v1:0") -> Incoming:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
-__all__ = ["ALGORITHM", "AwsCredentials", "SignedAuthorization", "parse_authorization", "sign", "verify"]
+__all__ = ["ALGORITHM", "MAX_CLOCK_SKEW_S", "AwsCredentials", "SignedAuthorization", "check_signed",
+           "parse_authorization", "sign", "verify"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+#: how far `x-amz-date` may be from the verifier's clock (AWS allows 15 minutes)
+MAX_CLOCK_SKEW_S = 900
 #: headers never signed: proxies and clients change them in flight
 _UNSIGNED = frozenset({"authorization", "baggage", "connection", "expect", "keep-alive", "proxy-authenticate",
                        "proxy-authorization", "te", "traceparent", "tracestate", "trailer", "transfer-encoding",
@@ -152,3 +155,20 @@ def verify(method: str, url: str, headers: Mapping[str, str], body: bytes, secre
     expected = _signature(secret, auth.date, auth.region, auth.service,
                           _string_to_sign(method, url, lowered, auth.signed_headers, body, amz_date, scope))
     return hmac.compare_digest(expected, auth.signature)
+
+
+def check_signed(method: str, host: str, paths: Sequence[str], query: str, headers: Mapping[str, str], body: bytes,
+                 secret: str, *, now: datetime | None = None) -> str | None:
+    """Why a request received as `host` + one of `paths` (the same path as the client may have
+    encoded it) is not validly signed with `secret` within MAX_CLOCK_SKEW_S; None when it is."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        signed_at = datetime.strptime(lowered.get("x-amz-date", ""), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "the x-amz-date header is missing or malformed"
+    if abs(((now or datetime.now(UTC)) - signed_at).total_seconds()) > MAX_CLOCK_SKEW_S:
+        return f"the signature expired: x-amz-date is more than {MAX_CLOCK_SKEW_S // 60} minutes from the clock"
+    suffix = f"?{query}" if query else ""
+    if any(verify(method, f"http://{host}{path}{suffix}", lowered, body, secret) for path in paths):
+        return None
+    return "the signature does not match the request"

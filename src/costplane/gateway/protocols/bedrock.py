@@ -24,7 +24,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 import yarl
@@ -44,8 +44,9 @@ from costplane.gateway.protocols.base import (
     StreamMeter,
     UpstreamRequest,
     parse_json_object,
+    read_credential,
 )
-from costplane.gateway.sigv4 import AwsCredentials, sign
+from costplane.gateway.sigv4 import AwsCredentials, check_signed, parse_authorization, sign
 from costplane.gateway.tokens import IMAGE_BOUND, InputSize, measure_anthropic
 from costplane.gateway.upstream import UpstreamError
 from costplane.gateway.validate import (
@@ -254,9 +255,10 @@ def _check_priced(body: Mapping[str, Any], headers: Mapping[str, str], invoke: b
                                           "catalog, so it cannot be metered; use 'standard'")
 
 
-def bedrock_error(status: int, message: str) -> ErrorReply:
+def bedrock_error(status: int, message: str, code: str = "") -> ErrorReply:
     """`{"message": …}` and `x-amzn-errortype`, as Bedrock answers an error."""
-    kind = ERROR_TYPES.get(status, "InternalServerException" if status >= 500 else "ValidationException")
+    kind = "InvalidSignatureException" if code == "invalid_signature" else ERROR_TYPES.get(
+        status, "InternalServerException" if status >= 500 else "ValidationException")
     return ErrorReply(orjson.dumps({"message": message}), headers={"x-amzn-errortype": kind})
 
 
@@ -385,11 +387,31 @@ class BedrockAdapter(ProtocolAdapter):
                     "x-amzn-bedrock-guardrailversion", "x-amzn-bedrock-trace",
                     "x-amzn-bedrock-performanceconfig-latency", "x-amzn-bedrock-service-tier")
 
+    def credential(self, incoming: Incoming) -> str | None:
+        """The costplane key: a bearer token, or the access key id of a SigV4 signature made with the key
+        as both access key id and secret (for clients that cannot send a bearer token over plain HTTP;
+        `parse` checks the signature)."""
+        found = read_credential(self.credentials, incoming)
+        if found is None:
+            signed = parse_authorization(incoming.headers.get("authorization", ""))
+            found = signed.access_key_id if signed is not None else None
+        return found
+
     def parse(self, route: AdapterRoute, incoming: Incoming, settings: GatewaySettings) -> RequestFacts:
         model = incoming.path_params.get("modelId", "")
         if not _MODEL_ID.match(model):
             raise RequestError("modelId", f"modelId: expected a Bedrock model id, inference profile or ARN "
                                           f"(letters, digits and . : / _ -), got {model[:80]!r}")
+        signed = parse_authorization(incoming.headers.get("authorization", ""))
+        if signed is not None:
+            # the AWS SDKs escape the model id in the path (':' as %3A); the route saw it unescaped
+            paths = (f"/model/{quote(model, safe='')}/{route.operation}", incoming.path)
+            reason = check_signed(incoming.method, incoming.headers.get("host", ""), paths, urlencode(incoming.query),
+                                  incoming.headers, incoming.body, signed.access_key_id)
+            if reason is not None:
+                raise RequestError("authorization", f"authorization: {reason} (sign with the costplane key as both "
+                                                    "access key id and secret access key)", status=403,
+                                   code="invalid_signature")
         body = parse_json_object(incoming.body)
         operation = route.operation
         invoke = operation.startswith("invoke")
@@ -476,7 +498,7 @@ class BedrockAdapter(ProtocolAdapter):
         return InvokeStreamMeter() if facts.endpoint == "invoke" else ConverseStreamMeter()
 
     def error(self, status: int, code: str, message: str, param: str | None = None) -> ErrorReply:
-        return bedrock_error(status, message)
+        return bedrock_error(status, message, code)
 
     def stream_error(self, message: str, code: str) -> bytes:
         return encode_exception("modelStreamErrorException", message)
