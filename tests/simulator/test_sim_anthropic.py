@@ -107,3 +107,21 @@ def test_deterministic_answers(claude: anthropic.Anthropic) -> None:
 def test_models_list_in_anthropic_shape(claude: anthropic.Anthropic) -> None:
     ids = [m.id for m in claude.models.list()]
     assert ids and all(i.startswith("claude") for i in ids)
+
+
+def test_custom_tools_are_used_until_a_tool_result_answers(claude: anthropic.Anthropic) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    tools: Any = [{"name": "get_weather", "input_schema": schema}]
+    ask: Any = [{"role": "user", "content": "Weather in Paris?"}]
+    used = claude.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=ask, tools=tools)
+    assert used.stop_reason == "tool_use"
+    block = used.content[0]
+    assert block.type == "tool_use" and block.name == "get_weather" and isinstance(block.input["city"], str)
+    with claude.messages.stream(model="claude-haiku-4-5", max_tokens=100, messages=ask, tools=tools) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].type == "tool_use" and final.content[0].input == block.input  # type: ignore[union-attr]
+    assert final.usage.output_tokens == used.usage.output_tokens
+    answered = [*ask, {"role": "assistant", "content": [block.model_dump()]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "sunny"}]}]
+    reply = claude.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=answered, tools=tools)
+    assert reply.stop_reason in ("end_turn", "max_tokens") and reply.content[0].type == "text"

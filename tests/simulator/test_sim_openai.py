@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from typing import Any
@@ -136,3 +137,26 @@ def test_models_list(oai: openai.OpenAI) -> None:
     ids = [m.id for m in oai.models.list()]
     assert "gpt-4o" in ids and "text-embedding-3-small" in ids
     assert not any(i.startswith("claude") for i in ids)
+
+
+def test_function_tools_are_called_until_a_tool_result_answers(oai: openai.OpenAI) -> None:
+    tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}]
+    ask: Any = [{"role": "user", "content": "Weather in Paris?"}]
+    called = oai.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=tools)
+    choice = called.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    call = choice.message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+    assert isinstance(arguments["city"], str) and isinstance(arguments["days"], int)
+    streamed = list(oai.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=tools, stream=True))
+    deltas = [d for c in streamed if c.choices for d in c.choices[0].delta.tool_calls or ()]
+    pieces = "".join(d.function.arguments or "" for d in deltas if d.function)
+    assert pieces == call.function.arguments  # type: ignore[union-attr]
+    answered = [*ask, {"role": "assistant", "tool_calls": [call.model_dump()]},
+                {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    reply = oai.chat.completions.create(model="gpt-4o-mini", messages=answered, tools=tools)
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.content
+    none = oai.chat.completions.create(model="gpt-4o-mini", messages=ask, tools=tools, tool_choice="none")
+    assert none.choices[0].message.tool_calls is None

@@ -77,7 +77,8 @@ def path_error_handler(adapters: Sequence[ProtocolAdapter]) -> Callable[[Request
             return PlainTextResponse(detail, status_code=status, headers=headers)
         served = ", ".join(served_endpoints(adapters, path))
         if status == 405:
-            allowed = (exc.headers or {}).get("allow", "") if isinstance(exc, HTTPException) else ""
+            given = exc.headers or {} if isinstance(exc, HTTPException) else {}
+            allowed = next((v for k, v in given.items() if k.lower() == "allow"), "")
             message = (f"{request.method} is not served at {path} (allowed: {allowed or 'none'}); "
                        f"this gateway serves {served}")
             response = error_response(adapter, 405, "method_not_allowed", message, param="method")
