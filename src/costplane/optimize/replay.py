@@ -262,11 +262,17 @@ class Replayer:
                 return policy
         return admission.model
 
-    def run(self, request: ReplayRequest) -> None:
-        report = self.report
+    def run(self, request: ReplayRequest) -> DecisionRecord | None:
+        """Decide `request` again at its recorded time and count what changed; returns the replayed
+        decision's record (None when nothing was logged: a request no provider serves)."""
         self.advance(request.ts)
         got = self.core.redecide(request.context, request.recorded)
         record = self.ledger.pop_decision(got.decision_id) if got.decision_id else None
+        self._judge(request, got, record)
+        return record
+
+    def _judge(self, request: ReplayRequest, got: Admission | Denial, record: DecisionRecord | None) -> None:
+        report = self.report
         report.requests += 1
         recorded = request.cost_nano
         report.recorded_nano += recorded
