@@ -186,3 +186,19 @@ def test_records_round_trip_through_the_journal_encoding() -> None:
     record = LeasedRecord(d, (c,), ("lease-1",), ev)
     back = decode_record(encode_record(record))
     assert back == record
+
+
+def test_growing_a_leased_admission_makes_it_a_store_reservation(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal")
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    res = reservation([c])
+    assert leased.reserve(res, decision(res.decision_id)).ok and leased.leased == 1
+    before = used(store)
+    grown = leased.grow_reservation(res.id, 1000, res.expires_at + timedelta(hours=1))
+    assert grown.ok and used(store) == before + 1000  # moved from the lease, then grown: nothing else changed
+    held = store.get_reservation(res.id)  # type: ignore[attr-defined]
+    assert held is not None and held.claims[0].amount_nano == AMOUNT + 1000
+    leased.accrue(res.id, event(400, rid=res.id), close=True)
+    leased.close()
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.reserved_nano, state.calls, state.concurrent) == (400, 0, 1, 0)

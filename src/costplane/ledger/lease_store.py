@@ -26,8 +26,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from costplane.ledger import codec
-from costplane.ledger.queries import INSERT_DECISION, Row, Tx
-from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord
+from costplane.ledger.queries import INSERT_DECISION, Row, Tx, insert_sql
+from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord, Reservation, ReservationStatus
 
 __all__ = ["LeaseQueries", "LeasedRecord"]
 
@@ -168,6 +168,37 @@ class LeaseQueries(ABC):
             return {lid for lid, _ in renew if lid not in held}
 
         return self._write(body)
+
+    def promote_leased(self, reservation: Reservation, decision: DecisionRecord,
+                       leases: Sequence[str | None]) -> None:
+        """Turn a request admitted from leases into a store reservation (its amounts moved from the
+        leases to the reservation, in one transaction: the window's total does not change), for
+        operations only a store reservation has (grow, accrue)."""
+        from costplane.ledger.base import _ADD_COUNTERS, _delta, partition_keys
+
+        res_row = codec.reservation_to_row(reservation)
+        res_row = (res_row[0], ReservationStatus.OPEN, *res_row[2:])
+        ids = sorted({lid for lid in leases if lid is not None})
+
+        def body(tx: Tx) -> None:
+            self._lock_partitions(tx, partition_keys(reservation.claims))
+            held = _leases(tx, ids)
+            deltas: list[Row] = []
+            for claim, lease_id in zip(reservation.claims, leases, strict=True):
+                lease = held.get(lease_id) if lease_id is not None else None
+                if lease is not None:
+                    moved = min(claim.amount_nano, lease[1])
+                    lease[1] -= moved
+                    deltas.append((*lease[0], 0, -moved, 0, 0))
+                deltas.append(_delta(claim, reserved=claim.amount_nano, calls=1, concurrent=1))
+            tx.many(_ADD_COUNTERS, deltas)
+            changed = [(lease[1], lid) for lid, lease in held.items() if lease[1] != lease[2]]
+            if changed:
+                tx.many("UPDATE budget_leases SET held_nano = ? WHERE id = ?", changed)
+            tx.exec(insert_sql("reservations", codec.RESERVATION_COLUMNS), res_row)
+            tx.exec(INSERT_DECISION, codec.decision_to_row(decision))
+
+        self._write(body)
 
     def return_lease(self, lease_id: str, amount_nano: int | None = None) -> int:
         """Give back `amount_nano` of a lease's held headroom (None: all of it, and end the lease).

@@ -23,6 +23,9 @@ admitted inside a lease it fits.
   the pool after at most `ttl` (or at once, when a sibling replays its journal).
 * **Recovery**: the journals of dead processes (start-up: this host's earlier runs too) are
   replayed (`recover`) before any lease is expired by this process; events are idempotent by id.
+* **Long-running reservations** (environments): `grow_reservation` or `accrue` of a request
+  admitted from leases first turns it into a store reservation (`promote_leased`: its amounts
+  moved from the leases to the reservation in one transaction), then runs on the store.
 * **Calls-per-window and concurrency limits stay on the direct path**: a request with a claim that
   has either limit is reserved in the store as before (a lease of calls could not be exact for
   concurrency). Soft claims and claims without a dollar limit need no headroom: their spend is
@@ -442,13 +445,28 @@ class LeasedLedger:
             self._journal.close()
 
     # -- the rest of BudgetLedger: the store's ------------------------------------------------
+    def _promote(self, reservation_id: str) -> None:
+        """A request admitted from leases becomes a store reservation (grow and accrue need one)."""
+        with self._lock:
+            held = self._held.pop(reservation_id, None)
+        if held is None:
+            return
+        try:
+            self.store.promote_leased(held.reservation, held.decision, self._lease_ids(held))
+        except StoreError:
+            with self._lock:
+                self._held[reservation_id] = held
+            raise
+
     def grow_reservation(self, reservation_id: str, extra_nano: int, expires_at: datetime,
                          decision: DecisionRecord | None = None) -> ReserveResult:
+        self._promote(reservation_id)
         return self.store.grow_reservation(reservation_id, extra_nano, expires_at, decision)
 
     def accrue(self, reservation_id: str, event: CostEvent, *, close: bool = False,
                environment_id: str | None = None, accrued_until: datetime | None = None,
                decision: DecisionRecord | None = None) -> tuple[ClaimState, ...]:
+        self._promote(reservation_id)
         return self.store.accrue(reservation_id, event, close=close, environment_id=environment_id,
                                  accrued_until=accrued_until, decision=decision)
 
