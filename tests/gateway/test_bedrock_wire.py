@@ -5,6 +5,7 @@ the simulator's token count, and the stream meters over any chunking."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,6 +83,18 @@ def test_decoder_yields_each_message_whatever_the_chunking(sizes: list[int]) -> 
     assert [m.raw for m in out] == messages
     assert decoder.pending == 0
     assert out[-1].message_type == "exception" and out[-1].event_type == "throttlingException"
+
+
+@given(data=st.binary(max_size=400), flip=st.integers(0, 10_000))
+@settings(max_examples=300, deadline=None)
+def test_the_decoder_never_fails_other_than_with_event_stream_error(data: bytes, flip: int) -> None:
+    """Garbage or a corrupted frame from upstream is an EventStreamError (a broken stream), never a crash."""
+    frame = bytearray(encode_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x"}}))
+    frame[flip % len(frame)] ^= 0x5A
+    with pytest.raises(EventStreamError):  # any one corrupted byte breaks a CRC
+        EventStreamDecoder().feed(bytes(frame))
+    with contextlib.suppress(EventStreamError):  # anything else raised fails the test
+        EventStreamDecoder().feed(data)
 
 
 def test_decoder_refuses_bad_crcs_and_lengths() -> None:
