@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import struct
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -95,6 +97,17 @@ def test_the_decoder_never_fails_other_than_with_event_stream_error(data: bytes,
         EventStreamDecoder().feed(bytes(frame))
     with contextlib.suppress(EventStreamError):  # anything else raised fails the test
         EventStreamDecoder().feed(data)
+
+
+@given(headers=st.binary(max_size=120), payload=st.binary(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_malformed_headers_inside_valid_crcs_are_an_event_stream_error(headers: bytes, payload: bytes) -> None:
+    total = 12 + len(headers) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    body = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
+    with contextlib.suppress(EventStreamError):
+        (message,) = EventStreamDecoder().feed(body + struct.pack(">I", zlib.crc32(body)))
+        assert message.payload == payload
 
 
 def test_decoder_refuses_bad_crcs_and_lengths() -> None:
