@@ -23,6 +23,7 @@ from costplane.attribution.context import Context
 from costplane.core.bundle_state import ActiveBundle
 from costplane.core.decider import Decider, Evaluation, Hold, Refused, new_id
 from costplane.core.envpricing import Estimate, cost_for, estimate
+from costplane.core.envrequests import ExtendRequest, LaunchRequest, RuntimeVerdict
 from costplane.core.notify import Notifier
 from costplane.core.requests import ACCEPTED, CREATED, OK, Denial
 from costplane.core.spend import observe, policy_notices
@@ -63,55 +64,6 @@ def render_driver(value: Any, inputs: Mapping[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: render_driver(v, inputs) for k, v in value.items()}
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class LaunchRequest:
-    """A launch as asked for (hook environment.launch): what its decision's input keeps to rebuild it."""
-
-    blueprint: str
-    inputs: Mapping[str, Any]
-    ttl: int | None = None
-
-    def decision_input(self) -> dict[str, Any]:
-        return {"blueprint": self.blueprint, "inputs": dict(self.inputs), "ttl_seconds": self.ttl}
-
-    @classmethod
-    def from_decision_input(cls, recorded: Mapping[str, Any]) -> LaunchRequest:
-        inputs = recorded.get("inputs")
-        ttl = recorded.get("ttl_seconds")
-        return cls(str(recorded.get("blueprint", "")), dict(inputs) if isinstance(inputs, Mapping) else {},
-                   ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None)
-
-
-@dataclass(frozen=True, slots=True)
-class ExtendRequest:
-    """An extension as asked for (hook environment.extend)."""
-
-    environment_id: str
-    by: int | None = None
-
-    def decision_input(self) -> dict[str, Any]:
-        return {"environment_id": self.environment_id, "extend_seconds": self.by}
-
-    @classmethod
-    def from_decision_input(cls, recorded: Mapping[str, Any]) -> ExtendRequest:
-        by = recorded.get("extend_seconds")
-        return cls(str(recorded.get("environment_id", "")),
-                   by if isinstance(by, int) and not isinstance(by, bool) else None)
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeVerdict:
-    """What a scheduler pass decided for a running environment (hook environment.runtime)."""
-
-    action: str  # teardown | suspend
-    reason: str
-    evaluation: Evaluation
-
-    @property
-    def policies(self) -> tuple[str, ...]:
-        return tuple(a.name for a in self.evaluation.policy.actions)
 
 
 @dataclass(frozen=True, slots=True)
