@@ -18,6 +18,7 @@ from costplane.gateway.errors import error_response
 from costplane.gateway.models import model_listing
 from costplane.gateway.protocols import ADAPTERS
 from costplane.gateway.protocols.base import ProtocolAdapter, ResponseLookup
+from costplane.gateway.protocols.openai_responses import StoreResponseLookup
 from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.routes import adapter_for_path, adapter_routes, path_error_handler
 from costplane.gateway.upstream import AiohttpTransport, UpstreamTransport
@@ -40,14 +41,15 @@ def create_gateway(
 ) -> Starlette:
     """The gateway app. `extra_routes` (API, receivers) are served by the same app, and each
     (seconds, job) of `background` runs every `seconds` while it serves (schedulers). `adapters`:
-    the protocols served (the registry); `lookup`: the responses the gateway metered, by id."""
+    the protocols served (the registry); `lookup`: the responses the gateway metered, by id (by
+    default read from the cost events)."""
     settings = application.config.gateway
     transport = transport or AiohttpTransport()
     store = StoreExecutor(application.store)
     proxy = GovernedProxy(application.core, application.auth, transport, settings.max_request_bytes,
                           float(settings.upstream_timeout), store,
                           spans=span_exporter(application.config.telemetry),  # None unless telemetry.otlp_endpoint
-                          lookup=lookup)
+                          lookup=lookup if lookup is not None else StoreResponseLookup(application.store))
 
     async def models(request: Request) -> Response:
         adapter = adapter_for_path(adapters, "/v1/models", dict(request.headers)) or adapters[0]
@@ -75,6 +77,7 @@ def create_gateway(
             log.warning("released %d stale reservations at start-up", expired)
         tasks = [
             asyncio.create_task(_every(5.0, lambda: store.run(application.core.expire_reservations))),
+            asyncio.create_task(_every(2.0, proxy.background.sweep)),  # background responses that finished
             # loading a bundle reads files and may ask git: keep it off the event loop
             asyncio.create_task(_every(float(settings.reload_interval),
                                        lambda: asyncio.to_thread(application.reload_if_changed))),

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,7 @@ from costplane.gateway.protocols.base import (
     ResponseLookup,
     StreamMeter,
 )
+from costplane.gateway.protocols.openai_responses import BackgroundResponses, HeldResponse
 from costplane.gateway.tokens import InputSize, request_hash
 from costplane.gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
@@ -96,7 +98,11 @@ class GovernedProxy:
         self.max_request_bytes = max_request_bytes
         self.upstream_timeout = upstream_timeout
         self.spans = spans  # OTel GenAI span export (telemetry.otlp_endpoint); None: off
-        self.lookup = lookup  # responses the gateway metered, by response id (chains, pass-through scoping)
+        # background responses hold their reservation until they finish; they and the responses the
+        # gateway metered (`lookup`) answer by response id (chains, pass-through scoping)
+        self.background: BackgroundResponses[Admission] = BackgroundResponses(
+            lookup, self._settle_held, transport, timeout=upstream_timeout)
+        self.lookup: ResponseLookup = self.background
 
     async def handle(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> Response:
         with self.store.request():
@@ -251,7 +257,18 @@ class GovernedProxy:
         except UpstreamError as exc:
             return error_response(adapter, 502, f"upstream_{exc.kind}", f"{exc} (nothing was charged)",
                                   retryable=True)
+        if upstream.status == 200 and len(self.background):
+            try:
+                read = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                read = None
+            await self.background.observe(read)  # a held response read finished: settled
         return Response(payload, status_code=upstream.status, media_type=content_type, headers=headers)
+
+    async def _settle_held(self, admission: Admission, usage: TokenUsage, status: str, response_id: str) -> None:
+        """Settle a background response the gateway held, once it finished (or at its bound)."""
+        trace = CallIds(response_id)
+        await self.store.run(self._settle, admission, usage, status, 0, None, "", trace)
 
     async def _plain(self, adapter: ProtocolAdapter, facts: RequestFacts, admission: Admission,
                      upstream: UpstreamResponse, started: float, use_cache: bool, trace: CallIds) -> Response:
@@ -271,6 +288,10 @@ class GovernedProxy:
         except orjson.JSONDecodeError:
             payload = None
         usage = adapter.usage(facts, payload)
+        if usage is None and self._held(admission, facts, payload):  # still running: the reservation stays
+            headers = self._headers(admission, admission.worst_nano, admission.remaining_nano)
+            headers["x-costplane-cost-final"] = "false"
+            return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
         status = "ok"
         if usage is None:
             # No silent $0: charge the bound of what may have been consumed, and say so.
@@ -282,6 +303,19 @@ class GovernedProxy:
                                           payload_bytes if use_cache and status == "ok" else None, content_type, ids)
         headers = self._headers(admission, settlement.cost_nano, settlement.remaining_nano)
         return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
+
+    def _held(self, admission: Admission, facts: RequestFacts, payload: Any) -> bool:
+        """Keep the reservation of a background response that is still running (settled by the
+        background sweep, or when a read through the gateway shows it finished)."""
+        key_id = admission.context.key_id
+        if key_id is None:
+            return False
+        expires = (admission.reservation.expires_at if admission.reservation is not None
+                   else datetime.now(UTC) + timedelta(seconds=self.core.config.gateway.reservation_ttl))
+        bound = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens,
+                           units=tuple(facts.tool_uses.items()))
+        return self.background.hold(payload, HeldResponse(key_id, admission.provider, admission.model, bound,
+                                                          expires, admission))
 
     def _settle(self, admission: Admission, usage: TokenUsage, status: str, latency: int,
                 cache_body: bytes | None = None, content_type: str = "", ids: CallIds = _NO_IDS) -> Settlement:
