@@ -19,6 +19,9 @@ from costplane.runs.tree import build_tree, list_runs
 
 pytest.importorskip("openai")
 pytest.importorskip("anthropic")
+pytest.importorskip("agents")
+pytest.importorskip("google.genai")
+pytest.importorskip("boto3")
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +65,7 @@ def test_the_demo_finishes_and_says_where_to_go_next(demo_run: DemoRun) -> None:
 
 def test_every_team_spent_money(demo_run: DemoRun) -> None:
     spend = {row.group["team"]: row.cost_nano for row in demo_run.store.spend(group_by=["team"])}
-    for team in ("ml", "support", "growth"):
+    for team in ("ml", "support", "growth", "finance"):
         assert spend.get(team, 0) > 0, spend
 
 
@@ -74,8 +77,9 @@ def test_experiment_prompts_were_rerouted(demo_run: DemoRun) -> None:
 
 
 def test_reasoning_models_were_denied_by_policy(demo_run: DemoRun) -> None:
-    denied = [d for d in demo_run.denials if d.result.get("code") == "policy_denied"]
-    assert denied and denied[0].status_code == 403
+    denied = [d for d in demo_run.denials if d.result.get("code") == "policy_denied"
+              and "experiments-no-reasoning-models" in d.policies]
+    assert denied and all(d.status_code == 403 for d in denied)
     assert "experiments-no-reasoning-models" in denied[0].reason
 
 
@@ -177,3 +181,61 @@ def test_the_demo_ledger_is_browsable_with_the_printed_dashboard_logins(demo_run
         assert f'data-team="{team}"' in seen["finance"]
     assert 'data-team="ml"' in seen["ml-dev"]
     assert 'data-team="support"' not in seen["ml-dev"] and 'data-team="growth"' not in seen["ml-dev"]
+
+
+def _served(run: DemoRun, provider: str, endpoint: str) -> list[CostEvent]:
+    return [e for e in run.events if e.provider == provider and e.endpoint == endpoint and e.kind == "llm"]
+
+
+def test_the_openai_agents_agent_is_metered_step_by_step_and_its_budget_stops_it(demo_run: DemoRun) -> None:
+    """The concierge (openai-agents, default model, Responses API, a function tool): each model step is
+    a cost event of the agent's run; its daily budget refuses it with a 402 once spent."""
+    steps = _served(demo_run, "openai", "responses")
+    assert len(steps) >= 4
+    assert all(e.cost_nano > 0 and e.context.agent == "concierge" and e.context.team == "support" for e in steps)
+    runs = Counter(e.context.run for e in steps)
+    assert any(count >= 2 for count in runs.values()), runs  # the tool call, then the answer, in one run
+    assert all(run.startswith("c-") for run in runs)
+    refused = [d for d in demo_run.denials if d.result.get("budget") == "concierge-daily"]
+    assert refused and all(d.status_code == 402 and d.input["endpoint"] == "responses" for d in refused)
+    assert 0 < sum(e.cost_nano for e in steps) <= parse_usd("0.0015 USD")
+
+
+def test_the_gemini_pipeline_embeds_and_generates_and_short_prompts_go_to_flash(demo_run: DemoRun) -> None:
+    embedded = _served(demo_run, "gemini", "embeddings")
+    generated = _served(demo_run, "gemini", "generate_content")
+    assert embedded and generated
+    for event in embedded + generated:
+        assert event.cost_nano > 0 and event.context.pipeline == "doc-enrich" and event.context.team == "ml"
+        assert event.context.run.startswith("doc-")  # from the W3C baggage on the generate step
+    routed = [e for e in generated if e.requested_model == "gemini-2.5-pro" and e.model == "gemini-2.5-flash"]
+    assert routed and all(e.saved_nano > 0 for e in routed)
+    assert any(e.model == "gemini-2.5-pro" for e in generated)  # the long contract keeps the large model
+
+
+def test_the_bedrock_pipeline_is_metered_and_opus_is_refused_by_policy(demo_run: DemoRun) -> None:
+    served = _served(demo_run, "bedrock", "converse")
+    assert served and all(e.cost_nano > 0 and e.context.pipeline == "claims-triage" for e in served)
+    assert {e.context.team for e in served} == {"finance"}
+    assert {e.model for e in served} >= {"amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"}
+    refused = [d for d in demo_run.denials if "pipelines-no-opus" in d.policies]
+    assert refused and all(d.status_code == 403 and d.result.get("code") == "policy_denied" for d in refused)
+    assert all(d.input["protocol"] == "bedrock" and "opus" in d.input["model"] for d in refused)
+
+
+def test_the_azure_copilot_is_priced_by_its_deployments_and_degraded_when_its_budget_is_spent(
+        demo_run: DemoRun) -> None:
+    served = _served(demo_run, "azure-openai", "chat.completions")
+    assert served and all(e.cost_nano > 0 and e.context.agent == "invoice-copilot" for e in served)
+    assert all(e.requested_model == "invoices-4o" for e in served)
+    assert {e.model for e in served} == {"gpt-4o", "gpt-4o-mini"}  # degraded by invoice-copilot-hourly
+    spent = sum(e.cost_nano for e in served)
+    assert spent <= parse_usd("0.01 USD")
+
+
+def test_the_summary_shows_spend_per_provider(demo_run: DemoRun) -> None:
+    spend = {row.group["provider"]: row.cost_nano for row in demo_run.store.spend(group_by=["provider"])}
+    for provider in ("openai", "anthropic", "azure-openai", "gemini", "bedrock"):
+        assert spend.get(provider, 0) > 0, spend
+        assert provider in demo_run.output
+    assert "Spend by provider" in demo_run.output

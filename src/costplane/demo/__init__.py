@@ -2,7 +2,8 @@
 
 It starts the upstream simulator and the governed gateway, mints keys for a few personas
 (support bot, ML experiments, a research agent, a growth team, a knowledge-base indexer),
-drives a mixed workload through the gateway with the official OpenAI and Anthropic SDKs and
+drives a mixed workload through the gateway with the official SDKs of every protocol it serves
+(openai, anthropic, openai-agents, google-genai, boto3, Azure OpenAI) and
 shows live what costplane attributed, rerouted, cached and denied. See docs/demo.md.
 
 The SDKs are optional dependencies (`pip install 'costplane[demo]'`); nothing here imports them
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["DemoOptions", "DemoResult", "missing_dependencies", "run_demo"]
 
 #: The import name of each package the demo needs beyond costplane's own dependencies.
-DEMO_DEPENDENCIES = ("openai", "anthropic")
+DEMO_DEPENDENCIES = ("openai", "anthropic", "agents", "google.genai", "boto3")
 
 if TYPE_CHECKING:
     from costplane.demo.runner import DemoOptions, DemoResult, run_demo
@@ -26,7 +27,13 @@ def missing_dependencies() -> list[str]:
     """The demo's optional packages that are not installed."""
     from importlib.util import find_spec
 
-    return [name for name in DEMO_DEPENDENCIES if find_spec(name) is None]
+    def missing(name: str) -> bool:
+        try:
+            return find_spec(name) is None
+        except ModuleNotFoundError:  # the parent package (google) is not installed either
+            return True
+
+    return [name for name in DEMO_DEPENDENCIES if missing(name)]
 
 
 def __getattr__(name: str) -> Any:

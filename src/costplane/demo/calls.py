@@ -16,7 +16,7 @@ from typing import Any
 import anthropic
 import openai
 
-__all__ = ["Clients", "Outcome", "Tally"]
+__all__ = ["Clients", "Headers", "Outcome", "Tally", "from_error", "from_headers"]
 
 Headers = Mapping[str, str]
 
@@ -78,12 +78,12 @@ class Tally:
             count.last = f"{outcome.status} {outcome.code}"
 
 
-def _from_headers(status: int, headers: Mapping[str, str]) -> Outcome:
+def from_headers(status: int, headers: Mapping[str, str]) -> Outcome:
     return Outcome(True, status, effect=headers.get("x-costplane-effect", ""),
                    model=headers.get("x-costplane-model", ""), cache=headers.get("x-costplane-cache", ""))
 
 
-def _from_error(exc: Exception) -> Outcome:
+def from_error(exc: Exception) -> Outcome:
     if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
         body: Any = exc.body
         detail = body.get("error", body) if isinstance(body, dict) else {}
@@ -122,17 +122,18 @@ class Clients:
             await an.close()
 
     async def chat(self, persona: str, model: str, prompt: str | Sequence[Mapping[str, str]],
-                   headers: Headers, *, max_tokens: int | None = None, stream: bool = False) -> Outcome:
-        """An OpenAI chat completion (streamed or not) as `persona`."""
+                   headers: Headers, *, max_tokens: int | None = None, stream: bool = False,
+                   client: openai.AsyncOpenAI | None = None) -> Outcome:
+        """An OpenAI chat completion (streamed or not) as `persona` (with `client`: an Azure OpenAI one)."""
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         extra: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
-        client = self._openai[persona]
+        client = client or self._openai[persona]
 
         async def send() -> Outcome:
             raw = await client.chat.completions.with_raw_response.create(
                 model=model, messages=messages,  # type: ignore[arg-type]
                 stream=stream, extra_headers=dict(headers), **extra)
-            outcome = _from_headers(raw.http_response.status_code, raw.headers)
+            outcome = from_headers(raw.http_response.status_code, raw.headers)
             parsed: Any = raw.parse()  # openai's raw response parses synchronously
             if stream:
                 async for _ in parsed:
@@ -151,7 +152,7 @@ class Clients:
             raw = await client.messages.with_raw_response.create(
                 model=model, max_tokens=max_tokens, messages=[{"role": "user", "content": prompt}],
                 stream=stream, extra_headers=dict(headers), **extra)
-            outcome = _from_headers(raw.http_response.status_code, raw.headers)
+            outcome = from_headers(raw.http_response.status_code, raw.headers)
             parsed: Any = await raw.parse()
             if stream:
                 async for _ in parsed:
@@ -166,21 +167,26 @@ class Clients:
         async def send() -> Outcome:
             raw = await client.embeddings.with_raw_response.create(
                 model=model, input=list(texts), extra_headers=dict(headers))
-            outcome = _from_headers(raw.http_response.status_code, raw.headers)
+            outcome = from_headers(raw.http_response.status_code, raw.headers)
             raw.parse()
             return outcome
 
         return await self._call(persona, send)
 
     async def _call(self, persona: str, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
-        """One bounded call: a concurrency slot, a deadline, errors turned into outcomes, tallied."""
+        return await self.bounded(persona, send)
+
+    async def bounded(self, persona: str, send: Callable[[], Awaitable[Outcome]], *, tally: bool = True) -> Outcome:
+        """One bounded call: a concurrency slot, a deadline, errors turned into outcomes, tallied
+        (`tally=False`: `send` tallies its own responses; only a call that got none is counted here)."""
         async with self._slots:
             try:
                 async with asyncio.timeout(self._timeout + 5):
                     outcome = await send()
             except _ERRORS as exc:
-                outcome = _from_error(exc)
+                outcome = from_error(exc)
             except TimeoutError as exc:
                 outcome = self._timed_out(exc)
-        self.tally.record(persona, outcome)
+        if tally or outcome.status == 0:
+            self.tally.record(persona, outcome)
         return outcome

@@ -7,7 +7,10 @@ stop timeout. Ctrl-C ends the workload early and still prints what happened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,10 +20,15 @@ from rich.markup import escape
 
 from costplane.demo.calls import Clients, Tally
 from costplane.demo.summary import Snapshot, render, take_snapshot
+from costplane.demo.vendors import VendorClients
 from costplane.demo.workload import DEFAULT_REQUESTS, Workload, plan_for
 from costplane.demo.world import DemoWorld, default_bundle, fresh_directory, open_world
 
 __all__ = ["DemoOptions", "DemoResult", "run_demo"]
+
+#: Which personas call through the 2026 clients (each client is created only for them).
+VENDOR_PERSONAS = {"agents": ("concierge",), "gemini": ("doc-pipeline",), "bedrock": ("claims-pipeline",),
+                   "azure": ("invoice-copilot",)}
 
 #: Extra time the workload may take beyond --duration before it is cut off.
 GRACE_S = 45.0
@@ -57,6 +65,7 @@ async def _drive(world: DemoWorld, options: DemoOptions, console: Console,
                  tally: Tally) -> tuple[Snapshot, bool]:
     plan = plan_for(options.duration, options.requests)
     clients = Clients(world.gateway_url, world.keys, tally, in_flight=options.in_flight)
+    vendors = VendorClients(clients, world.gateway_url, world.keys, VENDOR_PERSONAS)
     started = time.monotonic()
 
     async def snap(finished: bool) -> Snapshot:
@@ -65,7 +74,7 @@ async def _drive(world: DemoWorld, options: DemoOptions, console: Console,
                                        time.monotonic() - started, options.duration, finished)
 
     timed_out = False
-    work = asyncio.create_task(Workload(clients, plan, options.seed).run())
+    work = asyncio.create_task(Workload(clients, vendors, plan, options.seed).run())
     live: Live | None = None
     try:
         if console.is_terminal:
@@ -96,6 +105,20 @@ async def _drive(world: DemoWorld, options: DemoOptions, console: Console,
         if live is not None:
             live.stop()
         await asyncio.wait_for(clients.close(), timeout=10.0)
+        await asyncio.wait_for(vendors.close(), timeout=10.0)
+
+
+@contextlib.contextmanager
+def _quiet_agents_sdk() -> Iterator[None]:
+    """The agents SDK logs every refused model call as an error line; the demo shows the refusals in its
+    summary instead, so its logger is quiet while the workload runs (restored afterwards)."""
+    sdk = logging.getLogger("openai.agents")
+    level = sdk.level
+    sdk.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        sdk.setLevel(level)
 
 
 async def _settled(world: DemoWorld, timeout_s: float = 3.0) -> None:
@@ -118,7 +141,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
         interrupted = timed_out = False
         started = time.monotonic()
         try:
-            snapshot, timed_out = asyncio.run(_drive(world, options, console, tally))
+            with _quiet_agents_sdk():
+                snapshot, timed_out = asyncio.run(_drive(world, options, console, tally))
         except KeyboardInterrupt:
             interrupted = True
             snapshot = take_snapshot(world.application, tally.copy(), world.alerts, world.gateway_url,

@@ -25,6 +25,9 @@ from costplane.runs.tree import RunSummary, list_runs
 __all__ = ["BudgetLine", "Snapshot", "render", "take_snapshot", "usd"]
 
 
+CENT_NANO = 10_000_000
+
+
 def usd(nano: int, places: int = 6) -> str:
     return "$" + format_usd(nano, places=places)
 
@@ -50,6 +53,8 @@ class Snapshot:
     by_agent: Sequence[SpendRow]
     by_model: Sequence[SpendRow]
     by_kind: Sequence[SpendRow]
+    by_provider: Sequence[SpendRow]  # one provider per protocol family: the protocol each call spoke
+    by_pipeline: Sequence[SpendRow]
     denials_logged: Counter[str]
     notices: Counter[str]
     open_reservations: int
@@ -105,6 +110,7 @@ def take_snapshot(application: Application, tally: Tally, alerts: AlertLog, gate
         planned_s=planned_s, finished=finished,
         by_team=store.spend(group_by=["team"]), by_agent=store.spend(group_by=["agent"]),
         by_model=store.spend(group_by=["model"]), by_kind=store.spend(group_by=["kind"]),
+        by_provider=store.spend(group_by=["provider"]), by_pipeline=store.spend(group_by=["pipeline"]),
         denials_logged=denials, notices=notices, open_reservations=store.open_reservations(),
         budgets=_budget_lines(application), requests=tally.requests, served=tally.ok,
         effects=tally.effects, cache_hits=tally.cache_hits, denials_seen=tally.denials, personas=tally.personas,
@@ -176,8 +182,9 @@ def _budgets_table(s: Snapshot) -> Table:
     for b in s.budgets:
         used = (b.spent_nano + b.reserved_nano) * 100 // b.limit_nano if b.limit_nano else 0
         style = "red" if used >= 100 or (b.hard and used >= 80) else "yellow" if used >= 50 else "green"
+        places = 2 if b.limit_nano % CENT_NANO == 0 else 4  # a budget of a fraction of a cent shows its digits
         table.add_row(b.name + ("" if b.hard else " (soft)"), _window(b.window), usd(b.spent_nano),
-                      usd(b.limit_nano, 2), f"[{style}]{used}%[/{style}]")
+                      usd(b.limit_nano, places), f"[{style}]{used}%[/{style}]")
     return table
 
 
@@ -215,6 +222,8 @@ def render(s: Snapshot, console: Console) -> RenderableType:
             f"bundle {s.revision}")
     pairs = [(_spend_table("Spend by team", "team", s.by_team),
               _spend_table("Spend by agent", "agent", s.by_agent)),
+             (_spend_table("Spend by provider", "provider", s.by_provider),
+              _spend_table("Spend by pipeline", "pipeline", s.by_pipeline)),
              (_spend_table("Spend by model", "model", s.by_model), _governance_table(s)),
              (_denials_table(s), _personas_table(s))]
     parts: list[RenderableType] = [head]

@@ -16,6 +16,7 @@ from typing import Any
 
 from costplane.demo import corpus
 from costplane.demo.calls import Clients, Outcome
+from costplane.demo.vendors import VendorClients
 
 __all__ = ["DEFAULT_REQUESTS", "Plan", "Workload", "plan_for"]
 
@@ -33,6 +34,10 @@ class Plan:
     research_runs: int = 4
     kb_docs: int = 12
     growth_workers: int = 3
+    concierge_runs: int = 8
+    documents: int = 5
+    claims: int = 6
+    invoices: int = 12
 
 
 def plan_for(duration: float, requests: int = DEFAULT_REQUESTS) -> Plan:
@@ -40,15 +45,18 @@ def plan_for(duration: float, requests: int = DEFAULT_REQUESTS) -> Plan:
     scale = max(requests, 1) / DEFAULT_REQUESTS
     return Plan(duration=max(duration, 1.0), tickets=max(4, round(30 * scale)),
                 experiment_runs=max(3, round(6 * scale)), research_runs=max(1, round(4 * scale)),
-                kb_docs=max(3, round(12 * scale)))
+                kb_docs=max(3, round(12 * scale)), concierge_runs=max(6, round(8 * scale)),
+                documents=max(3, round(5 * scale)), claims=max(3, round(6 * scale)),
+                invoices=max(10, round(12 * scale)))
 
 
 Job = Callable[[], Coroutine[Any, Any, None]]
 
 
 class Workload:
-    def __init__(self, clients: Clients, plan: Plan, seed: int) -> None:
+    def __init__(self, clients: Clients, vendors: VendorClients, plan: Plan, seed: int) -> None:
         self.clients = clients
+        self.vendors = vendors
         self.plan = plan
         self.seed = seed
         self._pace = plan.duration / 25.0
@@ -63,6 +71,10 @@ class Workload:
         jobs += [self.research_loop, self.research_crawler, self.research_deep_dive]
         jobs += [self._bind(self.kb_reindex, n + 1) for n in range(3)]
         jobs += [self._bind(self.growth_campaign, w + 1) for w in range(p.growth_workers)]
+        jobs += [self._bind(self.concierge_conversation, c + 1) for c in range(p.concierge_runs)]
+        jobs += [self._bind(self.enrich_document, d + 1) for d in range(p.documents)]
+        jobs += [self._bind(self.triage_claim, c + 1) for c in range(p.claims)]
+        jobs += [self.invoice_copilot]
         return jobs
 
     async def run(self) -> None:
@@ -230,4 +242,69 @@ class Workload:
                 {"x-costplane-project": f"launch-{worker}", "x-costplane-step": "copy"}, max_tokens=400)
             if not result.ok and result.status == 402:
                 return  # the campaign is paused: the budget is spent
+            await asyncio.sleep(rng.uniform(0.6, 1.4) * interval)
+
+    # -- support: the concierge, an openai-agents agent on the SDK's default model (Responses API) ---
+    async def concierge_conversation(self, number: int) -> None:
+        """One agent run: the model calls the order tool, then answers; its daily budget runs out."""
+        rng = self._rng(f"concierge-{number}")
+        await self._at(0.1 + 0.75 * (number - 1) / max(self.plan.concierge_runs, 1))
+        order = f"A-{1001 + (number - 1) % 4}"
+        question = f"{corpus.ticket(rng, 2000 + number)} Where is my order {order}?"
+        await self.vendors.agent_run("concierge", question, {"x-costplane-run": f"c-{number}"}, max_tokens=300)
+
+    # -- ml: the document-enrichment pipeline on Gemini (google-genai: embed + generate) ------------
+    async def enrich_document(self, number: int) -> None:
+        rng = self._rng(f"doc-{number}")
+        await self._at(rng.uniform(0.05, 0.8))
+        run = f"doc-{number}"
+        long = number == 2  # one long contract: it keeps gemini-2.5-pro, its output capped
+        words = 3_600 if long else rng.randint(150, 400)
+        text = corpus.document(rng, words, f"Supplier contract {number}")
+        chunks = [text[i:i + 2_000] for i in range(0, min(len(text), 6_000), 2_000)]
+        embedded = await self.vendors.gemini_embed(
+            "doc-pipeline", "gemini-embedding-001", chunks,
+            {"x-costplane-run": run, "x-costplane-step": "embed", "x-costplane-tool": "vector.upsert"})
+        if not embedded.ok:
+            return
+        await self._think(rng)
+        await self.vendors.gemini_generate(
+            "doc-pipeline", "gemini-2.5-pro", f"Summarise the obligations and deadlines of:\n{text}",
+            {"baggage": f"costplane.run={run},costplane.step=summarise"}, max_tokens=2048, stream=number % 2 == 1)
+
+    # -- finance: the claims-triage pipeline on Bedrock Converse (boto3) ---------------------------
+    async def triage_claim(self, number: int) -> None:
+        rng = self._rng(f"claim-{number}")
+        await self._at(rng.uniform(0.05, 0.8))
+        claim = f"Claim #{5000 + number}: {corpus.transaction(rng)}. {corpus.filler(rng, 120)}"
+        run = {"x-costplane-run": f"claim-{number}"}
+        triage = await self.vendors.converse(
+            "claims-pipeline", "amazon.nova-lite-v1:0", f"Classify this insurance claim: {claim}",
+            {**run, "x-costplane-step": "triage"}, max_tokens=100, system="You triage insurance claims.")
+        if not triage.ok:
+            return
+        await self._think(rng)
+        if number % 3 == 1:
+            # the hard cases go to the largest model, which pipelines may not call: refused, then Nova Pro
+            escalated = await self.vendors.converse(
+                "claims-pipeline", "us.anthropic.claude-opus-4-1-20250805-v1:0", f"Assess the fraud risk: {claim}",
+                {**run, "x-costplane-step": "escalate"}, max_tokens=800)
+            model = "amazon.nova-pro-v1:0" if not escalated.ok else ""
+        else:
+            model = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+        if model:
+            await self.vendors.converse("claims-pipeline", model, f"Write the adjuster's summary of: {claim}",
+                                        {**run, "x-costplane-step": "summarise"}, max_tokens=400)
+
+    # -- finance: the invoice copilot on Azure OpenAI (deployments), degraded when its budget is spent -
+    async def invoice_copilot(self) -> None:
+        rng = self._rng("invoice-copilot")
+        await self._at(0.05)
+        interval = self.plan.duration * 0.8 / max(self.plan.invoices, 1)
+        for number in range(1, self.plan.invoices + 1):
+            invoice = f"Invoice INV-{7000 + number}: {corpus.transaction(rng)}; {corpus.filler(rng, 60)}"
+            await self.vendors.azure_chat(
+                "invoice-copilot", "invoices-4o", f"Extract vendor, amount, due date and GL code: {invoice}",
+                {"x-costplane-run": f"inv-{number}", "x-costplane-step": "extract"}, max_tokens=300,
+                stream=number % 4 == 0)
             await asyncio.sleep(rng.uniform(0.6, 1.4) * interval)
