@@ -141,11 +141,15 @@ def _supersede(tx: Tx, span_event: CostEvent, by: str, claims_for: ClaimsFor | N
     return True
 
 
+_PROBE = (f"SELECT id FROM cost_events WHERE response_id = ? AND {_SPAN} AND {_LIVE} UNION ALL"
+          f" SELECT id FROM cost_events WHERE trace_id = ? AND span_id = ? AND {_SPAN} AND {_LIVE}")
+
+
 def reconcile(tx: Tx, event_id: str, ids: CallIds) -> list[tuple[str, str]]:
     """The gateway event `event_id` (just inserted with `ids`) supersedes the live OTLP/SDK events
-    of its call already recorded, in the caller's transaction: two indexed probes when there are
+    of its call already recorded, in the caller's transaction: ONE indexed probe when there are
     none (the common case). Returns the (superseded event id, gateway event id) pairs."""
-    if not ids:
+    if not ids or not tx.all(_PROBE, (ids.response_id, ids.trace_id, ids.span_id)):
         return []
     return [(span.id, event_id) for span in _spans_of(tx, ids) if _supersede(tx, span, event_id, None, None)]
 

@@ -428,12 +428,22 @@ class LeasedLedger:
         return count
 
     def close(self) -> None:
-        """Apply what is journaled, give every lease back, release the journal."""
+        """Apply what is journaled, give every lease back, release the journal. When the store
+        cannot take the last records (after a few tries), the leases are kept and the journal stays
+        for the next start-up (or a sibling's expiry pass) to replay before the leases end."""
         self._stop.set()
         if self._writer is not None and self._writer is not threading.current_thread():
             self._writer.join(timeout=5)
         try:
-            self.flush()
+            for attempt in range(5):
+                self.flush()
+                if not self._retry and not self._pending:
+                    break
+                time.sleep(0.2 * (attempt + 1))
+            else:
+                _log.warning("lease ledger closed with %d record(s) journaled, not applied: its leases stay until "
+                             "the journal is replayed", sum(len(part) for part, _ in self._retry))
+                return
             with self._lock:
                 leases = [w.lease_id for w in self._windows.values() if w.lease_id is not None]
                 for window in self._windows.values():
