@@ -37,7 +37,7 @@ class Plan:
     concierge_runs: int = 8
     documents: int = 5
     claims: int = 6
-    invoices: int = 12
+    invoices: int = 9
 
 
 def plan_for(duration: float, requests: int = DEFAULT_REQUESTS) -> Plan:
@@ -47,7 +47,7 @@ def plan_for(duration: float, requests: int = DEFAULT_REQUESTS) -> Plan:
                 experiment_runs=max(3, round(6 * scale)), research_runs=max(1, round(4 * scale)),
                 kb_docs=max(3, round(12 * scale)), concierge_runs=max(6, round(8 * scale)),
                 documents=max(3, round(5 * scale)), claims=max(3, round(6 * scale)),
-                invoices=max(10, round(12 * scale)))
+                invoices=max(6, round(9 * scale)))
 
 
 Job = Callable[[], Coroutine[Any, Any, None]]
@@ -72,6 +72,7 @@ class Workload:
         jobs += [self._bind(self.kb_reindex, n + 1) for n in range(3)]
         jobs += [self._bind(self.growth_campaign, w + 1) for w in range(p.growth_workers)]
         jobs += [self._bind(self.concierge_conversation, c + 1) for c in range(p.concierge_runs)]
+        jobs += [self.concierge_retry_storm]
         jobs += [self._bind(self.enrich_document, d + 1) for d in range(p.documents)]
         jobs += [self._bind(self.triage_claim, c + 1) for c in range(p.claims)]
         jobs += [self.invoice_copilot]
@@ -253,6 +254,17 @@ class Workload:
         question = f"{corpus.ticket(rng, 2000 + number)} Where is my order {order}?"
         await self.vendors.agent_run("concierge", question, {"x-costplane-run": f"c-{number}"}, max_tokens=300)
 
+    async def concierge_retry_storm(self) -> None:
+        """A chat widget that resubmits the same conversation in one run until the loop guard stops it (429)."""
+        rng = self._rng("concierge-retry")
+        await self._at(0.35)
+        for _ in range(8):
+            result = await self.vendors.agent_run("concierge", "Where is my order A-1002? It says waiting for payment.",
+                                                  {"x-costplane-run": "c-retry-1"}, max_tokens=300)
+            if not result.ok:
+                return
+            await self._think(rng, 0.05, 0.15)
+
     # -- ml: the document-enrichment pipeline on Gemini (google-genai: embed + generate) ------------
     async def enrich_document(self, number: int) -> None:
         rng = self._rng(f"doc-{number}")
@@ -296,13 +308,14 @@ class Workload:
             await self.vendors.converse("claims-pipeline", model, f"Write the adjuster's summary of: {claim}",
                                         {**run, "x-costplane-step": "summarise"}, max_tokens=400)
 
-    # -- finance: the invoice copilot on Azure OpenAI (deployments), degraded when its budget is spent -
+    # -- finance: the invoice copilot on Azure OpenAI deployments; short invoices go to the mini deployment -
     async def invoice_copilot(self) -> None:
         rng = self._rng("invoice-copilot")
         await self._at(0.05)
         interval = self.plan.duration * 0.8 / max(self.plan.invoices, 1)
         for number in range(1, self.plan.invoices + 1):
-            invoice = f"Invoice INV-{7000 + number}: {corpus.transaction(rng)}; {corpus.filler(rng, 60)}"
+            lines = corpus.filler(rng, 500 if number % 3 == 0 else 60)  # every third invoice has many lines
+            invoice = f"Invoice INV-{7000 + number}: {corpus.transaction(rng)}; {lines}"
             await self.vendors.azure_chat(
                 "invoice-copilot", "invoices-4o", f"Extract vendor, amount, due date and GL code: {invoice}",
                 {"x-costplane-run": f"inv-{number}", "x-costplane-step": "extract"}, max_tokens=300,

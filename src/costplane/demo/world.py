@@ -95,10 +95,7 @@ def config_data(upstream_url: str, store_url: str, bundle: Path | str) -> dict[s
                        "models": ["gpt-*", "o*", "text-embedding-*"]},
             "anthropic": {"type": "anthropic", "base_url": f"{upstream_url}/v1", "models": ["claude-*"]},
             "azure-openai": {"type": "azure-openai", "base_url": upstream_url, "api_version": AZURE_API_VERSION,
-                             "deployments": dict(AZURE_DEPLOYMENTS),
-                             # the deployments' models by name too, so a budget's route to gpt-4o-mini is
-                             # served (by the invoices-mini deployment)
-                             "models": sorted(set(AZURE_DEPLOYMENTS.values()))},
+                             "deployments": dict(AZURE_DEPLOYMENTS), "models": []},
             "gemini": {"type": "gemini", "base_url": upstream_url, "models": ["gemini-*"]},
             "bedrock": {"type": "bedrock", "base_url": upstream_url, "region": "us-east-1",
                         "aws_access_key_id_env": BEDROCK_KEY_ID_ENV, "aws_secret_access_key_env": BEDROCK_SECRET_ENV,
