@@ -20,8 +20,7 @@ gateway's event — metered from the provider's own response — is the one that
 The gateway's side needs no writer of its own: `DecisionCore.settle` puts the call's ids on the
 cost event and the settlement's INSERT writes them; in the same transaction it supersedes an OTLP
 event of the call recorded earlier (ledger/calls.py `reconcile`, from the counter rows the OTLP
-event was added to). `submit` and `flush` remain, doing nothing, only until the gateway stops
-calling them.
+event was added to).
 """
 
 from __future__ import annotations
@@ -39,17 +38,11 @@ __all__ = ["CallLinker"]
 
 
 class CallLinker:
-    """The ledger side of "counted once", for the receiver (and, until it stops calling, the gateway)."""
+    """The ledger side of "counted once", for the OTLP receiver."""
 
     def __init__(self, store: Store, bundle: Callable[[], ActiveBundle]) -> None:
         self.store = store
         self._bundle = bundle
-
-    def submit(self, event_id: str, ids: CallIds) -> None:
-        """Nothing to do: the settlement wrote `ids` with event `event_id` (kept for old callers)."""
-
-    def flush(self) -> None:
-        """Nothing queued: the gateway's ids are written by its settlements (kept for old callers)."""
 
     def gateway(self, ids: CallIds, span_ids: Sequence[str]) -> str | None:
         """The id of the gateway's cost event of the call a span reports, None if it has none."""
