@@ -48,7 +48,7 @@ class Budget:
 
 
 BUDGETS = (
-    Budget("life", Window.lifetime(), 4_000, limit_calls=5, limit_concurrent=3),
+    Budget("life", Window.lifetime(), 4_000, limit_calls=3, limit_concurrent=4),
     Budget("roll", Window("rolling", seconds=120), 3_000, limit_calls=3),
     Budget("day", Window("calendar", calendar="day", timezone="Europe/Paris"), 3_500, limit_concurrent=2),
     Budget("soft", Window.lifetime(), 2_000, limit_calls=3, limit_concurrent=1, hard=False),

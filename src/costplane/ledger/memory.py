@@ -178,9 +178,10 @@ class MemoryLedger:
                 states.append(state)
                 earlier.append(claim)
             self._add(_delta(c, reserved=c.amount_nano, calls=1, concurrent=1) for c in claims)
-            self._reservations[reservation.id] = _Held(
-                dataclasses.replace(reservation, status=ReservationStatus.OPEN), tuple(claims),
-                ReservationStatus.OPEN, to_us(reservation.expires_at))
+            if reservation.status != ReservationStatus.OPEN:
+                reservation = dataclasses.replace(reservation, status=ReservationStatus.OPEN)
+            self._reservations[reservation.id] = _Held(reservation, tuple(claims), ReservationStatus.OPEN,
+                                                       to_us(reservation.expires_at))
             self._insert_decision(decision)
             return ReserveResult(ok=True, states=tuple(states))
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,7 @@ from costplane.policy.bundle import Bundle
 from costplane.policy.memo import MemoEngine
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.skus import SkuCatalog
+from costplane.pricing.types import TokenUsage
 
 __all__ = ["CHANGE_KINDS", "Change", "ReplayReport", "Replayer", "ScopeTotals", "render_text", "replay", "replay_store"]
 
@@ -153,6 +154,7 @@ class ReplayReport:
         }
 
 
+_NO_USAGE = TokenUsage()  # the replayed events' (the ledger reads only their cost)
 _REFUSED = ("budget_exceeded", "call_limit_exceeded", "concurrency_limit")
 
 
@@ -209,11 +211,13 @@ class Replayer:
         back and record a cache hit; every recorded event is seen by the loop guard."""
         reservation = admission.reservation
         for n, (at, kind, request_hash) in enumerate(request.spent):
-            event = CostEvent(id=self._event_id(), ts=at, context=request.context, provider=admission.provider.name,
-                              model=admission.model, cost_nano=0, kind="cache_hit" if cached else kind,
-                              decision_id=admission.decision_id, request_hash=request_hash)
-            if n == 0 and not cached and reservation is not None:
-                self.ledger.settle(reservation.id, replace(event, cost_nano=cost, reservation_id=reservation.id))
+            settles = n == 0 and not cached and reservation is not None
+            event = CostEvent(self._event_id(), at, request.context, admission.provider.name, admission.model,
+                              cost if settles else 0, "cache_hit" if cached else kind, usage=_NO_USAGE,
+                              decision_id=admission.decision_id, request_hash=request_hash,
+                              reservation_id=reservation.id if settles and reservation is not None else None)
+            if settles and reservation is not None:
+                self.ledger.settle(reservation.id, event)
             else:
                 self.ledger.record_event(event, ())
         if reservation is not None and (cached or not request.spent):
