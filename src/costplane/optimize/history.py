@@ -18,7 +18,7 @@ from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent, DecisionRecord
 from costplane.ledger.windows import WindowError, parse_duration
 
-__all__ = ["HOOK", "History", "RecordedRequest", "cache_key", "input_cache_key", "input_protocol", "load_history",
+__all__ = ["HOOK", "History", "RecordedRequest", "cache_key", "input_cache_key", "load_history",
            "parse_since"]
 
 HOOK = "llm.request"
@@ -31,15 +31,6 @@ def parse_since(text: str) -> int:
         return parse_duration(text)
     except WindowError as exc:
         raise ValueError(f"--since: {exc}") from None
-
-
-def input_protocol(recorded: Mapping[str, Any]) -> str:
-    """The wire protocol of a recorded request, from its decision's input (recorded since the optimizer;
-    else from the endpoint)."""
-    protocol = recorded.get("protocol")
-    if isinstance(protocol, str) and protocol:
-        return protocol
-    return "anthropic" if recorded.get("endpoint") == "messages" else "openai"
 
 
 def cache_key(decision: DecisionRecord, events: Iterable[CostEvent] = ()) -> str | None:
