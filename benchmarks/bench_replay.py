@@ -11,7 +11,8 @@ deterministic requests that a cache could serve, priced with the Catalog), bulk-
 SQLite file under /tmp (or a throw-away PostgreSQL schema). Then runs the real CLI in a subprocess —
 `costplane policy replay CANDIDATE --since … --format json` — over a candidate bundle with routing,
 deny, max_tokens and cache policies and three budgets (daily, per run, route-on-exceed), and prints
-its wall time (store read + decode + re-decide + report), requests/s and the subprocess's peak RSS.
+its wall time (store read + decode + each request decided again by the decision core over the
+in-memory ledger + report), requests/s and the subprocess's peak RSS.
 Also times the store read alone (`optimize.stream.iter_requests`), in this process.
 """
 
