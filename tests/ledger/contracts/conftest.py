@@ -1,23 +1,29 @@
 """Backends the conformance suites run on.
 
-`store` (from tests/conftest.py) is every full store: SQLite and PostgreSQL. `ledger` adds the
-backends that implement only the budget ledger (the in-memory ledger). A new backend is added here,
-to the parameters of `ledger` (a budget ledger alone) or of `store_kind` (a full store), and must pass
-every suite of the contracts it implements.
+`store` is every full store (SQLite and PostgreSQL, the kinds of `store_kind` in tests/conftest.py);
+`ledger` adds the backends that implement only the budget ledger (the in-memory ledger). A new
+backend is added to the parameters of `ledger_kind` here (a budget ledger alone) or of `store_kind`
+(a full store, opened by URL), and must pass every suite of the contracts it implements.
+
+Each test starts from an empty, migrated database: a new SQLite file, or — migrating a PostgreSQL
+schema takes about a second — one schema per session, every table emptied (DELETE) before each test (the
+schema version and the credentials generation row, which migrations write, are kept and reset).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from costplane.ledger import open_store
+from costplane.ledger import Store, open_store
 from costplane.ledger.contracts import BudgetLedger
-from store_fixtures import pg_schema, require_postgres
+from store_fixtures import PG_URL, pg_schema, require_postgres
+
+_SEEDED = ("schema_version", "credential_generation")  # rows written by the migrations themselves
 
 
 def _memory_ledger() -> BudgetLedger | None:
@@ -40,24 +46,53 @@ def ledger_kind(request: pytest.FixtureRequest) -> str:
     return kind
 
 
+@pytest.fixture(scope="session")
+def migrated_pg() -> Iterator[str]:
+    """One migrated PostgreSQL schema for the session's conformance tests (its URL)."""
+    require_postgres()
+    with pg_schema("cp_contract") as url:
+        store = open_store(url)
+        store.migrate()
+        store.close()
+        yield url
+
+
+def _emptied(url: str) -> str:
+    """Empty every table of the schema of `url` (as freshly migrated); returns `url`."""
+    schema = url.rsplit("schema=", 1)[1]
+    with psycopg.connect(PG_URL) as conn:  # one transaction; DELETE beats TRUNCATE on a few rows
+        conn.execute("SET LOCAL session_replication_role = replica")  # no triggers (rollups) while emptying
+        tables = [str(r[0]) for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                                                   (schema,)).fetchall()]
+        for table in tables:
+            if table not in _SEEDED:
+                conn.execute(f"DELETE FROM {schema}.{table}")
+        conn.execute(f"UPDATE {schema}.credential_generation SET generation = 0")
+    return url
+
+
+def _open(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    if kind == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 'contract.db'}")
+        store.migrate()
+    else:
+        store = open_store(_emptied(request.getfixturevalue("migrated_pg")))
+    yield store
+    store.close()
+
+
 @pytest.fixture
-def ledger(ledger_kind: str, tmp_path: Path) -> Iterator[BudgetLedger]:
-    """A fresh budget ledger of each kind."""
+def store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """An empty, migrated full store of each kind."""
+    yield from _open(store_kind, tmp_path, request)
+
+
+@pytest.fixture
+def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BudgetLedger]:
+    """An empty budget ledger of each kind."""
     if ledger_kind == "memory":
         memory = _memory_ledger()
         assert memory is not None
         yield memory
         return
-    with ExitStack() as stack:
-        url = (f"sqlite:///{tmp_path / 'ledger.db'}" if ledger_kind == "sqlite"
-               else stack.enter_context(pg_schema()))
-        store = open_store(url)
-        stack.callback(store.close)
-        store.migrate()
-        yield store
-
-
-@pytest.fixture
-def fresh_url(store_url: Callable[[], str]) -> Callable[[], str]:
-    """Another empty database of the same kind as `store` (for tests that open two stores)."""
-    return store_url
+    yield from _open(ledger_kind, tmp_path, request)
