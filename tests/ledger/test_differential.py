@@ -17,7 +17,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -280,3 +280,29 @@ def test_the_differential_programs_reach_every_outcome() -> None:
     sample()
     assert {"admitted", "refused:amount", "refused:calls", "refused:concurrent", "settled after release",
             "repeated event ignored", "expired"} <= seen, seen
+
+
+def test_the_memory_ledger_logs_decisions_as_the_stores_do() -> None:
+    """Beyond the counters: a refused reservation logs nothing, the first decision of an id wins, an
+    event observed twice is counted once by the loop guard, and a replay can drop what it has read."""
+    run, ledger = Run(ns="d"), MemoryLedger()
+    full = run.claim((1, 0, 3_000))  # the rolling budget's whole limit
+    first, decision = prepare(run, ("reserve", [(1, 0, 3_000)], 300))
+    assert ledger.reserve(first, decision).ok
+    refused, denied = prepare(run, ("reserve", [(1, 0, 1)], 300))
+    outcome = ledger.reserve(refused, denied)
+    assert not outcome.ok and outcome.refused_limit == "amount" and outcome.refused is not None
+    assert outcome.refused.reserved_nano == full.amount_nano + 1
+    assert ledger.get_decision(denied.id) is None and ledger.get_reservation(refused.id) is None
+    assert ledger.count_decisions() == 1
+    ledger.record_decision(replace(decision, effect="deny"))
+    kept = ledger.get_decision(decision.id)
+    assert kept is not None and kept.effect == "allow"  # the first record of an id stays
+    event = run.event((10, -1, 1, 1))
+    assert ledger.record_event(event) and not ledger.record_event(event)
+    assert ledger.count_recent_requests(f"{run.ns}-r1", "h1", run.now) == 1 == ledger.count_events()
+    assert ledger.pop_decision(decision.id) == kept and ledger.get_decision(decision.id) is None
+    assert ledger.count_decisions() == 1  # still logged: the same id again is still ignored
+    lean = MemoryLedger(keep_decisions=False)
+    lean.record_decision(decision)
+    assert lean.get_decision(decision.id) is None and lean.count_decisions() == 1
