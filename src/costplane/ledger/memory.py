@@ -21,7 +21,10 @@ are built by the same `base._state`. The rules of each operation are those of `b
 * events are kept by id (a second event with the same id is ignored) with what the loop guard
   counts (run, request hash, time); decisions are kept by id, first one wins.
 
-An environment id given to `accrue` is accepted and ignored: this ledger keeps no environments.
+An environment id given to `accrue` is accepted and ignored: this ledger keeps no environments. Nor
+does it link the same call seen twice (the SQL stores' call ids, `ledger/calls.py`): an event's
+response and trace ids are not read, so a gateway event never supersedes an earlier OTLP/SDK event
+here (policy replay records no such events).
 Times are compared in whole microseconds, as the SQL stores store them. One lock serialises every
 operation, so threads see each operation as atomic.
 """
