@@ -8,13 +8,16 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from ledger_helpers import claim, decision, event, reservation
 
+from costplane.config import ConfigError, parse_config
 from costplane.ledger import Store
 from costplane.ledger.base import SqlStore
 from costplane.ledger.journal import Journal, orphans, read_segment
 from costplane.ledger.lease_store import LeasedRecord
 from costplane.ledger.leases import LeasedLedger, LeaseSettings, decode_record, encode_record
+from costplane.ledger.open import open_budget_ledger, parse_ledger
 
 AMOUNT = 1_000_003
 LIMIT = 100 * AMOUNT + AMOUNT // 2  # fits exactly 100 worst-case calls (and half of a 101st)
@@ -202,3 +205,24 @@ def test_growing_a_leased_admission_makes_it_a_store_reservation(store: Store, t
     leased.close()
     (state,) = store.claim_states([c])
     assert (state.spent_nano, state.reserved_nano, state.calls, state.concurrent) == (400, 0, 1, 0)
+
+
+def test_the_ledger_section_is_parsed_and_checked(tmp_path: Path) -> None:
+    assert parse_ledger(None, tmp_path) == LeaseSettings(journal_dir=(tmp_path / ".costplane" / "journal").resolve())
+    on = parse_ledger({"leases": "on", "lease_ttl": "10s", "journal": "j", "journal_fsync": True}, tmp_path)
+    assert (on.enabled, on.ttl_seconds, on.journal_dir, on.fsync) == (True, 10, (tmp_path / "j").resolve(), True)
+    assert parse_ledger({}, tmp_path, {"COSTPLANE_LEASES": "on"}).enabled
+    for raw, named in (({"nope": 1}, "ledger.nope"), ({"leases": "maybe"}, "ledger.leases"),
+                       ({"lease_ttl": "1s"}, "ledger.lease_ttl"), ({"lease_ttl": "soon"}, "ledger.lease_ttl"),
+                       ({"journal": ""}, "ledger.journal")):
+        with pytest.raises(ConfigError, match=named):
+            parse_ledger(raw, tmp_path)
+
+
+def test_open_budget_ledger_gives_the_store_or_a_lease_ledger_per_store(store: Store, tmp_path: Path) -> None:
+    config = parse_config({})
+    assert open_budget_ledger(config, store, LeaseSettings(journal_dir=tmp_path)) is store
+    leased = open_budget_ledger(config, store, LeaseSettings(enabled=True, journal_dir=tmp_path))
+    assert isinstance(leased, LeasedLedger)
+    assert [p.parent for p in tmp_path.glob("*/*.lock")] == [leased.settings.journal_dir]  # one directory per store
+    leased.close()

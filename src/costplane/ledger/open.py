@@ -18,8 +18,10 @@ a bad value is a `ConfigError` naming it).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -140,13 +142,17 @@ def ledger_settings(config: Config, env: Mapping[str, str] | None = None) -> Lea
 
 def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | None = None) -> BudgetLedger:
     """The decision core's view of the budget counters: `store` itself, or with leases on (and a SQL
-    store) a `LeasedLedger` over it, the journals of stopped processes already replayed. The
+    store) a `LeasedLedger` over it, the journals of stopped processes already replayed. Journals
+    live in a subdirectory of `ledger.journal` named after the store (a hash of its URL without
+    password), so a directory shared by two stores never replays one's journal into the other. The
     caller closes a `LeasedLedger` (it gives its leases back) before the store."""
     settings = ledger_settings(config) if settings is None else settings
     if not settings.enabled:
         return store
     if not isinstance(store, SqlStore):
         raise _config_error("ledger.leases: lease-based budgets need the SQLite or PostgreSQL store")
-    ledger = LeasedLedger(store, settings)
+    # one subdirectory per store: a journal is only ever replayed into the store it was written for
+    store_key = hashlib.sha256(redact_url(str(store.url)).encode()).hexdigest()[:16]
+    ledger = LeasedLedger(store, replace(settings, journal_dir=settings.journal_dir / store_key))
     ledger.recover()
     return ledger
