@@ -12,7 +12,6 @@ schema version and the credentials generation row, which migrations write, are k
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,19 +20,10 @@ import pytest
 
 from costplane.ledger import Store, open_store
 from costplane.ledger.contracts import BudgetLedger
+from costplane.ledger.memory import MemoryLedger
 from store_fixtures import PG_URL, pg_schema, require_postgres
 
 _SEEDED = ("schema_version", "credential_generation")  # rows written by the migrations themselves
-
-
-def _memory_ledger() -> BudgetLedger | None:
-    """The in-memory ledger when the build has it."""
-    try:
-        module = importlib.import_module("costplane.ledger.memory")
-    except ImportError:
-        return None
-    ledger: BudgetLedger = module.MemoryLedger()
-    return ledger
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
@@ -41,8 +31,6 @@ def ledger_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     if kind == "postgres":
         require_postgres()
-    if kind == "memory" and _memory_ledger() is None:
-        pytest.skip("this build has no in-memory ledger")
     return kind
 
 
@@ -91,8 +79,6 @@ def store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
 def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BudgetLedger]:
     """An empty budget ledger of each kind."""
     if ledger_kind == "memory":
-        memory = _memory_ledger()
-        assert memory is not None
-        yield memory
+        yield MemoryLedger()
         return
     yield from _open(ledger_kind, tmp_path, request)
