@@ -98,7 +98,7 @@ _STR, _INT, _DBL, _BOOL = "string", "int", "double", "bool"
 _LIST, _MAP = "list(string)", "map(string, string)"
 
 _LLM = HookSchema(
-    "llm.request", "an LLM call, before it is sent", "the gateway (decision core)",
+    "llm.request", "an LLM call, before it is sent", "the gateway and the SDK's direct mode (decision core)",
     (
         _f("model", _STR, "the model as the client asked for it (before any route)", "gpt-4o"),
         _f("provider", _STR, "the pricing provider of the configured provider serving the model; \"\" when none",
@@ -154,7 +154,8 @@ _EXTEND = HookSchema(
     ("allow", "deny", "require_approval", "mutate", "notify"),
 )
 _RUNTIME = HookSchema(
-    "environment.runtime", "a running environment, on every scheduler pass", "the environment scheduler",
+    "environment.runtime", "a running environment, on every scheduler pass",
+    "the environment scheduler (`EnvironmentCore.runtime`)",
     (
         _f("blueprint", _STR, "the blueprint's name", "gpu-notebook"),
         _f("environment_id", _STR, "the environment's id", "env_01J…"),
@@ -171,7 +172,8 @@ _RUNTIME = HookSchema(
     blueprint_metrics=True,
 )
 _IAC = HookSchema(
-    "iac.plan", "one compute resource of a terraform plan", "`costplane iac check` and the IaC API",
+    "iac.plan", "one compute resource of a terraform plan (a dry run against the budgets)",
+    "`costplane iac check` and the IaC API",
     (
         _f("address", _STR, "the resource address", "aws_instance.trainer"),
         _f("resource_type", _STR, "the terraform resource type", "aws_instance"),
