@@ -30,8 +30,9 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(
             help="seed of the workload and the simulator (same seed, same run)")] = 7,
     ) -> None:
-        """Start an offline upstream simulator and the gateway, drive a mixed workload through them
-        with the official OpenAI and Anthropic SDKs, and show spend, reroutes, cache hits and denials live."""
+        """Start an offline upstream simulator and the gateway, drive a mixed workload through them with
+        each vendor's official client (openai, anthropic, openai-agents, google-genai, boto3, Azure OpenAI),
+        and show spend, reroutes, cache hits and denials live."""
         from costplane.demo import missing_dependencies
 
         console = Console()
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
         err = Console(stderr=True)
         missing = missing_dependencies()
         if missing:
-            err.print(f"[red]error:[/red] the demo drives the gateway with the official SDKs, and "
+            err.print(f"[red]error:[/red] the demo drives the gateway with each vendor's official SDK, and "
                       f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed.\n"
                       + escape("Install them with:  pip install 'costplane[demo]'   (or: make demo)"),
                       highlight=False, soft_wrap=True)
