@@ -23,6 +23,7 @@ from costplane.attribution.resolve import AttributionConflict, resolve_context, 
 from costplane.auth.authenticator import Authenticator
 from costplane.core.decision import DecisionCore
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
+from costplane.gateway.crossroute import RoutedCall, plan_route
 from costplane.gateway.errors import error_response
 from costplane.gateway.protocols.base import (
     AdapterRoute,
@@ -37,6 +38,7 @@ from costplane.gateway.protocols.base import (
 )
 from costplane.gateway.protocols.openai_responses import BackgroundResponses, HeldResponse
 from costplane.gateway.tokens import InputSize, request_hash
+from costplane.gateway.translate import StreamTranslator, translate_reply
 from costplane.gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
 from costplane.ledger.store import StoreUnavailable
@@ -192,13 +194,20 @@ class GovernedProxy:
                 headers["x-costplane-saved-usd"] = format_usd(entry.cost_nano)
                 return Response(entry.body, media_type=entry.content_type, headers=headers)
 
-        enforced = Enforced(admission.provider, admission.model, admission.max_tokens,
-                            {k: v for k, v in admission.params.items() if k not in _INTERNAL_PARAMS})
+        mutations = {k: v for k, v in admission.params.items() if k not in _INTERNAL_PARAMS}
+        routed: RoutedCall | None = None
+        served, served_facts, served_incoming = adapter, facts, incoming
         try:
-            outbound = adapter.sign(adapter.build_upstream(facts, enforced, incoming), admission.provider)
+            if admission.provider.protocol != adapter.family:  # routed to another vendor: translated
+                routed = plan_route(adapter, facts, admission.provider.protocol, admission.model,
+                                    self.core.config.gateway)
+                served, served_facts, served_incoming = routed.served, routed.facts, routed.incoming
+                mutations = {}  # a policy's parameters are the client protocol's fields
+            enforced = Enforced(admission.provider, admission.model, admission.max_tokens, mutations)
+            outbound = served.sign(served.build_upstream(served_facts, enforced, served_incoming), admission.provider)
             upstream = await self.transport.send(outbound.method, outbound.url, outbound.headers, outbound.body,
                                                  self.upstream_timeout)
-        except RequestError as exc:  # the provider's configuration cannot serve it (e.g. no deployment)
+        except RequestError as exc:  # untranslatable, or the provider cannot serve it (e.g. no deployment)
             await self.store.run(self.core.release, admission)
             return error_response(adapter, exc.status, exc.code, exc.message, param=exc.param,
                                   decision_id=admission.decision_id)
@@ -206,12 +215,15 @@ class GovernedProxy:
             await self.store.run(self.core.release, admission)
             return self._upstream_failure(adapter, exc, admission)
         if upstream.status >= 400 or not facts.stream:
-            return await self._plain(adapter, facts, admission, upstream, started, use_cache, trace)
-        meter = adapter.stream_meter(facts)
+            return await self._plain(adapter, served_facts, admission, upstream, started, use_cache, trace,
+                                     served, routed)
+        meter = served.stream_meter(served_facts)
         out_headers = self._headers(admission, admission.worst_nano, admission.remaining_nano)
         out_headers["x-costplane-cost-final"] = "false"
-        return StreamingResponse(self._relay(adapter, admission, upstream.chunks(), meter, started, trace),
-                                 media_type=meter.media_type, headers=out_headers)
+        translator = routed.stream_translator(facts.model) if routed is not None else None
+        return StreamingResponse(self._relay(adapter, admission, upstream.chunks(), meter, started, trace, translator),
+                                 media_type="text/event-stream" if translator else meter.media_type,
+                                 headers=out_headers)
 
     async def _chain_bound(self, facts: RequestFacts, key_id: str) -> InputSize:
         """The input size, with the recorded tokens of the stored response the request continues."""
@@ -271,7 +283,11 @@ class GovernedProxy:
         await self.store.run(self._settle, admission, usage, status, 0, None, "", trace)
 
     async def _plain(self, adapter: ProtocolAdapter, facts: RequestFacts, admission: Admission,
-                     upstream: UpstreamResponse, started: float, use_cache: bool, trace: CallIds) -> Response:
+                     upstream: UpstreamResponse, started: float, use_cache: bool, trace: CallIds,
+                     served: ProtocolAdapter | None = None, routed: RoutedCall | None = None) -> Response:
+        """A plain answer of `served` (the client's `adapter` unless the call was `routed` to another
+        protocol: then translated back), settled for its usage."""
+        served = served or adapter
         try:
             payload_bytes = await upstream.read()
         except UpstreamError as exc:
@@ -282,12 +298,22 @@ class GovernedProxy:
         if upstream.status >= 400:
             await self.store.run(self.core.release, admission)
             headers = self._headers(admission, 0, admission.remaining_nano)
+            if routed is not None:  # the served protocol's error, told in the client's
+                message = (f"the {admission.provider.protocol} provider {admission.provider.name} answered "
+                           f"{upstream.status}: {payload_bytes[:300].decode('utf-8', 'replace')}")
+                reply = adapter.error(upstream.status, "upstream_error", message)
+                return Response(reply.body, status_code=upstream.status, media_type=reply.content_type,
+                                headers={**reply.headers, **headers})
             return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
         try:
             payload = orjson.loads(payload_bytes)
         except orjson.JSONDecodeError:
             payload = None
-        usage = adapter.usage(facts, payload)
+        if routed is not None and isinstance(payload, dict):
+            payload_bytes = orjson.dumps(translate_reply(routed.served_wire, payload, routed.client_wire,
+                                                         admission.request.model))
+            content_type = "application/json"
+        usage = served.usage(facts, payload)
         if usage is None and self._held(admission, facts, payload):  # still running: the reservation stays
             headers = self._headers(admission, admission.worst_nano, admission.remaining_nano)
             headers["x-costplane-cost-final"] = "false"
@@ -298,7 +324,7 @@ class GovernedProxy:
             usage = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens,
                                units=tuple(facts.tool_uses.items()))  # every per-call use it may have made
             status = "estimated"
-        ids = CallIds(adapter.response_id(payload), trace.trace_id, trace.span_id)
+        ids = CallIds(served.response_id(payload), trace.trace_id, trace.span_id)
         settlement = await self.store.run(self._settle, admission, usage, status, latency,
                                           payload_bytes if use_cache and status == "ok" else None, content_type, ids)
         headers = self._headers(admission, settlement.cost_nano, settlement.remaining_nano)
@@ -332,7 +358,9 @@ class GovernedProxy:
         return settlement
 
     async def _relay(self, adapter: ProtocolAdapter, admission: Admission, chunks: AsyncIterator[bytes],
-                     meter: StreamMeter, started: float, trace: CallIds) -> AsyncIterator[bytes]:
+                     meter: StreamMeter, started: float, trace: CallIds,
+                     translator: StreamTranslator | None = None) -> AsyncIterator[bytes]:
+        """Relay (and, for a routed call, translate) a stream, settling just before its final event."""
         settled = False
 
         def ids() -> CallIds:
@@ -355,9 +383,15 @@ class GovernedProxy:
                     if final and not settled:
                         cost = await settle("ok")
                         yield meter.cost_note(cost, admission.decision_id)
-                    yield event
+                    out = translator.feed(event) if translator is not None else event
+                    if out:
+                        yield out
             if not settled:
                 await settle("ok" if meter.done else "cut")
+            if translator is not None and meter.done:
+                tail = translator.close()
+                if tail:
+                    yield tail
         except UpstreamError as exc:
             if not settled:
                 await settle("cut")
