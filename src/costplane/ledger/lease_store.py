@@ -115,14 +115,16 @@ class LeaseQueries(ABC):
         """Apply a batch of leased settlements and releases in ONE transaction, and move the expiry of
         the leases in `renew`. Returns the ids in `renew` whose lease no longer exists (expired).
 
-        Events and decisions are written first, a statement per kind for the whole batch (an event
-        already stored — a replayed journal — is skipped with its decision); the budget locks are
-        taken only for the counter and lease updates at the end, so they are held briefly."""
+        The budget locks come first, as in every other ledger write (an event's INSERT updates the
+        spend rollups' rows: taking the budget locks after it could deadlock with a settlement).
+        Events and decisions are then written a statement per kind for the whole batch (an event
+        already stored — a replayed journal — is skipped with its decision)."""
         inserts = [None if r.event is None else self._event_insert(r.event) for r in records]
         keys = sorted({(c.budget, c.partition) for r in records for c in r.claims})
         lease_ids = sorted({lid for r in records for lid in r.leases if lid is not None} | {lid for lid, _ in renew})
 
         def body(tx: Tx) -> set[str]:
+            self._lock_partitions(tx, keys)
             stored = _stored_events(tx, [r.event.id for r in records if r.event is not None])
             fresh: list[LeasedRecord] = []
             rows: dict[str, list[Row]] = {}
@@ -143,7 +145,6 @@ class LeaseQueries(ABC):
             for record in fresh:
                 if record.event is not None and (record.event.response_id or record.event.trace_id):
                     self._reconcile(tx, record.event, True)
-            self._lock_partitions(tx, keys)
             held = _leases(tx, lease_ids)
             counters: dict[tuple[str, str, int], list[int]] = {}  # row -> [spent, reserved, calls]
             for record in fresh:
