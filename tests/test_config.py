@@ -176,3 +176,16 @@ def test_provider_type_fields_are_checked_with_file_and_line(tmp_path: Path) -> 
     assert f"{path}:9: providers.br.aws_access_key_id_env: set both" in text
     assert f"{path}:10: providers.br2: expected aws_access_key_id_env and aws_secret_access_key_env" in text
     assert f"{path}:16: providers.oa.region: unknown setting" in text
+
+
+def test_a_route_reaches_another_translatable_family() -> None:
+    config = parse_config({"providers": {
+        "oa": {"type": "openai", "base_url": "http://a/v1", "models": ["gpt-*"]},
+        "an": {"type": "anthropic", "base_url": "http://b/v1", "models": ["claude-*"]},
+        "br": {"type": "bedrock", "region": "us-east-1", "api_key_env": "K", "models": ["amazon.*"]},
+    }})
+    oa, an, _ = config.providers
+    assert config.route_target("gpt-4o-mini", "openai") == (oa, "gpt-4o-mini")
+    assert config.route_target("claude-haiku-4-5", "openai") == (an, "claude-haiku-4-5")
+    assert config.route_target("amazon.nova-lite-v1:0", "openai") is None  # Bedrock is not translated into
+    assert config.route_target("gpt-4o", "bedrock") is None  # nor out of

@@ -28,6 +28,7 @@ __all__ = [
     "FAMILY_OF_TYPE",
     "PROVIDER_TYPES",
     "SETTINGS",
+    "TRANSLATABLE_FAMILIES",
     "AlertsConfig",
     "Config",
     "ConfigError",
@@ -49,6 +50,9 @@ FAMILY_OF_TYPE: Mapping[str, str] = {
     "openai": "openai", "openai-compatible": "openai", "anthropic": "anthropic",
     "azure-openai": "azure-openai", "gemini": "gemini", "bedrock": "bedrock",
 }
+#: the protocol families a chat request can be translated between when a route names a model only
+#: another family serves (the gateway's `translate` package)
+TRANSLATABLE_FAMILIES = ("openai", "azure-openai", "anthropic", "gemini")
 #: where a provider type is reached when its `base_url` is left out ({region}: the `region` field)
 DEFAULT_BASE_URLS: Mapping[str, str] = {
     "gemini": "https://generativelanguage.googleapis.com",
@@ -193,6 +197,19 @@ class Config:
             resolved = provider.resolve(model)
             if resolved is not None:
                 return provider, resolved
+        return None
+
+    def route_target(self, model: str, protocol: str) -> tuple[ProviderConfig, str] | None:
+        """Where a request of family `protocol` routed to `model` goes: a provider of its own family,
+        else (a chat request being translatable) the first provider of another translatable family."""
+        served = self.provider_for(model, protocol)
+        if served is not None or protocol not in TRANSLATABLE_FAMILIES:
+            return served
+        for provider in self.providers:
+            if provider.protocol in TRANSLATABLE_FAMILIES and provider.protocol != protocol:
+                resolved = provider.resolve(model)
+                if resolved is not None:
+                    return provider, resolved
         return None
 
 

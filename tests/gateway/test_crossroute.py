@@ -7,6 +7,7 @@ team `cross` as routed to a fixed model of another family through the real core.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -21,6 +22,7 @@ from starlette.applications import Starlette
 
 from costplane.app import Application
 from costplane.config import parse_config
+from costplane.core.decision import DecisionCore
 from costplane.core.requests import Admission
 from costplane.gateway.keys import create_key
 from costplane.gateway.protocols import ADAPTERS
@@ -167,3 +169,42 @@ def test_responses_routed_to_anthropic_answers_a_response(routed_to) -> None:  #
     assert (event.model, event.requested_model, event.endpoint) == ("claude-haiku-4-5", "gpt-4o-mini", "responses")
     assert event.usage.output_tokens == reply.usage.output_tokens
     assert event.cost_nano == cost("claude-haiku-4-5", "anthropic", event) > 0
+
+
+ROUTES_ACROSS_VENDORS = "route_target" in inspect.getsource(DecisionCore)
+
+DEGRADE = """
+kind: Budget
+name: ml-degrade
+scope: ctx.team == "ml"
+per: [run]
+amount: 0.0012 USD
+window: {rolling: 1h}
+on_exceed: {route: claude-haiku-4-5}
+"""
+
+
+@pytest.mark.skipif(not ROUTES_ACROSS_VENDORS, reason="the decision core does not route to another family's model")
+def test_a_budget_degrades_an_openai_call_to_another_vendors_model(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway(DEGRADE)
+    client = gw.openai(gw.key(team="ml"))
+
+    def run() -> dict[str, str]:
+        return {"x-costplane-run": f"run-{len(gw.app.store.list_events())}"}
+
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=ASK, max_tokens=150,
+                                                           extra_headers=run())
+    reply = raw.parse()
+    assert reply.choices[0].message.content and reply.model == "gpt-4o"
+    assert raw.headers["x-costplane-effect"] == "route" and raw.headers["x-costplane-model"] == "claude-haiku-4-5"
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=ASK, max_tokens=150, stream=True,
+                                                 extra_headers=run()))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    called = client.chat.completions.create(model="gpt-4o", messages=[ASK[1]], max_tokens=150, tools=WEATHER,
+                                            extra_headers=run())
+    assert called.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[index,union-attr]
+    events = gw.app.store.list_events()
+    assert len(events) == 3
+    assert {(e.model, e.requested_model) for e in events} == {("claude-haiku-4-5", "gpt-4o")}
+    assert all(e.cost_nano == cost("claude-haiku-4-5", "anthropic", e) > 0 for e in events)
+    assert gw.app.store.open_reservations() == 0
