@@ -47,7 +47,7 @@ class DemoOptions:
 
     def fast(self) -> DemoOptions:
         """The ~5 s variant used by tests: shorter, fewer requests, every behaviour still shown."""
-        return replace(self, duration=4.0, requests=150)
+        return replace(self, duration=4.0, requests=120)
 
 
 @dataclass(slots=True)

@@ -45,7 +45,7 @@ def plan_for(duration: float, requests: int = DEFAULT_REQUESTS) -> Plan:
     scale = max(requests, 1) / DEFAULT_REQUESTS
     return Plan(duration=max(duration, 1.0), tickets=max(4, round(30 * scale)),
                 experiment_runs=max(3, round(6 * scale)), research_runs=max(1, round(4 * scale)),
-                kb_docs=max(3, round(12 * scale)), concierge_runs=max(6, round(8 * scale)),
+                kb_docs=max(3, round(12 * scale)), concierge_runs=max(4, round(8 * scale)),
                 documents=max(3, round(5 * scale)), claims=max(3, round(6 * scale)),
                 invoices=max(6, round(9 * scale)))
 
