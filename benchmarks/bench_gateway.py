@@ -5,6 +5,7 @@ next to a bare Python pass-through measured in the same run, with wrk.
     .venv/bin/python benchmarks/bench_gateway.py --store postgres     # PostgreSQL (throw-away schema)
     .venv/bin/python benchmarks/bench_gateway.py --duration 5 --connections 1,10,50
     .venv/bin/python benchmarks/bench_gateway.py --variants --granian-python /tmp/gvenv/bin/python
+    .venv/bin/python benchmarks/bench_gateway.py --leases             # lease-based budgets in the gateway
     .venv/bin/python benchmarks/bench_gateway.py --profile /tmp/gw-profile   # + py-spy breakdown
 
 Four processes, all bound to 127.0.0.1: the upstream simulator (`costplane simulate-upstream`,
@@ -163,9 +164,10 @@ class WrkResult:
 class Processes:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    def start(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=None if env is None else {**os.environ, **env})
         self.procs.append(proc)
         return proc
 
@@ -497,6 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=0,
                         help="offered load in requests/s for every run (paced connections, below "
                              "saturation); default 0 = as fast as possible")
+    parser.add_argument("--leases", action="store_true",
+                        help="run the gateway with lease-based budgets (env COSTPLANE_LEASES=on; settlements "
+                             "reach the store in batches, so give the metering check its time)")
     parser.add_argument("--no-half-rate", action="store_true",
                         help="skip the runs at half the saturation rate (p99 below saturation)")
     parser.add_argument("--variants", action="store_true",
@@ -562,7 +567,8 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
         raise RuntimeError(f"keys create failed:\n{created.stdout}\n{created.stderr}")
     key = created.stdout.strip().splitlines()[-1].strip()
 
-    gw = procs.start(python_cmd("serve", "--config", str(config), "--log-level", "warning"), gw_log)
+    gw = procs.start(python_cmd("serve", "--config", str(config), "--log-level", "warning"), gw_log,
+                     {"COSTPLANE_LEASES": "on"} if args.leases else None)
     gw_url = f"http://{HOST}:{gw_port}"
     wait_http(gw_url + "/healthz", gw, gw_log)
     events_before, open_before = store_counts(url)
@@ -624,14 +630,15 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
         gateway_ok += profile[0].ok
         in_flight += top
 
-    time.sleep(1.0)  # let requests wrk abandoned at its deadline finish in the gateway
+    time.sleep(3.0 if args.leases else 1.0)  # let abandoned requests finish (and leased batches land)
     events_after, open_after = store_counts(url)
     if gw.poll() is not None:
         print(f"!! the gateway exited with {gw.returncode}; see {gw_log}")
 
     print()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"## gateway benchmark — store {args.store}, {args.duration}s per run, {os.cpu_count()} CPUs, "
+    leases = " with leases" if args.leases else ""
+    print(f"## gateway benchmark — store {args.store}{leases}, {args.duration}s per run, {os.cpu_count()} CPUs, "
           f"load average at the end {load} (1/5/15 min; anything else running skews the figures)")
     print()
     print("| target      | conns |  offered |     req/s | p50 ms  | p90 ms  | p99 ms  | max ms  | CPU ms/req | "
