@@ -176,9 +176,13 @@ def test_the_demo_ledger_is_browsable_with_the_printed_dashboard_logins(demo_run
                                 headers={"origin": server.url})
                 assert r.status_code == 303
                 seen[user] = client.get("/ui/").text
+                if user == "finance":
+                    seen["by-provider"] = client.get("/ui/breakdown", params={"by": "provider"}).text
     application.close()
     for team in ("support", "ml", "growth"):
         assert f'data-team="{team}"' in seen["finance"]
+    for provider in ("openai", "anthropic", "azure-openai", "gemini", "bedrock"):
+        assert f'data-provider="{provider}"' in seen["by-provider"]
     assert 'data-team="ml"' in seen["ml-dev"]
     assert 'data-team="support"' not in seen["ml-dev"] and 'data-team="growth"' not in seen["ml-dev"]
 
