@@ -29,7 +29,10 @@ class BudgetLedger(Protocol):
         reservation and the decision are written with the counters."""
 
     def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
-        """Turn a reservation into spend and insert the event (idempotent by id), atomically."""
+        """Turn a reservation into spend and insert the event (idempotent by event id: settling again
+        with the same event changes nothing), atomically. A reservation already released or expired
+        still records the event's spend (the money was spent); an unknown reservation id is a
+        `StoreError`."""
 
     def release(self, reservation_id: str, status: str = "released") -> bool:
         """Give a reservation back; False when it was not open."""
@@ -61,7 +64,7 @@ class BudgetLedger(Protocol):
         """A decision that holds nothing (a denial, a dry run)."""
 
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
-        """How many calls of `run` with this normalised request hash were seen since `since` (loop guard)."""
+        """How many events of `run` with this normalised request hash have ts >= `since` (loop guard)."""
 
 
 class ReservationLog(Protocol):
