@@ -15,10 +15,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import boto3  # type: ignore[import-untyped]
+import httpx
 import httpx2
 import openai
-from agents import Agent, ModelSettings, OpenAIProvider, RunConfig, Runner, function_tool
+from agents import Agent, AgentsException, ModelSettings, OpenAIProvider, RunConfig, Runner, function_tool
 from agents.models.default_models import get_default_model
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
@@ -143,6 +145,8 @@ class VendorClients:
                 result = await Runner.run(concierge_agent(), question, run_config=config, max_turns=4)
             except openai.APIStatusError as exc:
                 return from_error(exc)  # already tallied by the hook, as the response arrived
+            except AgentsException as exc:  # the agent itself failed (e.g. too many turns): counted here
+                return Outcome(False, 0, type(exc).__name__, str(exc))
             return Outcome(True, 200, model=self._model) if result.final_output else Outcome(False, 200, "no_answer")
 
         return await self._base.bounded(persona, send, tally=False)
@@ -165,6 +169,8 @@ class VendorClients:
                 return self._genai_outcome(await models.generate_content(model=model, contents=prompt, config=config))
             except genai_errors.APIError as exc:
                 return self._genai_error(exc)
+            except (aiohttp.ClientError, httpx.HTTPError, httpx2.HTTPError, OSError) as exc:
+                return Outcome(False, 0, "connection_error", str(exc))
 
         return await self._base.bounded(persona, send)
 
@@ -178,6 +184,8 @@ class VendorClients:
                                                                       config=config))
             except genai_errors.APIError as exc:
                 return self._genai_error(exc)
+            except (aiohttp.ClientError, httpx.HTTPError, httpx2.HTTPError, OSError) as exc:
+                return Outcome(False, 0, "connection_error", str(exc))
 
         return await self._base.bounded(persona, send)
 
