@@ -194,7 +194,7 @@ class OptimizeQueries(ABC):
         where = _group_where(params, since_us, until_us, agent, provider, model, tier, team, max_input, max_output)
         sql = ("SELECT ts, id, experiment, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
                f" reasoning_tokens, cost_nano FROM cost_events WHERE {where} ORDER BY ts, id")
-        return [ModelUsageRow.of(r) for r in self._rows(sql, params)]
+        return list(map(ModelUsageRow._make, self._rows(sql, params)))  # plain columns: as read
 
     def optimize_model_costs(self, since_us: int, until_us: int, agent: str | None, provider: str, model: str,
                              tier: str | None, team: str | None, femto: Sequence[int], *,
@@ -269,7 +269,7 @@ class OptimizeQueries(ABC):
         """(run, first time, calls) of each of one agent's runs."""
         sql = (f"SELECT run, MIN(ts), COUNT(*) FROM cost_events WHERE {_RUN_WHERE} AND agent = ?"
                f" AND {self._window_filter} GROUP BY run")
-        return [RunSizeRow.of(r) for r in self._rows(sql, (agent, since_us, until_us))]
+        return list(map(RunSizeRow._make, self._rows(sql, (agent, since_us, until_us))))
 
     def optimize_run_excess(self, since_us: int, until_us: int, agent: str, baseline: int) -> int:
         """The cost of the calls of one agent's runs beyond each run's first `baseline` (by ts, id)."""
@@ -300,7 +300,7 @@ class OptimizeQueries(ABC):
                " AND d.ts >= ? AND d.ts < ? AND d.cache_hash <> '' AND (d.agent <> '' OR d.team <> '')"
                " GROUP BY d.ts, d.id, d.agent, d.team, d.cache_hash"
                " HAVING MAX(CASE WHEN e.kind = 'cache_hit' OR e.status <> 'ok' THEN 1 ELSE 0 END) = 0")
-        return [CacheableRow.of(r) for r in self._rows(sql, (since_us, until_us, since_us, until_us))]
+        return list(map(CacheableRow._make, self._rows(sql, (since_us, until_us, since_us, until_us))))
 
     def optimize_cache_legacy(self, since_us: int, until_us: int) -> list[LegacyCacheRow]:
         """Admitted `llm.request` decisions without the cache-hash key (recorded before it existed):
@@ -326,7 +326,7 @@ class OptimizeQueries(ABC):
             chunk = ids[start:start + 500]
             sql = ("SELECT decision_id, ts, id, kind, status, cost_nano, request_hash FROM cost_events"
                    f" WHERE decision_id IN ({', '.join('?' for _ in chunk)}) AND ts >= ? AND ts < ?")
-            out += [DecisionEventRow.of(r) for r in self._rows(sql, (*chunk, since_us, until_us))]
+            out += map(DecisionEventRow._make, self._rows(sql, (*chunk, since_us, until_us)))
         return out
 
     def optimize_embeddings(self, since_us: int, until_us: int) -> list[EmbeddingRow]:
@@ -334,7 +334,7 @@ class OptimizeQueries(ABC):
         a request hash, oldest first by (ts, id)."""
         sql = (f"SELECT ts, id, {_EMBED_COLUMNS} FROM cost_events"
                f" WHERE {_EMBED_WHERE} AND request_hash IS NOT NULL AND ts >= ? AND ts < ? ORDER BY ts, id")
-        return [EmbeddingRow.of(r) for r in self._rows(sql, (since_us, until_us))]
+        return list(map(EmbeddingRow._make, self._rows(sql, (since_us, until_us))))
 
     def optimize_model_outcome_runs(self, since_us: int, until_us: int, agent: str, provider: str,
                                     model: str) -> ModelOutcomeRunsRow:
@@ -351,7 +351,7 @@ class OptimizeQueries(ABC):
         """(agent, outcome, ts, value text) of the outcomes recorded with an agent in the window."""
         sql = ("SELECT agent, outcome, ts, value FROM outcomes WHERE agent IS NOT NULL AND ts >= ? AND ts < ?"
                " ORDER BY ts, id")
-        return [OutcomeRow.of(r) for r in self._rows(sql, (since_us, until_us))]
+        return list(map(OutcomeRow._make, self._rows(sql, (since_us, until_us))))
 
     def assess_spend(self, since_us: int) -> AssessSpendRow:
         """The capability assessment's spend shares since `since_us`, in one pass: (events, spend, saved,

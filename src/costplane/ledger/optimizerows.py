@@ -1,10 +1,12 @@
 """Typed rows of the analytics reads (`optimizequeries.py`): the waste detectors and the assessment.
 
 Every row is a NamedTuple, so it is still a compact tuple (no per-row dict, positional unpacking
-keeps working) but its fields have names and types. The `of` constructors take a raw database row
-and normalise what the two dialects return differently: PostgreSQL sums BIGINT into NUMERIC
-(`Decimal`), an aggregate over no rows is NULL; here those become `int`, `float` and 0.
-Times are integer microseconds (UTC), money integer nano-USD.
+keeps working) but its fields have names and types. Rows of plain columns, read by the million
+(usage, cacheable requests, embeddings, decision events, outcomes, run sizes), are made from the
+database row as it is (`_make`: the columns have the same Python types in both dialects; as cheap
+as a plain tuple). Rows of aggregates use `of`, which normalises what the two dialects return
+differently: PostgreSQL sums BIGINT into NUMERIC (`Decimal`), an aggregate over no rows is NULL;
+here those become `int`, `float` and 0. Times are integer microseconds (UTC), money integer nano-USD.
 """
 
 from __future__ import annotations
@@ -83,11 +85,6 @@ class ModelUsageRow(NamedTuple):
     reasoning_tokens: int
     cost_nano: int
 
-    @classmethod
-    def of(cls, r: Sequence[Any]) -> ModelUsageRow:
-        return cls(int(r[0]), str(r[1]), _opt(r[2]), _int(r[3]), _int(r[4]), _int(r[5]), _int(r[6]),
-                   _int(r[7]), _int(r[8]))
-
 
 class ModelCostRow(NamedTuple):
     """A model group's calls (one experiment's, or all of them) summed: recorded cost, cost at flat
@@ -157,10 +154,6 @@ class RunSizeRow(NamedTuple):
     first_ts: int
     calls: int
 
-    @classmethod
-    def of(cls, r: Sequence[Any]) -> RunSizeRow:
-        return cls(str(r[0]), int(r[1]), _int(r[2]))
-
 
 class AgentDayRow(NamedTuple):
     """An agent's charged requests in runs on one day of the window (day 0 starts at `since`)."""
@@ -184,10 +177,6 @@ class CacheableRow(NamedTuple):
     value: str
     cache_hash: str
     cost_nano: int
-
-    @classmethod
-    def of(cls, r: Sequence[Any]) -> CacheableRow:
-        return cls(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), _int(r[5]))
 
 
 class LegacyCacheRow(NamedTuple):
@@ -215,10 +204,6 @@ class DecisionEventRow(NamedTuple):
     cost_nano: int
     request_hash: str | None
 
-    @classmethod
-    def of(cls, r: Sequence[Any]) -> DecisionEventRow:
-        return cls(str(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), _int(r[5]), _opt(r[6]))
-
 
 class EmbeddingRow(NamedTuple):
     """A successful embedding event with a request hash."""
@@ -231,10 +216,6 @@ class EmbeddingRow(NamedTuple):
     model: str
     request_hash: str
     cost_nano: int
-
-    @classmethod
-    def of(cls, r: Sequence[Any]) -> EmbeddingRow:
-        return cls(int(r[0]), str(r[1]), _opt(r[2]), _opt(r[3]), _opt(r[4]), str(r[5]), str(r[6]), _int(r[7]))
 
 
 class ModelOutcomeRunsRow(NamedTuple):
@@ -253,10 +234,6 @@ class OutcomeRow(NamedTuple):
     outcome: str
     ts: int
     value: str  # exact decimal text
-
-    @classmethod
-    def of(cls, r: Sequence[Any]) -> OutcomeRow:
-        return cls(str(r[0]), str(r[1]), int(r[2]), str(r[3]))
 
 
 class AssessSpendRow(NamedTuple):
