@@ -25,7 +25,7 @@ LIMIT = 100 * AMOUNT + AMOUNT // 2  # fits exactly 100 worst-case calls (and hal
 
 def ledger(store: Store, directory: Path, **kw: object) -> LeasedLedger:
     assert isinstance(store, SqlStore)
-    values: dict[str, object] = {"ttl_seconds": 30, "flush_interval": 0.01}
+    values: dict[str, object] = {"ttl_seconds": 30, "flush_interval": 0.01, "hot_per_second": 1}
     values.update(kw)
     settings = LeaseSettings(enabled=True, journal_dir=directory, **values)  # type: ignore[arg-type]
     return LeasedLedger(store, settings)
@@ -226,3 +226,16 @@ def test_open_budget_ledger_gives_the_store_or_a_lease_ledger_per_store(store: S
     assert isinstance(leased, LeasedLedger)
     assert [p.parent for p in tmp_path.glob("*/*.lock")] == [leased.settings.journal_dir]  # one directory per store
     leased.close()
+
+
+def test_a_cold_window_stays_on_the_direct_path_until_it_is_hot(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal", hot_per_second=4)
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    for _ in range(6):
+        res = reservation([c])
+        assert leased.reserve(res, decision(res.decision_id)).ok
+        leased.settle(res.id, event(AMOUNT, rid=res.id))
+    assert (leased.direct, leased.leased) == (3, 3)  # the fourth request in a second took a lease
+    leased.close()
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.reserved_nano, state.calls) == (6 * AMOUNT, 0, 6)

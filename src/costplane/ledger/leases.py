@@ -12,6 +12,9 @@ admitted inside a lease it fits.
   local journal (ledger/journal.py: one `write`, it survives kill -9) before the call returns, then
   applied to the store in batches by a background writer (`flush`), which moves each settled cost
   from its lease's held headroom to spent and counts the call.
+* **Only hot windows are leased**: a window gets a lease once it is asked for four times within a
+  second (a run's own budget or a quiet team stays on the direct path: a lease would cost more
+  round trips than it saves). Windows that hold nothing are forgotten after a minute unused.
 * **Lease size** follows demand and headroom: a top-up asks for about two seconds of the window's
   recent admitted amounts (at least 8 requests' worth) and gets at most a quarter of what remains;
   under two requests' worth, nothing — near its limit a window goes back to one store reservation
@@ -81,13 +84,14 @@ class LeaseSettings:
     idle_seconds: float = 2.0  # free headroom of a window unused this long is given back
     share: int = 4  # a top-up takes at most 1/share of a window's remaining headroom
     horizon_seconds: float = 2.0  # a top-up asks for this long of recent demand
+    hot_per_second: int = 4  # requests per second a window needs before it is leased
 
 
 class _Window:
     """This process's view of one budget window: its lease and what it last read."""
 
-    __slots__ = ("claim", "direct_until", "expires", "free", "last_used", "lease_id", "rate_since", "seen",
-                 "unapplied", "used")
+    __slots__ = ("arrivals", "arrivals_since", "claim", "direct_until", "expires", "free", "last_used", "lease_id",
+                 "rate_since", "seen", "unapplied", "used")
 
     def __init__(self, claim: BudgetClaim, now: float) -> None:
         self.claim = claim  # the first claim seen (limits, partition; its bucket holds the lease)
@@ -100,6 +104,8 @@ class _Window:
         self.used = 0  # amounts admitted since rate_since
         self.rate_since = now
         self.last_used = now
+        self.arrivals = 0  # requests that asked for this window in the second from arrivals_since
+        self.arrivals_since = now
 
 
 @dataclass(slots=True)
@@ -138,6 +144,8 @@ class LeasedLedger:
 
     #: records applied per store transaction
     BATCH = 500
+    #: a window without a lease, unused this long, is forgotten (seconds)
+    FORGET_S = 60.0
 
     def __init__(self, store: SqlStore, settings: LeaseSettings, *, owner: str | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -165,14 +173,32 @@ class LeasedLedger:
         if not claims or any(c.limit_calls is not None or c.limit_concurrent is not None for c in claims):
             return self._direct(reservation, decision)
         for attempt in range(2):
+            now = time.monotonic()
             with self._lock:
-                admitted = self._carve(reservation, decision, time.monotonic())
+                admitted = self._carve(reservation, decision, now)
+                hot = admitted is None and attempt == 0 and self._hot(claims, now)
             if admitted is not None:
                 self._ensure_writer()
                 return admitted
-            if attempt == 0 and not self._top_up(claims):
+            if not hot or not self._top_up(claims):
                 break
         return self._direct(reservation, decision)
+
+    def _hot(self, claims: Sequence[BudgetClaim], now: float) -> bool:
+        """Count this request against its windows; True when every one holds a lease or has asked
+        `hot_per_second` times within a second. A cold window (a run's own budget, a quiet team) stays on the
+        direct path: a lease there would cost a store round trip for a request or two."""
+        hot = True
+        for key, (claim, _) in self._amounts(claims).items():
+            window = self._windows.get(key)
+            if window is None:
+                window = self._windows[key] = _Window(claim, now)
+            if now - window.arrivals_since > 1.0:
+                window.arrivals, window.arrivals_since = 0, now
+            window.arrivals += 1
+            window.last_used = now
+            hot = hot and (window.lease_id is not None or window.arrivals >= self.settings.hot_per_second)
+        return hot
 
     def _direct(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
         self.direct += 1
@@ -369,11 +395,20 @@ class LeasedLedger:
                                 applied.unapplied -= int(record.event.cost_nano)
             self._refresh()
             self._give_back_idle(now)
+            self._forget(now)
             return len(batch)
+
+    def _forget(self, now: float) -> None:
+        """Drop the windows that hold nothing and were not used for `FORGET_S` (runs that ended)."""
+        with self._lock:
+            in_use = {key for held in self._held.values() for key, _, _ in held.carved}
+            for key in [k for k, w in self._windows.items() if w.lease_id is None and w.free <= 0 and not w.unapplied
+                        and now - w.last_used > self.FORGET_S and k not in in_use]:
+                del self._windows[key]
 
     def _refresh(self) -> None:
         with self._lock:
-            windows = list(self._windows.values())
+            windows = [w for w in self._windows.values() if w.lease_id is not None or w.unapplied]
         if windows:
             self.round_trips += 1
             states = self.store.claim_states([w.claim for w in windows])
