@@ -41,6 +41,8 @@ __all__ = ["DecisionCore", "LlmHold", "admit_arguments", "new_id"]
 log = logging.getLogger("costplane.core")
 
 HOOK = "llm.request"
+#: the endpoints of chat calls, which a route may send to another vendor (the gateway translates them)
+_CHAT_ENDPOINTS = frozenset({"chat.completions", "messages", "responses", "generate_content"})
 _CONDITION_PARAMS = ("service_tier", "processing", "speed")  # request facts that select a price variant
 
 
@@ -134,6 +136,13 @@ class DecisionCore:
             return ProviderConfig(name=protocol, type=protocol, base_url="", pricing_provider=protocol), model
         return served
 
+    def _target(self, model: str, req: LlmRequest, direct: bool) -> tuple[ProviderConfig, str] | None:
+        """Where a request routed to `model` goes: a provider of its own protocol family, else — a chat
+        request through the gateway being translatable — a provider of another vendor's family."""
+        if direct or req.endpoint not in _CHAT_ENDPOINTS:
+            return self._serve(model, req.protocol, direct)
+        return self.config.route_target(model, req.protocol)
+
     def _admit(self, ctx: Context, req: LlmRequest, uses: dict[str, int], open_ended: dict[str, str], *,
                direct: bool) -> Admission | Denial:
         served = self._serve(req.model, req.protocol, direct)
@@ -166,11 +175,13 @@ class DecisionCore:
     def _worst_case(self, evaluation: Evaluation, req: LlmRequest, uses: Mapping[str, int],
                     uncapped: Mapping[str, str], direct: bool) -> Hold | Denial:
         policy, deny = evaluation.policy, self.decider.deny
-        served = self._serve(policy.model, req.protocol, direct)
+        served = self._target(policy.model, req, direct)
         if served is None:
             return deny(evaluation, "route_unavailable",
                         f"policy {policy.route.name if policy.route else '?'!r} routes to {policy.model!r}, "
-                        f"which no {req.protocol} provider serves")
+                        f"which no {req.protocol} provider serves"
+                        + ("" if req.endpoint not in _CHAT_ENDPOINTS or direct else
+                           ", nor a provider of another vendor a chat request can be translated to"))
         provider, upstream_model = served
         if req.loop_hash and evaluation.context.run:
             denial = self._loop_guard(evaluation, evaluation.context.run, req.loop_hash)
@@ -204,7 +215,7 @@ class DecisionCore:
         spec, held = refused.spec, refused.hold
         if refused.limit != "amount" or spec is None or spec.on_exceed != "route" or not spec.route_to:
             return None
-        degraded = self._serve(spec.route_to, req.protocol, direct)
+        degraded = self._target(spec.route_to, req, direct)
         if degraded is None or not isinstance(held, LlmHold) or degraded[1] == held.model:
             return None
         try:
