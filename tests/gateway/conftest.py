@@ -79,6 +79,7 @@ def gateway_config(simulator_url: str, store_url: str, bundle: Path | None, **ga
             "azure": {"type": "azure-openai", "base_url": simulator_url, "models": [],
                       "deployments": {"prod-mini": "gpt-4o-mini", "prod-4o": "gpt-4o",
                                       "embed-small": "text-embedding-3-small"}},
+            "google": {"type": "gemini", "base_url": simulator_url, "models": ["gemini-2.0-flash", "gemini-2.5-flash"]},
         },
     }
 

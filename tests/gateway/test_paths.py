@@ -37,3 +37,18 @@ def test_unknown_paths_name_what_is_served_and_other_paths_stay_plain(make_gatew
     assert orjson.loads(wrong_method.content)["error"]["code"] == "method_not_allowed"
     elsewhere = httpx.get(f"{gw.url}/nothing-here")
     assert elsewhere.status_code == 404 and elsewhere.text == "Not Found"
+
+
+def test_gemini_clients_list_the_gemini_family_in_googles_shape(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    from google import genai
+
+    gw: Harness = make_gateway()
+    key = gw.key()
+    listed = httpx.get(f"{gw.url}/v1beta/models?family=azure-openai", headers={"x-goog-api-key": key})
+    assert listed.status_code == 200 and listed.json()["data"][0]["owned_by"] == "azure"
+    plain = httpx.get(f"{gw.url}/v1beta/models", headers={"x-goog-api-key": key})
+    names = {m["name"] for m in plain.json()["models"]}
+    assert plain.status_code == 200 and names == {"models/gemini-2.0-flash", "models/gemini-2.5-flash"}
+    client = genai.Client(api_key=key, http_options={"base_url": gw.url})
+    assert {m.name for m in client.models.list()} == names
+    assert httpx.get(f"{gw.url}/v1beta/models?key=cpk_wrong").status_code == 401

@@ -17,7 +17,7 @@ from costplane.auth.authenticator import request_secret
 from costplane.gateway.errors import error_response
 from costplane.gateway.models import model_listing
 from costplane.gateway.protocols import ADAPTERS
-from costplane.gateway.protocols.base import ProtocolAdapter, ResponseLookup
+from costplane.gateway.protocols.base import Incoming, ProtocolAdapter, ResponseLookup
 from costplane.gateway.protocols.openai_responses import StoreResponseLookup
 from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.routes import adapter_for_path, adapter_routes, path_error_handler
@@ -52,9 +52,11 @@ def create_gateway(
                           lookup=lookup if lookup is not None else StoreResponseLookup(application.store))
 
     async def models(request: Request) -> Response:
-        adapter = adapter_for_path(adapters, "/v1/models", dict(request.headers)) or adapters[0]
+        headers = dict(request.headers)
+        adapter = adapter_for_path(adapters, request.url.path, headers) or adapters[0]
+        secret = adapter.credential(Incoming("GET", request.url.path, {}, dict(request.query_params), headers, b""))
         # the application's one authenticator: reads the credential generation, so run like any store call
-        if await store.run(application.auth.key, request_secret(request.headers)) is None:
+        if await store.run(application.auth.key, secret or request_secret(request.headers)) is None:
             return error_response(adapter, 401, "invalid_api_key", "missing, unknown, expired or revoked key")
         family = request.query_params.get("family") or adapter.family
         families = sorted({p.protocol for p in application.config.providers} | {a.family for a in adapters})
@@ -96,6 +98,7 @@ def create_gateway(
     routes = [
         *adapter_routes(adapters, proxy.handle),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1beta/models", models, methods=["GET"]),  # Gemini's own listing path
         Route("/healthz", health, methods=["GET"]),
         *extra_routes,
     ]

@@ -3,7 +3,8 @@
 The OpenAI and Anthropic families ask their providers' own listing and keep what the provider is
 configured to serve; the other families list what the configuration names (literal model names,
 aliases, Azure deployments). The Anthropic family answers in Anthropic's list shape (the client
-sent `anthropic-version`), every other family in OpenAI's (`?family=` picks one).
+sent `anthropic-version`), the Gemini family in Google's (`GET /v1beta/models`, or a Google
+header), every other family in OpenAI's (`?family=` picks one).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ async def model_listing(providers: Sequence[ProviderConfig], family: str, transp
                 for m, _ in ordered]
         return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None}
+    if family == "gemini":
+        methods = ["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"]
+        return {"models": [{"name": f"models/{m}", "baseModelId": m, "version": "001", "displayName": m,
+                            "supportedGenerationMethods": methods} for m, _ in ordered]}
     return {"object": "list", "family": family,
             "data": [{"id": m, "object": "model", "created": created, "owned_by": owner}
                      for m, (owner, created) in ordered]}
