@@ -306,3 +306,9 @@ def test_the_memory_ledger_logs_decisions_as_the_stores_do() -> None:
     lean = MemoryLedger(keep_decisions=False)
     lean.record_decision(decision)
     assert lean.get_decision(decision.id) is None and lean.count_decisions() == 1
+    forgetful = MemoryLedger(forget_settled=True)
+    held, logged = prepare(run, ("reserve", [(0, 0, 100)], 300))
+    assert forgetful.reserve(held, logged).ok
+    (after,) = forgetful.settle(held.id, run.event((40, -1, 0, 0)))
+    assert (after.spent_nano, after.reserved_nano, after.calls, after.concurrent) == (40, 0, 1, 0)
+    assert forgetful.get_reservation(held.id) is None and forgetful.open_reservations() == 0

@@ -101,9 +101,12 @@ class _Partition:
 
 class MemoryLedger:
     """`BudgetLedger` in memory (see the module docstring). `keep_decisions=False` counts the
-    decisions logged without keeping them (a long replay that does not read them back)."""
+    decisions logged without keeping them; `forget_settled=True` drops a reservation once it is
+    settled (settlement is final: settling it again is then an unknown reservation, and
+    `get_reservation` no longer finds it) — for a long replay, whose memory then stays flat."""
 
-    def __init__(self, *, keep_decisions: bool = True) -> None:
+    def __init__(self, *, keep_decisions: bool = True, forget_settled: bool = False) -> None:
+        self._forget_settled = forget_settled
         self._lock = threading.Lock()
         self._partitions: dict[tuple[str, str], _Partition] = {}
         self._reservations: dict[str, _Held] = {}
@@ -199,6 +202,8 @@ class MemoryLedger:
             elif cost:  # released/expired earlier: the call (given back then) and its money count again
                 call = 1 if prior in _CLOSED else 0
                 self._add(_delta(c, spent=cost, calls=call) for c in claims)
+            if self._forget_settled:
+                del self._reservations[reservation_id]
             return self._states(claims)
 
     def release(self, reservation_id: str, status: str = ReservationStatus.RELEASED) -> bool:
@@ -266,6 +271,8 @@ class MemoryLedger:
             if status == ReservationStatus.OPEN:
                 held.claims = tuple(kept)
                 held.status = ReservationStatus.SETTLED if close else ReservationStatus.OPEN
+                if close and self._forget_settled:
+                    del self._reservations[reservation_id]
             return self._states(kept)
 
     def expire_reservations(self, now: datetime) -> int:

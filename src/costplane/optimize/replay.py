@@ -172,7 +172,7 @@ class Replayer:
     def __init__(self, bundle: Bundle, config: Config, catalog: Catalog, report: ReplayReport) -> None:
         self.bundle = bundle
         self.report = report
-        self.ledger = MemoryLedger()
+        self.ledger = MemoryLedger(forget_settled=True)  # each request settles once: memory stays flat
         self._at = report.since
         active = ActiveBundle(bundle.revision, MemoEngine(bundle), {b.name: b for b in bundle.budgets})
         self.engine = active.engine
