@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from typer.testing import CliRunner
 
+from costplane.app import Application
 from costplane.cli.main import app as cli
+from costplane.config import parse_config
+from costplane.gateway.keys import create_key
 from costplane.serving import BackgroundServer, WorkerPoolError, bind_socket, free_port, run_workers
+from costplane.simulator.app import create_app
+from costplane.simulator.config import SimulatorConfig
+from store_fixtures import pg_schema
 
 
 def _app() -> Starlette:
@@ -139,3 +152,45 @@ def test_a_worker_that_cannot_start_stops_the_pool() -> None:
 def test_serve_rejects_a_worker_count_out_of_range() -> None:
     result = CliRunner().invoke(cli, ["serve", "--workers", "0"])
     assert result.exit_code == 2 and "--workers: expected 1 to 64, got 0" in result.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_serve_workers_share_one_budget(tmp_path: Path, backend: str) -> None:
+    """`costplane serve --workers 3`: 500 concurrent calls against a hard budget that fits ~100
+    worst cases, spread by the kernel over three worker processes — never over the limit, nearly all
+    of it served, every served call metered once (SQLite and PostgreSQL)."""
+    from gateway.conftest import gateway_config, write_bundle
+    from gateway.test_concurrency import REQUESTS, budget_for, fire
+
+    limit, bundle = budget_for(100)
+    store = pg_schema() if backend == "postgres" else contextlib.nullcontext(f"sqlite:///{tmp_path / 'w.db'}")
+    with BackgroundServer(create_app(SimulatorConfig())) as simulator, store as store_url:
+        data = gateway_config(simulator.url, store_url, write_bundle(tmp_path, bundle))
+        config = tmp_path / "costplane.yaml"
+        config.write_text(yaml.safe_dump(data))
+        application = Application(parse_config(data, base=tmp_path))
+        key, _ = create_key(application.store, "burst", {"team": "burst"})
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp_path / "serve.log"
+        argv = [sys.executable, "-m", "costplane", "serve", "--config", str(config), "--port", str(port),
+                "--workers", "3", "--log-level", "warning"]
+        pool = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        try:
+            for _ in range(300):
+                assert pool.poll() is None, log.read_text()[-2000:]
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                time.sleep(0.1)
+            statuses = asyncio.run(fire([url], key, REQUESTS))
+        finally:
+            pool.send_signal(signal.SIGTERM)
+            pool.wait(60)
+        assert pool.returncode == 0, log.read_text()[-2000:]
+        served = statuses.count(200)
+        assert set(statuses) <= {200, 402}, sorted(set(statuses))
+        assert sum(e.cost_nano for e in application.store.list_events(limit=10_000)) <= limit
+        assert served >= 95 and application.store.count_events() == served
+        assert application.store.open_reservations() == 0
+        application.close()
