@@ -50,6 +50,7 @@ PROPERTY = settings(max_examples=45, deadline=None, derandomize=True, database=N
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
 CHAT, EMBED, MESSAGES = "/v1/chat/completions", "/v1/embeddings", "/v1/messages"
+AZURE = "/openai/deployments/prod-mini/chat/completions?api-version=2024-10-21"  # the model is in the path
 
 
 @dataclass
@@ -189,7 +190,7 @@ def anthropic_body() -> st.SearchStrategy[dict[str, Any]]:
 
 
 PROTOCOLS = {CHAT: ("openai", _with_stream(openai_chat_body())), EMBED: ("openai", embeddings_body()),
-             MESSAGES: ("anthropic", anthropic_body())}
+             MESSAGES: ("anthropic", anthropic_body()), AZURE: ("openai", _with_stream(openai_chat_body()))}
 
 # -- attribution headers ------------------------------------------------------------------------------
 
@@ -368,7 +369,7 @@ def mutated(draw: st.DrawFn, bodies: st.SearchStrategy[dict[str, Any]]) -> tuple
     return dump(body), f"{kind} at {path}"
 
 
-@pytest.mark.parametrize("path", [CHAT, EMBED, MESSAGES])
+@pytest.mark.parametrize("path", [CHAT, EMBED, MESSAGES, AZURE])
 def test_mutated_bodies_never_get_a_5xx(gateway: Gateway, path: str) -> None:
     proto, bodies = PROTOCOLS[path]
 
@@ -395,7 +396,7 @@ CONTENT_TYPES = st.sampled_from([None, "application/json", "application/json; ch
                                  "application/vnd.api+json", "APPLICATION/JSON", "", ";;", "application/jsonx"])
 
 
-@pytest.mark.parametrize("path", [CHAT, EMBED, MESSAGES])
+@pytest.mark.parametrize("path", [CHAT, EMBED, MESSAGES, AZURE])
 def test_garbage_bytes_and_content_types_never_get_a_5xx(gateway: Gateway, path: str) -> None:
     proto, bodies = PROTOCOLS[path]
 
