@@ -239,3 +239,21 @@ def test_a_cold_window_stays_on_the_direct_path_until_it_is_hot(store: Store, tm
     leased.close()
     (state,) = store.claim_states([c])
     assert (state.spent_nano, state.reserved_nano, state.calls) == (6 * AMOUNT, 0, 6)
+
+
+def test_with_leases_turned_off_a_stopped_process_journal_is_still_applied(store: Store, tmp_path: Path) -> None:
+    config = parse_config({})
+    on = open_budget_ledger(config, store, LeaseSettings(enabled=True, journal_dir=tmp_path, hot_per_second=1,
+                                                         flush_interval=3600.0))
+    assert isinstance(on, LeasedLedger)
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    res = reservation([c])
+    assert on.reserve(res, decision(res.decision_id)).ok and on.leased == 1
+    on.settle(res.id, event(AMOUNT, rid=res.id))
+    on._journal.close()  # the process stops without closing its ledger
+    assert store.count_events() == 0 and store.leases_held()  # type: ignore[attr-defined]
+    assert open_budget_ledger(config, store, LeaseSettings(journal_dir=tmp_path)) is store
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.reserved_nano, state.calls) == (AMOUNT, 0, 1) and store.count_events() == 1
+    assert store.leases_held() == {}  # type: ignore[attr-defined]
+    on._stop.set()

@@ -22,6 +22,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -39,6 +40,8 @@ if TYPE_CHECKING:  # costplane.config imports the settings table, which imports 
 
 __all__ = ["LEASE_KEYS", "ledger_settings", "open_budget_ledger", "open_store", "parse_ledger"]
 
+#: the schema version of the lease table
+LEASES_VERSION = 16
 #: the keys of the `ledger:` section (settings.py declares them)
 LEASE_KEYS: tuple[str, ...] = ("leases", "lease_ttl", "journal", "journal_fsync")
 _ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
@@ -147,12 +150,22 @@ def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | N
     password), so a directory shared by two stores never replays one's journal into the other. The
     caller closes a `LeasedLedger` (it gives its leases back) before the store."""
     settings = ledger_settings(config) if settings is None else settings
-    if not settings.enabled:
-        return store
     if not isinstance(store, SqlStore):
-        raise _config_error("ledger.leases: lease-based budgets need the SQLite or PostgreSQL store")
+        if settings.enabled:
+            raise _config_error("ledger.leases: lease-based budgets need the SQLite or PostgreSQL store")
+        return store
     # one subdirectory per store: a journal is only ever replayed into the store it was written for
     store_key = hashlib.sha256(redact_url(str(store.url)).encode()).hexdigest()[:16]
-    ledger = LeasedLedger(store, replace(settings, journal_dir=settings.journal_dir / store_key))
-    ledger.recover()
-    return ledger
+    directory = settings.journal_dir / store_key
+    if settings.enabled:
+        ledger = LeasedLedger(store, replace(settings, journal_dir=directory))
+        ledger.recover()
+        return ledger
+    # leases off, perhaps after they were on: what stopped processes journaled is applied first,
+    # then the leases past their expiry end — nothing stays held by a process that will not return
+    if directory.is_dir() or (store.schema_version() >= LEASES_VERSION and store.leases_held()):
+        sweeper = LeasedLedger(store, replace(settings, journal_dir=directory))
+        sweeper.recover()
+        sweeper.close()
+        store.expire_leases(datetime.now(UTC))
+    return store
