@@ -191,10 +191,19 @@ def test_readers_map_each_provider_shape() -> None:
                              "cacheWriteInputTokens": 30, "cacheDetails": [{"ttl": "1h", "inputTokens": 30}]})
     assert bedrock == TokenUsage(60, 5, 20, 30, units=(("cache_write_1h", 30),))
     assert None in (openai_usage(None), anthropic_usage("x"), gemini_usage(None), bedrock_usage([]))  # type: ignore[arg-type]
-    # odd counts are clamped, never an exception on the hot path
-    odd = anthropic_usage({"input_tokens": -3, "cache_creation": {"ephemeral_1h_input_tokens": "x"},
+    # odd counts besides the input count are clamped, never an exception on the hot path
+    odd = anthropic_usage({"input_tokens": 3, "cache_creation": {"ephemeral_1h_input_tokens": "x"},
                            "output_tokens": True})
-    assert odd == TokenUsage()
+    assert odd == TokenUsage(3)
+    # a usage without a valid input count is no usage at all: the gateway charges the bound, never $0
+    for bad in ({}, {"input_tokens": "12"}, {"input_tokens": 12.0}, {"input_tokens": -3},
+                {"input_tokens": True}, {"total_tokens": 30}, {"input_tokens": None, "output_tokens": 5}):
+        assert anthropic_usage(bad) is None, bad
+        assert bedrock_usage({k.replace("input_tokens", "inputTokens"): v for k, v in bad.items()}) is None, bad
+        assert gemini_usage({k.replace("input_tokens", "promptTokenCount"): v for k, v in bad.items()}) is None, bad
+        assert openai_usage(bad) is None, bad
+        assert openai_usage({k.replace("input_tokens", "prompt_tokens"): v for k, v in bad.items()}) is None, bad
+    assert openai_usage({"prompt_tokens": 0, "completion_tokens": "x"}) == TokenUsage(0, 0)
 
 
 def test_request_facts() -> None:
@@ -304,8 +313,10 @@ def test_the_gateway_caps_anthropic_web_search_uses() -> None:
     cap_tool_uses(body, 5)
     tools = body["tools"]
     assert tools[0]["max_uses"] == 5 and tools[1]["max_uses"] == 3  # the client's own value is kept
-    assert all("max_uses" not in t for t in tools[2:])  # not billed per use
-    assert tool_use_limits(body) == ({"web_searches": 8}, {})
+    assert all("max_uses" not in t for t in tools[2:])  # no max_uses parameter to set
+    # code execution is a fee with no cap parameter: reported uncapped, with the field enabling it
+    assert tool_use_limits(body) == ({"web_searches": 8}, {"code_executions": "tools[4]"})
+    assert request_units(body) == {"web_searches", "code_executions"}
     assert tool_use_limits({"web_search_options": {}}) == ({"web_searches": 1}, {})
     assert tool_use_limits({"model": "x"}) == ({}, {})
     # a built-in tool with no cap parameter is reported with the field that enables it

@@ -282,6 +282,8 @@ class DecisionCore:
                 "unknown_price", admission.model,
                 f"{admission.model}: no known price for {', '.join(unpriced)}; the call was charged without them "
                 "and its cost event is flagged", admission.decision_id, {"units": list(unpriced)}))
+        if cost > admission.worst_nano:
+            status = self._over_bound(admission, usage, cost, status)
         if admission.effect == "route" and not saved_nano:
             saved_nano = self._route_saving(admission, usage, cost)
         event = self._event(admission, usage, cost, status=status, latency_ms=latency_ms, saved_nano=saved_nano)
@@ -292,6 +294,22 @@ class DecisionCore:
             return Settlement(event.id, cost, None)
         states = self.decider.settle(admission.reservation.id, event)  # alerts the thresholds crossed
         return Settlement(event.id, cost, tightest_remaining(states))
+
+    def _over_bound(self, admission: Admission, usage: TokenUsage, cost: int, status: str) -> str:
+        """A reported usage costing more than the call's proven bound: the money is spent, so the call is
+        settled at it, but its event says `over_bound` and an alert names the call (an upstream reporting
+        more than it could have served can push spend past a hard budget)."""
+        self.notifier.notify(Notification(
+            "anomaly", admission.model,
+            f"{admission.model} via {admission.provider.name}: the upstream reported usage costing "
+            f"{cost} nano-USD ({usage.input_tokens} input, {usage.output_tokens} output tokens), above the "
+            f"call's bound of {admission.worst_nano} nano-USD (input bound {admission.request.input_bound}, "
+            f"max_tokens {admission.max_tokens}); it was charged as reported and its cost event is flagged "
+            "over_bound", admission.decision_id,
+            {"reason": "over_bound", "cost_nano": cost, "bound_nano": admission.worst_nano,
+             "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+             "provider": admission.provider.name}))
+        return "over_bound" if status == "ok" else status
 
     def record_spend(self, events: Sequence[CostEvent], source: str, *,
                      facts: Callable[[CostEvent], Mapping[str, Any]] | None = None) -> SpendRecord:

@@ -1,9 +1,12 @@
 """Provider usage shapes -> `TokenUsage`: pure functions, one per wire format.
 
-Every reader returns None when there is no usage object, never raises on odd data (a count
-that is not a non-negative integer reads as 0; a sub-count larger than its total is clamped),
-and follows the genai-prices convention of `TokenUsage`: input counts every prompt token
-(cache reads and writes included), output every generated token (reasoning included).
+Every reader returns None when there is no usage: no usage object, or one without a valid input
+count (a non-negative JSON integer: `{}`, `"12"`, `12.0`, `-1`, `true` or only `total_tokens` are no
+usage, and the gateway charges the call's bound, status `estimated`, never a silent $0). It never
+raises on odd data: any other count that is not a non-negative integer reads as 0, and a sub-count
+larger than its total is clamped. Readers follow the genai-prices convention of `TokenUsage`: input
+counts every prompt token (cache reads and writes included), output every generated token
+(reasoning included).
 
 * OpenAI Chat Completions: `prompt_tokens` (incl. cached), `completion_tokens` (incl.
   reasoning), `prompt_tokens_details` {cached_tokens, cache_write_tokens, audio_tokens,
@@ -13,8 +16,8 @@ and follows the genai-prices convention of `TokenUsage`: input counts every prom
 * OpenAI Responses / Realtime: `input_tokens`/`output_tokens` with `input_tokens_details`
   (or `input_token_details`) {cached_tokens, cache_write_tokens, audio_tokens, image_tokens,
   cached_tokens_details {audio_tokens, image_tokens}} and `output_tokens_details`
-  {reasoning_tokens, audio_tokens, image_tokens}; `web_search_call` / `file_search_call` output
-  items are tool-call fees.
+  {reasoning_tokens, audio_tokens, image_tokens}; `web_search_call` / `file_search_call` /
+  `code_interpreter_call` / `image_generation_call` output items are tool-call fees.
 * Anthropic Messages: `input_tokens` EXCLUDES cache reads and writes; `cache_creation`
   {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}; `server_tool_use`
   {web_search_requests}; `service_tier` standard | priority | batch.
@@ -34,6 +37,7 @@ from costplane.pricing.types import TokenUsage
 
 __all__ = [
     "PER_CALL_UNITS",
+    "anthropic_tool_units",
     "anthropic_usage",
     "bedrock_usage",
     "cap_tool_uses",
@@ -46,14 +50,23 @@ __all__ = [
     "tool_use_limits",
     "with_conditions",
     "with_per_call_units",
+    "with_units",
 ]
 
 _MODALITIES = {"AUDIO": "audio", "IMAGE": "image", "VIDEO": "video"}
+#: OpenAI built-in tools billed per call beyond their tokens (Responses `max_tool_calls` caps them all).
 _OPENAI_TOOL_UNITS = {"web_search": "web_searches", "web_search_preview": "web_searches",
-                      "file_search": "storage_searches"}
+                      "file_search": "storage_searches", "code_interpreter": "code_executions",
+                      "image_generation": "image_generations"}
+#: Responses output items that are such calls, one fee each.
+_OPENAI_CALL_ITEMS = {"web_search_call": "web_searches", "file_search_call": "storage_searches",
+                      "code_interpreter_call": "code_executions", "image_generation_call": "image_generations"}
 #: Anthropic server tools billed per use, by type prefix (web_search_20250305 -> web_searches); each
-#: takes `max_uses`. Web fetch is billed by its tokens only; code execution by container time.
+#: takes `max_uses`. Web fetch is billed by its tokens only.
 _ANTHROPIC_TOOL_UNITS = {"web_search_": "web_searches"}
+#: Anthropic server tools with a fee beyond their tokens and no parameter capping their uses: code
+#: execution (billed by container time; metered as `code_executions`, priced only by an override).
+_ANTHROPIC_UNCAPPED_TOOLS = {"code_execution_": "code_executions"}
 #: Units an endpoint's call is billed once for when its request enables them, whatever the usage
 #: reports: OpenAI bills one web search per Chat Completions call with `web_search_options`.
 PER_CALL_UNITS: Mapping[str, tuple[str, ...]] = {"chat.completions": ("web_searches",)}
@@ -61,6 +74,11 @@ PER_CALL_UNITS: Mapping[str, tuple[str, ...]] = {"chat.completions": ("web_searc
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _count(value: Any) -> int | None:
+    """A valid count (a non-negative JSON integer), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -106,7 +124,9 @@ def openai_usage(usage: Mapping[str, Any] | None, payload: Mapping[str, Any] | N
     if not isinstance(usage, Mapping):
         return None
     responses_style = "input_tokens" in usage and "prompt_tokens" not in usage
-    prompt = _int(usage.get("input_tokens" if responses_style else "prompt_tokens"))
+    prompt = _count(usage.get("input_tokens" if responses_style else "prompt_tokens"))
+    if prompt is None:
+        return None
     completion = _int(usage.get("output_tokens" if responses_style else "completion_tokens"))
     details = _map(usage.get("input_tokens_details") or usage.get("input_token_details")
                    or usage.get("prompt_tokens_details"))
@@ -132,23 +152,26 @@ def openai_usage(usage: Mapping[str, Any] | None, payload: Mapping[str, Any] | N
 
 
 def openai_response_units(payload: Mapping[str, Any]) -> dict[str, int]:
-    """Tool-call fees in a Responses API body: one per web_search_call / file_search_call item."""
+    """Tool-call fees in a Responses API body: one per web_search_call / file_search_call /
+    code_interpreter_call / image_generation_call item."""
     out: dict[str, int] = {}
     items = payload.get("output")
     if not isinstance(items, list):
         return out
     for item in items:
         kind = item.get("type") if isinstance(item, Mapping) else None
-        if kind == "web_search_call":
-            out["web_searches"] = out.get("web_searches", 0) + 1
-        elif kind == "file_search_call":
-            out["storage_searches"] = out.get("storage_searches", 0) + 1
+        unit = _OPENAI_CALL_ITEMS.get(kind) if isinstance(kind, str) else None
+        if unit is not None:
+            out[unit] = out.get(unit, 0) + 1
     return out
 
 
 def anthropic_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
     """Anthropic usage: input_tokens EXCLUDE cache reads and writes, so add them back."""
     if not isinstance(usage, Mapping):
+        return None
+    uncached = _count(usage.get("input_tokens"))
+    if uncached is None:
         return None
     read = _int(usage.get("cache_read_input_tokens"))
     creation = _map(usage.get("cache_creation"))
@@ -160,10 +183,30 @@ def anthropic_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
     speed = usage.get("speed")
     if isinstance(speed, str) and speed not in ("", "standard"):
         conditions["speed"] = speed
-    return _usage(_int(usage.get("input_tokens")) + read + write, _int(usage.get("output_tokens")),
+    return _usage(uncached + read + write, _int(usage.get("output_tokens")),
                   cache_read=read, cache_write=write,
                   units={"cache_write_1h": hour, "web_searches": _int(tools.get("web_search_requests"))},
                   conditions=conditions)
+
+
+def anthropic_tool_units(blocks: Any) -> dict[str, int]:
+    """Per-use fees in Anthropic content blocks the usage object does not count: one
+    `code_executions` per `server_tool_use` block running code (`code_execution`,
+    `bash_code_execution`, `text_editor_code_execution`)."""
+    count = sum(1 for block in _list(blocks) if _map(block).get("type") == "server_tool_use"
+                and "code_execution" in str(_map(block).get("name", "")))
+    return {"code_executions": count} if count else {}
+
+
+def with_units(usage: TokenUsage | None, extra: Mapping[str, int]) -> TokenUsage | None:
+    """`usage` with at least the counts of `extra` (a larger reported count is kept)."""
+    if usage is None or not extra:
+        return usage
+    units = dict(usage.units)
+    for name, count in extra.items():
+        units[name] = max(units.get(name, 0), count)
+    return TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                      usage.reasoning_tokens, units=tuple(units.items()), conditions=usage.conditions)
 
 
 def _by_modality(details: Any) -> dict[str, int]:
@@ -180,8 +223,11 @@ def gemini_usage(metadata: Mapping[str, Any] | None) -> TokenUsage | None:
     """Gemini / Vertex AI `usageMetadata`."""
     if not isinstance(metadata, Mapping):
         return None
+    prompt_count = _count(metadata.get("promptTokenCount"))
+    if prompt_count is None:
+        return None
     tool_prompt = _int(metadata.get("toolUsePromptTokenCount"))
-    prompt = _int(metadata.get("promptTokenCount")) + tool_prompt
+    prompt = prompt_count + tool_prompt
     thoughts = _int(metadata.get("thoughtsTokenCount"))
     output = _int(metadata.get("candidatesTokenCount")) + thoughts
     prompt_mod = _by_modality(metadata.get("promptTokensDetails"))
@@ -200,11 +246,14 @@ def bedrock_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
     """Bedrock Converse / ConverseStream `usage`."""
     if not isinstance(usage, Mapping):
         return None
+    uncached = _count(usage.get("inputTokens"))
+    if uncached is None:
+        return None
     read = _int(usage.get("cacheReadInputTokens"))
     write = _int(usage.get("cacheWriteInputTokens"))
     hour = sum(_int(_map(d).get("inputTokens")) for d in _list(usage.get("cacheDetails"))
                if _map(d).get("ttl") == "1h")
-    return _usage(_int(usage.get("inputTokens")) + read + write, _int(usage.get("outputTokens")),
+    return _usage(uncached + read + write, _int(usage.get("outputTokens")),
                   cache_read=read, cache_write=write, units={"cache_write_1h": hour})
 
 
@@ -221,17 +270,25 @@ def request_conditions(body: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _tool_unit(kind: str) -> str | None:
+    """The fee-bearing unit of a tool `type` (OpenAI built-ins, Anthropic server tools), if any."""
+    if kind.startswith("web_search"):
+        return "web_searches"
+    if kind in _OPENAI_TOOL_UNITS:
+        return _OPENAI_TOOL_UNITS[kind]
+    return next((unit for prefix, unit in _ANTHROPIC_UNCAPPED_TOOLS.items() if kind.startswith(prefix)), None)
+
+
 def request_units(body: Mapping[str, Any]) -> frozenset[str]:
-    """The fee-bearing units a request may incur: built-in tools it enables (web search, file search)."""
+    """The fee-bearing units a request may incur: built-in tools it enables (web search, file search,
+    code execution / code interpreter, image generation)."""
     units: set[str] = set()
     if isinstance(body.get("web_search_options"), Mapping):
         units.add("web_searches")
     for tool in _list(body.get("tools")):
-        kind = str(_map(tool).get("type", ""))
-        if kind.startswith("web_search"):
-            units.add("web_searches")
-        elif kind in _OPENAI_TOOL_UNITS:
-            units.add(_OPENAI_TOOL_UNITS[kind])
+        unit = _tool_unit(str(_map(tool).get("type", "")))
+        if unit is not None:
+            units.add(unit)
     return frozenset(units)
 
 
@@ -260,7 +317,8 @@ def tool_use_limits(body: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, 
 
     Anthropic server tools count their `max_uses` (summed over tools of the same unit); a Chat
     Completions call with `web_search_options` is billed one search. A built-in tool with no cap
-    parameter (an OpenAI-style `web_search`/`file_search` entry in `tools`) is uncapped."""
+    parameter (an OpenAI-style `web_search`/`file_search` entry in `tools`, an Anthropic
+    `code_execution_*` tool) is uncapped."""
     limits: dict[str, int] = {}
     uncapped: dict[str, str] = {}
     if isinstance(body.get("web_search_options"), Mapping):
@@ -272,8 +330,7 @@ def tool_use_limits(body: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, 
         if unit is not None and isinstance(uses, int) and not isinstance(uses, bool) and uses > 0:
             limits[unit] = limits.get(unit, 0) + uses
             continue
-        kind = str(tool.get("type", ""))
-        unit = unit or _OPENAI_TOOL_UNITS.get(kind) or ("web_searches" if kind.startswith("web_search") else None)
+        unit = unit or _tool_unit(str(tool.get("type", "")))
         if unit is not None:
             uncapped.setdefault(unit, f"tools[{index}]")
     for unit in uncapped:

@@ -10,7 +10,9 @@ priced ancestor at all (a fee such as `web_searches`) and a non-zero count is *u
 unknown-price rule applies, never a silent $0.
 
 The table is read from the installed genai-prices unit registry, so a unit added to the data is
-metered without a code change; the five historic token types keep their names.
+metered without a code change; the five historic token types keep their names. Built-in tool fees
+the registry has no unit for (`EXTRA_UNITS`: `image_generations`, `maps_searches`) are added under
+costplane's names, unpriced unless an override prices them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from genai_prices.units import UnitDef, _get_registry
 
 __all__ = [
     "CORE_UNITS",
+    "EXTRA_UNITS",
     "UNITS",
     "Unit",
     "unit_by_price_key",
@@ -78,8 +81,26 @@ def _build() -> tuple[Mapping[str, Unit], Mapping[str, Unit]]:
     return MappingProxyType(units), MappingProxyType(by_price)
 
 
-#: costplane unit name -> Unit, for every unit genai-prices knows.
-UNITS, _BY_PRICE_KEY = _build()
+#: Fees of built-in tools the genai-prices data has no unit for yet, metered under costplane's own
+#: names (per 1,000 calls, no ancestors): no price in the shipped data, so the unknown-price rule
+#: applies to them until an override declares one (`units: {image_generations: "40"}`).
+EXTRA_UNITS: Mapping[str, Unit] = MappingProxyType({
+    "image_generations": Unit("image_generations", "image_generations", "image_generations_kcount", 1000, None,
+                              "tool_calls", frozenset()),
+    "maps_searches": Unit("maps_searches", "maps_searches", "maps_searches_kcount", 1000, None, "tool_calls",
+                          frozenset()),
+})
+
+
+def _with_extra() -> tuple[Mapping[str, Unit], Mapping[str, Unit]]:
+    units, by_price = _build()
+    extra = {name: unit for name, unit in EXTRA_UNITS.items() if name not in units}
+    return (MappingProxyType({**units, **extra}),
+            MappingProxyType({**by_price, **{u.price_key: u for u in extra.values()}}))
+
+
+#: costplane unit name -> Unit, for every unit genai-prices knows and costplane's own tool fees.
+UNITS, _BY_PRICE_KEY = _with_extra()
 
 
 def unit_by_price_key(price_key: str) -> Unit | None:

@@ -2,7 +2,9 @@
 
 Errors are `{"type": "error", "error": {"type", "message"}}`; the key is `x-api-key` (or a bearer
 token); `anthropic-version`/`anthropic-beta` are passed upstream. Server tools billed per use
-(web search, web fetch) get a `max_uses` when they have none, so the worst case is a bound.
+(web search) get a `max_uses` when they have none, so the worst case is a bound; code execution
+(`code_execution_*`, no such cap) is a `code_executions` fee: unpriced in the shipped data, so the
+unknown-price rule applies, and refused as uncapped where an override prices it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from costplane.gateway.protocols.base import (
 from costplane.gateway.tokens import InputSize, measure_anthropic
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_anthropic import MESSAGES_BODY
-from costplane.pricing.readers import anthropic_usage, cap_tool_uses, tool_use_limits
+from costplane.pricing.readers import anthropic_tool_units, anthropic_usage, cap_tool_uses, tool_use_limits, with_units
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["ADAPTER", "ANTHROPIC_ERROR_TYPES", "AnthropicMessages", "MessagesStreamMeter", "anthropic_error"]
@@ -67,6 +69,7 @@ class MessagesStreamMeter(StreamMeter):
         self._start: Mapping[str, Any] = {}
         self._delta: dict[str, Any] = {}  # cumulative usage fields of message_delta (server_tool_use, …)
         self._output = 0
+        self._tool_blocks: list[Any] = []  # server tool calls billed per use (code execution)
         self.started = False
 
     @property
@@ -76,7 +79,7 @@ class MessagesStreamMeter(StreamMeter):
         merged = dict(self._start)
         merged.update((k, v) for k, v in self._delta.items() if v is not None and k != "output_tokens")
         merged["output_tokens"] = max(self._output, self.deltas if not self.done else 0)
-        return anthropic_usage(merged)
+        return with_units(anthropic_usage(merged), anthropic_tool_units(self._tool_blocks))
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         out: list[StreamEvent] = []
@@ -105,6 +108,8 @@ class MessagesStreamMeter(StreamMeter):
                     self.done = True
                 elif kind == "content_block_delta":
                     self.deltas += 1
+                elif kind == "content_block_start" and anthropic_tool_units([payload.get("content_block")]):
+                    self._tool_blocks.append(payload.get("content_block"))
                 elif kind == "message_stop":
                     is_stop = True
             out.append((event + b"\n\n", is_stop))
@@ -156,7 +161,9 @@ class AnthropicMessages(ProtocolAdapter):
         return headers
 
     def usage(self, facts: RequestFacts, payload: Any) -> TokenUsage | None:
-        usage = anthropic_usage(payload.get("usage")) if isinstance(payload, Mapping) else None
+        if not isinstance(payload, Mapping):
+            return None
+        usage = with_units(anthropic_usage(payload.get("usage")), anthropic_tool_units(payload.get("content")))
         return served_usage(usage, payload)
 
     def measure(self, body: Mapping[str, Any]) -> InputSize:

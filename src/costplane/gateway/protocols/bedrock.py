@@ -247,10 +247,11 @@ def _check_priced(body: Mapping[str, Any], headers: Mapping[str, str], invoke: b
     else:
         tier, tier_param = (body.get("serviceTier") or {}).get("type"), "serviceTier.type"
         latency, latency_param = (body.get("performanceConfig") or {}).get("latency"), "performanceConfig.latency"
-    if tier in _UNPRICED_TIERS:
+    # the service reads these values without regard to case (`Priority`, `Optimized`): so does the check
+    if isinstance(tier, str) and tier.strip().lower() in _UNPRICED_TIERS:
         raise RequestError(tier_param, f"{tier_param}: the {tier!r} service tier has no price in the catalog, so "
                                        "it cannot be metered; use 'default' or 'flex'")
-    if latency == "optimized":
+    if isinstance(latency, str) and latency.strip().lower() == "optimized":
         raise RequestError(latency_param, f"{latency_param}: latency-optimized inference has no price in the "
                                           "catalog, so it cannot be metered; use 'standard'")
 

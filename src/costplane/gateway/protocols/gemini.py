@@ -24,8 +24,10 @@ explicit context cache (`cachedContent`) is refused: its tokens are not in the r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -63,7 +65,7 @@ from costplane.gateway.validate_gemini import (
     spelled_twice,
     thinking_budget,
 )
-from costplane.pricing.readers import gemini_usage
+from costplane.pricing.readers import gemini_usage, with_units
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["ADAPTER", "GeminiAdapter", "GeminiStreamMeter", "gemini_error_body", "usage_of"]
@@ -76,6 +78,10 @@ _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "RESOURCE_EXHAU
            429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE",
            503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 _CEL_PARAMS = {"temperature": "temperature", "topP": "top_p", "topK": "top_k", "seed": "seed"}
+#: A model id as the path names it (`gemini-2.0-flash`, `gemini-2.5-pro-preview-05-06`): anything else
+#: (`?`, `#`, `%`, `/`, spaces) could rewrite the upstream URL, which carries the provider's key.
+#: Tuned models live under another collection (`tunedModels/…`), which this gateway does not serve.
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
 
 
 def gemini_error_body(status: int, code: str, message: str, param: str | None = None) -> bytes:
@@ -97,13 +103,12 @@ def usage_of(model: str, payload: Any) -> TokenUsage | None:
         return None
     usage = gemini_usage(payload.get("usageMetadata"))
     queries = _search_queries(payload)
-    if usage is None or not queries:
-        return usage
-    searches = queries if bills_per_query(model) else 1
-    units = dict(usage.units)
-    units["web_searches"] = max(units.get("web_searches", 0), searches)
-    return TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
-                      usage.reasoning_tokens, units=tuple(units.items()), conditions=usage.conditions)
+    extra: dict[str, int] = {}
+    if queries:
+        extra["web_searches"] = queries if bills_per_query(model) else 1
+    if _maps_grounded(payload):
+        extra["maps_searches"] = 1  # one fee per prompt grounded with Google Maps
+    return with_units(usage, extra)
 
 
 def _search_queries(payload: Mapping[str, Any]) -> int:
@@ -113,6 +118,15 @@ def _search_queries(payload: Mapping[str, Any]) -> int:
         queries = get(grounding, "webSearchQueries") if isinstance(grounding, Mapping) else None
         total += len(queries) if isinstance(queries, list) else 0
     return total
+
+
+def _maps_grounded(payload: Mapping[str, Any]) -> bool:
+    for candidate in payload.get("candidates") or ():
+        grounding = get(candidate, "groundingMetadata") if isinstance(candidate, Mapping) else None
+        chunks = get(grounding, "groundingChunks") if isinstance(grounding, Mapping) else None
+        if isinstance(chunks, list) and any(isinstance(c, Mapping) and c.get("maps") is not None for c in chunks):
+            return True
+    return False
 
 
 def _output_parts(payload: Any) -> tuple[int, bool]:
@@ -271,6 +285,29 @@ def _check(spec: Any, body: Mapping[str, Any]) -> None:
         raise RequestError(exc.param, str(exc)) from None
 
 
+def path_model(incoming: Incoming) -> str:
+    """The path's model id, checked: a 400 naming `model` unless it is a plain model id."""
+    model = incoming.path_params.get("model", "")
+    if not model.strip():
+        raise RequestError("model", "model: the path names no model (models/{model}:method)")
+    if _MODEL_ID.fullmatch(model) is None:
+        raise RequestError("model", f"model: {model[:80]!r} is not a model id (letters, digits, '.', '_' and '-', "
+                           "starting with a letter or digit, at most 256 characters)")
+    return model
+
+
+def _embed_models(requests: list[Any], model: str, batch: bool) -> None:
+    """Each embedding request's own `model` must be the path's: the call is priced and routed by it."""
+    for index, request in enumerate(requests):
+        named = request.get("model") if isinstance(request, Mapping) else None
+        if named is None:
+            continue
+        field = f"requests[{index}].model" if batch else "model"
+        if named not in (model, f"models/{model}"):
+            raise RequestError(field, f"{field}: {str(named)[:80]!r} differs from the model the path names "
+                               f"(models/{model}); every request of the call must name the path's model")
+
+
 def _no_twins(obj: Mapping[str, Any], where: str, *names: str) -> None:
     twin = spelled_twice(obj, *names)
     if twin is not None:
@@ -289,9 +326,7 @@ class GeminiAdapter(ProtocolAdapter):
     signature_headers = ("x-goog-api-key", "x-goog-api-client")
 
     def parse(self, route: AdapterRoute, incoming: Incoming, settings: GatewaySettings) -> RequestFacts:
-        model = incoming.path_params.get("model", "")
-        if not model.strip():
-            raise RequestError("model", "model: the path names no model (models/{model}:method)")
+        model = path_model(incoming)
         body = parse_json_object(incoming.body)
         operation = route.operation
         version = incoming.path.split("/", 2)[1] if incoming.path.count("/") >= 2 else "v1beta"
@@ -300,6 +335,7 @@ class GeminiAdapter(ProtocolAdapter):
         if operation in ("embed", "batch_embed"):
             _check(EMBED_BODY if operation == "embed" else BATCH_EMBED_BODY, body)
             requests = [body] if operation == "embed" else list(body["requests"])
+            _embed_models(requests, model, operation == "batch_embed")
             return RequestFacts(operation, "embeddings", model, body, measure_embed(requests), None, False,
                                 cacheable=True, path_params=path)
         _no_twins(body, "", "generationConfig", "systemInstruction", "toolConfig", "cachedContent",
@@ -329,6 +365,9 @@ class GeminiAdapter(ProtocolAdapter):
                     uncapped.setdefault("web_searches", f"tools[{index}].{tool}")
                 else:
                     tool_uses["web_searches"] = 1  # one fee per grounded prompt
+            elif tool == "googleMaps":  # one fee per prompt grounded with Google Maps
+                tool_uses["maps_searches"] = 1
+                params["billed_units"] = ["maps_searches"]  # the unknown-price rule applies before the call
         stream = operation == "stream"
         cacheable = not stream and get(config, "temperature") == 0
         return RequestFacts(operation, "generate_content", model, body, measure_generate(body), asked, stream,
@@ -363,7 +402,7 @@ class GeminiAdapter(ProtocolAdapter):
     def _request(self, provider: ProviderConfig, path: Mapping[str, str], model: str, operation: str,
                  body: Mapping[str, Any]) -> UpstreamRequest:
         version = path.get("version") or "v1beta"
-        url = f"{provider.base_url.rstrip('/')}/{version}/models/{model}:{_METHODS[operation]}"
+        url = f"{provider.base_url.rstrip('/')}/{version}/models/{quote(model, safe='')}:{_METHODS[operation]}"
         if operation == "stream" and path.get("framing") == "sse":
             url += "?alt=sse"
         headers = {"content-type": "application/json", "x-goog-api-key": provider.api_key() or "costplane"}
@@ -371,7 +410,7 @@ class GeminiAdapter(ProtocolAdapter):
 
     def passthrough(self, route: AdapterRoute, incoming: Incoming, scope: PassScope) -> UpstreamRequest:
         """countTokens: forwarded to the provider serving the model, with the provider's key."""
-        model = incoming.path_params.get("model", "")
+        model = path_model(incoming)
         body = parse_json_object(incoming.body)
         for provider in scope.providers:
             if provider.protocol == self.family:
