@@ -217,7 +217,7 @@ class ResponsesStreamMeter(StreamMeter):
 
 #: cost event statuses whose token counts are what the provider reported (or the bound it was
 #: charged): a continuation of their response adds them. A cut stream's counts are an estimate.
-_RECORDED_EXACTLY = frozenset({"ok", "estimated", "unpriced"})
+_RECORDED_EXACTLY = frozenset({"ok", "estimated", "unpriced", "over_bound"})
 
 
 class StoreResponseLookup(ResponseLookup):
