@@ -257,3 +257,14 @@ def test_with_leases_turned_off_a_stopped_process_journal_is_still_applied(store
     assert (state.spent_nano, state.reserved_nano, state.calls) == (AMOUNT, 0, 1) and store.count_events() == 1
     assert store.leases_held() == {}  # type: ignore[attr-defined]
     on._stop.set()
+
+
+def test_claim_states_read_the_process_own_settlements(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal", flush_interval=3600.0)
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    res = reservation([c])
+    assert leased.reserve(res, decision(res.decision_id)).ok and leased.leased == 1
+    leased.settle(res.id, event(700, rid=res.id))
+    (state,) = leased.claim_states([c])
+    assert (state.spent_nano, state.calls) == (700, 1)
+    leased.close()

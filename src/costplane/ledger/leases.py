@@ -523,6 +523,10 @@ class LeasedLedger:
         return self.store.record_spend(events, claims, decisions)
 
     def claim_states(self, claims: Sequence[BudgetClaim]) -> tuple[ClaimState, ...]:
+        """The windows as the store has them, this process's journaled settlements applied first
+        (dry runs and environments read their own writes; not on the request path)."""
+        if self._pending or self._retry:
+            self.flush()
         return self.store.claim_states(claims)
 
     def record_decision(self, decision: DecisionRecord) -> None:
