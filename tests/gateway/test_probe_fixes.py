@@ -46,6 +46,10 @@ class Upstream:
     def app(self) -> Starlette:
         async def answer(request: Request) -> Response:
             self.seen.append(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            events = self.reply.get("__sse__")
+            if isinstance(events, list):
+                return Response(b"".join(b"data: " + (e if isinstance(e, bytes) else orjson.dumps(e)) + b"\n\n"
+                                         for e in events), media_type="text/event-stream")
             return Response(orjson.dumps(self.reply), media_type="application/json")
 
         return Starlette(routes=[Route("/{rest:path}", answer, methods=["POST", "GET"])])
@@ -321,3 +325,22 @@ def test_a_tool_fee_with_no_price_is_charged_without_and_flagged(charging: Probe
     assert event.status == "unpriced" and event.price_flagged
     assert event.usage.count(_UNIT[case]) == 1
     assert any(n.kind == "unknown_price" and _UNIT[case] in n.data.get("units", ()) for n in charging.notes.sent)
+
+
+# -- a stream that completes without usage ----------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="the relay settles a completed stream `ok` whatever its meter saw; the "
+                   "status is chosen in gateway/proxy.py (`_relay.settle`), outside the protocol adapters")
+def test_a_stream_that_completes_without_usage_is_settled_as_an_estimate(probe: Probe) -> None:
+    chunk = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+             "choices": [{"index": 0, "delta": {"content": "hello"}, "finish_reason": None}]}
+    last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    probe.upstream.reply = {"__sse__": [chunk, last, b"[DONE]"]}
+    with httpx.stream("POST", probe.url + "/v1/chat/completions", timeout=20,
+                      headers={"authorization": f"Bearer {probe.key()}"},
+                      json={"model": "gpt-4o-mini", "max_tokens": 50, "stream": True,
+                            "messages": [{"role": "user", "content": "hi"}]}) as got:
+        assert got.status_code == 200
+        assert b"hello" in got.read()
+    event = probe.last_event()
+    assert event.cost_nano > 0
+    assert event.status == "estimated"

@@ -10,11 +10,14 @@ forwarded under key scoping.
   response under the same key, or else the model's context window from the price data
   (`continues_unseen_bound`; a model without one cannot continue unseen context: refused).
 * Output cap: `max_output_tokens`; the gateway writes the enforced cap there (set when absent).
-* Built-in tools billed per call (`web_search*`, `file_search`): `max_tool_calls` caps every
+* Built-in tools billed per call (`web_search*`, `file_search`, `code_interpreter`,
+  `image_generation`; the last two unpriced in the shipped data, so the unknown-price rule applies
+  unless an override prices `code_executions` / `image_generations`): `max_tool_calls` caps every
   built-in tool call of a response, so the bound counts that many calls of each enabled unit; when
   the client sets none, the gateway sets `gateway.default_max_tool_uses` and forwards it.
 * Usage: the response's `usage` (input incl. cached, output incl. reasoning) and its
-  `web_search_call` / `file_search_call` items, from the plain body or the stream's final event
+  `web_search_call` / `file_search_call` / `code_interpreter_call` / `image_generation_call` items,
+  from the plain body or the stream's final event
   (`response.completed`, `response.incomplete` or `response.failed`).
 * Scoping: a key may only read, cancel or delete a response the gateway recorded under that key;
   anything else is a 404 in OpenAI's error format (the same answer as an id that does not exist).
@@ -81,7 +84,8 @@ _DELTA_EVENTS = frozenset({"response.output_text.delta", "response.refusal.delta
                            "response.function_call_arguments.delta", "response.reasoning_text.delta",
                            "response.reasoning_summary_text.delta", "response.custom_tool_call_input.delta",
                            "response.mcp_call_arguments.delta", "response.code_interpreter_call_code.delta"})
-_PER_CALL_ITEMS = {"web_search_call": "web_searches", "file_search_call": "storage_searches"}
+_PER_CALL_ITEMS = {"web_search_call": "web_searches", "file_search_call": "storage_searches",
+                   "code_interpreter_call": "code_executions", "image_generation_call": "image_generations"}
 
 
 def _prompt_items(body: Mapping[str, Any]) -> list[Any]:
