@@ -46,15 +46,23 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from costplane.ledger import codec
 from costplane.ledger.base import SqlStore
 from costplane.ledger.journal import Journal, orphans, read_segment
 from costplane.ledger.lease_store import LeasedRecord
+from costplane.ledger.lease_types import (
+    Held,
+    Key,
+    LeaseSettings,
+    LeaseWindow,
+    decode_record,
+    encode_record,
+    needs_headroom,
+    new_lease_id,
+    window_key,
+)
 from costplane.ledger.store import StoreError
 from costplane.ledger.types import (
     BudgetClaim,
@@ -69,74 +77,6 @@ from costplane.ledger.types import (
 __all__ = ["LeaseSettings", "LeasedLedger", "decode_record", "encode_record"]
 
 _log = logging.getLogger(__name__)
-Key = tuple[str, str, int]  # budget, partition, window_start
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseSettings:
-    """`store.leases`, `store.lease_ttl`, `store.journal`, `store.journal_fsync` (settings.py)."""
-
-    enabled: bool = False
-    ttl_seconds: int = 30
-    journal_dir: Path = Path(".costplane/journal")
-    fsync: bool = False
-    flush_interval: float = 0.05  # seconds between batches of the background writer
-    idle_seconds: float = 2.0  # free headroom of a window unused this long is given back
-    share: int = 4  # a top-up takes at most 1/share of a window's remaining headroom
-    horizon_seconds: float = 2.0  # a top-up asks for this long of recent demand
-    hot_per_second: int = 4  # requests per second a window needs before it is leased
-
-
-class _Window:
-    """This process's view of one budget window: its lease and what it last read."""
-
-    __slots__ = ("arrivals", "arrivals_since", "claim", "direct_until", "expires", "free", "last_used", "lease_id",
-                 "rate_since", "seen", "unapplied", "used")
-
-    def __init__(self, claim: BudgetClaim, now: float) -> None:
-        self.claim = claim  # the first claim seen (limits, partition; its bucket holds the lease)
-        self.lease_id: str | None = None
-        self.free = 0  # headroom of the lease promised to no request
-        self.expires = 0.0  # monotonic time the lease expires at, as last renewed
-        self.direct_until = 0.0  # near the limit: the direct path until then
-        self.seen: ClaimState | None = None
-        self.unapplied = 0  # cost settled here, not yet applied to the store
-        self.used = 0  # amounts admitted since rate_since
-        self.rate_since = now
-        self.last_used = now
-        self.arrivals = 0  # requests that asked for this window in the second from arrivals_since
-        self.arrivals_since = now
-
-
-@dataclass(slots=True)
-class _Held:
-    reservation: Reservation
-    decision: DecisionRecord
-    carved: list[tuple[Key, str | None, int]]  # window, lease (None: no headroom needed), amount
-
-
-def encode_record(record: LeasedRecord) -> dict[str, Any]:
-    return {"d": None if record.decision is None else codec.decision_to_row(record.decision),
-            "c": codec.claims_to_json(record.claims), "l": list(record.leases),
-            "e": None if record.event is None else codec.event_to_row_with_ids(record.event)}
-
-
-def decode_record(data: dict[str, Any]) -> LeasedRecord:
-    return LeasedRecord(decision=None if data.get("d") is None else codec.row_to_decision(data["d"]),
-                        claims=codec.claims_from_json(data["c"]), leases=tuple(data.get("l") or ()),
-                        event=None if data.get("e") is None else codec.row_to_event(data["e"]))
-
-
-def _new_lease_id() -> str:
-    return f"lease-{uuid.uuid4().hex}"
-
-
-def _key(claim: BudgetClaim) -> Key:
-    return claim.budget, claim.partition, claim.window_start
-
-
-def _needs_headroom(claim: BudgetClaim) -> bool:
-    return claim.hard and claim.limit_nano is not None
 
 
 class LeasedLedger:
@@ -157,8 +97,8 @@ class LeasedLedger:
         self._lock = threading.Lock()  # memory state and journal order
         self._acquire = threading.Lock()  # one top-up at a time
         self._flushing = threading.Lock()
-        self._windows: dict[Key, _Window] = {}
-        self._held: dict[str, _Held] = {}
+        self._windows: dict[Key, LeaseWindow] = {}
+        self._held: dict[str, Held] = {}
         self._pending: list[LeasedRecord] = []
         self._retry: list[tuple[list[LeasedRecord], Path | None]] = []
         self._stop = threading.Event()
@@ -192,7 +132,7 @@ class LeasedLedger:
         for key, (claim, _) in self._amounts(claims).items():
             window = self._windows.get(key)
             if window is None:
-                window = self._windows[key] = _Window(claim, now)
+                window = self._windows[key] = LeaseWindow(claim, now)
             if now - window.arrivals_since > 1.0:
                 window.arrivals, window.arrivals_since = 0, now
             window.arrivals += 1
@@ -208,12 +148,12 @@ class LeasedLedger:
         """The headroom a request needs per window (two claims on one window add up)."""
         need: dict[Key, tuple[BudgetClaim, int]] = {}
         for claim in claims:
-            if _needs_headroom(claim):
-                first, amount = need.get(_key(claim), (claim, 0))
-                need[_key(claim)] = (first, amount + claim.amount_nano)
+            if needs_headroom(claim):
+                first, amount = need.get(window_key(claim), (claim, 0))
+                need[window_key(claim)] = (first, amount + claim.amount_nano)
         return need
 
-    def _usable(self, window: _Window | None, amount: int, now: float) -> bool:
+    def _usable(self, window: LeaseWindow | None, amount: int, now: float) -> bool:
         return (window is not None and window.lease_id is not None and window.free >= amount
                 and now >= window.direct_until and window.expires - now > self.settings.ttl_seconds / 2)
 
@@ -229,14 +169,14 @@ class LeasedLedger:
             window.last_used = now
             carved.append((key, window.lease_id, amount))
         for claim in reservation.claims:
-            if not _needs_headroom(claim):
-                window = self._windows.setdefault(_key(claim), _Window(claim, now))
-                carved.append((_key(claim), None, 0))
-        self._held[reservation.id] = _Held(reservation, decision, carved)
+            if not needs_headroom(claim):
+                window = self._windows.setdefault(window_key(claim), LeaseWindow(claim, now))
+                carved.append((window_key(claim), None, 0))
+        self._held[reservation.id] = Held(reservation, decision, carved)
         self.leased += 1
         return ReserveResult(ok=True, states=tuple(self._state(c) for c in reservation.claims))
 
-    def _want(self, window: _Window | None, amount: int, now: float) -> int:
+    def _want(self, window: LeaseWindow | None, amount: int, now: float) -> int:
         floor = 8 * amount
         if window is None:
             return floor
@@ -258,7 +198,7 @@ class LeasedLedger:
                         return False
                     want = self._want(window, amount, now)
                     existing = window is not None and window.lease_id is not None
-                    lease_id = window.lease_id if window is not None and window.lease_id else _new_lease_id()
+                    lease_id = window.lease_id if window is not None and window.lease_id else new_lease_id()
                 lease_claim = window.claim if window is not None else claim
                 expires_at = self._clock() + timedelta(seconds=self.settings.ttl_seconds)
                 self.round_trips += 1
@@ -266,7 +206,7 @@ class LeasedLedger:
                                                        share=self.settings.share, existing=existing)
                 give_back = 0
                 with self._lock:
-                    window = self._windows.setdefault(key, _Window(lease_claim, now))
+                    window = self._windows.setdefault(key, LeaseWindow(lease_claim, now))
                     window.seen = state
                     if granted < 0:  # our lease expired (a stall past half its TTL): start a new one next time
                         if window.lease_id == lease_id:
@@ -323,12 +263,12 @@ class LeasedLedger:
                     window.free += amount
         return True
 
-    def _lease_ids(self, held: _Held) -> tuple[str | None, ...]:
+    def _lease_ids(self, held: Held) -> tuple[str | None, ...]:
         by_window = {key: lease_id for key, lease_id, _ in held.carved}
-        return tuple(by_window.get(_key(c)) if _needs_headroom(c) else None for c in held.reservation.claims)
+        return tuple(by_window.get(window_key(c)) if needs_headroom(c) else None for c in held.reservation.claims)
 
     def _state(self, claim: BudgetClaim) -> ClaimState:
-        window = self._windows.get(_key(claim))
+        window = self._windows.get(window_key(claim))
         seen = window.seen if window is not None else None
         unapplied = window.unapplied if window is not None else 0
         return ClaimState(claim.budget, claim.partition, (seen.spent_nano if seen else 0) + unapplied,
@@ -390,7 +330,7 @@ class LeasedLedger:
                 for record in batch:
                     if record.event is not None:
                         for claim in record.claims:
-                            applied = self._windows.get(_key(claim))
+                            applied = self._windows.get(window_key(claim))
                             if applied is not None:
                                 applied.unapplied -= int(record.event.cost_nano)
             self._refresh()
