@@ -268,3 +268,23 @@ def test_claim_states_read_the_process_own_settlements(store: Store, tmp_path: P
     (state,) = leased.claim_states([c])
     assert (state.spent_nano, state.calls) == (700, 1)
     leased.close()
+
+
+def test_journal_fsync_group_commits_settlements_from_many_threads(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal", fsync=True)
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+
+    def work() -> None:
+        for _ in range(10):
+            res = reservation([c])
+            if leased.reserve(res, decision(res.decision_id)).ok:
+                leased.settle(res.id, event(1000, rid=res.id))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    leased.close()
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.reserved_nano, state.calls) == (80 * 1000, 0, 80) and store.count_events() == 80

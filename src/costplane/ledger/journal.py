@@ -9,7 +9,8 @@ One journal per serving process, in a directory shared by the processes of one h
 * `<owner>.<n>.log` — segments of JSON lines, one record per line, each written with ONE `write`
   call on an `O_APPEND` descriptor before the settlement returns. A write that returned is in the
   kernel's page cache: it survives kill -9 of the process (not a power loss, unless `fsync` is on:
-  then every append is also `fdatasync`ed).
+  then the settlement also waits for `sync(seq)`, a group commit — one `fdatasync` covers every
+  record written before it, whichever thread runs it).
 
 The background writer seals the current segment (`rotate`: later appends go to a new one),
 applies the sealed segment's records to the shared store in one transaction, then deletes it
@@ -46,7 +47,10 @@ class Journal:
         except OSError:
             os.close(self._lock_fd)
             raise
-        self._mutex = threading.Lock()
+        self._mutex = threading.Lock()  # writes and rotation
+        self._syncing = threading.Lock()  # one fdatasync at a time (taken before _mutex)
+        self._appended = 0  # records written so far
+        self._synced = 0  # records known to be on disk (fsync on)
         self._seq = 0
         self._fd = -1
         self._current: Path | None = None
@@ -58,8 +62,9 @@ class Journal:
         self._fd = os.open(self._current, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
         self._written = 0
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Write one record (one `write` call); it survives kill -9 once this returns."""
+    def append(self, record: Mapping[str, Any]) -> int:
+        """Write one record (one `write` call); it survives kill -9 once this returns. Returns its
+        sequence number, for `sync`."""
         line = orjson.dumps(record) + b"\n"
         with self._mutex:
             if self._fd < 0:
@@ -68,14 +73,31 @@ class Journal:
             while view:
                 view = view[os.write(self._fd, view):]
             self._written += 1
-            if self.fsync:
-                os.fdatasync(self._fd)
+            self._appended += 1
+            return self._appended
+
+    def sync(self, seq: int) -> None:
+        """With `fsync` on: return once record `seq` is on disk (one `fdatasync` for every record
+        appended before it: concurrent settlements share it). Off: nothing to do."""
+        if not self.fsync or self._synced >= seq:
+            return
+        with self._syncing:
+            if self._synced >= seq:
+                return
+            with self._mutex:
+                fd, upto = self._fd, self._appended
+            if fd >= 0:
+                os.fdatasync(fd)  # rotation waits for this lock, so the descriptor stays open
+            self._synced = max(self._synced, upto)
 
     def rotate(self) -> Path | None:
         """Seal the current segment (later appends open a new one); None when it holds nothing."""
-        with self._mutex:
+        with self._syncing, self._mutex:
             if self._fd < 0 or self._written == 0:
                 return None
+            if self.fsync:  # what the segment holds is on disk before its descriptor goes
+                os.fdatasync(self._fd)
+                self._synced = self._appended
             os.close(self._fd)
             sealed, self._fd, self._current = self._current, -1, None
             return sealed

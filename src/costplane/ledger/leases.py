@@ -237,7 +237,7 @@ class LeasedLedger:
         record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), event)
         cost = int(event.cost_nano)
         with self._lock:
-            self._journal.append(encode_record(record))
+            seq = self._journal.append(encode_record(record))
             self._pending.append(record)
             for key, lease_id, amount in held.carved:
                 window = self._windows.get(key)
@@ -246,7 +246,9 @@ class LeasedLedger:
                 if lease_id is not None and window.lease_id == lease_id:  # (a lost lease's headroom is gone)
                     window.free += amount - cost
                 window.unapplied += cost
-            return tuple(self._state(c) for c in held.reservation.claims)
+            states = tuple(self._state(c) for c in held.reservation.claims)
+        self._journal.sync(seq)  # journal_fsync on: on disk before the response (one fdatasync per group)
+        return states
 
     def release(self, reservation_id: str, status: str = ReservationStatus.RELEASED) -> bool:
         with self._lock:
