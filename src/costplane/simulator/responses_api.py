@@ -1,6 +1,6 @@
 """OpenAI-compatible Responses API: `POST /v1/responses` (plain, typed SSE stream, background),
-`GET` / `DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`, `POST /v1/responses/compact`
-and `POST /v1/responses/input_tokens`.
+`GET` / `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`,
+`POST /v1/responses/{id}/cancel`, `POST /v1/responses/compact` and `POST /v1/responses/input_tokens`.
 
 The answer is a pure function of the request (model, instructions, the stored chain of
 `previous_response_id`, input, tools), like the other endpoints:
@@ -17,7 +17,10 @@ The answer is a pure function of the request (model, instructions, the stored ch
 Usage counts the prompt as the chat endpoint does (instructions as a system message, each input
 item as a message, function calls and outputs by their text) plus the tokens of the tools' JSON;
 a chained request counts the stored chain (earlier inputs and outputs, not earlier instructions).
-Stored responses (`store` not false) live in this app's `ResponseStore`, oldest forgotten first.
+Stored responses (`store` not false) live in this app's `ResponseStore`, oldest forgotten first;
+`input_items` lists a stored response's own input items (a string input as one user message), each
+with an id, as OpenAI's cursor page: `limit` 1–100 (default 20), `order` `desc` (default) or `asc`,
+`after` an item id.
 `background: true` answers `queued`; the response completes `BACKGROUND_SECONDS` later
 (`metadata.simulator_background_ms` overrides), which GET then shows; cancel before that gives
 `cancelled` with the prompt's usage and no output. Faults come from the shared machinery; a `cut`
@@ -63,6 +66,7 @@ class Stored:
     chain: list[dict[str, Any]]  # the conversation a continuation sees (chat-shaped messages)
     ready_at: float = 0.0  # background: when it completes
     cancelled: dict[str, Any] | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # the request's input items, with ids
 
 
 @dataclass(slots=True)
@@ -126,6 +130,51 @@ def _item_message(item: Mapping[str, Any]) -> dict[str, Any] | None:
     parts: list[dict[str, str]] = []
     _leaves({k: v for k, v in item.items() if k not in ("id", "status")}, parts)
     return {"role": "user", "content": parts}
+
+
+def _input_items(rid: str, value: Any) -> list[dict[str, Any]]:
+    """The request's input as stored items (what `input_items` lists): a string is one user message;
+    a message's string content becomes one `input_text` part; an item without an id gets one."""
+    raw: list[Any] = [{"type": "message", "role": "user", "content": value}] if isinstance(value, str) else (
+        value if isinstance(value, list) else [])
+    out: list[dict[str, Any]] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            continue
+        entry = dict(item)
+        entry.setdefault("type", "message")
+        if entry["type"] == "message":
+            content = entry.get("content")
+            if isinstance(content, str):
+                kind = "output_text" if entry.get("role") == "assistant" else "input_text"
+                entry["content"] = [{"type": kind, "text": content}]
+            entry.setdefault("status", "completed")
+        entry.setdefault("id", f"msg_{rid.removeprefix('resp_')}{index:04d}")
+        out.append(entry)
+    return out
+
+
+def _page(items: list[dict[str, Any]], query: Mapping[str, str]) -> Response:
+    """A cursor page of `items` (OpenAI's `list` object), or a 400 naming the bad parameter."""
+    limit_text = query.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+        return openai_error(400, f"Invalid 'limit': integer between 1 and 100 expected, got {limit_text!r}.",
+                            type_="invalid_request_error", param="limit")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        return openai_error(400, f"Invalid 'order': 'asc' or 'desc' expected, got {order!r}.",
+                            type_="invalid_request_error", param="order")
+    ordered = items if order == "asc" else items[::-1]
+    after = query.get("after")
+    if after is not None:
+        ids = [item["id"] for item in ordered]
+        if after not in ids:
+            return openai_error(400, f"Invalid 'after': no input item with id {after!r}.",
+                                type_="invalid_request_error", param="after")
+        ordered = ordered[ids.index(after) + 1:]
+    data = ordered[:int(limit_text)]
+    return json_response({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                          "last_id": data[-1]["id"] if data else None, "has_more": len(ordered) > len(data)})
 
 
 def _input_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -335,7 +384,8 @@ def _create(store: ResponseStore, call: Call) -> Response:
     if body.get("store") is not False:
         delay = _obj(body.get("metadata")).get("simulator_background_ms")
         wait = int(delay) / 1000.0 if isinstance(delay, str) and delay.isdigit() else BACKGROUND_SECONDS
-        store.put(rid, Stored(final, chain + new + plan.chain_out, time.time() + wait if background else 0.0))
+        store.put(rid, Stored(final, chain + new + plan.chain_out, time.time() + wait if background else 0.0,
+                              inputs=_input_items(rid, body.get("input"))))
     elif background:
         raise InvalidRequest("Background mode requires 'store' to be true.", param="store", code="invalid_value")
     if body.get("stream") is True:
@@ -429,6 +479,13 @@ def routes(state: SimulatorState) -> list[Route]:
             return _not_found(rid)
         return json_response(view if isinstance(view, dict) else {"id": rid, "object": "response", "deleted": True})
 
+    def input_items(call: Call) -> Response:
+        rid = call.request.path_params["response_id"]
+        stored = store.items.get(rid)
+        if stored is None:
+            return _not_found(rid)
+        return _page(stored.inputs, call.request.query_params)
+
     async def cancel(request: Request) -> Response:  # the SDK sends no body: not an `endpoint`
         state.next_request(request.scope["path"])
         rid = request.path_params["response_id"]
@@ -454,5 +511,7 @@ def routes(state: SimulatorState) -> list[Route]:
               methods=["POST"]),
         Route("/v1/responses/{response_id}", endpoint(state, "openai", one, draws_faults=False),
               methods=["GET", "DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", endpoint(state, "openai", input_items, draws_faults=False),
+              methods=["GET"]),
         Route("/v1/responses/{response_id}/cancel", cancel, methods=["POST"]),
     ]
