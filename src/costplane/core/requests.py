@@ -44,7 +44,10 @@ class LlmRequest:
         asked = recorded.get("max_tokens")
         params = recorded.get("params")
         return cls(
-            protocol=str(recorded.get("protocol") or "openai"), endpoint=str(recorded.get("endpoint", "")),
+            # logs written before the protocol was recorded: Anthropic's endpoint names its family
+            protocol=str(recorded.get("protocol") or ("anthropic" if recorded.get("endpoint") == "messages"
+                                                       else "openai")),
+            endpoint=str(recorded.get("endpoint", "")),
             model=str(recorded.get("model", "")), input_bound=int(recorded.get("input_tokens_bound") or 0),
             input_estimate=int(recorded.get("input_tokens_estimate") or 0),
             max_tokens=asked if isinstance(asked, int) and not isinstance(asked, bool) else None,
