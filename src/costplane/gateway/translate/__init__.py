@@ -55,18 +55,30 @@ _CODECS: dict[str, _Codec] = {
 WIRES: tuple[str, ...] = tuple(_CODECS)
 
 
+#: the field of each protocol's request that holds the conversation
+_CONVERSATION = {"openai-chat": "messages", "openai-responses": "input", "anthropic-messages": "messages",
+                 "gemini": "contents"}
+
+
 def read_chat(wire: str, body: Mapping[str, Any], *, model: str, stream: bool) -> Chat:
-    """The client's request body in `wire` as a neutral chat; `Untranslatable` names the field that
-    another protocol could not carry. (`model` and `stream`: where the protocol puts them in the path.)"""
+    """The client's request body in `wire` as a neutral chat; `Untranslatable` names the field of the
+    client's own request that another protocol could not carry — also for what is found only while
+    writing it (each part remembers its field). (`model` and `stream`: where the protocol puts them in
+    the path.)"""
     if wire == "openai-chat":
-        return openai_chat.read_request(body)
-    if wire == "openai-responses":
-        return openai_responses.read_request(body)
-    if wire == "anthropic-messages":
-        return anthropic_messages.read_request(body)
-    if wire == "gemini":
-        return gemini.read_request(body, model, stream)
-    raise Untranslatable("model", f"requests in the {wire} protocol cannot be routed across vendors")
+        chat = openai_chat.read_request(body)
+    elif wire == "openai-responses":
+        chat = openai_responses.read_request(body)
+    elif wire == "anthropic-messages":
+        chat = anthropic_messages.read_request(body)
+    elif wire == "gemini":
+        chat = gemini.read_request(body, model, stream)
+    else:
+        raise Untranslatable("model", f"requests in the {wire} protocol cannot be routed across vendors")
+    if not chat.turns:
+        raise Untranslatable(_CONVERSATION[wire], "no user or assistant message to route (every other protocol "
+                                                  "requires at least one)")
+    return chat
 
 
 def write_chat(wire: str, chat: Chat, model: str, *, default_max_tokens: int) -> dict[str, Any]:

@@ -69,24 +69,25 @@ def read_request(body: Mapping[str, Any]) -> Chat:
         where = f"messages[{index}]"
         role: Role = "assistant" if message.get("role") == "assistant" else "user"
         content = message.get("content")
-        if isinstance(content, str):
-            turns.add(role, Text(content))
-            continue
-        for number, block in enumerate(content or ()):
+        since = turns.count
+        if isinstance(content, str) and content:
+            turns.add(role, Text(content), f"{where}.content")
+        for number, block in enumerate(content if isinstance(content, list) else ()):
             here = f"{where}.content[{number}]"
             kind = block.get("type")
             if kind == "text":
-                turns.add(role, Text(block["text"]))
+                turns.add(role, Text(block["text"]), here)
             elif kind == "image":
-                turns.add(role, _image(block.get("source"), f"{here}.source"))
+                turns.add(role, _image(block.get("source"), f"{here}.source"), f"{here}.source")
             elif kind == "tool_use":
                 turns.add("assistant", ToolCall(str(block.get("id")), str(block.get("name")),
-                                                orjson.dumps(block.get("input") or {}).decode()))
+                                                orjson.dumps(block.get("input") or {}).decode()), f"{here}.input")
             elif kind == "tool_result":
                 turns.result(str(block.get("tool_use_id")), text_of(block.get("content"), f"{here}.content"),
-                             block.get("is_error") is True)
+                             block.get("is_error") is True, f"{here}.content")
             else:
                 raise Untranslatable(here, f"a {kind} block cannot be routed across vendors")
+        turns.require_content(since, f"{where}.content")
     tools = []
     for index, tool in enumerate(body.get("tools") or ()):
         if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
@@ -119,7 +120,8 @@ def _block(part: Text | Image | ToolCall | ToolResult, where: str) -> dict[str, 
 
 
 def write_request(chat: Chat, model: str, default_max_tokens: int) -> dict[str, Any]:
-    messages = [{"role": turn.role, "content": [_block(p, f"turns[{i}]") for p in turn.parts]}
+    messages = [{"role": turn.role, "content": [_block(p, turn.source(j, f"turns[{i}]"))
+                                                for j, p in enumerate(turn.parts)]}
                 for i, turn in enumerate(chat.turns)]
     body: dict[str, Any] = {"model": model, "messages": messages,
                             "max_tokens": chat.max_tokens if chat.max_tokens is not None else default_max_tokens}

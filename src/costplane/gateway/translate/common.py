@@ -14,25 +14,37 @@ __all__ = ["TurnBuilder", "data_url", "image_from_url", "parse_arguments", "refu
 
 class TurnBuilder:
     """Appends parts, merging consecutive parts of one role into one turn (every target protocol
-    accepts alternating turns; some require them), and remembers each tool call's name by id."""
+    accepts alternating turns; some require them), and remembers each tool call's name by id and
+    each part's field in the client's request (`where`)."""
 
     def __init__(self) -> None:
-        self._turns: list[tuple[str, list[Part]]] = []
+        self._turns: list[tuple[str, list[Part], list[str]]] = []
         self.call_names: dict[str, str] = {}
+        self.count = 0  # parts added so far
 
-    def add(self, role: Role, part: Part) -> None:
+    def add(self, role: Role, part: Part, where: str = "") -> None:
         if isinstance(part, ToolCall):
             self.call_names[part.id] = part.name
         if self._turns and self._turns[-1][0] == role:
             self._turns[-1][1].append(part)
+            self._turns[-1][2].append(where)
         else:
-            self._turns.append((role, [part]))
+            self._turns.append((role, [part], [where]))
+        self.count += 1
 
-    def result(self, call_id: str, content: str, is_error: bool = False) -> None:
-        self.add("user", ToolResult(call_id, content, self.call_names.get(call_id), is_error))
+    def result(self, call_id: str, content: str, is_error: bool = False, where: str = "") -> None:
+        self.add("user", ToolResult(call_id, content, self.call_names.get(call_id), is_error), where)
+
+    def require_content(self, since: int, where: str) -> None:
+        """Refuse a client message that added no part since `since` (empty `content`): every other
+        protocol requires a message to hold something, so it cannot be carried across."""
+        if self.count == since:
+            raise Untranslatable(where, "an empty message cannot be routed across vendors (the routed-to "
+                                        "protocol requires every message to hold content)")
 
     def turns(self) -> tuple[Turn, ...]:
-        return tuple(Turn("user" if role == "user" else "assistant", tuple(parts)) for role, parts in self._turns)
+        return tuple(Turn("user" if role == "user" else "assistant", tuple(parts), tuple(sources))
+                     for role, parts, sources in self._turns)
 
 
 def image_from_url(url: str) -> Image:

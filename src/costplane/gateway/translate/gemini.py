@@ -90,6 +90,7 @@ def read_request(body: Mapping[str, Any], model: str, stream: bool) -> Chat:
     count = 0
     for index, content in enumerate(body.get("contents") or ()):
         role: Role = "assistant" if content.get("role") == "model" else "user"
+        since = turns.count
         for number, part in enumerate(content.get("parts") or ()):
             where = f"contents[{index}].parts[{number}]"
             inline = _get(part, "inlineData", "inline_data")
@@ -99,27 +100,32 @@ def read_request(body: Mapping[str, Any], model: str, stream: bool) -> Chat:
             if isinstance(part.get("text"), str):
                 if part.get("thought"):
                     continue  # a thought summary is the model's, not part of the conversation to route
-                turns.add(role, Text(part["text"]))
+                if part["text"]:
+                    turns.add(role, Text(part["text"]), f"{where}.text")
             elif isinstance(inline, Mapping):
-                turns.add(role, Image(media_type=_get(inline, "mimeType", "mime_type"), data=inline.get("data")))
+                turns.add(role, Image(media_type=_get(inline, "mimeType", "mime_type"), data=inline.get("data")),
+                          f"{where}.inlineData")
             elif isinstance(stored, Mapping):
                 turns.add(role, Image(url=_get(stored, "fileUri", "file_uri"),
-                                      media_type=_get(stored, "mimeType", "mime_type")))
+                                      media_type=_get(stored, "mimeType", "mime_type")), f"{where}.fileData")
             elif isinstance(call, Mapping):
                 call_id = str(call.get("id") or f"call_{count}")
                 count += 1
                 pending.setdefault(str(call.get("name")), []).append(call_id)
                 turns.add("assistant", ToolCall(call_id, str(call.get("name")),
-                                                orjson.dumps(call.get("args") or {}).decode()))
+                                                orjson.dumps(call.get("args") or {}).decode()), f"{where}.functionCall")
             elif isinstance(answer, Mapping):
                 name = str(answer.get("name"))
                 waiting = pending.get(name) or []
                 call_id = str(answer.get("id") or (waiting.pop(0) if waiting else f"call_{name}"))
                 response = answer.get("response")
                 text = orjson.dumps(response).decode() if not isinstance(response, str) else response
-                turns.result(call_id, text)
+                turns.result(call_id, text, where=f"{where}.functionResponse")
             else:
                 raise Untranslatable(where, "this part cannot be routed across vendors")
+        parts = content.get("parts") or ()
+        if not parts or not all(isinstance(p, Mapping) and p.get("thought") for p in parts):
+            turns.require_content(since, f"contents[{index}].parts")  # thought summaries alone are skipped
     tools = []
     for index, tool in enumerate(body.get("tools") or ()):
         declarations = _get(tool, "functionDeclarations", "function_declarations")
@@ -159,7 +165,8 @@ def _part(part: Text | Image | ToolCall | ToolResult, where: str) -> dict[str, A
 
 def write_request(chat: Chat) -> dict[str, Any]:
     contents = [{"role": "model" if turn.role == "assistant" else "user",
-                 "parts": [_part(p, f"turns[{i}]") for p in turn.parts]} for i, turn in enumerate(chat.turns)]
+                 "parts": [_part(p, turn.source(j, f"turns[{i}]")) for j, p in enumerate(turn.parts)]}
+                for i, turn in enumerate(chat.turns)]
     body: dict[str, Any] = {"contents": contents}
     if chat.system:
         body["systemInstruction"] = {"parts": [{"text": chat.system}]}

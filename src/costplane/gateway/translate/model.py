@@ -81,8 +81,15 @@ Part = Text | Image | ToolCall | ToolResult
 
 @dataclass(frozen=True, slots=True)
 class Turn:
+    """`sources`: for each part, the field of the client's request it was read from (`messages[1].content[0]`),
+    so an error found while writing it in another protocol names the client's own field."""
+
     role: Role
     parts: tuple[Part, ...]
+    sources: tuple[str, ...] = ()
+
+    def source(self, index: int, fallback: str) -> str:
+        return self.sources[index] if index < len(self.sources) and self.sources[index] else fallback
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,37 +55,41 @@ def read_request(body: Mapping[str, Any]) -> Chat:
         where = f"messages[{index}]"
         role = message.get("role")
         content = message.get("content")
+        since = turns.count
         if role in ("system", "developer"):
             system.append(text_of(content, f"{where}.content"))
-        elif role == "user":
-            if isinstance(content, str):
-                turns.add("user", Text(content))
-                continue
-            for number, part in enumerate(content or ()):
+            continue
+        if role == "user":
+            if isinstance(content, str) and content:
+                turns.add("user", Text(content), f"{where}.content")
+            for number, part in enumerate(content if isinstance(content, list) else ()):
                 kind = part.get("type")
                 if kind == "text":
-                    turns.add("user", Text(part["text"]))
+                    turns.add("user", Text(part["text"]), f"{where}.content[{number}]")
                 elif kind == "image_url":
                     url = part["image_url"]["url"] if isinstance(part.get("image_url"), Mapping) else None
                     if not isinstance(url, str):
                         raise Untranslatable(f"{where}.content[{number}].image_url", "expected {url}")
-                    turns.add("user", image_from_url(url))
+                    turns.add("user", image_from_url(url), f"{where}.content[{number}].image_url")
                 else:
                     raise Untranslatable(f"{where}.content[{number}]", f"a {kind} part cannot be routed across vendors")
         elif role == "assistant":
             text = text_of(content, f"{where}.content", ("text", "refusal")) if content is not None else ""
             if text:
-                turns.add("assistant", Text(text))
+                turns.add("assistant", Text(text), f"{where}.content")
             for number, call in enumerate(message.get("tool_calls") or ()):
                 function = call.get("function") or {}
                 if call.get("type", "function") != "function":
                     raise Untranslatable(f"{where}.tool_calls[{number}]", "only function tool calls can be routed")
                 turns.add("assistant", ToolCall(str(call.get("id")), str(function.get("name")),
-                                                str(function.get("arguments") or "")))
+                                                str(function.get("arguments") or "")),
+                          f"{where}.tool_calls[{number}].function.arguments")
         elif role == "tool":
-            turns.result(str(message.get("tool_call_id")), text_of(content, f"{where}.content"))
+            turns.result(str(message.get("tool_call_id")), text_of(content, f"{where}.content"),
+                         where=f"{where}.content")
         else:
             raise Untranslatable(f"{where}.role", f"role {role!r} cannot be routed across vendors")
+        turns.require_content(since, f"{where}.content")
     tools = []
     for index, tool in enumerate(body.get("tools") or ()):
         function = tool.get("function") if tool.get("type") == "function" else None

@@ -57,17 +57,19 @@ def _message(turns: TurnBuilder, system: list[str], item: Mapping[str, Any], whe
         system.append(text_of(content, f"{where}.content", _TEXT_TYPES))
         return
     speaker: Role = "assistant" if role == "assistant" else "user"
-    if isinstance(content, str):
-        turns.add(speaker, Text(content))
-        return
-    for number, part in enumerate(content or ()):
+    since = turns.count
+    if isinstance(content, str) and content:
+        turns.add(speaker, Text(content), f"{where}.content")
+    for number, part in enumerate(content if isinstance(content, list) else ()):
         kind = part.get("type")
         if kind in _TEXT_TYPES:
-            turns.add(speaker, Text(str(part.get("text") or "")))
+            if part.get("text"):
+                turns.add(speaker, Text(str(part.get("text"))), f"{where}.content[{number}]")
         elif kind == "input_image" and isinstance(part.get("image_url"), str):
-            turns.add(speaker, image_from_url(part["image_url"]))
+            turns.add(speaker, image_from_url(part["image_url"]), f"{where}.content[{number}].image_url")
         elif kind != "refusal":
             raise Untranslatable(f"{where}.content[{number}]", f"a {kind} part cannot be routed across vendors")
+    turns.require_content(since, f"{where}.content")
 
 
 def read_request(body: Mapping[str, Any]) -> Chat:
@@ -79,7 +81,9 @@ def read_request(body: Mapping[str, Any]) -> Chat:
     system = [str(body["instructions"])] if body.get("instructions") else []
     items = body.get("input")
     if isinstance(items, str):
-        turns.add("user", Text(items))
+        if not items:
+            raise Untranslatable("input", "an empty input cannot be routed across vendors")
+        turns.add("user", Text(items), "input")
         items = []
     for index, item in enumerate(items or ()):
         where = f"input[{index}]"
@@ -88,11 +92,11 @@ def read_request(body: Mapping[str, Any]) -> Chat:
             _message(turns, system, item, where)
         elif kind == "function_call":
             turns.add("assistant", ToolCall(str(item.get("call_id")), str(item.get("name")),
-                                            str(item.get("arguments") or "")))
+                                            str(item.get("arguments") or "")), f"{where}.arguments")
         elif kind == "function_call_output":
             output = item.get("output")
             turns.result(str(item.get("call_id")), output if isinstance(output, str)
-                         else text_of(output, f"{where}.output", _TEXT_TYPES))
+                         else text_of(output, f"{where}.output", _TEXT_TYPES), where=f"{where}.output")
         elif kind != "reasoning":
             raise Untranslatable(where, f"an input item of type {kind} cannot be routed across vendors")
     tools = []
