@@ -245,3 +245,15 @@ def test_the_summary_shows_spend_per_provider(demo_run: DemoRun) -> None:
         assert spend.get(provider, 0) > 0, spend
         assert provider in demo_run.output
     assert "Spend by provider" in demo_run.output
+
+
+def test_ticket_classification_is_answered_by_gemini_for_the_openai_client(demo_run: DemoRun) -> None:
+    """support-triage-on-gemini routes the support bot's OpenAI Chat call to another vendor's model:
+    the gateway translates both ways, the event records both models at Gemini's price."""
+    classified = [e for e in demo_run.events if e.context.step == "classify"]
+    assert classified
+    for event in classified:
+        assert (event.provider, event.endpoint) == ("gemini", "chat.completions")
+        assert (event.requested_model, event.model) == ("gpt-4o-mini", "gemini-2.5-flash-lite")
+        assert event.cost_nano > 0 and event.context.agent == "support-bot" and event.status == "ok"
+    assert sum(e.saved_nano for e in classified) > 0
