@@ -203,8 +203,13 @@ def test_a_budget_degrades_an_openai_call_to_another_vendors_model(make_gateway)
     called = client.chat.completions.create(model="gpt-4o", messages=[ASK[1]], max_tokens=150, tools=WEATHER,
                                             extra_headers=run())
     assert called.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[index,union-attr]
+    streamed = list(client.chat.completions.create(model="gpt-4o", messages=[ASK[1]], max_tokens=150, tools=WEATHER,
+                                                   stream=True, extra_headers=run()))
+    deltas = [d for c in streamed if c.choices for d in c.choices[0].delta.tool_calls or ()]
+    assert any(d.function and d.function.name == "get_weather" for d in deltas)
+    assert "city" in "".join(d.function.arguments or "" for d in deltas if d.function)
     events = gw.app.store.list_events()
-    assert len(events) == 3
+    assert len(events) == 4
     assert {(e.model, e.requested_model) for e in events} == {("claude-haiku-4-5", "gpt-4o")}
     assert all(e.cost_nano == cost("claude-haiku-4-5", "anthropic", e) > 0 for e in events)
     assert gw.app.store.open_reservations() == 0
