@@ -217,7 +217,7 @@ _MACHINE = ("machine_launch_environment", "machine_environments", "machine_envir
             "machine_extend_environment", "machine_teardown_environment", "machine_approve_environment",
             "machine_reject_environment", "machine_environment_metrics", "machine_runs", "machine_ingest_runs",
             "machine_run", "machine_record_outcomes", "machine_outcome_report", "machine_slos",
-            "machine_otlp_traces")
+            "machine_otlp_traces", "machine_admit_call", "machine_settle_call", "machine_release_call")
 
 
 def _user_on_machine(operation: str) -> Check:

@@ -3,6 +3,7 @@ policies and budgets, the configuration's default max_tokens and the configured 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from costplane.core.requests import LlmRequest
 from costplane.pricing.types import TokenUsage
 from costplane.sdk.guards import GuardError, SpendRefused
 from costplane.sdk.session import Session
+from run_harness import Server
 
 BUNDLE = """
 kind: Policy
@@ -90,11 +92,35 @@ def test_a_configured_provider_prices_the_call(tmp_path: Path) -> None:
     app.close()
 
 
-def test_an_api_session_does_not_admit() -> None:
-    session = Session(api_url="http://127.0.0.1:9", api_key="cpk_test")
-    try:
-        assert not session.admits
-        with pytest.raises(RuntimeError, match="only a session with a store admits"):
-            session.admit_llm(Context(), _ask("gpt-4o"))
-    finally:
-        session.close()
+def test_an_api_session_is_admitted_by_the_server(make_server: Callable[..., Server]) -> None:
+    server = make_server(BUNDLE)
+    key = server.key()
+    with Session(api_url=server.url, api_key=key) as session:
+        assert session.admits
+        admitted = session.admit_llm(Context(agent="bot", run="r-api"), _ask("gpt-4o"))
+        assert admitted.max_tokens == server.app.config.gateway.default_max_tokens
+        assert admitted.reservation is not None and server.app.store.open_reservations() == 1
+        settled = session.settle_llm(admitted, TokenUsage(input_tokens=150, output_tokens=20), latency_ms=12)
+        event = server.app.store.get_event(settled.event_id)
+        assert event is not None and event.decision_id == admitted.decision_id and event.cost_nano == settled.cost_nano
+        assert event.context.agent == "bot" and event.context.key_id is not None
+        assert server.app.store.open_reservations() == 0
+        (decision,) = [d for d in server.app.store.list_decisions(limit=20) if d.id == admitted.decision_id]
+        assert decision.input["direct"] is True and decision.budgets == ("bot",)
+        with pytest.raises(RuntimeError, match="not_open"):  # a call is settled once
+            session.settle_llm(admitted, TokenUsage(input_tokens=150, output_tokens=20))
+
+        routed = session.admit_llm(Context(agent="bot", tier="experiment"), _ask("gpt-4o", 50))
+        assert (routed.effect, routed.model, routed.max_tokens) == ("route", "gpt-4o-mini", 50)
+        with Session(api_url=server.url, api_key=server.key()) as other, pytest.raises(RuntimeError,
+                                                                                      match="unknown_reservation"):
+            other.release_llm(routed)  # another key's reservation is not found
+        session.release_llm(routed)
+        assert server.app.store.open_reservations() == 0
+
+        with pytest.raises(SpendRefused) as refused:
+            session.admit_llm(Context(agent="bot"), _ask("o3"))
+        assert refused.value.code == "policy_denied" and refused.value.decision_id
+        with pytest.raises(SpendRefused) as broke:
+            session.admit_llm(Context(agent="bot"), _ask("gpt-4o", 100_000))
+        assert broke.value.code == "budget_exceeded"

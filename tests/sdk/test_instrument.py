@@ -99,7 +99,7 @@ def test_gateway_mode_propagates_context_and_costs_match_direct(make_server: Cal
     assert gw[1].context.tags["node"].startswith("tool-")  # the SDK's node travels with the call
     (direct_event,) = _events(server, "run-direct")
     assert direct_event.cost_nano == gw[0].cost_nano and direct_event.usage == gw[0].usage
-    assert direct_event.decision_id is None  # recorded by the SDK, not admitted by the gateway
+    assert direct_event.decision_id is not None  # admitted by the session's decision core
     (raw_event,) = _events(server, "run-raw")
     assert raw_event.status == "ok" and raw_event.cost_nano == direct_event.cost_nano
 

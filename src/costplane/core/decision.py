@@ -27,7 +27,7 @@ from costplane.core.requests import Admission, Denial, LlmRequest, Settlement, t
 from costplane.core.spend import SpendRecord, record_spend
 from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.store import CachedResponse, Store
-from costplane.ledger.types import CallIds, CostEvent
+from costplane.ledger.types import CallIds, CostEvent, Reservation
 from costplane.policy.types import PolicyDecision
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.readers import with_conditions
@@ -122,6 +122,19 @@ class DecisionCore:
         policies, budgets, `gateway.default_max_tokens` and pricing provider — that of the configured
         provider serving the model, else the protocol family's own prices. Settle or release it as usual."""
         return self._admit(ctx, req, dict(tool_uses or {}), {}, direct=True)
+
+    def settle_admitted(self, reservation: Reservation, ctx: Context, req: LlmRequest, model: str,
+                        usage: TokenUsage, *, status: str = "ok", latency_ms: int = 0) -> Settlement:
+        """Settle a direct-mode call admitted earlier by `admit_direct` whose `Admission` is not at hand
+        (admitted for a client over the API): priced here, with this core's catalog, as the model it was
+        admitted to; UnknownPrice when that model has no price now."""
+        served = self._serve(model, req.protocol, True)
+        if served is None:  # a direct call is always served (by its protocol family's prices at least)
+            raise UnknownPrice(model, req.protocol)
+        price = self.catalog.resolve(served[1], served[0].pricing_provider, self._clock())
+        admission = Admission(reservation.decision_id, "allow", ctx, req, served[0], served[1], 0, {}, price,
+                              reservation, (), reservation.amount_nano)
+        return self.settle(admission, usage, status=status, latency_ms=latency_ms)
 
     def redecide(self, ctx: Context, recorded: Mapping[str, Any]) -> Admission | Denial:
         """Decide again the request a logged `llm.request` decision's input describes (policy replay)."""

@@ -6,6 +6,9 @@
 * `POST /v1/outcomes` — one outcome `{outcome, value, run, context}` or `{"outcomes": [...]}` (`attribution`)
 * `GET  /v1/outcomes/report?outcome=T&since=ISO&until=ISO&by=agent,model,tier&bucket=day` (`rows`)
 * `GET  /v1/slos` — the last evaluation of the economic SLOs whose scope the key covers (`rows`)
+* `POST /v1/runs/admit` — admit a direct-mode LLM call of the SDK through the server's decision core
+  (policies, bundle budgets, `gateway.default_max_tokens`, the configured pricing provider)
+  before it is sent; `POST /v1/runs/settle` / `POST /v1/runs/release` end it (`attribution`)
 
 Every route needs a costplane key. A key's bound attributes override what a payload says, and
 a payload may not touch a run of another scope (a node, event or outcome naming such a run is
@@ -27,11 +30,14 @@ from costplane.api.principal import KEY_ROLES, Principal
 from costplane.api.runs import RUNS_SCHEMA, runs_handler
 from costplane.api.table import Call, Endpoint, Param, Scoping, WithStatus, check_attribution
 from costplane.app import Application
-from costplane.attribution.context import DIMENSIONS, InvalidAttribute
+from costplane.attribution.context import DIMENSIONS, Context, InvalidAttribute
+from costplane.core.requests import Denial, LlmRequest
+from costplane.httpstatus import denial_status
 from costplane.ledger.store import Store
 from costplane.ledger.types import CostEvent
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.types import UnknownPrice
+from costplane.pricing.usagecodec import usage_from_json
 from costplane.runs.report import cost_per_outcome
 from costplane.runs.tree import ROOT_KINDS, build_tree
 from costplane.runs.wire import WireError, batch_from_json, outcome_from_json
@@ -106,8 +112,78 @@ def _body(call: Call) -> Any:
     return call.body
 
 
+def _object_body(call: Call) -> Mapping[str, Any]:
+    body = _body(call)
+    if not isinstance(body, Mapping):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object", "(body)")
+    return body
+
+
 def _bound(principal: Principal) -> dict[str, str]:
     return dict(principal.key.attributes) if principal.key is not None else {}
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str, *,
+           required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ApiError(400, "invalid_field", f"{where}{name}: missing or of the wrong type", f"{where}{name}")
+    return value
+
+
+def _count(body: Mapping[str, Any], name: str, where: str, *, required: bool = True, least: int = 0) -> int | None:
+    value = _field(body, name, int, where, required=required)
+    if value is not None and value < least:
+        raise ApiError(400, "invalid_field", f"{where}{name}: must be at least {least}, got {value}", f"{where}{name}")
+    return value  # type: ignore[no-any-return]
+
+
+def llm_request(raw: Any, where: str = "request.") -> LlmRequest:
+    """The `request` of POST /v1/runs/admit and /settle: what the client knows of its call."""
+    if not isinstance(raw, Mapping):
+        raise ApiError(400, "invalid_field", f"{where.rstrip('.')}: expected an object", where.rstrip("."))
+    protocol = _field(raw, "protocol", str, where)
+    if protocol not in ("openai", "anthropic"):
+        raise ApiError(400, "invalid_field", f"{where}protocol: expected openai or anthropic, got {protocol!r}",
+                       f"{where}protocol")
+    model = _field(raw, "model", str, where)
+    if not model.strip():
+        raise ApiError(400, "invalid_field", f"{where}model: must not be empty", f"{where}model")
+    bound = _count(raw, "input_tokens_bound", where) or 0
+    estimate = _count(raw, "input_tokens_estimate", where, required=False)
+    return LlmRequest(protocol, _field(raw, "endpoint", str, where, required=False) or (
+        "messages" if protocol == "anthropic" else "chat.completions"), model, bound,
+        bound if estimate is None else estimate, _count(raw, "max_tokens", where, required=False, least=1),
+        bool(_field(raw, "stream", bool, where, required=False)))
+
+
+def _tool_uses(raw: Any) -> dict[str, int]:
+    """`tool_uses` of POST /v1/runs/admit: the most uses of each per-use-billed unit the call can make."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ApiError(400, "invalid_field", "tool_uses: expected an object of billed unit -> most uses", "tool_uses")
+    out: dict[str, int] = {}
+    for unit, uses in raw.items():
+        if not isinstance(uses, int) or isinstance(uses, bool) or not 0 <= uses <= 10_000:
+            raise ApiError(400, "invalid_field", f"tool_uses.{unit}: expected an integer from 0 to 10000",
+                           f"tool_uses.{unit}")
+        out[str(unit)] = uses
+    return out
+
+
+def _call_context(principal: Principal, body: Mapping[str, Any]) -> Context:
+    raw = body.get("context") or {}
+    if not isinstance(raw, Mapping):
+        raise ApiError(400, "invalid_field", "context: expected an object of dimension -> value", "context")
+    try:
+        ctx = Context.from_mapping({**raw, **_bound(principal)}, source="context")  # the key's values win
+    except (InvalidAttribute, TypeError, ValueError) as exc:
+        raise ApiError(400, "invalid_field", f"context: {exc}", "context") from None
+    check_attribution(principal, ctx.dimensions(), "context.")
+    return ctx.with_values(key_id=principal.token_id)
 
 
 class _Handlers:
@@ -175,6 +251,78 @@ class _Handlers:
         await run_in_threadpool(write)
         return {"nodes": len(nodes), "events": len(events), "outcomes": len(outcomes)}
 
+    async def admit(self, call: Call) -> dict[str, Any]:
+        """A direct-mode call of the SDK admitted before it is sent (hook llm.request, `admit_direct`)."""
+        body = _object_body(call)
+        request = llm_request(body.get("request"))
+        uses = _tool_uses(body.get("tool_uses"))
+        ctx = _call_context(call.principal, body)
+        runs = {ctx.run: "context.run"} if ctx.run else {}
+
+        def decide() -> Any:
+            _guard_runs(self.store, call.principal, runs)
+            return self.app.core.admit_direct(ctx, request, tool_uses=uses)
+
+        got = await run_in_threadpool(decide)
+        if isinstance(got, Denial):
+            raise ApiError(denial_status(got), got.code, got.message,
+                           "request.model" if got.code == "model_not_found" else None,
+                           {"decision_id": got.decision_id, "retryable": got.retryable})
+        return {"decision_id": got.decision_id, "effect": got.effect, "model": got.model,
+                "max_tokens": got.max_tokens, "reservation_id": got.reservation.id if got.reservation else None,
+                "reserved_nano": got.worst_nano, "provider": got.provider.name,
+                "pricing_provider": got.provider.pricing_provider or got.provider.name, "reason": got.reason}
+
+    def _reservation(self, call: Call, body: Mapping[str, Any]) -> Any:
+        """The open reservation the body names, admitted for this key (another key's is 404, like an unknown one)."""
+        reservation_id = _field(body, "reservation_id", str, "")
+        found = self.store.get_reservation(reservation_id)
+        if found is None or found.key_id != call.principal.token_id:
+            raise ApiError(404, "unknown_reservation", f"reservation_id: no reservation {reservation_id!r} of this "
+                           "key", "reservation_id")
+        if found.status != "open":
+            raise ApiError(409, "not_open", f"reservation_id: reservation {reservation_id!r} is {found.status}",
+                           "reservation_id")
+        return found
+
+    async def settle(self, call: Call) -> dict[str, Any]:
+        """The admitted call's usage: its cost event, priced by the server, settled against its reservation."""
+        body = _object_body(call)
+        request = llm_request(body.get("request"))
+        model = _field(body, "model", str, "")
+        raw_usage = _field(body, "usage", Mapping, "")
+        try:
+            usage = usage_from_json(raw_usage)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, "invalid_field", f"usage: {exc}", "usage") from None
+        status = _field(body, "status", str, "", required=False) or "ok"
+        if status not in ("ok", "estimated", "cut", "error"):
+            raise ApiError(400, "invalid_field", f"status: expected ok, estimated, cut or error, got {status!r}",
+                           "status")
+        latency = _count(body, "latency_ms", "", required=False) or 0
+        ctx = _call_context(call.principal, body)
+
+        def write() -> Any:
+            reservation = self._reservation(call, body)
+            try:
+                return self.app.core.settle_admitted(reservation, ctx, request, model, usage, status=status,
+                                                     latency_ms=latency)
+            except UnknownPrice as exc:
+                raise ApiError(400, "unknown_price", f"model: {exc}", "model") from None
+
+        settled = await run_in_threadpool(write)
+        return {"event_id": settled.event_id, "cost_nano": settled.cost_nano}
+
+    async def release(self, call: Call) -> dict[str, Any]:
+        """The admitted call failed before anything was spent: its reservation is given back."""
+        body = _object_body(call)
+
+        def write() -> bool:
+            reservation = self._reservation(call, body)
+            return self.app.core.decider.release(reservation.id)
+
+        return {"released": await run_in_threadpool(write)}
+
     async def outcomes(self, call: Call) -> dict[str, Any]:
         payload = _body(call)
         principal = call.principal
@@ -236,6 +384,28 @@ _RECORDED = {"type": "object", "required": ["recorded", "ids"], "properties": {
 _REPORT = {"type": "object", "required": ["outcome", "rows"], "properties": {
     "outcome": {"type": "string"}, "rows": {"type": "array", "items": _OBJECT}}}
 _SLOS = {"type": "object", "required": ["slos"], "properties": {"slos": {"type": "array", "items": _OBJECT}}}
+_CALL = {"type": "object", "required": ["protocol", "model", "input_tokens_bound"], "properties": {
+    "protocol": {"type": "string", "enum": ["openai", "anthropic"]}, "endpoint": {"type": "string"},
+    "model": {"type": "string"}, "input_tokens_bound": {"type": "integer", "minimum": 0},
+    "input_tokens_estimate": {"type": "integer", "minimum": 0}, "max_tokens": {"type": "integer", "minimum": 1},
+    "stream": {"type": "boolean"}}}
+_ADMIT = {"type": "object", "required": ["request"], "properties": {
+    "request": _CALL, "context": _OBJECT,
+    "tool_uses": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 10000}}}}
+_ADMITTED = {"type": "object", "required": ["decision_id", "effect", "model", "max_tokens", "reservation_id"],
+             "properties": {"decision_id": {"type": "string"}, "effect": {"type": "string"},
+                            "model": {"type": "string"}, "max_tokens": {"type": "integer"},
+                            "reservation_id": {"type": ["string", "null"]}, "reserved_nano": {"type": "integer"},
+                            "provider": {"type": "string"}, "pricing_provider": {"type": "string"},
+                            "reason": {"type": "string"}}}
+_SETTLE = {"type": "object", "required": ["reservation_id", "request", "model", "usage"], "properties": {
+    "reservation_id": {"type": "string"}, "request": _CALL, "model": {"type": "string"}, "usage": _OBJECT,
+    "status": {"type": "string", "enum": ["ok", "estimated", "cut", "error"]},
+    "latency_ms": {"type": "integer", "minimum": 0}, "context": _OBJECT}}
+_SETTLED = {"type": "object", "required": ["event_id", "cost_nano"], "properties": {
+    "event_id": {"type": "string"}, "cost_nano": {"type": "integer"}}}
+_RELEASE = {"type": "object", "required": ["reservation_id"], "properties": {"reservation_id": {"type": "string"}}}
+_RELEASED = {"type": "object", "required": ["released"], "properties": {"released": {"type": "boolean"}}}
 _BY = ("model", *(d for d in DIMENSIONS if d != "run"))
 
 
@@ -254,6 +424,15 @@ def run_endpoints(application: Application) -> tuple[Endpoint, ...]:
         Endpoint("POST", "/v1/runs/ingest", "machine_ingest_runs", "Nodes, events and outcomes from the SDK",
                  KEY_ROLES, _INGESTED, h.ingest, body=_INGEST, tags=tags, scoping=writes,
                  description="LLM events are repriced by the server from their tokens."),
+        Endpoint("POST", "/v1/runs/admit", "machine_admit_call", "Admit a direct-mode LLM call before it is sent",
+                 KEY_ROLES, _ADMITTED, h.admit, body=_ADMIT, tags=tags, scoping=writes,
+                 description="The server's decision core: policies, bundle budgets (one reservation of the "
+                             "worst case), gateway.default_max_tokens, the configured pricing provider."),
+        Endpoint("POST", "/v1/runs/settle", "machine_settle_call", "Settle an admitted call with its usage",
+                 KEY_ROLES, _SETTLED, h.settle, body=_SETTLE, tags=tags, scoping=writes,
+                 description="Priced by the server; only the key that was admitted may settle."),
+        Endpoint("POST", "/v1/runs/release", "machine_release_call", "Give an admitted call's reservation back",
+                 KEY_ROLES, _RELEASED, h.release, body=_RELEASE, tags=tags, scoping=writes),
         Endpoint("GET", "/v1/runs/{run}", "machine_run", "A run's cost tree", KEY_ROLES, _TREE, h.run,
                  (Param("run", "string", "the run's id", location="path"),), tags=tags,
                  scoping=Scoping("resource", "another scope's run is 404, like an unknown one", h.owner, "run",

@@ -22,7 +22,8 @@ def runs_parts(application: Application, slo_interval: float = SLO_INTERVAL) -> 
     """Routes and background jobs: the SLO monitor refreshes the application's SLO gate (the one its
     decision core was built with) and notifies through the application's notifier (webhooks included)."""
     gate = application.slo_gate
-    monitor = SloMonitor(application.store, lambda: application.bundle.engine, application.notifier)
+    monitor = SloMonitor(application.store, lambda: application.bundle.engine, application.notifier,
+                         decider=application.core.decider)
 
     async def evaluate() -> object:
         states = await asyncio.to_thread(monitor.evaluate)

@@ -3,14 +3,16 @@
     client = costplane.instrument(OpenAI(base_url="http://gateway/v1", api_key="cpk_…"), mode="gateway")
     client = costplane.instrument(OpenAI(), mode="direct", session=costplane.Session("sqlite:///c.db"))
 
-The client's `chat.completions.create` (OpenAI), or `messages.create` and the
+The client's `chat.completions.create` and `responses.create` (OpenAI), or `messages.create` and the
 `messages.stream(...)` helper (Anthropic), is wrapped on that client instance only:
 
 * **gateway** mode: the current context goes out as `x-costplane-<dimension>` headers and
   W3C `baggage` (`costplane.<dimension>=…`); the gateway meters and records.
 * **direct** mode: the call goes to the provider; costplane meters usage from the
-  response (streams: the usage chunk, which it asks for and hides again), prices it with
-  the Catalog and records a cost event through the session.
+  response (streams: the usage chunk, which it asks for and hides again; a Responses stream's
+  final `response.completed` / `response.incomplete` / `response.failed` event), prices it with
+  the Catalog and records a cost event through the session. A session with a store, or one
+  talking to a costplane server, admits the call before it is sent (`calls.py`).
 
 In both modes the active run's guard is checked before the call. Works from worker
 threads: the wrapper reads the calling thread's context (carry it with `wrap` / `ContextPool`).
@@ -22,7 +24,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
-from costplane.sdk.calls import ANTHROPIC, OPENAI, Call, Protocol
+from costplane.sdk.calls import ANTHROPIC, OPENAI, RESPONSES, Call, Protocol
 from costplane.sdk.session import Session
 
 __all__ = ["instrument"]
@@ -47,6 +49,9 @@ def instrument(client: C, *, mode: str = "direct", session: Session | None = Non
         return client
     is_async = type(client).__name__.startswith("Async") or inspect.iscoroutinefunction(resource.create)
     resource.create = _wrap(resource.create, proto, mode, session, is_async)
+    responses = getattr(client, "responses", None) if proto is OPENAI else None
+    if responses is not None and callable(getattr(responses, "create", None)):
+        responses.create = _wrap(responses.create, RESPONSES, mode, session, is_async)
     if proto is ANTHROPIC and hasattr(resource, "stream"):
         # messages.stream() posts on its own, not through create(): wrap it too, so no stream goes unmetered
         resource.stream = _wrap_stream_helper(resource.stream, mode, session, is_async)
@@ -144,7 +149,7 @@ def _wrap(create: Callable[..., Any], proto: Protocol, mode: str, session: Sessi
             if inspect.isawaitable(parsed):
                 parsed = await parsed
             call.finish(getattr(parsed, "usage", None), getattr(parsed, "model", None),
-                        served_tier=getattr(parsed, "service_tier", None))
+                        served_tier=getattr(parsed, "service_tier", None), response=parsed)
             return result
 
         acreate.__costplane__ = True  # type: ignore[attr-defined]
@@ -161,7 +166,7 @@ def _wrap(create: Callable[..., Any], proto: Protocol, mode: str, session: Sessi
             return _Metered(result, _Meter(call))
         parsed = _parsed(result)
         call.finish(getattr(parsed, "usage", None), getattr(parsed, "model", None),
-                    served_tier=getattr(parsed, "service_tier", None))
+                    served_tier=getattr(parsed, "service_tier", None), response=parsed)
         return result
 
     screate.__costplane__ = True  # type: ignore[attr-defined]
@@ -173,6 +178,10 @@ def _parsed(result: Any) -> Any:
     if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
         return result.parse()
     return result
+
+
+#: the events that end a Responses API stream, each carrying the final response with its usage
+_RESPONSES_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class _Meter:
@@ -188,9 +197,21 @@ class _Meter:
         self.deltas = 0
         self.done = False
         self.tier: Any = None  # OpenAI chunks' service_tier: the tier served
+        self.response: Any = None  # a Responses stream's final response (its usage and output items)
 
     def see(self, item: Any) -> bool:
         """Record one chunk/event; False when it should be hidden from the caller."""
+        if self.call.proto.endpoint == "responses":
+            event = str(getattr(item, "type", ""))
+            if event.endswith(".delta"):
+                self.deltas += 1
+            elif event in _RESPONSES_FINAL:
+                self.response = getattr(item, "response", None)
+                self.model = getattr(self.response, "model", None) or self.model
+                self.tier = getattr(self.response, "service_tier", None)
+                self.usage = getattr(self.response, "usage", None)
+                self.done = event != "response.failed" or self.usage is not None
+            return True
         if self.call.proto.name == "openai":
             self.model = getattr(item, "model", None) or self.model
             self.tier = getattr(item, "service_tier", None) or self.tier
@@ -226,7 +247,12 @@ class _Meter:
         if call is None:  # settled already
             return
         status = "ok" if self.done and not cut else "cut"
-        if call.proto.name == "openai":
+        if call.proto.endpoint == "responses":
+            if self.usage is None:  # cut before the final event: the prompt and one token per delta
+                self.usage = {"input_tokens": call.proto.measure(call.kwargs).estimate, "output_tokens": self.deltas}
+                status = "cut"
+            call.finish(self.usage, self.model, status, served_tier=self.tier, response=self.response)
+        elif call.proto.name == "openai":
             if self.usage is None:  # cut before the usage chunk: the prompt and one token per delta
                 self.usage = {"prompt_tokens": call.proto.measure(call.kwargs).estimate,
                               "completion_tokens": self.deltas}

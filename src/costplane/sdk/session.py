@@ -8,10 +8,11 @@ decisions, alerts), or the server's API (`Session(api_url=…, api_key="cpk_…"
 background thread writes batches (one transaction each), and `flush()` (called when a
 run ends, and by `close()`) waits until everything recorded so far is stored.
 
-With a store (or an application), `admit_llm` decides a direct-mode call through the same decision
-core as the gateway BEFORE it is made — the bundle's policies and budgets, one atomic reservation
-of its worst case, `gateway.default_max_tokens`, the configured pricing provider — and
-`settle_llm` / `release_llm` end it (the cost event is written by the settlement, with alerts).
+`admit_llm` decides a direct-mode call through the same decision core as the gateway BEFORE it is
+made — the bundle's policies and budgets, one atomic reservation of its worst case,
+`gateway.default_max_tokens`, the configured pricing provider — in process with a store, or by the
+server (`POST /v1/runs/admit`) with an API session; `settle_llm` / `release_llm` end it (the cost
+event is written by the settlement, priced by that core, with alerts).
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from costplane.attribution.context import Context
+from costplane.config import ProviderConfig
 from costplane.core.requests import Admission, Denial, LlmRequest, Settlement
 from costplane.ledger.runtypes import OutcomeRecord, RunNode
 from costplane.ledger.store import Store
-from costplane.ledger.types import CostEvent
+from costplane.ledger.types import CostEvent, Reservation
 from costplane.pricing.catalog import Catalog
 from costplane.pricing.config import PricingConfig
 from costplane.pricing.types import TokenUsage
+from costplane.pricing.usagecodec import usage_to_json
 from costplane.sdk.guards import SpendRefused
 
 if TYPE_CHECKING:  # the composition root is imported only when a store is recorded into
@@ -111,6 +114,23 @@ class ApiRecorder:
         if response.status_code >= 300:
             raise RuntimeError(f"costplane API refused a batch: HTTP {response.status_code}: {response.text[:300]}")
 
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST one admission call (`/v1/runs/admit|settle|release`); a refusal raises SpendRefused."""
+        response = self._client.post(path, content=orjson.dumps(body), headers={"content-type": "application/json"})
+        payload = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code >= 300:  # {"error": {code, message, field, decision_id, …}}
+            found = payload.get("error") if isinstance(payload, dict) else None
+            error: dict[str, Any] = found if isinstance(found, dict) else {}
+            code = str(error.get("code") or f"http_{response.status_code}")
+            decision = error.get("decision_id")
+            message = str(error.get("message") or response.text[:300])
+            if decision is None and response.status_code < 500 and code != "spend_unverifiable":
+                raise RuntimeError(f"costplane API refused {path}: HTTP {response.status_code} {code}: {message}")
+            context = body.get("context")
+            run = context.get("run") if isinstance(context, dict) else None
+            raise SpendRefused(str(run or ""), code, message, str(decision) if decision else None)
+        return payload if isinstance(payload, dict) else {}
+
     def close(self) -> None:
         self._client.close()
 
@@ -148,17 +168,20 @@ class Session:
             self._catalog = Catalog.load(self._pricing)
         return self._catalog
 
-    # -- admission (direct mode with a store) -----------------------------------------------
+    # -- admission (direct mode) ------------------------------------------------------------
     @property
     def admits(self) -> bool:
-        """True when calls are admitted through the decision core before they are made (a store)."""
-        return isinstance(self.recorder, StoreRecorder)
+        """True: direct-mode calls are admitted by a decision core before they are made (always: the
+        store's own, or the server's over its API)."""
+        return isinstance(self.recorder, StoreRecorder | ApiRecorder)
 
     def admit_llm(self, ctx: Context, request: LlmRequest, *, tool_uses: dict[str, int] | None = None) -> Admission:
         """Admit a direct-mode call (hook llm.request) or raise SpendRefused. Send `admission.model`
         with `admission.max_tokens` (the server's default when the call sets none)."""
+        if isinstance(self.recorder, ApiRecorder):
+            return self._admit_remote(self.recorder, ctx, request, tool_uses or {})
         if not isinstance(self.recorder, StoreRecorder):
-            raise RuntimeError("only a session with a store admits calls (an API session records after the fact)")
+            raise RuntimeError("this session's recorder admits no calls")
         got = self.recorder.application.core.admit_direct(ctx, request, tool_uses=tool_uses)
         if isinstance(got, Denial):
             raise SpendRefused(ctx.run or "", got.code, got.message, got.decision_id)
@@ -167,14 +190,44 @@ class Session:
     def settle_llm(self, admission: Admission, usage: TokenUsage, *, status: str = "ok",
                    latency_ms: int = 0) -> Settlement:
         """The call's usage: its cost event is written now, against the reservation (and alerted on)."""
+        if isinstance(self.recorder, ApiRecorder):
+            if admission.reservation is None:
+                raise RuntimeError("the server admitted this call without a reservation; nothing to settle")
+            done = self.recorder.call("/v1/runs/settle", {
+                "reservation_id": admission.reservation.id, "request": _wire_request(admission.request),
+                "model": admission.model, "usage": usage_to_json(usage), "status": status,
+                "latency_ms": latency_ms, "context": _wire_context(admission.context)})
+            return Settlement(str(done.get("event_id", "")), int(done.get("cost_nano") or 0), None)
         if not isinstance(self.recorder, StoreRecorder):
-            raise RuntimeError("only a session with a store admits calls")
+            raise RuntimeError("this session's recorder admits no calls")
         return self.recorder.application.core.settle(admission, usage, status=status, latency_ms=latency_ms)
 
     def release_llm(self, admission: Admission) -> None:
         """The call failed before anything was spent: give its reservation back."""
-        if isinstance(self.recorder, StoreRecorder):
+        if isinstance(self.recorder, ApiRecorder):
+            if admission.reservation is not None:
+                self.recorder.call("/v1/runs/release", {"reservation_id": admission.reservation.id})
+        elif isinstance(self.recorder, StoreRecorder):
             self.recorder.application.core.release(admission)
+
+    def _admit_remote(self, recorder: ApiRecorder, ctx: Context, request: LlmRequest,
+                      tool_uses: dict[str, int]) -> Admission:
+        """The server's decision core admits the call; the admission is rebuilt here with this
+        session's prices (the server prices the settlement itself)."""
+        body: dict[str, Any] = {"request": _wire_request(request), "context": _wire_context(ctx)}
+        if tool_uses:
+            body["tool_uses"] = dict(tool_uses)
+        got = recorder.call("/v1/runs/admit", body)
+        pricing = str(got.get("pricing_provider") or request.protocol)
+        model = str(got.get("model") or request.model)
+        provider = ProviderConfig(name=str(got.get("provider") or pricing), type=request.protocol, base_url="",
+                                  pricing_provider=pricing)
+        now = self.clock()
+        reserved = got.get("reservation_id")
+        reservation = Reservation(str(reserved), (), now, now, str(got["decision_id"])) if reserved else None
+        return Admission(str(got["decision_id"]), str(got.get("effect") or "allow"), ctx, request, provider, model,
+                         int(got.get("max_tokens") or 0), {}, self.catalog.resolve(model, pricing, now), reservation,
+                         (), int(got.get("reserved_nano") or 0), str(got.get("reason") or ""))
 
     # -- recording ---------------------------------------------------------------------
     def record(self, nodes: Sequence[RunNode] = (), events: Sequence[CostEvent] = (),
@@ -250,3 +303,16 @@ class Session:
         from costplane.sdk.instrument import instrument
 
         return instrument(client, mode=mode, session=self)
+
+
+def _wire_request(request: LlmRequest) -> dict[str, Any]:
+    out: dict[str, Any] = {"protocol": request.protocol, "endpoint": request.endpoint, "model": request.model,
+                           "input_tokens_bound": request.input_bound, "input_tokens_estimate": request.input_estimate,
+                           "stream": request.stream}
+    if request.max_tokens is not None:
+        out["max_tokens"] = request.max_tokens
+    return out
+
+
+def _wire_context(ctx: Context) -> dict[str, str]:
+    return {**ctx.dimensions(), **{str(k): str(v) for k, v in ctx.tags.items()}}
