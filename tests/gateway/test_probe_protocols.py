@@ -293,3 +293,70 @@ def test_a_hard_budget_holds_while_every_protocol_spends_from_it_at_once(probe: 
     assert all(e.cost_nano > 0 and e.status == "ok" for e in events)  # no silent $0
     assert sum(e.cost_nano for e in events) <= BUDGET_NANO
     assert probe.app.store.open_reservations() == 0
+
+
+# -- findings of the outside-in probe, fixed --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cutting(tmp_path_factory: pytest.TempPathFactory, bedrock_key: None) -> Iterator[Probe]:
+    yield from _start(tmp_path_factory.mktemp("probecut"), SimulatorConfig(fault_rate=1.0, faults=("cut",)))
+
+
+def test_another_keys_response_cannot_be_continued(probe: Probe) -> None:
+    owner, other = probe.key("chain-owner"), probe.key("chain-other")
+    created = httpx.post(f"{probe.url}/v1/responses", headers={"authorization": f"Bearer {owner}"}, timeout=20,
+                         json={"model": "gpt-4o-mini", "input": "my secret is 42", "max_output_tokens": 30}).json()
+    for path, body in [("/v1/responses", {"input": "what was my secret?", "max_output_tokens": 30}),
+                       ("/v1/responses", {"input": "x", "max_output_tokens": 30, "stream": True}),
+                       ("/v1/responses/compact", {})]:
+        reply = httpx.post(probe.url + path, headers={"authorization": f"Bearer {other}"}, timeout=20,
+                           json={"model": "gpt-4o-mini", "previous_response_id": created["id"], **body})
+        assert reply.status_code == 404, (path, reply.status_code, reply.text[:200])
+        assert reply.json()["error"]["param"] == "previous_response_id"
+    assert probe.events("chain-other") == []
+
+
+def test_the_response_cache_is_not_shared_between_keys(probe: Probe) -> None:
+    body = {"model": "gpt-4o-mini", "max_tokens": 30, "temperature": 0,
+            "messages": [{"role": "user", "content": "Summarise the confidential acquisition of ACME"}]}
+    owner = {"authorization": f"Bearer {probe.key('cache-a')}", "x-costplane-cache": "on"}
+    first = httpx.post(f"{probe.url}/v1/chat/completions", json=body, timeout=20, headers=owner)
+    again = httpx.post(f"{probe.url}/v1/chat/completions", json=body, timeout=20, headers=owner)
+    second = httpx.post(f"{probe.url}/v1/chat/completions", json=body, timeout=20,
+                        headers={"authorization": f"Bearer {probe.key('cache-b')}", "x-costplane-cache": "on"})
+    assert first.status_code == again.status_code == second.status_code == 200
+    assert again.headers.get("x-costplane-cache") == "hit"  # the same key is answered from the cache
+    assert second.headers.get("x-costplane-cache") != "hit"
+    assert second.json()["id"] != first.json()["id"]
+
+
+def test_the_response_cache_never_answers_another_endpoint(probe: Probe) -> None:
+    headers = {"authorization": f"Bearer {probe.key('cache-x')}", "x-costplane-cache": "on"}
+    body = {"model": "gpt-4o-mini", "input": "hello there", "temperature": 0, "max_output_tokens": 30}
+    assert httpx.post(f"{probe.url}/v1/responses", json=body, headers=headers, timeout=20).status_code == 200
+    embedded = httpx.post(f"{probe.url}/v1/embeddings", json=body, headers=headers, timeout=20)
+    assert embedded.headers.get("x-costplane-cache") != "hit"
+    assert embedded.status_code != 200 or embedded.json().get("object") == "list"
+
+
+def test_a_plain_answer_cut_after_its_headers_is_still_charged(cutting: Probe) -> None:
+    key = cutting.key("plain-cut")
+    reply = httpx.post(f"{cutting.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=20,
+                       json={"model": "gpt-4o-mini", "max_tokens": 50,
+                             "messages": [{"role": "user", "content": "hello"}]})
+    assert reply.status_code == 502
+    assert "charged its bound" in reply.json()["error"]["message"]
+    events = cutting.events("plain-cut")
+    assert len(events) == 1 and events[0].cost_nano > 0 and events[0].status == "cut"
+    assert cutting.app.store.open_reservations() == 0
+
+
+def test_an_upstream_error_keeps_the_providers_back_off_headers(throttled: Probe) -> None:
+    direct = httpx.post(f"{throttled.simulator_url}/v1/chat/completions", timeout=20,
+                        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert direct.status_code == 429 and "retry-after" in direct.headers
+    relayed = httpx.post(f"{throttled.url}/v1/chat/completions", timeout=20,
+                         headers={"authorization": f"Bearer {throttled.key('backoff')}"},
+                         json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert relayed.status_code == 429
+    assert relayed.headers.get("retry-after") == direct.headers["retry-after"]

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from costplane.attribution.context import InvalidAttribute
@@ -40,6 +40,7 @@ from costplane.gateway.protocols.openai_responses import BackgroundResponses, He
 from costplane.gateway.tokens import InputSize, request_hash
 from costplane.gateway.translate import StreamTranslator, translate_reply
 from costplane.gateway.upstream import UpstreamError, UpstreamResponse, UpstreamTransport
+from costplane.httpstatus import denial_status
 from costplane.ledger.executor import StoreExecutor
 from costplane.ledger.store import StoreUnavailable
 from costplane.ledger.types import CallIds, KeyRecord
@@ -75,6 +76,15 @@ def _hashed(facts: RequestFacts) -> Mapping[str, Any]:
 
 
 _NO_IDS = CallIds()
+#: upstream headers a relayed upstream error keeps (the SDKs back off by them; boto3 reads its error code)
+_RELAYED = frozenset({"retry-after", "retry-after-ms", "x-request-id", "request-id", "x-amzn-errortype",
+                      "x-amzn-requestid"})
+_RELAYED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+
+
+def _relayed(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()
+            if name.lower() in _RELAYED or name.lower().startswith(_RELAYED_PREFIXES)}
 
 
 def _trace(request: Request) -> CallIds:
@@ -87,6 +97,10 @@ def _trace(request: Request) -> CallIds:
     except InvalidAttribute:
         return _NO_IDS
     return CallIds(None, trace_id, parent_id)
+
+
+class _Gone(Exception):
+    """The client went away while its request body was being read."""
 
 
 class GovernedProxy:
@@ -129,7 +143,10 @@ class GovernedProxy:
             return error_response(adapter, 415, "unsupported_media_type",
                                   f"content-type header: expected application/json, got {content_type[:80]!r}",
                                   param="content-type")
-        raw = await self._read_body(request)
+        try:
+            raw = await self._read_body(request)
+        except _Gone:  # the client hung up before its body arrived: nothing admitted, nothing to answer
+            return Response(status_code=400)
         if raw is None:
             return self._too_large(adapter)
         return key, replace(incoming, body=raw)
@@ -168,7 +185,10 @@ class GovernedProxy:
             protocol=adapter.family, endpoint=facts.endpoint, model=facts.model, input_bound=size.bound,
             input_estimate=size.estimate, max_tokens=facts.max_tokens, stream=facts.stream, params=facts.params,
             loop_hash=request_hash(hashed, normalise=True),
-            cache_hash=request_hash(hashed, normalise=False) if facts.cacheable else None,
+            # the cache answers the same key at the same endpoint only: never another tenant, never another shape
+            cache_hash=request_hash({"scope": [adapter.name, facts.endpoint, key.id],
+                                     "body": request_hash(hashed, normalise=False)}, normalise=False)
+            if facts.cacheable else None,
         )
         try:
             admit = partial(self.core.admit, tool_uses=dict(facts.tool_uses), uncapped=dict(facts.uncapped))
@@ -178,7 +198,7 @@ class GovernedProxy:
                                   f"spend cannot be verified (store unavailable: {exc}); failing closed",
                                   retryable=True)
         if isinstance(outcome, Denial):
-            return error_response(adapter, outcome.status, outcome.code, outcome.message,
+            return error_response(adapter, denial_status(outcome), outcome.code, outcome.message,
                                   param="model" if outcome.code == "model_not_found" else None,
                                   decision_id=outcome.decision_id, retryable=outcome.retryable,
                                   remaining_nano=outcome.remaining_nano)
@@ -231,7 +251,10 @@ class GovernedProxy:
         if facts.continues is None:
             return size
         recorded = await self.store.run(self.lookup.find, facts.continues) if self.lookup is not None else None
-        if recorded is not None and recorded.key_id == key_id:
+        if recorded is not None and recorded.key_id != key_id:  # another key's response: as if it did not exist
+            raise RequestError(facts.continues_param, f"{facts.continues_param}: {facts.continues!r} is not a "
+                               "response this gateway metered for this key", status=404, code="not_found")
+        if recorded is not None:
             extra = recorded.input_tokens + recorded.output_tokens
         elif facts.continues_unseen_bound is not None:
             extra = facts.continues_unseen_bound
@@ -291,8 +314,18 @@ class GovernedProxy:
         try:
             payload_bytes = await upstream.read()
         except UpstreamError as exc:
-            await self.store.run(self.core.release, admission)
-            return self._upstream_failure(adapter, exc, admission)
+            if upstream.status >= 400:
+                await self.store.run(self.core.release, admission)
+                return self._upstream_failure(adapter, exc, admission)
+            # the provider accepted the call and its answer broke: it did the work and bills it (no silent $0)
+            bound = TokenUsage(input_tokens=admission.request.input_bound, output_tokens=admission.max_tokens,
+                               units=tuple(facts.tool_uses.items()))
+            latency = int((time.perf_counter() - started) * 1000)
+            settled = await self.store.run(self._settle, admission, bound, "cut", latency, None, "", trace)
+            return error_response(adapter, 502, f"upstream_{exc.kind}",
+                                  f"{exc} (provider {admission.provider.name}; the answer broke after the provider "
+                                  f"accepted the call: charged its bound, {format_usd(settled.cost_nano)} USD)",
+                                  decision_id=admission.decision_id, retryable=True)
         latency = int((time.perf_counter() - started) * 1000)
         content_type = upstream.headers.get("content-type", "application/json")
         if upstream.status >= 400:
@@ -304,7 +337,8 @@ class GovernedProxy:
                 reply = adapter.error(upstream.status, "upstream_error", message)
                 return Response(reply.body, status_code=upstream.status, media_type=reply.content_type,
                                 headers={**reply.headers, **headers})
-            return Response(payload_bytes, status_code=upstream.status, media_type=content_type, headers=headers)
+            return Response(payload_bytes, status_code=upstream.status, media_type=content_type,
+                            headers={**_relayed(upstream.headers), **headers})
         try:
             payload = orjson.loads(payload_bytes)
         except orjson.JSONDecodeError:
@@ -426,11 +460,14 @@ class GovernedProxy:
         content-length is not read to its end first)."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_request_bytes:
-                return None
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_request_bytes:
+                    return None
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise _Gone from None
         return b"".join(chunks)
 
     def _too_large(self, adapter: ProtocolAdapter) -> Response:
