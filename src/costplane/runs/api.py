@@ -300,10 +300,10 @@ class _Handlers:
             raise ApiError(400, "invalid_field", f"status: expected ok, estimated, cut or error, got {status!r}",
                            "status")
         latency = _count(body, "latency_ms", "", required=False) or 0
-        ctx = _call_context(call.principal, body)
 
         def write() -> Any:
-            reservation = self._reservation(call, body)
+            reservation = self._reservation(call, body)  # first: another key's call is 404 whatever the body
+            ctx = _call_context(call.principal, body)
             try:
                 return self.app.core.settle_admitted(reservation, ctx, request, model, usage, status=status,
                                                      latency_ms=latency)
