@@ -27,7 +27,10 @@ from costplane.core.decision import DecisionCore
 from costplane.core.environments import EnvironmentCore
 from costplane.core.notify import LoggingNotifier, Notifier
 from costplane.core.slo import SloGate
-from costplane.ledger.open import open_store
+from costplane.gateway.translate.routes import route_issues
+from costplane.ledger.contracts import BudgetLedger
+from costplane.ledger.leases import LeasedLedger
+from costplane.ledger.open import open_budget_ledger, open_store
 from costplane.ledger.store import Store
 from costplane.lifecycle.drivers import DriverSet
 from costplane.policy.bundle import Bundle, load_bundle
@@ -64,7 +67,9 @@ class Application:
         # 2. catalogs, 3. the SLO gate, 4. the decision core
         self.catalog = Catalog.load(config.pricing)
         self.slo_gate = SloGate(self.store)
-        self.core = DecisionCore(config, self.store, self.catalog, lambda: self.bundle, notifier=self.notifier,
+        # the decision core's budget counters: the store, or lease-based budgets over it (ledger.leases)
+        self.ledger: BudgetLedger = open_budget_ledger(config, self.store)
+        self.core = DecisionCore(config, self.ledger, self.catalog, lambda: self.bundle, notifier=self.notifier,
                                  slo_gate=self.slo_gate, store=self.store)
         # 5. the one authenticator (one credential cache) of the gateway, both APIs and the dashboard
         self.auth = Authenticator(self.store)
@@ -84,7 +89,12 @@ class Application:
     def _load(self, snapshot: BundleSnapshot | None = None) -> Bundle:
         if self.config.bundle is None:
             return Bundle.from_specs(revision="empty")
-        return load_bundle(self.config.bundle, snapshot)
+        bundle = load_bundle(self.config.bundle, snapshot)
+        # a route to a model only untranslatable protocols serve is refused here, naming file and line
+        issues = route_issues(self.config, bundle.policies, bundle.budgets)
+        if issues:
+            raise BundleError(issues)
+        return bundle
 
     @staticmethod
     def _activate(bundle: Bundle) -> ActiveBundle:
@@ -136,4 +146,6 @@ class Application:
         return changed
 
     def close(self) -> None:
+        if isinstance(self.ledger, LeasedLedger):
+            self.ledger.close()  # apply what is journaled, give the leases back
         self.store.close()

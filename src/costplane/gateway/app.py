@@ -23,6 +23,7 @@ from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.routes import adapter_for_path, adapter_routes, path_error_handler
 from costplane.gateway.upstream import AiohttpTransport, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
+from costplane.ledger.leases import LeasedLedger
 from costplane.otel.export import span_exporter
 
 __all__ = ["create_gateway"]
@@ -92,6 +93,8 @@ def create_gateway(
                 task.cancel()
             await transport.close()
             store.close()
+            if isinstance(application.ledger, LeasedLedger):  # apply its journal, give its leases back
+                await asyncio.to_thread(application.ledger.close)
             if proxy.spans is not None:  # export what is queued, off the event loop
                 await asyncio.to_thread(proxy.spans.close)
 
