@@ -235,7 +235,7 @@ class Call:
             cost = price.cost_nano(usage)
             if price.unpriced(usage):  # a billed unit with no price: flagged, never a silent $0
                 status = "unpriced" if status == "ok" else status
-            if self.admission is not None and self.session is not None:  # settled against its reservation
+            if self.admission is not None and self.session is not None and self.session.settles(self.admission):
                 cost = self.session.settle_llm(self.admission, usage, status=status, latency_ms=int(
                     (time.perf_counter() - self.started) * 1000)).cost_nano
             elif self.mode == "direct":

@@ -187,6 +187,13 @@ class Session:
             raise SpendRefused(ctx.run or "", got.code, got.message, got.decision_id)
         return got
 
+    def settles(self, admission: Admission) -> bool:
+        """True when `settle_llm` writes the admitted call's cost event: always with a store; over the
+        API when the server held a reservation (none only when its store was down and the budgets
+        fail open: the call is then recorded as spend observed after the fact, like without admission)."""
+        return isinstance(self.recorder, StoreRecorder) or (
+            isinstance(self.recorder, ApiRecorder) and admission.reservation is not None)
+
     def settle_llm(self, admission: Admission, usage: TokenUsage, *, status: str = "ok",
                    latency_ms: int = 0) -> Settlement:
         """The call's usage: its cost event is written now, against the reservation (and alerted on)."""
@@ -225,8 +232,14 @@ class Session:
         now = self.clock()
         reserved = got.get("reservation_id")
         reservation = Reservation(str(reserved), (), now, now, str(got["decision_id"])) if reserved else None
+        try:
+            price = self.catalog.resolve(model, pricing, now)
+        except LookupError:  # routed to a model this session has no price for: nothing is sent, nothing held
+            if reservation is not None:
+                recorder.call("/v1/runs/release", {"reservation_id": reservation.id})
+            raise
         return Admission(str(got["decision_id"]), str(got.get("effect") or "allow"), ctx, request, provider, model,
-                         int(got.get("max_tokens") or 0), {}, self.catalog.resolve(model, pricing, now), reservation,
+                         int(got.get("max_tokens") or 0), {}, price, reservation,
                          (), int(got.get("reserved_nano") or 0), str(got.get("reason") or ""))
 
     # -- recording ---------------------------------------------------------------------
