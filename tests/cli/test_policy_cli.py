@@ -24,7 +24,7 @@ def test_validate_example_bundle() -> None:
     assert result.exit_code == 0, result.output
     assert "is valid" in result.output
     assert "revision: " in result.output
-    assert "llm.request: 5 policies, " in result.output
+    assert "llm.request: 9 policies, " in result.output
     assert "budgets (all hooks): 6" in result.output
 
 
@@ -35,7 +35,7 @@ def test_validate_example_bundle_json() -> None:
     assert payload["valid"] is True
     assert payload["revision"].startswith(("git:", "sha256:"))
     assert payload["budgets"] == 6
-    assert payload["hooks"]["llm.request"]["policies"] == 5
+    assert payload["hooks"]["llm.request"]["policies"] == 9
 
 
 def test_validate_prints_every_issue_and_exits_1(tmp_path: Path) -> None:

@@ -146,3 +146,16 @@ def test_a_stream_cut_at_any_byte_is_settled_once_above_zero_and_within_its_rese
         assert event.cost_nano > 0, point
         assert Decimal(event.cost_nano) <= reserved * 10**9, (point, event.cost_nano, reserved)
     assert rig.app.store.open_reservations() == 0
+
+
+def test_an_sse_buffer_joins_a_crlf_split_across_chunks() -> None:
+    from costplane.gateway.protocols.base import SSEBuffer
+
+    stream = b'data: {"a": 1}\r\n\r\ndata: {"b": 2}\r\n\r\n'
+    for cut in range(1, len(stream)):
+        buffer = SSEBuffer()
+        events = buffer.events(stream[:cut]) + buffer.events(stream[cut:])
+        assert events == [b'data: {"a": 1}', b'data: {"b": 2}'], cut
+    one_byte = SSEBuffer()
+    assert [e for i in range(len(stream)) for e in one_byte.events(stream[i:i + 1])] == [
+        b'data: {"a": 1}', b'data: {"b": 2}']

@@ -353,7 +353,8 @@ class SSEBuffer:
 
     def events(self, chunk: bytes) -> list[bytes]:
         """Complete events (without their blank-line terminator) found so far."""
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        # a CRLF split across two chunks is joined before it is normalised
+        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
         *complete, self._buffer = self._buffer.split(b"\n\n")
         return [event for event in complete if event.strip()]
 
