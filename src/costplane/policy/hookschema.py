@@ -103,7 +103,9 @@ _LLM = HookSchema(
         _f("model", _STR, "the model as the client asked for it (before any route)", "gpt-4o"),
         _f("provider", _STR, "the pricing provider of the configured provider serving the model; \"\" when none",
           "openai"),
-        _f("endpoint", _STR, "chat.completions, embeddings or messages", "chat.completions"),
+        _f("endpoint", _STR, "the operation: chat.completions, embeddings, responses, responses.compact (OpenAI, "
+           "Azure OpenAI, Gemini), messages (Anthropic), generate_content (Gemini), converse or invoke (Bedrock)",
+           "chat.completions"),
         _f("input_tokens", _INT, "the gateway's typical estimate of the prompt's tokens", 1200),
         _f("input_tokens_bound", _INT, "a provable upper bound of the prompt's tokens", 1500),
         _f("max_tokens", _INT, "the output cap the client set; 0 = none", 1024),
