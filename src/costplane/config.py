@@ -138,6 +138,8 @@ class ProviderConfig:
             return self.aliases[model]
         if model in self.deployments:
             return self.deployments[model]
+        if model in self.deployments.values():  # a model by name: served by its deployment
+            return model
         return model if self.serves(model) else None
 
     def deployment_for(self, model: str) -> str | None:

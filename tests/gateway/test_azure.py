@@ -91,3 +91,25 @@ def test_azure_errors_are_in_the_openai_shape_and_name_the_field(make_gateway) -
     error = orjson.loads(stray.content)["error"]
     assert "POST /openai/deployments/{deployment}/chat/completions" in error["message"]
     assert gw.app.store.list_events() == []
+
+
+DEGRADE_BY_MODEL = """
+kind: Budget
+name: finance-degrade
+scope: ctx.team == "finance"
+amount: 0.0001 USD
+window: {rolling: 1h}
+on_exceed: {route: gpt-4o-mini}
+"""
+
+
+def test_a_route_by_model_name_reaches_the_deployment_of_that_model(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway(DEGRADE_BY_MODEL)
+    client = gw.azure(gw.key(team="finance"))
+    raw = client.chat.completions.with_raw_response.create(
+        model="prod-4o", messages=[{"role": "user", "content": "Two lines on cloud spend."}], max_tokens=50)
+    assert raw.parse().choices[0].message.content
+    assert raw.headers["x-costplane-effect"] == "route" and raw.headers["x-costplane-model"] == "gpt-4o-mini"
+    assert sent_upstream(gw)["path"] == "/openai/deployments/prod-mini/chat/completions"
+    event = gw.app.store.list_events()[-1]
+    assert (event.model, event.requested_model) == ("gpt-4o-mini", "prod-4o")
