@@ -100,7 +100,8 @@ _LIST, _MAP = "list(string)", "map(string, string)"
 _LLM = HookSchema(
     "llm.request", "an LLM call, before it is sent", "the gateway and the SDK's direct mode (decision core)",
     (
-        _f("model", _STR, "the model as the client asked for it (before any route)", "gpt-4o"),
+        _f("model", _STR, "the model as the client asked for it (before any route; for Azure OpenAI the "
+           "deployment name)", "gpt-4o"),
         _f("provider", _STR, "the pricing provider of the configured provider serving the model; \"\" when none",
           "openai"),
         _f("endpoint", _STR, "the operation: chat.completions, embeddings, responses, responses.compact (OpenAI, "
