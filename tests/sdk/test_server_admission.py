@@ -5,6 +5,7 @@ the server. The OpenAI Responses API (`client.responses.create`, plain and strea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -123,3 +124,35 @@ def test_the_responses_api_is_metered_in_direct_mode(make_server: Callable[..., 
         (decision,) = [d for d in server.app.store.list_decisions(limit=50) if d.id == plain.decision_id]
         assert decision.input["request"]["max_tokens"] == 60
     assert server.app.store.open_reservations() == 0
+
+
+def test_an_async_responses_stream_cut_early_is_charged_what_was_received(make_server: Callable[..., Server]) -> None:
+    server = make_server(BUNDLE)
+    session = Session(api_url=server.url, api_key=server.key(team="support"), flush_interval=0.05)
+    client = costplane.instrument(openai.AsyncOpenAI(base_url=f"{server.simulator_url}/v1", api_key="sk-sim",
+                                                     max_retries=0), mode="direct", session=session)
+
+    async def main() -> tuple[int, int]:
+        with session.agent_run("triage", run="r-async"):
+            whole = await client.responses.create(model="gpt-4o-mini", input="Explain the refund policy in detail.",
+                                                  max_output_tokens=200)
+        with session.agent_run("triage", run="r-cut"):
+            stream = await client.responses.create(model="gpt-4o-mini", input="Explain the refund policy in detail.",
+                                                   max_output_tokens=200, stream=True)
+            deltas = 0
+            async for item in stream:
+                deltas += item.type.endswith(".delta")
+                if deltas == 2:
+                    break
+            await stream.close()
+        assert whole.usage is not None
+        return whole.usage.output_tokens, deltas
+
+    with session:
+        output_tokens, deltas = asyncio.run(main())
+        session.flush()
+    (whole_event,) = _events(server, "r-async")
+    (cut,) = _events(server, "r-cut")
+    assert whole_event.status == "ok" and whole_event.usage.output_tokens == output_tokens
+    assert cut.status == "cut" and cut.usage.output_tokens == deltas == 2 and cut.decision_id is not None
+    assert 0 < cut.cost_nano < whole_event.cost_nano and server.app.store.open_reservations() == 0
