@@ -12,7 +12,9 @@ every lease of every process, and nothing else needs to know about leases:
 * `apply_leased` applies a batch of settlements admitted from leases, in ONE transaction: each
   event inserted (idempotent by id: a replayed journal applies nothing twice) with its decision,
   its cost added as spent and one call counted on each claim, and moved from the lease's held
-  headroom (what the lease still holds, if it is still open) — so spend + held never grows;
+  headroom (what the lease still holds, if it is still open) — so spend + held never grows; the
+  request's reservation row is written closed (settled, released or expired), so a repeated or late
+  settle of it is the store's own `settle` from then on (a no-op, or the late spend recorded);
 * `return_lease` gives unused headroom back, `expire_leases` releases the leases of processes that
   stopped renewing them (their rows deleted, their held headroom given back).
 """
@@ -33,6 +35,7 @@ __all__ = ["LeaseQueries", "LeasedRecord"]
 
 T = TypeVar("T")
 
+_INSERT_CLOSED = insert_sql("reservations", codec.RESERVATION_COLUMNS, " ON CONFLICT (id) DO NOTHING")
 _SELECT_LEASE = 'SELECT id, budget, "partition", bucket, held_nano FROM budget_leases'
 _ADD = (
     'INSERT INTO budget_counters (budget, "partition", bucket, spent_nano, reserved_nano, calls, concurrent)'
@@ -47,12 +50,15 @@ _ADD = (
 class LeasedRecord:
     """One request admitted from leases, as the journal keeps it: settled (`event` set) or released
     (`event` None: only its decision is written). `leases[i]` is the lease `claims[i]` was carved
-    from (None: a claim that needs no headroom — soft or without a dollar limit)."""
+    from (None: a claim that needs no headroom — soft or without a dollar limit). `reservation`, when
+    set, is written as a closed reservation row (status `settled`, or `closed_as` without an event)."""
 
     decision: DecisionRecord | None
     claims: tuple[BudgetClaim, ...]
     leases: tuple[str | None, ...]
     event: CostEvent | None = None
+    reservation: Reservation | None = None
+    closed_as: str = ReservationStatus.RELEASED
 
 
 class LeaseQueries(ABC):
@@ -126,6 +132,9 @@ class LeaseQueries(ABC):
         def body(tx: Tx) -> set[str]:
             self._lock_partitions(tx, keys)
             stored = _stored_events(tx, [r.event.id for r in records if r.event is not None])
+            closed = [_closed_row(r.reservation, r) for r in records if r.reservation is not None]
+            if closed:  # a replayed journal finds its rows there already
+                tx.many(_INSERT_CLOSED, closed)
             fresh: list[LeasedRecord] = []
             rows: dict[str, list[Row]] = {}
             decisions: list[Row] = []
@@ -254,6 +263,12 @@ class LeaseQueries(ABC):
         rows = self._read(lambda tx: tx.all('SELECT budget, "partition", SUM(held_nano) FROM budget_leases'
                                             f' {where}GROUP BY budget, "partition"', params))
         return {(str(b), str(p)): int(n) for b, p, n in rows}
+
+
+def _closed_row(reservation: Reservation, record: LeasedRecord) -> Row:
+    row = codec.reservation_to_row(reservation)
+    status = ReservationStatus.SETTLED if record.event is not None else record.closed_as
+    return (row[0], status, *row[2:])
 
 
 def _stored_events(tx: Tx, ids: Sequence[str]) -> set[str]:

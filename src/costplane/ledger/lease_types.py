@@ -10,7 +10,7 @@ from typing import Any
 
 from costplane.ledger import codec
 from costplane.ledger.lease_store import LeasedRecord
-from costplane.ledger.types import BudgetClaim, ClaimState, DecisionRecord, Reservation
+from costplane.ledger.types import BudgetClaim, ClaimState, DecisionRecord, Reservation, ReservationStatus
 
 __all__ = ["Held", "Key", "LeaseSettings", "LeaseWindow", "decode_record", "encode_record", "needs_headroom",
            "new_lease_id", "window_key"]
@@ -37,8 +37,9 @@ class LeaseSettings:
 class LeaseWindow:
     """This process's view of one budget window: its lease and what it last read."""
 
-    __slots__ = ("arrivals", "arrivals_since", "claim", "direct_until", "expires", "free", "last_used", "lease_id",
-                 "rate_since", "seen", "unapplied", "used")
+    __slots__ = ("arrivals", "arrivals_since", "claim", "direct_until", "expires", "free", "held", "last_used",
+                 "lease_id", "open_amount", "open_calls", "rate_since", "seen", "seen_held", "unapplied",
+                 "unapplied_calls", "used")
 
     def __init__(self, claim: BudgetClaim, now: float) -> None:
         self.claim = claim  # the first claim seen (limits, partition; its bucket holds the lease)
@@ -46,8 +47,13 @@ class LeaseWindow:
         self.free = 0  # headroom of the lease promised to no request
         self.expires = 0.0  # monotonic time the lease expires at, as last renewed
         self.direct_until = 0.0  # near the limit: the direct path until then
+        self.held = 0  # what the lease's row holds in the store, as this process last changed it
         self.seen: ClaimState | None = None
+        self.seen_held = 0  # `held` when `seen` was read (the lease's part of its reserved_nano)
+        self.open_amount = 0  # amounts of this process's open admissions from memory (every claim)
+        self.open_calls = 0  # claims of those admissions (each counts a call and a concurrent one)
         self.unapplied = 0  # cost settled here, not yet applied to the store
+        self.unapplied_calls = 0  # calls settled here, not yet applied
         self.used = 0  # amounts admitted since rate_since
         self.rate_since = now
         self.last_used = now
@@ -65,13 +71,17 @@ class Held:
 def encode_record(record: LeasedRecord) -> dict[str, Any]:
     return {"d": None if record.decision is None else codec.decision_to_row(record.decision),
             "c": codec.claims_to_json(record.claims), "l": list(record.leases),
-            "e": None if record.event is None else codec.event_to_row_with_ids(record.event)}
+            "e": None if record.event is None else codec.event_to_row_with_ids(record.event),
+            "r": None if record.reservation is None else list(codec.reservation_to_row(record.reservation)),
+            "s": record.closed_as}
 
 
 def decode_record(data: dict[str, Any]) -> LeasedRecord:
     return LeasedRecord(decision=None if data.get("d") is None else codec.row_to_decision(data["d"]),
                         claims=codec.claims_from_json(data["c"]), leases=tuple(data.get("l") or ()),
-                        event=None if data.get("e") is None else codec.row_to_event(data["e"]))
+                        event=None if data.get("e") is None else codec.row_to_event(data["e"]),
+                        reservation=None if data.get("r") is None else codec.row_to_reservation(data["r"]),
+                        closed_as=str(data.get("s") or ReservationStatus.RELEASED))
 
 
 def new_lease_id() -> str:

@@ -46,6 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class LeasedLedger:
         self._windows: dict[Key, LeaseWindow] = {}
         self._held: dict[str, Held] = {}
         self._pending: list[LeasedRecord] = []
+        self._closing: set[str] = set()  # admissions settled or released here, their records not yet applied
         self._retry: list[tuple[list[LeasedRecord], Path | None]] = []
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
@@ -142,7 +144,7 @@ class LeasedLedger:
 
     def _direct(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
         self.direct += 1
-        return self.store.reserve(reservation, decision)
+        return self._result(reservation.claims, self.store.reserve(reservation, decision))
 
     def _amounts(self, claims: Sequence[BudgetClaim]) -> dict[Key, tuple[BudgetClaim, int]]:
         """The headroom a request needs per window (two claims on one window add up)."""
@@ -172,7 +174,9 @@ class LeasedLedger:
             if not needs_headroom(claim):
                 window = self._windows.setdefault(window_key(claim), LeaseWindow(claim, now))
                 carved.append((window_key(claim), None, 0))
-        self._held[reservation.id] = Held(reservation, decision, carved)
+        held = Held(reservation, decision, carved)
+        self._held[reservation.id] = held
+        self._count_open(held, 1)
         self.leased += 1
         return ReserveResult(ok=True, states=tuple(self._state(c) for c in reservation.claims))
 
@@ -207,22 +211,27 @@ class LeasedLedger:
                 give_back = 0
                 with self._lock:
                     window = self._windows.setdefault(key, LeaseWindow(lease_claim, now))
-                    window.seen = state
                     if granted < 0:  # our lease expired (a stall past half its TTL): start a new one next time
                         if window.lease_id == lease_id:
-                            window.lease_id, window.free = None, 0
+                            window.lease_id, window.free, window.held = None, 0, 0
+                        self._see(window, state)
                         return False
                     if granted:
-                        window.free = window.free + granted if window.lease_id == lease_id else granted
+                        same = window.lease_id == lease_id
+                        window.free = window.free + granted if same else granted
+                        window.held = window.held + granted if same else granted
                         window.lease_id = lease_id
                         window.expires = now + self.settings.ttl_seconds
                     else:
                         window.direct_until = now + 1.0
                         give_back, window.free = max(0, window.free), min(0, window.free)
+                    self._see(window, state)
                 if not granted:
                     if give_back and window.lease_id is not None:
                         self.round_trips += 1
                         back = self.store.return_lease(window.lease_id, give_back)
+                        with self._lock:
+                            window.held = max(0, window.held - back)
                         if back < give_back:  # the lease held less (expired): nothing more to give
                             _log.info("lease %s held %d of %d free nano", window.lease_id, back, give_back)
                     return False
@@ -230,53 +239,83 @@ class LeasedLedger:
 
     # -- settlement ---------------------------------------------------------------------------
     def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
-        with self._lock:
-            held = self._held.pop(reservation_id, None)
-        if held is None:
-            return self.store.settle(reservation_id, event)
-        record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), event)
+        """A request admitted from leases is settled in the journal. Settling it again (a retry, a
+        second event) or after its release or expiry is rare: what this process journaled is applied
+        first, then the store settles it against the closed reservation row the batch wrote (a no-op
+        for the same event; the late spend recorded, moved off nothing held)."""
         cost = int(event.cost_nano)
         with self._lock:
-            seq = self._journal.append(encode_record(record))
-            self._pending.append(record)
-            for key, lease_id, amount in held.carved:
-                window = self._windows.get(key)
-                if window is None:
-                    continue
-                if lease_id is not None and window.lease_id == lease_id:  # (a lost lease's headroom is gone)
-                    window.free += amount - cost
-                window.unapplied += cost
-            states = tuple(self._state(c) for c in held.reservation.claims)
+            held = self._held.pop(reservation_id, None)
+            if held is not None:
+                record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), event,
+                                      held.reservation)
+                seq = self._journal.append(encode_record(record))
+                self._pending.append(record)
+                self._closing.add(reservation_id)
+                self._count_open(held, -1)
+                for key, lease_id, amount in held.carved:
+                    window = self._windows.get(key)
+                    if window is not None and lease_id is not None and window.lease_id == lease_id:
+                        window.free += amount - cost  # (a lost lease's headroom is gone)
+                for claim in held.reservation.claims:
+                    window = self._windows.get(window_key(claim))
+                    if window is not None:
+                        window.unapplied += cost
+                        window.unapplied_calls += 1
+                states = tuple(self._state(c) for c in held.reservation.claims)
+            closing = held is None and reservation_id in self._closing
+        if held is None:
+            if closing:
+                self.flush()
+            return self._stored(reservation_id, self.store.settle(reservation_id, event))
         self._journal.sync(seq)  # journal_fsync on: on disk before the response (one fdatasync per group)
         return states
 
     def release(self, reservation_id: str, status: str = ReservationStatus.RELEASED) -> bool:
+        if status not in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
+            raise ValueError(f"release status must be 'released' or 'expired', got {status!r}")
         with self._lock:
             held = self._held.pop(reservation_id, None)
+            if held is not None:
+                record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), None,
+                                      held.reservation, status)
+                self._journal.append(encode_record(record))
+                self._pending.append(record)
+                self._closing.add(reservation_id)
+                self._count_open(held, -1)
+                for key, lease_id, amount in held.carved:
+                    window = self._windows.get(key)
+                    if window is not None and lease_id is not None and window.lease_id == lease_id:
+                        window.free += amount
         if held is None:
             return self.store.release(reservation_id, status)
-        record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), None)
-        with self._lock:
-            self._journal.append(encode_record(record))
-            self._pending.append(record)
-            for key, lease_id, amount in held.carved:
-                window = self._windows.get(key)
-                if window is not None and lease_id is not None and window.lease_id == lease_id:
-                    window.free += amount
         return True
+
+    def _count_open(self, held: Held, sign: int) -> None:
+        """Add (1) or remove (-1) an admission from memory to its windows' open amounts and calls."""
+        for claim in held.reservation.claims:
+            window = self._windows.get(window_key(claim))
+            if window is not None:
+                window.open_amount += sign * claim.amount_nano
+                window.open_calls += sign
+
+    def _see(self, window: LeaseWindow, state: ClaimState) -> None:
+        window.seen, window.seen_held = state, window.held
 
     def _lease_ids(self, held: Held) -> tuple[str | None, ...]:
         by_window = {key: lease_id for key, lease_id, _ in held.carved}
         return tuple(by_window.get(window_key(c)) if needs_headroom(c) else None for c in held.reservation.claims)
 
     def _state(self, claim: BudgetClaim) -> ClaimState:
+        """The window as last read, as the contract counts it (see `claim_states`), with what this
+        process did since."""
         window = self._windows.get(window_key(claim))
         seen = window.seen if window is not None else None
-        unapplied = window.unapplied if window is not None else 0
-        return ClaimState(claim.budget, claim.partition, (seen.spent_nano if seen else 0) + unapplied,
-                          seen.reserved_nano if seen else 0, seen.calls if seen else 0,
-                          seen.concurrent if seen else 0, claim.limit_nano, claim.limit_calls,
+        base = ClaimState(claim.budget, claim.partition, 0, 0, 0, 0, claim.limit_nano, claim.limit_calls,
                           claim.limit_concurrent, claim.hard)
+        if seen is not None and window is not None:
+            base = _with(base, seen.spent_nano, seen.reserved_nano - window.seen_held, seen.calls, seen.concurrent)
+        return _with(base, *_own(window)) if window is not None else base
 
     # -- the background writer ---------------------------------------------------------------
     def _ensure_writer(self) -> None:
@@ -323,19 +362,29 @@ class LeasedLedger:
                 if segment is not None:
                     Journal.discard(segment)
             self._retry = []
+            touched: set[Key] = set()
             with self._lock:
                 for lease_id, window in renew:
                     if lease_id in lost and window.lease_id == lease_id:
-                        window.lease_id, window.free = None, 0
+                        window.lease_id, window.free, window.held = None, 0, 0
                     elif window.lease_id == lease_id:
                         window.expires = now + self.settings.ttl_seconds
                 for record in batch:
-                    if record.event is not None:
-                        for claim in record.claims:
-                            applied = self._windows.get(window_key(claim))
-                            if applied is not None:
-                                applied.unapplied -= int(record.event.cost_nano)
-            self._refresh()
+                    if record.reservation is not None:
+                        self._closing.discard(record.reservation.id)
+                    if record.event is None:
+                        continue
+                    cost = int(record.event.cost_nano)
+                    for claim, of_lease in zip(record.claims, record.leases, strict=True):
+                        touched.add(window_key(claim))
+                        applied = self._windows.get(window_key(claim))
+                        if applied is None:
+                            continue
+                        applied.unapplied -= cost
+                        applied.unapplied_calls -= 1
+                        if of_lease is not None and of_lease == applied.lease_id:  # as the store moved it
+                            applied.held -= min(cost, applied.held)
+            self._refresh(touched)
             self._give_back_idle(now)
             self._forget(now)
             return len(batch)
@@ -345,18 +394,20 @@ class LeasedLedger:
         with self._lock:
             in_use = {key for held in self._held.values() for key, _, _ in held.carved}
             for key in [k for k, w in self._windows.items() if w.lease_id is None and w.free <= 0 and not w.unapplied
+                        and not w.unapplied_calls and not w.open_calls and not w.held
                         and now - w.last_used > self.FORGET_S and k not in in_use]:
                 del self._windows[key]
 
-    def _refresh(self) -> None:
+    def _refresh(self, touched: set[Key]) -> None:
         with self._lock:
-            windows = [w for w in self._windows.values() if w.lease_id is not None or w.unapplied]
+            windows = [w for k, w in self._windows.items()
+                       if w.lease_id is not None or w.unapplied or w.unapplied_calls or k in touched]
         if windows:
             self.round_trips += 1
             states = self.store.claim_states([w.claim for w in windows])
             with self._lock:
                 for window, state in zip(windows, states, strict=True):
-                    window.seen = state
+                    self._see(window, state)
 
     def _give_back_idle(self, now: float) -> None:
         with self._lock:
@@ -364,10 +415,13 @@ class LeasedLedger:
                     and now - w.last_used > self.settings.idle_seconds]
             for _, free, window in idle:
                 window.free -= free
-        for lease_id, free, _ in idle:
+        for lease_id, free, window in idle:
             if lease_id is not None:
                 self.round_trips += 1
-                self.store.return_lease(lease_id, free)
+                back = self.store.return_lease(lease_id, free)
+                with self._lock:
+                    if window.lease_id == lease_id:
+                        window.held = max(0, window.held - back)
 
     # -- recovery and expiry ------------------------------------------------------------------
     def recover(self, batch: int = 500) -> int:
@@ -424,7 +478,7 @@ class LeasedLedger:
             with self._lock:
                 leases = [w.lease_id for w in self._windows.values() if w.lease_id is not None]
                 for window in self._windows.values():
-                    window.lease_id, window.free = None, 0
+                    window.lease_id, window.free, window.held = None, 0, 0
             for lease_id in leases:
                 if lease_id is not None:
                     self.store.return_lease(lease_id)
@@ -438,24 +492,39 @@ class LeasedLedger:
             held = self._held.pop(reservation_id, None)
         if held is None:
             return
+        leases = self._lease_ids(held)
         try:
-            self.store.promote_leased(held.reservation, held.decision, self._lease_ids(held))
+            self.store.promote_leased(held.reservation, held.decision, leases)
         except StoreError:
             with self._lock:
                 self._held[reservation_id] = held
             raise
+        with self._lock:  # its amounts left the leases for the reservation (as the store moved them)
+            self._count_open(held, -1)
+            for claim, lease_id in zip(held.reservation.claims, leases, strict=True):
+                window = self._windows.get(window_key(claim))
+                if window is not None and lease_id is not None and window.lease_id == lease_id:
+                    window.held -= min(claim.amount_nano, window.held)
 
     def grow_reservation(self, reservation_id: str, extra_nano: int, expires_at: datetime,
                          decision: DecisionRecord | None = None) -> ReserveResult:
         self._promote(reservation_id)
-        return self.store.grow_reservation(reservation_id, extra_nano, expires_at, decision)
+        result = self.store.grow_reservation(reservation_id, extra_nano, expires_at, decision)
+        claims = self._claims_of(reservation_id) if result.ok else None
+        return result if claims is None else self._result(claims, result)
 
     def accrue(self, reservation_id: str, event: CostEvent, *, close: bool = False,
                environment_id: str | None = None, accrued_until: datetime | None = None,
                decision: DecisionRecord | None = None) -> tuple[ClaimState, ...]:
         self._promote(reservation_id)
-        return self.store.accrue(reservation_id, event, close=close, environment_id=environment_id,
-                                 accrued_until=accrued_until, decision=decision)
+        return self._stored(reservation_id, self.store.accrue(
+            reservation_id, event, close=close, environment_id=environment_id, accrued_until=accrued_until,
+            decision=decision))
+
+    def _stored(self, reservation_id: str, states: tuple[ClaimState, ...]) -> tuple[ClaimState, ...]:
+        """A store reservation's states counted as `claim_states` counts them."""
+        claims = self._claims_of(reservation_id)
+        return states if claims is None else self._counted(claims, states)
 
     def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
         return self.store.record_event(event, claims)
@@ -465,14 +534,51 @@ class LeasedLedger:
         return self.store.record_spend(events, claims, decisions)
 
     def claim_states(self, claims: Sequence[BudgetClaim]) -> tuple[ClaimState, ...]:
-        """The windows as the store has them, this process's journaled settlements applied first
-        (dry runs and environments read their own writes; not on the request path)."""
+        """The windows as the contract counts them, exact for this process's own requests: what it
+        journaled is applied first (dry runs and environments read their own writes; not on the
+        request path), then the store's counters are read and this process's leases are counted
+        as its requests: its open admissions from memory are reserved (a call and a concurrent one
+        each), the free headroom of its own leases is not reserved (it is room this process can
+        admit into). Other processes' leases count as reserved whole (their free headroom
+        included: never more room than exists), and their admissions from memory count as calls
+        once applied."""
         if self._pending or self._retry:
             self.flush()
-        return self.store.claim_states(claims)
+        return self._counted(claims, self.store.claim_states(claims))
+
+    def _counted(self, claims: Sequence[BudgetClaim], states: Sequence[ClaimState]) -> tuple[ClaimState, ...]:
+        """States the store returned, counted as `claim_states` counts them."""
+        with self._lock:
+            out: list[ClaimState] = []
+            for claim, state in zip(claims, states, strict=True):
+                window = self._windows.get(window_key(claim))
+                if window is None:
+                    out.append(state)
+                    continue
+                out.append(_with(_with(state, 0, -window.held, 0, 0), *_own(window)))
+            return tuple(out)
+
+    def _result(self, claims: Sequence[BudgetClaim], result: ReserveResult) -> ReserveResult:
+        """A store reservation's result with its states counted as `claim_states` counts them (a
+        refusal keeps the numbers the store's limit check saw: every lease's headroom held)."""
+        return replace(result, states=self._counted(claims, result.states)) if result.ok else result
+
+    def _claims_of(self, reservation_id: str) -> tuple[BudgetClaim, ...] | None:
+        reservation = self.store.get_reservation(reservation_id)
+        return None if reservation is None else reservation.claims
 
     def record_decision(self, decision: DecisionRecord) -> None:
         self.store.record_decision(decision)
 
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
         return self.store.count_recent_requests(run, request_hash, since)
+
+
+def _own(window: LeaseWindow) -> tuple[int, int, int, int]:
+    """What this process adds to a window beyond the store's counters (spent, reserved, calls, concurrent)."""
+    return (window.unapplied, window.open_amount, window.unapplied_calls + window.open_calls, window.open_calls)
+
+
+def _with(state: ClaimState, spent: int, reserved: int, calls: int, concurrent: int) -> ClaimState:
+    return replace(state, spent_nano=state.spent_nano + spent, reserved_nano=max(0, state.reserved_nano + reserved),
+                   calls=state.calls + calls, concurrent=state.concurrent + concurrent)

@@ -1,9 +1,17 @@
 """Backends the conformance suites run on.
 
 `store` is every full store (SQLite and PostgreSQL, the kinds of `store_kind` in tests/conftest.py);
-`ledger` adds the backends that implement only the budget ledger (the in-memory ledger). A new
-backend is added to the parameters of `ledger_kind` here (a budget ledger alone) or of `store_kind`
-(a full store, opened by URL), and must pass every suite of the contracts it implements.
+`ledger` adds the backends that implement only the budget ledger: the in-memory ledger and the
+lease-based ledger (`LeasedLedger`) over SQLite and over PostgreSQL. A new backend is added to the
+parameters of `ledger_kind` here (a budget ledger alone) or of `store_kind` (a full store, opened by
+URL), and must pass every suite of the contracts it implements.
+
+The leased ledger runs with `hot_per_second=1`, so every hard window is leased from its first
+request (the path the suite must hold to the contract), and without a background writer interval
+that could apply its journal between two statements of a test: what it settles is applied when it
+reads (`claim_states` applies its own journal first). That is the one allowed difference of a leased
+ledger, and the suite needs no hook for it: its counters are exact for its own process at once, and
+for other processes after its writer applies the journal.
 
 Each test starts from an empty, migrated database: a new SQLite file, or — migrating a PostgreSQL
 schema takes about a second — one schema per session, every table emptied (DELETE) before each test (the
@@ -19,17 +27,20 @@ import psycopg
 import pytest
 
 from costplane.ledger import Store, open_store
+from costplane.ledger.base import SqlStore
 from costplane.ledger.contracts import BudgetLedger
+from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.memory import MemoryLedger
 from store_fixtures import PG_URL, pg_schema, require_postgres
 
 _SEEDED = ("schema_version", "credential_generation")  # rows written by the migrations themselves
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory", "leased-sqlite",
+                        pytest.param("leased-postgres", marks=pytest.mark.postgres)])
 def ledger_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
-    if kind == "postgres":
+    if kind.endswith("postgres"):
         require_postgres()
     return kind
 
@@ -80,5 +91,15 @@ def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     """An empty budget ledger of each kind."""
     if ledger_kind == "memory":
         yield MemoryLedger()
+        return
+    if ledger_kind.startswith("leased-"):
+        for store in _open(ledger_kind.removeprefix("leased-"), tmp_path, request):
+            if not isinstance(store, SqlStore):
+                raise TypeError(f"a leased ledger needs a SQL store, got {type(store).__name__}")
+            settings = LeaseSettings(enabled=True, journal_dir=tmp_path / "journal", flush_interval=3600.0,
+                                     hot_per_second=1)
+            leased = LeasedLedger(store, settings)
+            yield leased
+            leased.close()
         return
     yield from _open(ledger_kind, tmp_path, request)
