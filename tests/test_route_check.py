@@ -50,3 +50,19 @@ def test_a_route_to_another_translatable_vendor_loads(tmp_path: Path) -> None:
         assert application.config.route_target("claude-haiku-4-5", "openai") is not None
     finally:
         application.close()
+
+
+def test_a_route_to_a_bedrock_model_pinned_to_bedrock_requests_loads(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "routes.yaml").write_text(textwrap.dedent("""\
+        kind: Policy
+        name: nova-for-experiments
+        on: llm.request
+        when: ctx.tier == "experiment" && request.endpoint in ["converse", "invoke"]
+        effect: route
+        set: {model: amazon.nova-lite-v1:0}
+        """))
+    config = parse_config({"store": f"sqlite:///{tmp_path}/s.db", "bundle": str(bundle), "providers": PROVIDERS},
+                          base=tmp_path)
+    Application(config).close()

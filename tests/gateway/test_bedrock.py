@@ -333,7 +333,7 @@ ROUTE = """
 kind: Policy
 name: experiments-use-nova-micro
 on: llm.request
-when: ctx.tier == "experiment" && request.model.contains("sonnet")
+when: ctx.tier == "experiment" && request.endpoint in ["converse", "invoke"] && request.model.contains("sonnet")
 effect: route
 set: {model: amazon.nova-micro-v1:0}
 reason: experiments use the small model
