@@ -51,7 +51,7 @@ from costplane.money import format_usd
 from costplane.optimize.cache import CacheSimulation
 from costplane.optimize.history import HOOK, History
 from costplane.optimize.pricing import reprice
-from costplane.optimize.replay_envs import LaunchReplayer, LaunchReport, RecordedLaunch, load_launches
+from costplane.optimize.replay_envs import LaunchReplayer, LaunchReport, Moment, RecordedLaunch, load_launches
 from costplane.optimize.replay_request import ReplayRequest, from_recorded
 from costplane.optimize.replay_totals import ScopeTotals, table_json, table_lines
 from costplane.optimize.stream import DEFAULT_BATCH, event_lag, iter_requests
@@ -174,6 +174,7 @@ class Replayer:
         self.report = report
         self.ledger = MemoryLedger(forget_settled=True)  # each request settles once: memory stays flat
         self._at = report.since
+        self.moment = Moment()  # a launch's extensions and runtime passes are decided ahead of the requests
         active = ActiveBundle(bundle.revision, MemoEngine(bundle), {b.name: b for b in bundle.budgets})
         self.engine = active.engine
         self.core = DecisionCore(config, self.ledger, catalog, lambda: active, clock=self.clock, notifier=_Quiet())
@@ -185,9 +186,14 @@ class Replayer:
         self._order = 0
         self._serial = 0
 
+    def launches(self, skus: SkuCatalog) -> LaunchReplayer:
+        """The environment launches' replayer: the core's environment adapter over this decider and
+        ledger (`close()` it when done)."""
+        return LaunchReplayer(self.core.decider, self.ledger, skus, self.moment, self.report.launches)
+
     def clock(self) -> datetime:
         """The recorded time of what is being replayed."""
-        return self._at
+        return self.moment.at or self._at
 
     def advance(self, ts: datetime) -> None:
         """Move the clock to `ts`, first settling every request whose cost event was recorded by then."""
@@ -321,15 +327,17 @@ def _run(report: ReplayReport, requests: Iterable[ReplayRequest], launches: Sequ
         for request in requests:
             replayer.run(request)
     else:  # launches and requests in one time order: they share the in-memory ledger
-        envs = LaunchReplayer(bundle, replayer.engine, skus or SkuCatalog.load(config.pricing), replayer.ledger,
-                              report.launches)
+        envs = replayer.launches(skus or SkuCatalog.load(config.pricing))
         merged: Iterator[ReplayRequest | RecordedLaunch] = heapq.merge(requests, launches, key=_key)
-        for item in merged:
-            if isinstance(item, RecordedLaunch):
-                replayer.advance(item.ts)
-                envs.run(item)
-            else:
-                replayer.run(item)
+        try:
+            for item in merged:
+                if isinstance(item, RecordedLaunch):
+                    replayer.advance(item.ts)
+                    envs.run(item)
+                else:
+                    replayer.run(item)
+        finally:
+            envs.close()
     replayer.finish()
     report.finish()
     return report

@@ -1,67 +1,82 @@
 """Policy replay of governed environments: re-decide recorded launches (and their extensions and
-runtime) under a candidate bundle, as `core.environments` and `lifecycle.scheduler` would have.
+runtime) under a candidate bundle, through the decision core's environment adapter.
 
-For every environment launch recorded in the window — its `environment.launch` decision, or, for an
-environment record with no decision in the log, the record itself — the candidate's blueprint is
-looked up, the recorded inputs resolved, required tags, TTL against `max_ttl` and the SKU prices
-checked (`core.envpricing.estimate`), then the candidate's `environment.launch` policies and budgets
-decide. What a launch that ran actually cost is the sum of its accrued `environment` cost events.
+Every environment launch recorded in the window — its `environment.launch` decision, or, for an
+environment record with no decision in the log, the record itself — is rebuilt as it was asked for
+(`LaunchRequest.from_decision_input`: blueprint, inputs, TTL) and handed to `EnvironmentCore` itself,
+the adapter the live server launches with. The replay gives it:
 
-* **denied** — blueprint removed, inputs no longer accepted, a tag now required, TTL past the new
-  `max_ttl`, an unknown price, or a deny policy: saved = what it actually cost;
+* the replay's one decider (`DecisionCore.decider`) over the same in-memory `MemoryLedger` the LLM
+  requests are decided against, so requests and launches share the candidate's budgets, in time order;
+* the candidate bundle, the SKU catalog and the recorded clock (the launch at its decision's time,
+  started when the recorded environment started);
+* a scratch store for its environment records (a temporary SQLite file, removed when the replay
+  ends; the replayed store is only read) and drivers that start nothing (`noop`).
+
+So the blueprint lookup, the inputs, required tags, TTL against `max_ttl`, SKU prices, the
+`environment.launch` policies and budget claims, approvals (`approve`), extensions (`extend`, with
+each recorded extension's `ExtendRequest`) and runtime passes (`runtime`) are the adapter's own
+decisions — one code path with the live server. What the replay adds is the comparison: what a
+launch that ran actually cost is the sum of its accrued `environment` cost events, and
+
+* **denied** — the adapter refuses it (blueprint removed, inputs no longer accepted, a tag now
+  required, TTL past the new `max_ttl`, an unknown price, or a deny policy): saved = what it cost;
 * **needs_approval** — a `require_approval` policy now matches a launch that ran without one:
-  nothing is counted as saved (an approver may say yes), its cost is shown as at stake;
-* **budget_refused** — the candidate's budgets (the in-memory ledger the requests are decided against,
-  in time order, with the projected cost hourly × TTL as the claim, settled with the replayed cost)
-  have no room: saved = what it cost;
-* **changed** — it would run, differently: on other SKUs (a blueprint's resources or input default
-  changed; saved = the price difference × the hours it ran), for less time (a `mutate` TTL cap, a
-  lower `max_ttl`, an extension the candidate refuses or caps, or an `environment.runtime` teardown
-  or suspend policy that matches during the run; saved = the hours cut × the hourly price), or both.
+  nothing is counted as saved (an approver may say yes), its cost is shown as at stake (a launch
+  that ran after an approver said yes is approved again through the adapter);
+* **budget_refused** — the candidate's budgets cannot hold its projected cost (hourly × TTL): saved =
+  what it cost;
+* **changed** — it would run, differently: on other SKUs (saved = the price difference × the hours
+  it ran), for less time (a `mutate` TTL cap, an extension the adapter refuses or caps, or an
+  `environment.runtime` teardown or suspend verdict during the run; saved = the hours cut × the
+  hourly price), or both.
 
-Runtime policies are evaluated every `RUNTIME_STEP` of the run and at every metric reading, on the
-facts the scheduler builds; only the latest reading of each metric is stored, so a metric is known
-from its reading's time on. `budget_remaining_usd` is not simulated (it reads -1, "no budget").
-Launches recorded as denied that the candidate would admit are counted as `newly_admitted`.
-
-The environment adapter of the decision core (`core.environments.EnvironmentCore`) needs the whole
-store (it creates environment records), so launches are not yet decided through it: this module
-reads the candidate's blueprints and `environment.*` policies itself, and claims its budgets on the
-same `MemoryLedger` as the requests.
+An admitted launch's reservation is settled with its replayed cost at the launch's time. Runtime
+passes run every `RUNTIME_STEP` of the run and at every metric reading (only when the candidate has
+`environment.runtime` policies); only the latest reading of each metric is stored, so a metric is
+known from its reading's time on. The hard-budget teardown of a runtime pass is not simulated
+(`budget_remaining_usd` reads -1, "no budget"). Launches recorded as denied that the candidate
+would admit are counted as `newly_admitted` (their reservation is given back: nothing was spent).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from costplane.attribution.context import Context
-from costplane.core.claims import budget_claims
+from costplane.core.decider import Decider
 from costplane.core.environments import EnvironmentCore
-from costplane.core.envpricing import Estimate, cost_for, estimate
+from costplane.core.envpricing import cost_for
+from costplane.core.envrequests import ExtendRequest, LaunchRequest
+from costplane.core.requests import Denial
 from costplane.ledger import codec
-from costplane.ledger.envtypes import EnvironmentRecord
+from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.memory import MemoryLedger
+from costplane.ledger.open import open_store
 from costplane.ledger.store import Store
-from costplane.ledger.types import BudgetClaim, CostEvent, DecisionRecord, Reservation
+from costplane.ledger.types import CostEvent, DecisionRecord
+from costplane.ledger.usertypes import DecisionQuery
+from costplane.lifecycle.drivers import Driver, DriverSet, NoopDriver
 from costplane.money import format_usd
 from costplane.optimize.replay_envreport import LaunchChange, LaunchReport
 from costplane.optimize.stream import DEFAULT_BATCH, iter_decisions
-from costplane.policy.blueprintschema import BlueprintSpec, InputError, resolve_inputs
-from costplane.policy.bundle import Bundle
-from costplane.policy.engine import PolicyEngine
-from costplane.pricing.skus import SkuCatalog, UnknownSku
+from costplane.pricing.skus import SkuCatalog
 
-__all__ = ["LAUNCH_KINDS", "RUNTIME_STEP", "LaunchChange", "LaunchReplayer", "LaunchReport", "RecordedLaunch",
-           "load_launches"]
+__all__ = ["LAUNCH_KINDS", "RUNTIME_STEP", "LaunchChange", "LaunchReplayer", "LaunchReport", "Moment",
+           "RecordedLaunch", "load_launches"]
 
 LAUNCH, EXTEND, RUNTIME = "environment.launch", "environment.extend", "environment.runtime"
 LAUNCH_KINDS = ("denied", "needs_approval", "budget_refused", "changed")
 RUNTIME_STEP = 300  # seconds between runtime evaluations (the scheduler checks at least this often)
 _ALL_ENVIRONMENTS = 1_000_000
 _ADMITTED = ("allow", "mutate")
+_BUDGET_CODES = ("budget_exceeded", "call_limit_exceeded", "concurrency_limit", "spend_unverifiable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +112,18 @@ class RecordedLaunch:
         return self.decision is not None and self.decision.effect == "require_approval"
 
     @property
-    def inputs(self) -> Mapping[str, Any]:
-        recorded = self.decision.input.get("inputs") if self.decision is not None else None
-        if isinstance(recorded, Mapping):
-            return recorded
-        return self.env.inputs if self.env is not None else {}
-
-    @property
     def ttl(self) -> int | None:
         if self.env is not None:
             return int(self.env.lifecycle.get("ttl") or 0) or None
         value = self.decision.input.get("ttl_seconds") if self.decision is not None else None
         return int(value) if isinstance(value, int) else None
+
+    def request(self) -> LaunchRequest:
+        """The launch as it was asked for: from its logged decision input, else from its record."""
+        if self.decision is not None:
+            return LaunchRequest.from_decision_input(self.decision.input)
+        env = self.env
+        return LaunchRequest(self.blueprint, dict(env.inputs) if env is not None else {}, self.ttl)
 
 
 def load_launches(store: Store, since: datetime, until: datetime, *,
@@ -141,58 +156,73 @@ def load_launches(store: Store, since: datetime, until: datetime, *,
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    blueprint: BlueprintSpec
-    estimate: Estimate
-    ttl: int
-    facts: dict[str, Any]
+class Moment:
+    """The time a launch's own later decisions (its extensions, its runtime passes) are taken at,
+    ahead of the time the requests are replayed at; None between launches. The replay's clock reads it."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+
+class _DryDrivers(DriverSet):
+    """Every blueprint's driver is the `noop` one: a replay starts and stops nothing."""
+
+    def __init__(self) -> None:  # no state directory: nothing runs
+        self._noop = NoopDriver()
+
+    def get(self, name: str) -> Driver:
+        return self._noop
+
+
+def _message(denial: Denial) -> str:
+    """A refusal's message without the decision id and revision (they name the replayed decision)."""
+    return denial.message.rsplit(" (decision ", 1)[0]
 
 
 class LaunchReplayer:
-    """Re-decides launches one at a time, in time order, on the requests' in-memory ledger."""
+    """Re-decides launches one at a time, in time order, through `EnvironmentCore` over the requests'
+    decider (and so their in-memory ledger). `close()` removes the scratch store."""
 
-    def __init__(self, bundle: Bundle, engine: PolicyEngine, skus: SkuCatalog, ledger: MemoryLedger,
+    def __init__(self, decider: Decider, ledger: MemoryLedger, skus: SkuCatalog, moment: Moment,
                  report: LaunchReport) -> None:
-        self.bundle, self.engine, self.skus, self.ledger, self.report = bundle, engine, skus, ledger, report
+        self.decider, self.ledger, self.moment, self.report = decider, ledger, moment, report
+        active = decider.bundle()
+        bundle = active.engine.bundle
+        self.effects = {p.name: p.effect for p in bundle.policies}
         self.runtime = any(p.hook == RUNTIME for p in bundle.policies)
-        self._serial = 0
+        self._dir = tempfile.TemporaryDirectory(prefix="costplane-replay-")
+        self.store = open_store(f"sqlite:///{Path(self._dir.name) / 'environments.db'}")
+        self.store.migrate()
+        self._now: datetime | None = None
+        self.core = EnvironmentCore(self.store, skus, lambda: active, _DryDrivers(), clock=self._clock,
+                                    decider=decider)
 
-    def _reserve(self, launch: RecordedLaunch, claims: tuple[BudgetClaim, ...], ttl: int) -> str | BudgetClaim:
-        """Hold the projected cost on the ledger: the reservation id, or the claim refused."""
-        self._serial += 1
-        decision = DecisionRecord(f"replay_launch_{self._serial}", launch.ts, LAUNCH, "allow", self.bundle.revision,
-                                  launch.context, {}, {})
-        reservation = Reservation(f"replay_launch_{self._serial}", claims, launch.ts,
-                                  launch.ts + timedelta(seconds=ttl), decision.id, launch.context.key_id)
-        outcome = self.ledger.reserve(reservation, decision)
-        if outcome.ok:
-            return reservation.id
-        refused = outcome.refused
-        return next((c for c in claims if refused is not None and c.budget == refused.budget), claims[0])
+    def close(self) -> None:
+        self.store.close()
+        self._dir.cleanup()
 
-    def _plan(self, launch: RecordedLaunch) -> _Plan | tuple[str, str]:
-        """What `EnvironmentCore._prepare` would make of the launch, or (cause, detail) of its denial."""
-        name = launch.blueprint
-        blueprint = self.bundle.blueprint(name)
-        if blueprint is None:
-            return f"blueprint {name}", f"no blueprint named {name!r} in the candidate bundle"
-        try:
-            inputs = resolve_inputs(blueprint, launch.inputs)
-        except InputError as exc:
-            issue = exc.issues[0]
-            return f"blueprint {name}", f"{issue.field}: {issue.message}"
-        missing = [dim for dim in blueprint.require if not launch.context.get(dim)]
-        if missing:
-            return f"blueprint {name}", f"requires {', '.join(missing)} in the context"
-        ttl = launch.ttl or blueprint.lifecycle.ttl
-        if ttl > blueprint.lifecycle.max_ttl:
-            return f"blueprint {name}", f"ttl {ttl}s is past max_ttl {blueprint.lifecycle.max_ttl}s"
-        try:
-            priced = estimate(blueprint, inputs, self.skus, launch.ts)
-        except (UnknownSku, ValueError) as exc:
-            return f"blueprint {name}", str(exc)
-        return _Plan(blueprint, priced, ttl, EnvironmentCore._facts(blueprint, inputs, priced, ttl))
+    def _clock(self) -> datetime:
+        return self._now if self._now is not None else self.decider.clock()
+
+    def _at(self, ts: datetime) -> None:
+        self.moment.at = self._now = ts
+
+    def _pop(self, decision_id: str | None) -> DecisionRecord | None:
+        """The replayed decision logged on the in-memory ledger (no longer kept there)."""
+        return self.ledger.pop_decision(decision_id) if decision_id is not None else None
+
+    def _scratch_decision(self, decision_id: str | None, ts: datetime) -> DecisionRecord | None:
+        """A decision the adapter wrote with an environment's record (a pending launch, an extension)."""
+        if decision_id is None:
+            return None
+        found = self.store.query_decisions(DecisionQuery(since=ts, until=ts + timedelta(seconds=1), limit=1000))
+        return next((d for d in found if d.id == decision_id), None)
+
+    def _first(self, record: DecisionRecord | None, *effects: str) -> str | None:
+        names = record.policies if record is not None else ()
+        return next((n for n in names if self.effects.get(n) in effects), None)
 
     def _change(self, launch: RecordedLaunch, kind: str, cause: str, detail: str, replayed: int) -> None:
         env = launch.env
@@ -200,151 +230,161 @@ class LaunchReplayer:
                                         launch.ts, launch.blueprint, kind, cause, detail, launch.cost_nano,
                                         replayed, launch.context.team))
 
-    def run(self, launch: RecordedLaunch) -> None:
+    def _refuse(self, launch: RecordedLaunch, denial: Denial, record: DecisionRecord | None) -> None:
+        """A launch that ran, refused by the candidate: denied or budget refused, all of its cost saved."""
+        if denial.code in _BUDGET_CODES:
+            budget = record.result.get("budget") if record is not None else None
+            kind, cause = "budget_refused", str(budget or denial.code)
+        else:
+            kind = "denied"
+            cause = self._first(record, "deny", "require_approval") or f"blueprint {launch.request().blueprint}"
+        self.report.replayed_nano -= launch.cost_nano
+        self._change(launch, kind, cause, _message(denial), 0)
+
+    def run(self, launch: RecordedLaunch) -> DecisionRecord | None:
+        """Decide `launch` again (at its recorded time) and count what changed; returns the replayed
+        launch decision (None when it went to an approver: its record is the scratch store's)."""
         report = self.report
         report.launches += 1
         report.recorded_nano += launch.cost_nano
         report.replayed_nano += launch.cost_nano  # corrected below when the launch changes
-        plan = self._plan(launch)
-        policy = None
-        if not isinstance(plan, tuple):
-            policy, budgets = self.engine.decide(LAUNCH, launch.context, plan.facts)
-            if policy.effect == "deny" and policy.deny is not None:
-                plan = (policy.deny.name, policy.deny.reason or "denied by policy")
-        if not launch.ran or launch.env is None or launch.env.started_at is None:
-            if not isinstance(plan, tuple) and (policy is None or policy.effect != "require_approval"):
-                report.newly_admitted += 1
-            return
-        report.ran += 1
-        if isinstance(plan, tuple):
-            self._refuse(launch, "denied", *plan)
-            return
-        assert policy is not None
-        if policy.effect == "require_approval" and not launch.approved:
-            report.at_stake_nano += launch.cost_nano
-            self._change(launch, "needs_approval", policy.actions[0].name,
-                         policy.actions[0].reason or "would wait for an approver", launch.cost_nano)
-            return
-        specs = [self.bundle.budget(n) for n in dict.fromkeys([*(b.name for b in budgets), *plan.blueprint.budgets])]
-        ttl, causes = plan.ttl, []
-        cap = policy.mutations.get("ttl")
-        if isinstance(cap, int) and cap < ttl:
-            ttl = cap
-            causes.append((next((m.name for m in policy.matched if m.effect == "mutate"), "ttl"),
-                           f"ttl capped to {cap}s"))
-        claims = budget_claims([s for s in specs if s is not None], launch.context,
-                               f"blueprint:{plan.blueprint.name}", plan.estimate.projected_nano(ttl), launch.ts)
-        held = self._reserve(launch, claims, ttl)
-        if isinstance(held, BudgetClaim):
-            self._refuse(launch, "budget_refused", held.budget,
-                         f"budget {held.budget} cannot hold the projected {format_usd(held.amount_nano)} USD")
-            return
-        replayed, detail = self._run_cost(launch, plan, ttl, causes)
-        self.ledger.settle(held, CostEvent(f"{held}_cost", launch.ts, launch.context, "environment",
-                                           f"blueprint:{plan.blueprint.name}", replayed, kind="environment",
-                                           decision_id=held, reservation_id=held))
-        if causes or replayed != launch.cost_nano:
-            report.replayed_nano += replayed - launch.cost_nano
-            self._change(launch, "changed", ", ".join(dict.fromkeys(c for c, _ in causes)) or f"blueprint "
-                         f"{plan.blueprint.name}", detail, replayed)
+        recorded = launch.env
+        self.moment.at = launch.ts
+        self._now = recorded.started_at if recorded is not None and recorded.started_at is not None else launch.ts
+        try:
+            got = self.core.launch_request(launch.context, launch.request())
+            decision_id = got.decision_id
+            record = self._pop(decision_id)
+            if not launch.ran or recorded is None:
+                if isinstance(got, EnvironmentRecord) and got.state != EnvState.PENDING:
+                    report.newly_admitted += 1
+                    if got.reservation_id is not None:  # nothing was spent: it was refused when recorded
+                        self.decider.release(got.reservation_id)
+                return record
+            report.ran += 1
+            if isinstance(got, Denial):
+                self._refuse(launch, got, record)
+                return record
+            if got.state == EnvState.PENDING:
+                if not launch.approved:
+                    pending = self._scratch_decision(got.decision_id, launch.ts)
+                    report.at_stake_nano += launch.cost_nano
+                    self._change(launch, "needs_approval", self._first(pending, "require_approval") or "approval",
+                                 (pending.reason if pending is not None else "") or "would wait for an approver",
+                                 launch.cost_nano)
+                    return pending
+                approved = self.core.approve(got.id, launch.context)
+                if isinstance(approved, Denial):
+                    self._refuse(launch, approved, self._pop(approved.decision_id))
+                    return record
+                got = approved
+            self._ran(launch, recorded, got, record)
+            return record
+        finally:
+            self.moment.at = self._now = None
 
-    def _refuse(self, launch: RecordedLaunch, kind: str, cause: str, detail: str) -> None:
-        self.report.replayed_nano -= launch.cost_nano
-        self._change(launch, kind, cause, detail, 0)
-
-    def _run_cost(self, launch: RecordedLaunch, plan: _Plan, ttl: int,
-                  causes: list[tuple[str, str]]) -> tuple[int, str]:
-        """What the run would cost under the candidate, and how it differs (appends to `causes`)."""
-        env = launch.env
-        assert env is not None and env.started_at is not None
+    def _ran(self, launch: RecordedLaunch, recorded: EnvironmentRecord, env: EnvironmentRecord,
+             record: DecisionRecord | None) -> None:
+        """An admitted launch that ran: its extensions and runtime passes through the adapter, its
+        replayed cost settled on its reservation."""
+        causes: list[tuple[str, str]] = []
+        ttl = int(env.lifecycle.get("ttl") or 0)
+        if record is not None and record.effect == "mutate" and launch.ttl is not None and ttl < launch.ttl:
+            causes.append((self._first(record, "mutate") or "ttl", f"ttl capped to {ttl}s"))
+        if recorded.started_at is None or env.started_at is None:  # both ran: kept total
+            return
         start = env.started_at
-        actual_end = env.accrued_until or env.ended_at or start  # what its accrued cost covers
+        actual_end = recorded.accrued_until or recorded.ended_at or start  # what its accrued cost covers
+        env = self._extend(launch, env, causes)
         end = actual_end
-        max_end = start + timedelta(seconds=plan.blueprint.lifecycle.max_ttl)
-        expiry = self._extended(launch, plan, start + timedelta(seconds=ttl), max_end, causes)
-        if expiry < end:
-            end = expiry
+        if env.expires_at < end:
+            end = env.expires_at
             if not causes:
-                causes.append((f"blueprint {plan.blueprint.name}", "ends earlier"))
-        if max_end < end:
-            end = max_end
-            causes.append((f"blueprint {plan.blueprint.name}", f"max_ttl {plan.blueprint.lifecycle.max_ttl}s"))
-        stop = self._runtime_stop(launch, plan, start, end, expiry)
+                causes.append((f"blueprint {env.blueprint}", "ends earlier"))
+        stop = self._runtime_stop(recorded, env, start, end)
         if stop is not None:
             end = stop[0]
             causes.append((stop[1], f"{stop[2]} at {stop[0].isoformat()}"))
-        hourly = plan.estimate.hourly_nano
-        resized = hourly != env.hourly_nano
+        hourly = env.hourly_nano
+        resized = hourly != recorded.hourly_nano
         if resized:
-            before = ", ".join(f"{r.get('count')}x {r.get('sku')}" for r in env.resources)
-            after = ", ".join(f"{r.get('count')}x {r.get('sku')}" for r in plan.estimate.resources)
-            causes.append((f"blueprint {plan.blueprint.name}", f"{before} -> {after}"))
-        if not resized and end >= actual_end:
-            return launch.cost_nano, ""
-        seconds = max(0, codec.to_us(end) - codec.to_us(start))
-        hours = seconds / 3.6e9
-        detail = "; ".join(d for _, d in causes) + f" (runs {hours:.2f} h at {format_usd(hourly)} USD/h)"
-        return cost_for(hourly, seconds), detail
+            before = ", ".join(f"{r.get('count')}x {r.get('sku')}" for r in recorded.resources)
+            after = ", ".join(f"{r.get('count')}x {r.get('sku')}" for r in env.resources)
+            causes.append((f"blueprint {env.blueprint}", f"{before} -> {after}"))
+        replayed, detail = launch.cost_nano, ""
+        if resized or end < actual_end:
+            seconds = max(0, codec.to_us(end) - codec.to_us(start))
+            replayed = cost_for(hourly, seconds)
+            detail = "; ".join(d for _, d in causes) + f" (runs {seconds / 3.6e9:.2f} h at {format_usd(hourly)} USD/h)"
+        if env.reservation_id is not None:
+            self.decider.settle(env.reservation_id, CostEvent(
+                f"{env.reservation_id}_cost", launch.ts, env.context, "environment", f"blueprint:{env.blueprint}",
+                replayed, kind="environment", decision_id=env.decision_id, reservation_id=env.reservation_id))
+        if causes or replayed != launch.cost_nano:
+            self.report.replayed_nano += replayed - launch.cost_nano
+            self._change(launch, "changed", ", ".join(dict.fromkeys(c for c, _ in causes)) or
+                         f"blueprint {env.blueprint}", detail, replayed)
 
-    def _extended(self, launch: RecordedLaunch, plan: _Plan, expiry: datetime, max_end: datetime,
-                  causes: list[tuple[str, str]]) -> datetime:
-        """The expiry after the recorded extensions the candidate still grants, in order."""
-        env = launch.env
-        assert env is not None
-        life = plan.blueprint.lifecycle
+    def _extend(self, launch: RecordedLaunch, env: EnvironmentRecord,
+                causes: list[tuple[str, str]]) -> EnvironmentRecord:
+        """The recorded extensions asked again of the adapter, in order, while the candidate grants them."""
         for n, decision in enumerate(d for d in launch.extends if d.effect in _ADMITTED and d.status_code < 300):
-            if decision.ts >= expiry:  # under the candidate it had ended before this extension was asked
-                return expiry
-            step = int(decision.input.get("extend_seconds") or life.extend_by)
-            if life.max_extensions is not None and n >= life.max_extensions:
-                causes.append((f"blueprint {plan.blueprint.name}", f"max_extensions {life.max_extensions}"))
-                return expiry
-            facts = dict(decision.input)
-            facts["ttl_seconds"] = int((expiry - (env.started_at or expiry)).total_seconds()) + step
-            policy, _ = self.engine.decide(EXTEND, env.context, facts)
-            if policy.effect in ("deny", "require_approval"):
-                refused = policy.deny or policy.actions[0]
-                causes.append((refused.name, f"extension {n + 1} refused"))
-                return expiry
-            cap = policy.mutations.get("ttl")
-            if isinstance(cap, int) and cap < step:
-                step = cap
-                causes.append((next((m.name for m in policy.matched if m.effect == "mutate"), "ttl"),
-                               f"extension {n + 1} capped to {cap}s"))
-            if expiry + timedelta(seconds=step) > max_end:
-                causes.append((f"blueprint {plan.blueprint.name}", f"extension {n + 1} past max_ttl"))
-                return expiry
-            expiry += timedelta(seconds=step)
-        return expiry
+            if decision.ts >= env.expires_at:  # under the candidate it had ended before this extension was asked
+                return env
+            self._at(decision.ts)
+            self._accrued(env, decision.ts)
+            asked = ExtendRequest.from_decision_input(decision.input)
+            step = asked.by or int(env.lifecycle.get("extend_by") or 0)
+            got = self.core.extend(env.id, decision.context, asked.by)
+            if isinstance(got, Denial):
+                record = self._pop(got.decision_id)
+                if got.code in ("max_extensions", "max_ttl_exceeded"):
+                    what = "max_extensions" if got.code == "max_extensions" else "past max_ttl"
+                    causes.append((f"blueprint {env.blueprint}", f"extension {n + 1} {what}"))
+                elif got.code in _BUDGET_CODES:
+                    budget = record.result.get("budget") if record is not None else None
+                    causes.append((str(budget or got.code), f"extension {n + 1} refused by budget"))
+                else:
+                    causes.append((self._first(record, "deny", "require_approval") or got.code,
+                                   f"extension {n + 1} refused"))
+                return env
+            granted = int((got.expires_at - env.expires_at).total_seconds())
+            if granted < step:
+                transitions = self.store.environment_transitions(env.id)
+                record = self._scratch_decision(transitions[-1].decision_id if transitions else None, decision.ts)
+                causes.append((self._first(record, "mutate") or "ttl", f"extension {n + 1} capped to {granted}s"))
+            env = got
+        return env
 
-    def _runtime_stop(self, launch: RecordedLaunch, plan: _Plan, start: datetime, end: datetime,
-                      expiry: datetime) -> tuple[datetime, str, str] | None:
-        """The first instant a runtime policy tears the environment down or suspends it, if any."""
+    def _accrued(self, env: EnvironmentRecord, at: datetime, **more: Any) -> None:
+        """The scratch record as the scheduler would have kept it at `at`: accrued up to then (and
+        the metric readings known by then)."""
+        elapsed = codec.to_us(at) - codec.to_us(env.started_at or at)
+        self.store.update_environment(env.id, {"accrued_nano": cost_for(env.hourly_nano, max(0, elapsed)), **more})
+
+    def _runtime_stop(self, recorded: EnvironmentRecord, env: EnvironmentRecord, start: datetime,
+                      end: datetime) -> tuple[datetime, str, str] | None:
+        """The first instant a runtime pass of the adapter tears the environment down or suspends it."""
         if not self.runtime or end <= start:
             return None
-        env = launch.env
-        assert env is not None
-        readings: list[tuple[datetime, str, float]] = []
-        for name, reading in env.metrics.items():
+        readings: list[tuple[datetime, str, Mapping[str, Any]]] = []
+        for name, reading in recorded.metrics.items():
             if isinstance(reading, Mapping):
                 try:
-                    readings.append((datetime.fromisoformat(str(reading["at"])), name, float(reading["value"])))
+                    when = datetime.fromisoformat(str(reading["at"]))
+                    float(reading["value"])
                 except (KeyError, TypeError, ValueError):
                     continue
+                readings.append((when, name, reading))
         instants = {start + timedelta(seconds=s) for s in range(0, int((end - start).total_seconds()), RUNTIME_STEP)}
         instants.update(at for at, _, _ in readings if start <= at < end)
-        hourly = plan.estimate.hourly_nano
+        idle = recorded.idle_since
         for at in sorted(instants):
-            facts: dict[str, Any] = {
-                "blueprint": env.blueprint, "environment_id": env.id,
-                "accrued_usd": cost_for(hourly, codec.to_us(at) - codec.to_us(start)) / 1e9,
-                "projected_usd": plan.estimate.projected_nano(int((expiry - start).total_seconds())) / 1e9,
-                "hourly_usd": hourly / 1e9, "time_left_seconds": int((expiry - at).total_seconds()),
-                "budget_remaining_usd": -1.0,
-                "idle_seconds": int((at - env.idle_since).total_seconds()) if env.idle_since and
-                env.idle_since <= at else 0}
-            facts.update({name: value for when, name, value in readings if when <= at})
-            policy, _ = self.engine.decide(RUNTIME, env.context, facts)
-            if policy.effect in ("teardown", "suspend"):
-                return at, policy.actions[0].name, policy.effect
+            self._at(at)
+            known = {name: reading for when, name, reading in readings if when <= at}
+            self._accrued(env, at, metrics=known)
+            probe = dataclasses.replace(env, idle_since=idle if idle is not None and idle <= at else None)
+            verdict = self.core.runtime(probe, at)
+            if verdict is not None:
+                return at, verdict.policies[0] if verdict.policies else "budget", verdict.action
         return None
