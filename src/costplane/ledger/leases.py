@@ -144,7 +144,35 @@ class LeasedLedger:
 
     def _direct(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
         self.direct += 1
-        return self._result(reservation.claims, self.store.reserve(reservation, decision))
+        result = self.store.reserve(reservation, decision)
+        if self._room_held(result):  # this process's own free headroom stood in the way: give it back, retry
+            result = self.store.reserve(reservation, decision)
+        return self._result(reservation.claims, result)
+
+    def _room_held(self, result: ReserveResult) -> bool:
+        """After a refusal on amount: give back this process's free headroom in the refused budget
+        partition (every window of it: a rolling window's lease of an earlier minute included);
+        True when there was some, so the request is retried (the contract refuses only when
+        spend and reservations leave no room, and this process's free headroom is room)."""
+        refused = result.refused
+        if result.ok or refused is None or result.refused_limit != "amount":
+            return False
+        with self._lock:
+            free = [(w.lease_id, w.free, w) for w in self._windows.values() if w.lease_id is not None and w.free > 0
+                    and (w.claim.budget, w.claim.partition) == (refused.budget, refused.partition)]
+            for _, amount, window in free:
+                window.free -= amount
+                window.direct_until = time.monotonic() + 1.0
+        given = 0
+        for lease_id, amount, window in free:
+            if lease_id is not None:
+                self.round_trips += 1
+                back = self.store.return_lease(lease_id, amount)
+                given += back
+                with self._lock:
+                    if window.lease_id == lease_id:
+                        window.held = max(0, window.held - back)
+        return given > 0
 
     def _amounts(self, claims: Sequence[BudgetClaim]) -> dict[Key, tuple[BudgetClaim, int]]:
         """The headroom a request needs per window (two claims on one window add up)."""
@@ -510,6 +538,8 @@ class LeasedLedger:
                          decision: DecisionRecord | None = None) -> ReserveResult:
         self._promote(reservation_id)
         result = self.store.grow_reservation(reservation_id, extra_nano, expires_at, decision)
+        if self._room_held(result):
+            result = self.store.grow_reservation(reservation_id, extra_nano, expires_at, decision)
         claims = self._claims_of(reservation_id) if result.ok else None
         return result if claims is None else self._result(claims, result)
 
@@ -548,20 +578,31 @@ class LeasedLedger:
 
     def _counted(self, claims: Sequence[BudgetClaim], states: Sequence[ClaimState]) -> tuple[ClaimState, ...]:
         """States the store returned, counted as `claim_states` counts them."""
+        wanted = {(c.budget, c.partition) for c in claims}
         with self._lock:
+            windows: dict[tuple[str, str], list[LeaseWindow]] = {}
+            for window in self._windows.values():
+                if (window.claim.budget, window.claim.partition) in wanted:
+                    windows.setdefault((window.claim.budget, window.claim.partition), []).append(window)
             out: list[ClaimState] = []
             for claim, state in zip(claims, states, strict=True):
-                window = self._windows.get(window_key(claim))
-                if window is None:
-                    out.append(state)
-                    continue
-                out.append(_with(_with(state, 0, -window.held, 0, 0), *_own(window)))
+                for window in windows.get((claim.budget, claim.partition), ()):
+                    if window.claim.bucket >= claim.window_start:  # the buckets the store summed
+                        spent, reserved, calls, concurrent = _own(window)
+                        state = _with(state, spent, reserved - window.held, calls, concurrent)
+                out.append(state)
             return tuple(out)
 
     def _result(self, claims: Sequence[BudgetClaim], result: ReserveResult) -> ReserveResult:
-        """A store reservation's result with its states counted as `claim_states` counts them (a
-        refusal keeps the numbers the store's limit check saw: every lease's headroom held)."""
-        return replace(result, states=self._counted(claims, result.states)) if result.ok else result
+        """A store reservation's result with its states (or its refused claim's numbers, this
+        request included) counted as `claim_states` counts them."""
+        if result.ok:
+            return replace(result, states=self._counted(claims, result.states))
+        if result.refused is None:
+            return result
+        refused = result.refused
+        claim = next((c for c in claims if (c.budget, c.partition) == (refused.budget, refused.partition)), None)
+        return result if claim is None else replace(result, refused=self._counted([claim], [refused])[0])
 
     def _claims_of(self, reservation_id: str) -> tuple[BudgetClaim, ...] | None:
         reservation = self.store.get_reservation(reservation_id)

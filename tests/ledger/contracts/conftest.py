@@ -6,8 +6,9 @@ lease-based ledger (`LeasedLedger`) over SQLite and over PostgreSQL. A new backe
 parameters of `ledger_kind` here (a budget ledger alone) or of `store_kind` (a full store, opened by
 URL), and must pass every suite of the contracts it implements.
 
-The leased ledger runs with `hot_per_second=1`, so every hard window is leased from its first
-request (the path the suite must hold to the contract), and without a background writer interval
+The leased ledger runs with `hot_per_second=1` and `share=1`, so every hard window is leased from its
+first request and a lease may take all of a window's headroom (the leased path is what the suite
+must hold to the contract, up to the limit), and without a background writer interval
 that could apply its journal between two statements of a test: what it settles is applied when it
 reads (`claim_states` applies its own journal first). That is the one allowed difference of a leased
 ledger, and the suite needs no hook for it: its counters are exact for its own process at once, and
@@ -97,7 +98,7 @@ def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
             if not isinstance(store, SqlStore):
                 raise TypeError(f"a leased ledger needs a SQL store, got {type(store).__name__}")
             settings = LeaseSettings(enabled=True, journal_dir=tmp_path / "journal", flush_interval=3600.0,
-                                     hot_per_second=1)
+                                     hot_per_second=1, share=1)
             leased = LeasedLedger(store, settings)
             yield leased
             leased.close()
