@@ -151,7 +151,8 @@ class ProviderConfig:
 
 #: kinds of alert a webhook can subscribe to (alerts.webhooks[].kinds); see docs/visibility.md
 ALERT_KINDS = ("budget_threshold", "soft_budget_exceeded", "policy", "forecast_exhaustion", "anomaly", "slo_breach",
-               "otlp_unpriced", "test", "reconcile_drift", "environment_expiring", "environment_idle")
+               "otlp_unpriced", "test", "reconcile_drift", "environment_expiring", "environment_idle",
+               "unknown_price", "usage_over_bound")
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,7 +205,7 @@ def test_usage_above_the_bound_is_charged_flagged_and_alerted(probe: Probe, prot
     assert event.status == "over_bound"
     assert event.usage.output_tokens == 10**9  # the money is spent: settled at the reported usage
     alerts = [n for n in probe.notes.sent[before:] if n.data.get("reason") == "over_bound"]
-    assert len(alerts) == 1 and alerts[0].decision_id == event.decision_id
+    assert len(alerts) == 1 and alerts[0].decision_id == event.decision_id and alerts[0].kind == "usage_over_bound"
     assert alerts[0].data["cost_nano"] == event.cost_nano > alerts[0].data["bound_nano"]
     # the budget saw the spend: the next call of the team is refused
     assert _call(probe, protocol, _usage(protocol, 10, 5), key=key).status_code in (402, 403, 429)

@@ -313,7 +313,7 @@ class DecisionCore:
         settled at it, but its event says `over_bound` and an alert names the call (an upstream reporting
         more than it could have served can push spend past a hard budget)."""
         self.notifier.notify(Notification(
-            "anomaly", admission.model,
+            "usage_over_bound", admission.model,
             f"{admission.model} via {admission.provider.name}: the upstream reported usage costing "
             f"{cost} nano-USD ({usage.input_tokens} input, {usage.output_tokens} output tokens), above the "
             f"call's bound of {admission.worst_nano} nano-USD (input bound {admission.request.input_bound}, "

@@ -137,7 +137,7 @@ class CostEvent:
     decision_id: str | None = None
     reservation_id: str | None = None
     latency_ms: int = 0
-    status: str = "ok"  # ok | error | cut | cached | estimated | unpriced | superseded
+    status: str = "ok"  # ok | error | cut | cached | estimated | unpriced | over_bound | superseded
     price_flagged: bool = False  # charged a declared default price for a model with no known price
     request_hash: str | None = None
     requested_model: str | None = None  # the model the client asked for, before routing
