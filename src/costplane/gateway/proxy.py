@@ -406,6 +406,8 @@ class GovernedProxy:
         async def settle(status: str) -> str:
             nonlocal settled
             settled = True
+            if status == "ok" and meter.usage is None:
+                status = "estimated"  # completed without reporting usage: charged an estimate, and said so
             latency = int((time.perf_counter() - started) * 1000)
             settlement = await self.store.run(self._settle, admission, usage_for(status), status, latency, None, "",
                                               ids())
