@@ -50,6 +50,25 @@ def test_errors_name_file_line_field_and_expectation(tmp_path: Path) -> None:
     assert "store: expected a URL" in text
 
 
+def test_the_ledger_section_is_checked_when_the_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "costplane.yaml"
+    path.write_text("server:\n  port: 99999\nledger:\n  leases: maybe\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert f"{path}:4: ledger.leases: expected on or off, got 'maybe'" in text
+    assert f"{path}:2: server.port:" in text  # collected with the other sections' errors
+    path.write_text("ledger:\n  lease_ttl: 2h\n")
+    with pytest.raises(ConfigError, match=rf"{path}:2: ledger.lease_ttl: expected 2s to 1h"):
+        load_config(path)
+    path.write_text("ledger:\n  leases: on\n  lease_ttl: 45s\n  journal_fsync: off\n")
+    assert load_config(path).path == path
+    with pytest.raises(ConfigError, match=r"ledger\.leases: expected on or off"):
+        parse_config({}, env={"COSTPLANE_LEASES": "sometimes"})
+    with pytest.raises(ConfigError, match=r"ledger\.journl: unknown setting"):
+        parse_config({"ledger": {"journl": "/tmp/j"}})
+
+
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "costplane.yaml"
     path.write_text("server:\n  port: [1,\n")

@@ -312,9 +312,24 @@ def parse_config(
     metrics, problems = parse_metrics(data.get("metrics"))
     for where, message in problems:
         errors.add(where, message)
+    _ledger(data.get("ledger"), base, env, errors)
     errors.raise_if_any()
     return Config(path, host, port, store, bundle_path, gateway, providers, pricing, alerts=alerts,
                   reconcile=reconcile, telemetry=telemetry, web=web, metrics=metrics)
+
+
+def _ledger(raw: Any, base: Path, env: Mapping[str, str] | None, errors: _Errors) -> None:
+    """Check the `ledger:` section when the file loads (the composition root reads it again at start-up)."""
+    from costplane.ledger.open import parse_ledger  # late: the ledger imports the settings table
+
+    try:
+        parse_ledger(raw, base, env)
+    except ConfigError as exc:
+        where, _, message = str(exc).partition(": ")
+        if message:
+            errors.add(where, message)
+        else:
+            errors.add("ledger", where)
 
 
 def _gateway(raw: Any, errors: _Errors) -> GatewaySettings:

@@ -94,7 +94,9 @@ SETTINGS: tuple[Setting, ...] = (
     _s("gateway.reload_interval", "duration", "2s", "how often the bundle directory is checked for changes"),
     # -- providers and pricing ------------------------------------------------------------------
     _s("providers", "mapping", {}, "upstream providers by name: `type`, `base_url`, `api_key_env`, `models`, "
-       "`aliases`, `pricing_provider`, `company` (see above)", attr=None),
+       "`aliases`, `pricing_provider`, `company`; `azure-openai`: `api_version`, `deployments`; `bedrock`: "
+       "`region`, `aws_access_key_id_env`, `aws_secret_access_key_env`, `aws_session_token_env` (see above)",
+       attr=None),
     _s("pricing", "mapping", None, "price overrides, SKU prices and the unknown-price rule (docs/pricing.md)",
        attr=None),
     # -- alerts ---------------------------------------------------------------------------------
