@@ -34,9 +34,15 @@ admitted inside a lease it fits.
   concurrency). Soft claims and claims without a dollar limit need no headroom: their spend is
   added when the batch is applied.
 
-States returned by a leased admission or settlement are what the process last read of the window
-plus its own settlements not yet applied (alerts and remaining-budget headers); the limit check
-itself never uses them.
+The `BudgetLedger` contract holds (its conformance suite runs on this ledger): a repeated settle is
+a no-op and a settle after a release or expiry records the spend — each applied record writes the
+request's closed reservation row, and such a settle applies this process's journal first, then is
+the store's. `claim_states` is exact for this process's own requests: its admissions from memory
+are reserved (a call and a concurrent one each), the free headroom of its own leases is room (not
+reserved), other processes' leases count as reserved whole (never more room than exists). Other
+processes see this process's counters once its writer applies the journal. States returned by a
+leased admission or settlement are the window as last read plus this process's own admissions and
+settlements since (alerts and remaining-budget headers); the limit check itself never uses them.
 """
 
 from __future__ import annotations
