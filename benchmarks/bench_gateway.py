@@ -6,6 +6,7 @@ next to a bare Python pass-through measured in the same run, with wrk.
     .venv/bin/python benchmarks/bench_gateway.py --duration 5 --connections 1,10,50
     .venv/bin/python benchmarks/bench_gateway.py --variants --granian-python /tmp/gvenv/bin/python
     .venv/bin/python benchmarks/bench_gateway.py --leases             # lease-based budgets in the gateway
+    .venv/bin/python benchmarks/bench_gateway.py --bundle hot-team    # one hot team budget, leases on
     .venv/bin/python benchmarks/bench_gateway.py --profile /tmp/gw-profile   # + py-spy breakdown
 
 Four processes, all bound to 127.0.0.1: the upstream simulator (`costplane simulate-upstream`,
@@ -22,9 +23,13 @@ busy machine better than requests per second. Every gateway figure is also given
 pass-through's. After the runs at the largest connection count (saturation), the pass-through and
 the gateway are each run again at half their saturation rate (paced connections) for p99.
 
-Governance is fully on: 4 policies (deny, route, mutate, allow — each `when` is evaluated on
-every request, the mutate matches), a hard team budget (1,000,000 USD: never denies), a per-run
-budget (`per: [run]`), a per-key concurrency limit (256) and the loop detector. After the run it
+Governance is fully on. --bundle every-limit (the default): 4 policies (deny, route, mutate, allow —
+each `when` is evaluated on every request, the mutate matches), a hard team budget (1,000,000 USD:
+never denies), a per-run budget (`per: [run]`), a per-key concurrency limit (256) and the loop
+detector; leases never engage there (the concurrency limit keeps every request on the store's direct
+path). --bundle hot-team: the same policies, the hard team budget and the loop detector, no per-run
+budget and no concurrency limit, with lease-based budgets on (the team's one hot window is admitted
+from leases in memory; settlements are journalled and applied in batches). After the run it
 checks that every 200 wrk counted was metered (cost events in the store) and that no reservation
 is left open.
 
@@ -67,7 +72,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 HOST = "127.0.0.1"
 WARMUP_S = 2
 
-BUNDLE = """\
+_POLICIES = """\
 kind: Policy
 name: block-huge-outputs
 on: llm.request
@@ -97,14 +102,18 @@ name: allow-known-teams
 on: llm.request
 when: ctx.team in ["bench", "ml", "web"] && !request.stream
 effect: allow
----
+"""
+
+_TEAM_BUDGET = """\
 kind: Budget
 name: team-bench-monthly
 scope: ctx.team == "bench"
 amount: 1000000 USD
 window: {calendar: month, timezone: Europe/Berlin}
 enforcement: hard
----
+"""
+
+_RUN_AND_CONCURRENCY = """\
 kind: Budget
 name: per-run
 per: [run]
@@ -117,6 +126,15 @@ name: per-key-concurrency
 per: [key]
 max_concurrent: 256
 """
+
+#: --bundle: "every-limit" = 4 policies, the hard team budget, a per-run budget (every wrk run id is a
+#: cold window) and a per-key concurrency limit (never leased: it stays on the store's direct path);
+#: "hot-team" = 4 policies and the hard team budget only (plus the loop detector), with lease-based
+#: budgets on: one hot window every request charges, which is what leases are for.
+BUNDLES: dict[str, str] = {
+    "every-limit": f"{_POLICIES}---\n{_TEAM_BUDGET}---\n{_RUN_AND_CONCURRENCY}",
+    "hot-team": f"{_POLICIES}---\n{_TEAM_BUDGET}",
+}
 
 CONFIG = """\
 server: {{host: {host}, port: {port}}}
@@ -502,6 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--leases", action="store_true",
                         help="run the gateway with lease-based budgets (env COSTPLANE_LEASES=on; settlements "
                              "reach the store in batches, so give the metering check its time)")
+    parser.add_argument("--bundle", choices=tuple(BUNDLES), default="every-limit",
+                        help="governance profile: every-limit (default: team budget, per-run budget, per-key "
+                             "concurrency limit; leases never engage) or hot-team (team budget, policies, loop "
+                             "detector; implies --leases, so the team's window is admitted from leases)")
     parser.add_argument("--no-half-rate", action="store_true",
                         help="skip the runs at half the saturation rate (p99 below saturation)")
     parser.add_argument("--variants", action="store_true",
@@ -509,6 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--granian-python", default=None,
                         help="an interpreter with granian installed, for the granian variant")
     args = parser.parse_args(argv)
+    if args.bundle == "hot-team":
+        args.leases = True
     conns = [int(c) for c in args.connections.split(",") if c.strip()]
     if not 1 <= args.duration <= 600 or not conns or any(not 1 <= c <= 1000 for c in conns):
         parser.error("--duration must be 1..600 s and --connections 1..1000")
@@ -549,7 +573,7 @@ def start_passthrough(procs: Processes, workdir: Path, sim_url: str, name: str, 
 def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, procs: Processes) -> int:
     sim_port, gw_port = free_port(), free_port()
     (workdir / "bundle").mkdir()
-    (workdir / "bundle" / "bench.yaml").write_text(BUNDLE, encoding="utf-8")
+    (workdir / "bundle" / "bench.yaml").write_text(BUNDLES[args.bundle], encoding="utf-8")
     config = workdir / "costplane.yaml"
     config.write_text(CONFIG.format(host=HOST, port=gw_port, store=url, sim_port=sim_port), encoding="utf-8")
 
@@ -638,7 +662,8 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     print()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     leases = " with leases" if args.leases else ""
-    print(f"## gateway benchmark — store {args.store}{leases}, {args.duration}s per run, {os.cpu_count()} CPUs, "
+    print(f"## gateway benchmark — store {args.store}, bundle {args.bundle}{leases}, {args.duration}s per run, "
+          f"{os.cpu_count()} CPUs, "
           f"load average at the end {load} (1/5/15 min; anything else running skews the figures)")
     print()
     print("| target      | conns |  offered |     req/s | p50 ms  | p90 ms  | p99 ms  | max ms  | CPU ms/req | "

@@ -100,12 +100,7 @@ class Context:
 
     def dimensions(self) -> dict[str, str]:
         """The set dimensions, without tags."""
-        out: dict[str, str] = {}
-        for name in DIMENSIONS:
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        return out
+        return {name: value for name in DIMENSIONS if (value := getattr(self, name)) is not None}
 
     def as_cel(self) -> dict[str, Any]:
         """The `ctx` variable seen by CEL: every dimension present (unset = ""), plus tags and key."""

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 from costplane.app import Application
 from costplane.auth.authenticator import request_secret
@@ -20,13 +26,13 @@ from costplane.gateway.protocols import ADAPTERS
 from costplane.gateway.protocols.base import Incoming, ProtocolAdapter, ResponseLookup
 from costplane.gateway.protocols.openai_responses import StoreResponseLookup
 from costplane.gateway.proxy import GovernedProxy
-from costplane.gateway.routes import adapter_for_path, adapter_routes, path_error_handler
+from costplane.gateway.routes import adapter_for_path, adapter_routes, direct_routes, path_error_handler
 from costplane.gateway.upstream import AiohttpTransport, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
 from costplane.ledger.leases import LeasedLedger
 from costplane.otel.export import span_exporter
 
-__all__ = ["create_gateway"]
+__all__ = ["GatewayApp", "create_gateway"]
 
 log = logging.getLogger("costplane.gateway")
 
@@ -106,7 +112,56 @@ def create_gateway(
         *extra_routes,
     ]
     unknown = path_error_handler(adapters)
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: unknown, 405: unknown})
+    return GatewayApp(direct_routes(adapters, routes), routes=routes, lifespan=lifespan,
+                      exception_handlers={404: unknown, 405: unknown})
+
+
+class GatewayApp(Starlette):
+    """The gateway's Starlette app, except that a request to a governed route with a fixed path
+    (POST /v1/chat/completions, ...) goes straight to its endpoint instead of through the router's
+    route matching and per-route wrappers. It keeps everything around the router: the 500 answer
+    of an unexpected error, and every middleware added (`add_middleware`: the latency histograms).
+    Every other request — other paths, other methods, a mounted root path — goes to the router."""
+
+    def __init__(self, direct: Mapping[tuple[str, str], Callable[[Request], Awaitable[Response]]],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.direct = dict(direct)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        error_handler = None
+        handlers: dict[Any, ExceptionHandler] = {}
+        for key, value in self.exception_handlers.items():
+            if key in (500, Exception):
+                error_handler = value
+            else:
+                handlers[key] = value
+        routed = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        app: ASGIApp = _DirectDispatch(self.direct, routed)
+        middleware = [Middleware(ServerErrorMiddleware, handler=error_handler, debug=self.debug)]
+        if self.max_body_size is not None:
+            middleware.append(Middleware(RequestBodyLimitMiddleware, max_body_size=self.max_body_size))
+        for cls, args, kwargs in reversed([*middleware, *self.user_middleware]):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
+class _DirectDispatch:
+    """(method, path) -> endpoint for the governed fixed paths; the router for everything else."""
+
+    def __init__(self, direct: Mapping[tuple[str, str], Callable[[Request], Awaitable[Response]]],
+                 routed: ASGIApp) -> None:
+        self.direct = direct
+        self.routed = routed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            endpoint = self.direct.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                response = await endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.routed(scope, receive, send)
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:

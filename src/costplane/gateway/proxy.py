@@ -64,8 +64,21 @@ def _is_json(content_type: str) -> bool:
 
 
 def _incoming(request: Request, body: bytes = b"") -> Incoming:
-    return Incoming(request.method, request.url.path, {k: str(v) for k, v in request.path_params.items()},
-                    dict(request.query_params), dict(request.headers), body)
+    """The request as the adapters see it. Read straight off the ASGI scope (what Starlette's
+    `url`, `query_params` and `headers` would build, without building them): headers keyed by
+    their lower-cased name with the first value of a repeated one, as `dict(request.headers)`."""
+    scope = request.scope
+    path: str = scope["path"]
+    if "?" in path or "#" in path or "\\" in path:  # the URL's escaped form, as request.url.path
+        path = request.url.path
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    params = scope.get("path_params")
+    return Incoming(request.method, path, {k: str(v) for k, v in params.items()} if params else {},
+                    dict(request.query_params) if scope.get("query_string") else {}, headers, body)
 
 
 def _hashed(facts: RequestFacts) -> Mapping[str, Any]:

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
 
 from costplane.gateway.errors import error_response
 from costplane.gateway.protocols.base import AdapterRoute, ProtocolAdapter
 
-__all__ = ["adapter_for_path", "adapter_routes", "path_error_handler", "served_endpoints"]
+__all__ = ["adapter_for_path", "adapter_routes", "direct_routes", "path_error_handler", "served_endpoints"]
 
 Handler = Callable[[ProtocolAdapter, AdapterRoute, Request], Awaitable[Response]]
 #: routes the gateway serves itself under the OpenAI prefix
@@ -28,6 +28,26 @@ def adapter_routes(adapters: Sequence[ProtocolAdapter], handle: Handler) -> list
             routes.append(Route(spec.path, _endpoint(handle, adapter, spec), methods=[spec.method],
                                 name=f"{adapter.name}:{spec.operation}"))
     return routes
+
+
+def direct_routes(adapters: Sequence[ProtocolAdapter],
+                  routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Callable[[Request], Awaitable[Response]]]:
+    """(method, path) -> endpoint of every governed adapter route with a fixed path (no path
+    parameters) that the router would pick for exactly that method and path (the first route of
+    `routes` to match it fully): what the gateway dispatches without the router (`GatewayApp`).
+    Every other request stays with the router."""
+    governed = {f"{a.name}:{spec.operation}" for a in adapters for spec in a.routes
+                if spec.governed and "{" not in spec.path}
+    out: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {}
+    for route in routes:
+        if not isinstance(route, Route) or route.name not in governed:
+            continue
+        for method in sorted(route.methods or ()):
+            scope = {"type": "http", "path": route.path, "method": method}
+            first = next(r for r in routes if r.matches(scope)[0] is Match.FULL)
+            if first is route:
+                out.setdefault((method, route.path), route.endpoint)
+    return out
 
 
 def _endpoint(handle: Handler, adapter: ProtocolAdapter,
