@@ -129,6 +129,17 @@ def test_extension_denied_by_an_extend_policy(store: Store, seeded: Seeded, tmp_
     assert change.saved_nano == environment_cost(store, seeded.l4) - _hours("aws/gpu/L4", 4)
 
 
+def test_extension_capped_by_an_extend_mutate(store: Store, seeded: Seeded, tmp_path: Path) -> None:
+    candidate = RECORDED_BUNDLE + ("---\nkind: Policy\nname: short-extensions\non: environment.extend\n"
+                                   "effect: mutate\nset: {ttl: 30m}\n")
+    report = _replay(store, seeded, _bundle(tmp_path, "short", candidate))
+    (change,) = report.launches.changes
+    # asked for 2 h at 3 h in, granted 30 min: it ends at 4.5 h instead of running to 5.5 h
+    assert (change.environment_id, change.kind, change.cause) == (seeded.l4, "changed", "short-extensions")
+    assert "extension 1 capped to 1800s" in change.detail
+    assert change.saved_nano == environment_cost(store, seeded.l4) - _hours("aws/gpu/L4", 4.5)
+
+
 # -- the GPU detectors' emitted policies, replayed over the synthetic GPU history -------------------
 
 CANDIDATE_BLUEPRINTS = """

@@ -26,9 +26,10 @@ Requests the candidate would admit but that were denied when recorded are counte
 (no SLO effects). Nothing is written to the store: a replay only reads it.
 
 Environment launches are re-decided too (`optimize.replay_envs`), merged with the requests in time
-order, by the core's environment adapter over this decider and the same in-memory ledger. `replay_store` streams the requests from the store in
-(ts, id) pages (`optimize.stream`) and keeps only the `keep_changes` biggest changes, so memory
-stays bounded however long the history; `replay` takes an in-memory `History`.
+order, by the core's environment adapter over this decider and the same in-memory ledger.
+`replay_store` streams the requests from the store in (ts, id) pages (`optimize.stream`) and keeps
+only the `keep_changes` biggest changes, so memory stays bounded however long the history; `replay`
+takes an in-memory `History`.
 """
 
 from __future__ import annotations

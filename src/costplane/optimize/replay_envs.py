@@ -119,8 +119,9 @@ class RecordedLaunch:
         return int(value) if isinstance(value, int) else None
 
     def request(self) -> LaunchRequest:
-        """The launch as it was asked for: from its logged decision input, else from its record."""
-        if self.decision is not None:
+        """The launch as it was asked for: from its logged decision input, else (no decision, or one
+        logged without the launch's fields) from its record."""
+        if self.decision is not None and "blueprint" in self.decision.input:
             return LaunchRequest.from_decision_input(self.decision.input)
         env = self.env
         return LaunchRequest(self.blueprint, dict(env.inputs) if env is not None else {}, self.ttl)
