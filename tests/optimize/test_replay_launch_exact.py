@@ -12,7 +12,7 @@ from costplane.attribution.context import Context
 from costplane.core.bundle_state import ActiveBundle
 from costplane.core.environments import EnvironmentCore
 from costplane.core.requests import Denial
-from costplane.ledger.envtypes import EnvironmentRecord
+from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.ledger.store import Store
 from costplane.ledger.types import DecisionRecord
 from costplane.lifecycle.drivers import DriverSet
@@ -101,4 +101,45 @@ def test_a_recorded_launch_replayed_under_its_bundle_gets_its_live_decision_back
         assert replayed is not None and replayed.id != live.id
         assert _without_ids(replayed) == _without_ids(live)
     assert (report.launches.launches, report.launches.ran, report.launches.changes) == (4, 2, [])
+    assert report.launches.replayed_nano == report.launches.recorded_nano > 0
+
+
+def test_a_launch_that_ran_after_approval_is_approved_again_through_the_adapter(store: Store,
+                                                                               tmp_path: Path) -> None:
+    root = tmp_path / "bundle"
+    root.mkdir()
+    (root / "all.yaml").write_text(RECORDED_BUNDLE + """---
+kind: Policy
+name: web-needs-approval
+on: environment.launch
+when: ctx.team == "web"
+effect: require_approval
+reason: web launches are approved by finance
+""")
+    bundle = load_bundle(root)
+    active = ActiveBundle(bundle.revision, PolicyEngine(bundle), {b.name: b for b in bundle.budgets})
+    now = [T0]
+    core = EnvironmentCore(store, SKUS, lambda: active, DriverSet(tmp_path / "state"), clock=lambda: now[0])
+    web = Context(org="acme", team="web", owner="carol")
+    pending = core.launch(web, "cpu-box", {})
+    assert isinstance(pending, EnvironmentRecord) and pending.state == EnvState.PENDING
+    now[0] = T0 + timedelta(minutes=20)
+    assert isinstance(core.approve(pending.id, Context(owner="finance")), EnvironmentRecord)
+    now[0] = T0 + timedelta(hours=1, minutes=20)
+    assert isinstance(core.teardown(pending.id, "done"), EnvironmentRecord)
+
+    report = ReplayReport(bundle.revision, T0 - timedelta(hours=1), T0 + timedelta(hours=3))
+    replayer = Replayer(bundle, synthetic_config(), Catalog.load(), report)
+    (launch,) = load_launches(store, report.since, report.until)
+    envs = replayer.launches(SKUS)
+    try:
+        replayer.advance(launch.ts)
+        replayed = envs.run(launch)
+    finally:
+        envs.close()
+    live = {d.id: d for d in store.list_decisions(limit=100)}[pending.decision_id]
+    assert replayed is not None and live.effect == "require_approval"
+    assert _without_ids(replayed) == _without_ids(live)
+    # approved again, it runs as it ran: the hour it cost, nothing changed
+    assert (report.launches.ran, report.launches.changes, report.launches.at_stake_nano) == (1, [], 0)
     assert report.launches.replayed_nano == report.launches.recorded_nano > 0

@@ -244,7 +244,7 @@ class LaunchReplayer:
 
     def run(self, launch: RecordedLaunch) -> DecisionRecord | None:
         """Decide `launch` again (at its recorded time) and count what changed; returns the replayed
-        launch decision (None when it went to an approver: its record is the scratch store's)."""
+        launch decision (None when nothing was logged)."""
         report = self.report
         report.launches += 1
         report.recorded_nano += launch.cost_nano
@@ -266,9 +266,10 @@ class LaunchReplayer:
             if isinstance(got, Denial):
                 self._refuse(launch, got, record)
                 return record
-            if got.state == EnvState.PENDING:
+            if got.state == EnvState.PENDING:  # its decision went to the scratch store with its record
+                record = self._scratch_decision(got.decision_id, launch.ts)
                 if not launch.approved:
-                    pending = self._scratch_decision(got.decision_id, launch.ts)
+                    pending = record
                     report.at_stake_nano += launch.cost_nano
                     self._change(launch, "needs_approval", self._first(pending, "require_approval") or "approval",
                                  (pending.reason if pending is not None else "") or "would wait for an approver",
