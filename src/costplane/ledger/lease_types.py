@@ -72,7 +72,7 @@ def encode_record(record: LeasedRecord) -> dict[str, Any]:
     return {"d": None if record.decision is None else codec.decision_to_row(record.decision),
             "c": codec.claims_to_json(record.claims), "l": list(record.leases),
             "e": None if record.event is None else codec.event_to_row_with_ids(record.event),
-            "r": None if record.reservation is None else list(codec.reservation_to_row(record.reservation)),
+            "r": None if record.reservation is None else _reservation_head(record.reservation),
             "s": record.closed_as}
 
 
@@ -80,8 +80,18 @@ def decode_record(data: dict[str, Any]) -> LeasedRecord:
     return LeasedRecord(decision=None if data.get("d") is None else codec.row_to_decision(data["d"]),
                         claims=codec.claims_from_json(data["c"]), leases=tuple(data.get("l") or ()),
                         event=None if data.get("e") is None else codec.row_to_event(data["e"]),
-                        reservation=None if data.get("r") is None else codec.row_to_reservation(data["r"]),
+                        reservation=None if data.get("r") is None else _reservation(data["r"], data["c"]),
                         closed_as=str(data.get("s") or ReservationStatus.RELEASED))
+
+
+def _reservation_head(res: Reservation) -> list[Any]:
+    """A reservation without its claims (the record holds them once)."""
+    return [res.id, codec.to_us(res.created_at), codec.to_us(res.expires_at), res.decision_id, res.key_id]
+
+
+def _reservation(head: list[Any], claims: Any) -> Reservation:
+    rid, created, expires, decision_id, key_id = head
+    return codec.row_to_reservation((rid, ReservationStatus.OPEN, created, expires, decision_id, key_id, claims))
 
 
 def new_lease_id() -> str:
