@@ -34,20 +34,22 @@ from costplane.web.session import COOKIE, end_session, start_session
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
-def _serve(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "costplane", "serve", "--config", str(config), "--port",
                                 str(port), "--log-level", "warning"], stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     for _ in range(600):  # up to a minute on a busy machine
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}: {log.read_text()[-2000:]}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return process, url
+                return
         except httpx.HTTPError:
             time.sleep(0.1)
-    process.kill()
     raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
 
 
@@ -62,10 +64,12 @@ def servers(tmp_path: Path, store_url: Callable[[], str]) -> Iterator[tuple[Appl
         processes: list[subprocess.Popen[bytes]] = []
         try:
             urls = []
-            for i in range(3):
-                process, url = _serve(config, tmp_path / f"server{i}.log")
+            for i in range(3):  # the three start side by side (the store is migrated already, by `app`)
+                process, url = _start(config, tmp_path / f"server{i}.log")
                 processes.append(process)
                 urls.append(url)
+            for i, (process, url) in enumerate(zip(processes, urls, strict=True)):
+                _wait_healthy(process, url, tmp_path / f"server{i}.log")
             yield app, urls
         finally:
             for process in processes:

@@ -79,7 +79,7 @@ def _call(api: Api, secrets: dict[str, str], who: str, endpoint: Endpoint, key_i
     elif endpoint.method != "GET":
         content = orjson.dumps((bodies or BODIES).get(endpoint.operation_id, {}))
         headers["content-type"] = "application/json"
-    return httpx.request(endpoint.method, api.url + path, params=QUERIES.get(endpoint.operation_id), content=content,
+    return api.http.request(endpoint.method, api.url + path, params=QUERIES.get(endpoint.operation_id), content=content,
                          headers=headers, timeout=20)
 
 
@@ -193,7 +193,7 @@ def test_keys_see_exactly_their_bound_scope(make_api: Callable[..., Api], store_
     secrets = {name: create_key(api.app.store, name, attributes)[0] for name, attributes in KEYS.items()}
 
     def get(who: str, path: str, **params: str) -> Any:
-        response = httpx.get(api.url + path, params=params, headers={"x-api-key": secrets[who]}, timeout=20)
+        response = api.http.get(api.url + path, params=params, headers={"x-api-key": secrets[who]}, timeout=20)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -211,17 +211,17 @@ def test_keys_see_exactly_their_bound_scope(make_api: Callable[..., Api], store_
     assert teams == {"beta"}
     assert {s["name"] for s in get("key-a", "/v1/slos")["slos"]} <= {"alpha-ticket-cost"}
     # a key's bound team overrides the payload's: what key-b writes lands in beta, never in alpha
-    launched = httpx.post(api.url + "/v1/environments", json={"blueprint": "noop-box", "context": {"team": "alpha"}},
+    launched = api.http.post(api.url + "/v1/environments", json={"blueprint": "noop-box", "context": {"team": "alpha"}},
                           headers={"x-api-key": secrets["key-b"]}, timeout=20)
     assert launched.status_code == 201 and launched.json()["context"]["team"] == "beta", launched.text
     # approving needs the approver role AND scope over the environment
-    pending = httpx.post(api.url + "/v1/environments", json={"blueprint": "big-box"},
+    pending = api.http.post(api.url + "/v1/environments", json={"blueprint": "big-box"},
                          headers={"x-api-key": secrets["key-a"]}, timeout=20)
     assert pending.status_code == 202, pending.text
     path = f"{api.url}/v1/environments/{pending.json()['id']}/approve"
-    assert httpx.post(path, headers={"x-api-key": secrets["key-a"]}, timeout=20).status_code == 403
-    assert httpx.post(path, headers={"x-api-key": secrets["approver-b"]}, timeout=20).status_code == 404
-    approved = httpx.post(path, headers={"x-api-key": secrets["approver-a"]}, timeout=20)
+    assert api.http.post(path, headers={"x-api-key": secrets["key-a"]}, timeout=20).status_code == 403
+    assert api.http.post(path, headers={"x-api-key": secrets["approver-b"]}, timeout=20).status_code == 404
+    approved = api.http.post(path, headers={"x-api-key": secrets["approver-a"]}, timeout=20)
     assert approved.status_code == 200 and approved.json()["state"] == "active", approved.text
 
 
