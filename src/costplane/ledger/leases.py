@@ -344,12 +344,16 @@ class LeasedLedger:
         """The window as last read, as the contract counts it (see `claim_states`), with what this
         process did since."""
         window = self._windows.get(window_key(claim))
-        seen = window.seen if window is not None else None
-        base = ClaimState(claim.budget, claim.partition, 0, 0, 0, 0, claim.limit_nano, claim.limit_calls,
+        if window is None:
+            return ClaimState(claim.budget, claim.partition, 0, 0, 0, 0, claim.limit_nano, claim.limit_calls,
+                              claim.limit_concurrent, claim.hard)
+        seen = window.seen
+        spent, reserved, calls, concurrent = (0, 0, 0, 0) if seen is None else (
+            seen.spent_nano, seen.reserved_nano - window.seen_held, seen.calls, seen.concurrent)
+        return ClaimState(claim.budget, claim.partition, spent + window.unapplied,
+                          max(0, reserved + window.open_amount), calls + window.unapplied_calls + window.open_calls,
+                          concurrent + window.open_calls, claim.limit_nano, claim.limit_calls,
                           claim.limit_concurrent, claim.hard)
-        if seen is not None and window is not None:
-            base = _with(base, seen.spent_nano, seen.reserved_nano - window.seen_held, seen.calls, seen.concurrent)
-        return _with(base, *_own(window)) if window is not None else base
 
     # -- the background writer ---------------------------------------------------------------
     def _ensure_writer(self) -> None:
