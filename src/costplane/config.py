@@ -8,7 +8,9 @@ and docs/configuration.md. Errors name the file, the line and the field, and wha
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +94,12 @@ class GatewaySettings:
     cache_purge_interval: int = 600  # seconds between deletions of expired response cache entries
 
 
+@functools.lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled, case-sensitive matcher for a provider's glob patterns (the gateway asks per request)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or r"(?!)")
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     name: str
@@ -130,7 +138,7 @@ class ProviderConfig:
         return key, secret, token or None
 
     def serves(self, model: str) -> bool:
-        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+        return _matcher(self.models).match(model) is not None
 
     def resolve(self, model: str) -> str | None:
         """The model `model` names at this provider (after aliases and deployments), or None."""
