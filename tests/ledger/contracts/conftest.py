@@ -89,7 +89,7 @@ def store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
 
 @pytest.fixture
 def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BudgetLedger]:
-    """An empty budget ledger of each kind."""
+    """An empty budget ledger of each kind (a leased one is closed — its leases given back — before its store)."""
     if ledger_kind == "memory":
         yield MemoryLedger()
         return

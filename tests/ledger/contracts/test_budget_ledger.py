@@ -1,7 +1,7 @@
 """Conformance of `BudgetLedger`: the counters every backend must keep exactly (SQLite, PostgreSQL,
-in memory), with exact numbers for reserve, settle, release, expire, grow, accrue and the spend
-recorded without a reservation. Only the contract's own methods are used, so a ledger that
-implements nothing else passes it.
+in memory, and the lease-based ledger over SQLite and PostgreSQL), with exact numbers for reserve,
+settle, release, expire, grow, accrue and the spend recorded without a reservation. Only the
+contract's own methods are used, so a ledger that implements nothing else passes it.
 
 Atomicity: a reserve adds every claim or none and a refusal writes nothing; a settle is idempotent
 by event id; concurrent reserves never take a hard window over its limit.
