@@ -288,3 +288,24 @@ def test_journal_fsync_group_commits_settlements_from_many_threads(store: Store,
     leased.close()
     (state,) = store.claim_states([c])
     assert (state.spent_nano, state.reserved_nano, state.calls) == (80 * 1000, 0, 80) and store.count_events() == 80
+
+
+def test_the_loop_guard_counts_settlements_not_yet_applied(store: Store, tmp_path: Path) -> None:
+    from ledger_helpers import NOW
+
+    from costplane.attribution.context import Context
+
+    leased = ledger(store, tmp_path / "journal", flush_interval=3600, hot_per_second=0)
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    run = Context(team="ml", run="r-loop")
+    for _ in range(3):
+        res = reservation([c])
+        assert leased.reserve(res, decision(res.decision_id)).ok
+        leased.settle(res.id, event(AMOUNT // 10, rid=res.id, ctx=run, request_hash="h-same"))
+    since = NOW - timedelta(minutes=1)
+    assert store.count_recent_requests("r-loop", "h-same", since) == 0  # not applied yet
+    assert leased.count_recent_requests("r-loop", "h-same", since) == 3
+    leased.flush()
+    assert store.count_recent_requests("r-loop", "h-same", since) == 3
+    assert leased.count_recent_requests("r-loop", "h-same", since) == 3  # counted once, applied or not
+    leased.close()

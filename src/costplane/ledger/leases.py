@@ -622,7 +622,13 @@ class LeasedLedger:
         self.store.record_decision(decision)
 
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
-        return self.store.count_recent_requests(run, request_hash, since)
+        """The store's count plus this process's settled calls not yet applied to it (the loop guard
+        must see a run's last calls at once, not when the writer gets to them)."""
+        with self._lock:
+            unapplied = [r.event for r in self._pending] + [r.event for part, _ in list(self._retry) for r in part]
+        own = sum(1 for e in unapplied if e is not None and e.context.run == run
+                  and e.request_hash == request_hash and e.ts >= since)
+        return self.store.count_recent_requests(run, request_hash, since) + own
 
 
 def _own(window: LeaseWindow) -> tuple[int, int, int, int]:
