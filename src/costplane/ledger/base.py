@@ -40,7 +40,8 @@ from costplane.ledger.types import (
 )
 from costplane.ledger.userqueries import UserQueries
 
-__all__ = ["CALL_IDS_VERSION", "EVENT_CLAIMS_VERSION", "Row", "SqlStore", "Sums", "Tx", "partition_keys"]
+__all__ = ["CALL_IDS_VERSION", "EVENT_CLAIMS_VERSION", "Row", "SqlStore", "Sums", "Tx", "admit_claims",
+           "partition_keys"]
 
 Sums = tuple[int, int, int, int]  # spent, reserved, calls, concurrent of one claim's window
 
@@ -83,6 +84,26 @@ _CLOSED = (ReservationStatus.RELEASED, ReservationStatus.EXPIRED)
 def partition_keys(claims: Iterable[BudgetClaim]) -> list[tuple[str, str]]:
     """The distinct (budget, partition) pairs of some claims, in the one global lock order."""
     return sorted({(c.budget, c.partition) for c in claims})
+
+
+def admit_claims(claims: Sequence[BudgetClaim], sums: Sequence[Sums]) -> list[ClaimState] | ReserveResult:
+    """Every claim's state with one more call, one more concurrent request and its amount reserved
+    on top of its window's `sums`, or the refusal of the first hard limit this breaks. Two claims of
+    one reservation on the same window: the second sees the first. The one limit check of every
+    backend's reserve (SQL stores, memory)."""
+    states: list[ClaimState] = []
+    earlier: list[BudgetClaim] = []  # claims of this reservation already added
+    for claim, (spent, reserved, calls, conc) in zip(claims, sums, strict=True):
+        for prev in earlier:
+            if (prev.budget, prev.partition) == (claim.budget, claim.partition) and prev.bucket >= claim.window_start:
+                reserved, calls, conc = reserved + prev.amount_nano, calls + 1, conc + 1
+        state = _state(claim, (spent, reserved + claim.amount_nano, calls + 1, conc + 1))
+        broken = state.exceeded if claim.hard else None
+        if broken is not None:
+            return ReserveResult(ok=False, refused=state, refused_limit=broken)
+        states.append(state)
+        earlier.append(claim)
+    return states
 
 
 def _state(claim: BudgetClaim, sums: Sums) -> ClaimState:
@@ -177,21 +198,9 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
 
         def body(tx: Tx) -> ReserveResult:
             self._lock_partitions(tx, partition_keys(claims))
-            sums = self._window_sums(tx, claims)
-            states: list[ClaimState] = []
-            earlier: list[BudgetClaim] = []  # claims of this reservation already added
-            for claim, (spent, reserved, calls, conc) in zip(claims, sums, strict=True):
-                for prev in earlier:  # two claims on one window: the second sees the first
-                    if (prev.budget, prev.partition) == (claim.budget, claim.partition) and (
-                        prev.bucket >= claim.window_start
-                    ):
-                        reserved, calls, conc = reserved + prev.amount_nano, calls + 1, conc + 1
-                state = _state(claim, (spent, reserved + claim.amount_nano, calls + 1, conc + 1))
-                broken = state.exceeded if claim.hard else None
-                if broken is not None:
-                    return ReserveResult(ok=False, refused=state, refused_limit=broken)
-                states.append(state)
-                earlier.append(claim)
+            states = admit_claims(claims, self._window_sums(tx, claims))
+            if isinstance(states, ReserveResult):
+                return states
             tx.many(_ADD_COUNTERS, [_delta(c, reserved=c.amount_nano, calls=1, concurrent=1) for c in claims])
             tx.exec(_INSERT_RESERVATION, res_row)
             tx.exec(INSERT_DECISION, dec_row)

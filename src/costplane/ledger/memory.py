@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from costplane.ledger.base import Row, Sums, _delta, _state
+from costplane.ledger.base import Row, Sums, _delta, _state, admit_claims
 from costplane.ledger.codec import from_us, to_us
 from costplane.ledger.store import StoreError
 from costplane.ledger.types import (
@@ -168,21 +168,9 @@ class MemoryLedger:
         with self._lock:
             if reservation.id in self._reservations:
                 raise StoreError(f"reservation {reservation.id!r} already exists")
-            states: list[ClaimState] = []
-            earlier: list[BudgetClaim] = []  # claims of this reservation already added
-            for claim in claims:
-                spent, reserved, calls, conc = self._sums(claim)
-                for prev in earlier:  # two claims on one window: the second sees the first
-                    if (prev.budget, prev.partition) == (claim.budget, claim.partition) and (
-                        prev.bucket >= claim.window_start
-                    ):
-                        reserved, calls, conc = reserved + prev.amount_nano, calls + 1, conc + 1
-                state = _state(claim, (spent, reserved + claim.amount_nano, calls + 1, conc + 1))
-                broken = state.exceeded if claim.hard else None
-                if broken is not None:
-                    return ReserveResult(ok=False, refused=state, refused_limit=broken)
-                states.append(state)
-                earlier.append(claim)
+            states = admit_claims(claims, [self._sums(claim) for claim in claims])
+            if isinstance(states, ReserveResult):
+                return states
             self._add(_delta(c, reserved=c.amount_nano, calls=1, concurrent=1) for c in claims)
             if reservation.status != ReservationStatus.OPEN:
                 reservation = dataclasses.replace(reservation, status=ReservationStatus.OPEN)
