@@ -29,13 +29,12 @@ from costplane.gateway.protocols.base import (
     UpstreamRequest,
     parse_json_object,
 )
-from costplane.gateway.protocols.openai_chat import chat_facts, chat_meter, chat_upstream_body, chat_usage
+from costplane.gateway.protocols.openai_chat import chat_facts, chat_meter, chat_upstream_body
 from costplane.gateway.protocols.openai_embeddings import (
     embeddings_facts,
     embeddings_upstream_body,
-    embeddings_usage,
 )
-from costplane.gateway.protocols.openai_wire import OpenAIWire
+from costplane.gateway.protocols.openai_wire import OpenAIWire, response_usage
 from costplane.gateway.tokens import InputSize, measure_openai_chat
 from costplane.pricing.types import TokenUsage
 
@@ -101,9 +100,7 @@ class AzureOpenAI(OpenAIWire):
         return UpstreamRequest("POST", provider.base_url + path + query, headers, body)
 
     def usage(self, facts: RequestFacts, payload: Any) -> TokenUsage | None:
-        if facts.endpoint == _EMBED:
-            return embeddings_usage(payload)
-        return chat_usage(payload)
+        return response_usage(payload)
 
     def measure(self, body: Mapping[str, Any]) -> InputSize:
         return measure_openai_chat(body)

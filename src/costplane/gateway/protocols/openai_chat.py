@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from costplane.config import GatewaySettings
-from costplane.gateway.metering import served_usage
 from costplane.gateway.protocols.base import (
     AdapterRoute,
     Enforced,
@@ -20,15 +19,21 @@ from costplane.gateway.protocols.base import (
     UpstreamRequest,
     parse_json_object,
 )
-from costplane.gateway.protocols.openai_wire import ChatStreamMeter, OpenAIWire, common_params, write_enforced
+from costplane.gateway.protocols.openai_wire import (
+    ChatStreamMeter,
+    OpenAIWire,
+    common_params,
+    response_usage,
+    write_enforced,
+)
 from costplane.gateway.tokens import InputSize, measure_openai_chat
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_openai import CHAT_BODY
-from costplane.pricing.readers import openai_usage, tool_use_limits
+from costplane.pricing.readers import tool_use_limits
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["ADAPTER", "CHAT_BODY_MODEL_IN_PATH", "OpenAIChat", "chat_facts", "chat_meter", "chat_upstream_body",
-           "chat_usage", "client_max_tokens"]
+           "client_max_tokens"]
 
 
 def client_max_tokens(body: Mapping[str, Any], *names: str) -> int | None:
@@ -82,10 +87,6 @@ def chat_meter(facts: RequestFacts) -> ChatStreamMeter:
     return ChatStreamMeter(hide_usage_chunk=options.get("include_usage") is not True)
 
 
-def chat_usage(payload: Any) -> TokenUsage | None:
-    usage = openai_usage(payload.get("usage")) if isinstance(payload, Mapping) else None
-    return served_usage(usage, payload)
-
 
 class OpenAIChat(OpenAIWire):
     name = "openai-chat"
@@ -100,7 +101,7 @@ class OpenAIChat(OpenAIWire):
                                chat_upstream_body(facts, enforced))
 
     def usage(self, facts: RequestFacts, payload: Any) -> TokenUsage | None:
-        return chat_usage(payload)
+        return response_usage(payload)
 
     def measure(self, body: Mapping[str, Any]) -> InputSize:
         return measure_openai_chat(body)

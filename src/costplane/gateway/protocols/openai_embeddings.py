@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from costplane.config import GatewaySettings
-from costplane.gateway.metering import served_usage
 from costplane.gateway.protocols.base import (
     AdapterRoute,
     Enforced,
@@ -20,11 +19,16 @@ from costplane.gateway.protocols.base import (
     UpstreamRequest,
     parse_json_object,
 )
-from costplane.gateway.protocols.openai_wire import ChatStreamMeter, OpenAIWire, common_params, write_enforced
+from costplane.gateway.protocols.openai_wire import (
+    ChatStreamMeter,
+    OpenAIWire,
+    common_params,
+    response_usage,
+    write_enforced,
+)
 from costplane.gateway.tokens import InputSize, measure_embeddings
 from costplane.gateway.validate import BodyError, check_body
 from costplane.gateway.validate_openai import EMBEDDINGS_BODY
-from costplane.pricing.readers import openai_usage
 from costplane.pricing.types import TokenUsage
 
 __all__ = ["ADAPTER", "OpenAIEmbeddings", "embeddings_facts", "embeddings_upstream_body"]
@@ -53,10 +57,6 @@ def embeddings_upstream_body(facts: RequestFacts, enforced: Enforced, *, model_i
     return orjson.dumps(body)
 
 
-def embeddings_usage(payload: Any) -> TokenUsage | None:
-    usage = openai_usage(payload.get("usage")) if isinstance(payload, Mapping) else None
-    return served_usage(usage, payload)
-
 
 class OpenAIEmbeddings(OpenAIWire):
     name = "openai-embeddings"
@@ -71,7 +71,7 @@ class OpenAIEmbeddings(OpenAIWire):
                                embeddings_upstream_body(facts, enforced))
 
     def usage(self, facts: RequestFacts, payload: Any) -> TokenUsage | None:
-        return embeddings_usage(payload)
+        return response_usage(payload)
 
     def measure(self, body: Mapping[str, Any]) -> InputSize:
         return measure_embeddings(body)

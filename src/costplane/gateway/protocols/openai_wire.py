@@ -27,8 +27,16 @@ from costplane.gateway.protocols.base import (
 from costplane.pricing.readers import openai_usage
 from costplane.pricing.types import TokenUsage
 
-__all__ = ["OPENAI_ERROR_TYPES", "ChatStreamMeter", "OpenAIWire", "common_params", "openai_error",
-           "openai_stream_error", "write_enforced"]
+__all__ = [
+    "OPENAI_ERROR_TYPES",
+    "ChatStreamMeter",
+    "OpenAIWire",
+    "common_params",
+    "openai_error",
+    "openai_stream_error",
+    "response_usage",
+    "write_enforced",
+]
 
 OPENAI_ERROR_TYPES: Mapping[int, str] = {
     400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota", 403: "permission_error",
@@ -36,6 +44,12 @@ OPENAI_ERROR_TYPES: Mapping[int, str] = {
     415: "invalid_request_error", 429: "rate_limit_error", 502: "api_error", 503: "api_error", 504: "timeout",
 }
 _CEL_PARAMS = ("temperature", "top_p", "n", "user")
+
+
+def response_usage(payload: Any) -> TokenUsage | None:
+    """The usage of a plain OpenAI-family response body (Chat Completions, Embeddings), with its served tier."""
+    usage = openai_usage(payload.get("usage")) if isinstance(payload, Mapping) else None
+    return served_usage(usage, payload)
 
 
 def openai_error(status: int, code: str, message: str, param: str | None = None) -> ErrorReply:
