@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -17,6 +18,13 @@ import pytest
 
 from costplane.ledger import Store, open_store
 from store_fixtures import pg_schema, require_postgres
+
+# A worker of `pytest -n` starts with COLUMNS=80 and LINES=24 in its environment; the CLI's consoles,
+# built at import, would then keep 80 columns even where a test passes a wider COLUMNS, unlike a run
+# in one process. Each worker forgets them, so both kinds of run print the same tables.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
