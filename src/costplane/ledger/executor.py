@@ -4,11 +4,17 @@ The gateway awaits `StoreExecutor.run(fn, *args)` for every store-touching step
 (admit, settle, release, cache). What is fastest depends on the store — measured
 with benchmarks/bench_gateway.py (docs/performance.md):
 
-* **In-process store (SQLite):** `fn` runs inline on the event loop. A call
+* **In-process store (SQLite):** `fn` runs on the event loop thread. A call
   takes tens to hundreds of microseconds of CPU. Handing it to a thread costs
   more than it saves: under the GIL the hand-offs make latency at moderate load
-  4–10× worse (a convoy). We tried group commit on a writer thread; it gained
-  10–30 % at saturation but lost that latency, so it is not used.
+  4–10× worse (a convoy); group commit on a writer thread gained 10–30 % at
+  saturation but lost that latency. So the calls stay on the loop, with group
+  commit there: a request that is alone runs its call at once; when several are
+  in progress, the calls made in one turn of the loop are run together at the
+  end of it in one `SqliteStore.batch()` — each in its own savepoint, all under
+  one COMMIT, which is most of a settlement's cost — and each caller resumes
+  after that COMMIT. Nothing waits for a timer: a batch is whatever arrived
+  while the loop was busy.
 * **Networked store (PostgreSQL):** a call waits on the network (about 1–2 ms a
   round trip). Inline, that would block every other request, so under load the
   calls go to worker threads, each with its own connection. A request that is
@@ -30,7 +36,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from costplane.ledger.sqlite import SqliteStore
-from costplane.ledger.store import Store
+from costplane.ledger.store import Store, StoreError
 
 __all__ = ["StoreExecutor"]
 
@@ -43,6 +49,8 @@ _Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Futur
 class StoreExecutor:
     def __init__(self, store: Store, workers: int = 8) -> None:
         self._always_inline = isinstance(store, SqliteStore)
+        self._batch = store.batch if isinstance(store, SqliteStore) else None
+        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []  # the loop's batch
         self._workers = max(1, workers)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -67,6 +75,8 @@ class StoreExecutor:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args), inline or on a store thread (see the module doc), and return its result."""
+        if self._batch is not None and (self._requests > 1 or self._pending):
+            return await self._batched(lambda: fn(*args))
         if self._always_inline or (self._requests <= 1 and self._queued_calls == 0):
             return fn(*args)
         if not self._threads:
@@ -79,6 +89,32 @@ class StoreExecutor:
             return await future
         finally:
             self._queued_calls -= 1
+
+    async def _batched(self, call: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((call, future))
+        return await future
+
+    def _flush(self) -> None:
+        """Run the loop's batch in one transaction; answer each caller once it has committed."""
+        assert self._batch is not None
+        pending, self._pending = self._pending, []
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with self._batch():
+                for call, _ in pending:
+                    try:
+                        outcomes.append((True, call()))
+                    except Exception as exc:
+                        outcomes.append((False, exc))
+        except StoreError as exc:  # the COMMIT failed: none of the batch's writes is durable
+            outcomes = [outcome if not outcome[0] else (False, exc) for outcome in outcomes]
+            outcomes += [(False, exc)] * (len(pending) - len(outcomes))
+        for (_, future), outcome in zip(pending, outcomes, strict=True):
+            _resolve(future, outcome)
 
     def submit(self, fn: Callable[..., object], *args: Any) -> None:
         """Run fn(*args) without waiting for it, e.g. to settle after a client went away."""

@@ -14,6 +14,11 @@
   seconds (default 1.0), not inside a request's commit — SQLite's automatic
   checkpoint would otherwise stall every ~1000th write by milliseconds.
   `checkpoint_interval=0` restores SQLite's automatic checkpoints.
+* Group commit (`batch()`): a thread may run several writes as savepoints of one
+  transaction and commit them together. The gateway does this for the store
+  calls its requests make in the same turn of the event loop, so concurrent
+  requests share one COMMIT (the write of the WAL pages) instead of paying one
+  each; every request still gets its answer only after the COMMIT.
 * Durability: `synchronous=NORMAL` (default) — a committed transaction
   survives the process being killed (kill -9) because it is in the WAL;
   only a power loss or OS crash can drop the last commits. Add
@@ -25,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +64,16 @@ class _SqliteTx(Tx):
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         row: Row | None = self._conn.execute(sql, params).fetchone()
         return row
+
+
+class _Batch:
+    """One thread's group-commit block (`SqliteStore.batch`)."""
+
+    __slots__ = ("locked", "lost")
+
+    def __init__(self) -> None:
+        self.locked = False  # the write lock is held and BEGIN IMMEDIATE issued
+        self.lost = ""  # why SQLite dropped the transaction mid-block, if it did
 
 
 class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste detectors' reads
@@ -158,7 +173,74 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
         self._local = threading.local()
 
     # -- transactions -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: the writes this thread makes inside the block share ONE transaction, each
+        in a savepoint of its own (a write that fails is undone alone and raises to its caller), and
+        the block ends with one COMMIT. The transaction (and the write lock) is taken by the first
+        write, so a block of reads takes no lock. Nothing written in the block is durable until the
+        block has ended without an error: a failed COMMIT raises `StoreUnavailable` out of the
+        block, and a write that finds the transaction already lost raises it too."""
+        if getattr(self._local, "batch", None) is not None:
+            yield  # nested: the outer block commits
+            return
+        state = _Batch()
+        self._local.batch = state
+        try:
+            yield
+        finally:
+            self._local.batch = None
+            if state.locked:
+                self._end_batch(state)
+
+    def _end_batch(self, state: _Batch) -> None:
+        conn = self._conn()
+        try:
+            if state.lost:
+                raise StoreUnavailable(f"SQLite database {self.path}: a batched transaction was lost ({state.lost})")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite database {self.path}: COMMIT failed ({exc})") from exc
+        finally:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._write_lock.release()
+
+    def _batched_write(self, state: _Batch, body: Callable[[Tx], T]) -> T:
+        conn = self._conn()
+        if state.lost:
+            raise StoreUnavailable(f"SQLite database {self.path}: a batched transaction was lost ({state.lost})")
+        if not state.locked:
+            self._write_lock.acquire()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._write_lock.release()
+                raise self._error(exc) from exc
+            state.locked = True
+        conn.execute("SAVEPOINT costplane_write")
+        try:
+            result = body(_SqliteTx(conn))
+        except BaseException as exc:
+            try:
+                if not conn.in_transaction:  # SQLite rolled it all back (I/O error, disk full)
+                    raise sqlite3.OperationalError("the transaction was rolled back")
+                conn.execute("ROLLBACK TO costplane_write")
+                conn.execute("RELEASE costplane_write")
+            except sqlite3.Error:  # the writes batched before this one cannot be committed
+                state.lost = str(exc) or type(exc).__name__
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            raise
+        conn.execute("RELEASE costplane_write")
+        return result
+
     def _write(self, body: Callable[[Tx], T]) -> T:
+        state: _Batch | None = getattr(self._local, "batch", None)
+        if state is not None:
+            return self._batched_write(state, body)
         conn = self._conn()
         with self._write_lock:
             try:
