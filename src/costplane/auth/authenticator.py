@@ -8,7 +8,8 @@ machine API, the users' API, the OTLP receiver and the dashboard share.
 Revocation is immediate. The store keeps a credential generation that grows by one in the very
 transaction that revokes a key, revokes a token or session, or disables a user (schema v12).
 Every resolution first reads that generation (one primary-key read of a one-row table) and
-drops the whole cache when it moved; an entry is only ever used under the generation it was
+drops the whole cache when it moved — callers that arrive together share one read, but only a
+read that started after they arrived; an entry is only ever used under the generation it was
 loaded at. So the request after a revocation's commit is refused — on this process and on
 every other process sharing the store, SQLite or PostgreSQL — with no time window. Expiry is
 checked on every use. Unknown secrets are never cached (a flood of guesses cannot evict).
@@ -68,10 +69,44 @@ class Authenticator:
         self._entries: dict[str, _Entry] = {}
         self._generation = -1
         self.loads = 0  # store look-ups of credentials (cache misses), for tests and measurements
+        self._reads = threading.Condition(threading.Lock())  # the single-flight generation read
+        self._reading = False
+        self._reads_started = 0
+        self._reads_done = 0
+        self._read_value = -1
+        self.generation_reads = 0  # store reads of the generation (shared by concurrent callers)
 
     # -- the cache ----------------------------------------------------------------------------
+    def _read_generation(self) -> int:
+        """The credential generation as of a read that STARTED after this call did: concurrent
+        callers share one read (single flight), never one that was already under way when they
+        arrived, so a revocation committed before a request arrived is always seen by it."""
+        with self._reads:
+            wanted = self._reads_started + 1  # the first read that may start from now on
+            while self._reads_done < wanted:
+                if self._reading:
+                    self._reads.wait()
+                    continue
+                self._reading = True
+                self._reads_started += 1
+                number = self._reads_started
+                self._reads.release()
+                try:
+                    value = self._store.credentials_generation()
+                except BaseException:
+                    self._reads.acquire()
+                    self._reading = False
+                    self._reads.notify_all()  # a waiter takes over the read
+                    raise
+                self._reads.acquire()
+                self._reading = False
+                self._reads_done, self._read_value = number, value
+                self.generation_reads += 1
+                self._reads.notify_all()
+            return self._read_value
+
     def _current(self) -> int:
-        generation = self._store.credentials_generation()
+        generation = self._read_generation()
         with self._lock:
             if generation != self._generation:
                 self._entries.clear()
