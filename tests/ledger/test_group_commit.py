@@ -42,7 +42,7 @@ def test_a_failing_write_is_undone_alone_and_the_others_commit(tmp_path: Path) -
         first, ok1 = reserve(store, [hard])
         with pytest.raises(StoreError, match="unknown reservation"):
             store.settle("res_missing", event(5))
-        second, ok2 = reserve(store, [hard])
+        _, ok2 = reserve(store, [hard])
         store.settle(first.id, event(7, rid=first.id))
     assert ok1.ok and ok2.ok
     other = SqliteStore(tmp_path / "g.db")  # another connection sees the committed batch
@@ -77,12 +77,13 @@ def test_a_failed_commit_fails_every_call_of_the_batch_and_keeps_nothing(tmp_pat
 
     async def main() -> list[object]:
         with executor.request(), executor.request():
-            return await asyncio.gather(
+            outcomes: list[object] = await asyncio.gather(
                 executor.run(lambda: reserve(store, [claim(budget="g", amount=10)])[1].ok),
                 executor.run(store._write, lambda tx: tx.exec("INSERT INTO child (pid) VALUES ('nobody')")),
                 executor.run(store.record_event, event(5), ()),
                 return_exceptions=True,
             )
+            return outcomes
 
     results = asyncio.run(main())
     assert store.batches >= 2
