@@ -47,6 +47,7 @@ settlements since (alerts and remaining-budget headers); the limit check itself 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -109,6 +110,8 @@ class LeasedLedger:
         self._pending: list[LeasedRecord] = []
         self._closing: set[str] = set()  # admissions settled or released here, their records not yet applied
         self._retry: list[tuple[list[LeasedRecord], Path | None]] = []
+        # the loop guard's view of what is settled here and not yet applied: (run, request hash) -> times
+        self._unapplied_calls: dict[tuple[str, str], list[datetime]] = {}
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self.round_trips = 0  # store transactions of the leased path (takes, batches, give-backs)
@@ -287,6 +290,9 @@ class LeasedLedger:
                 self._pending.append(record)
                 self._closing.add(reservation_id)
                 self._count_open(held, -1)
+                loop_key = _loop_key(event)
+                if loop_key is not None:
+                    self._unapplied_calls.setdefault(loop_key, []).append(event.ts)
                 for key, lease_id, amount in held.carved:
                     window = self._windows.get(key)
                     if window is not None and lease_id is not None and window.lease_id == lease_id:
@@ -412,6 +418,13 @@ class LeasedLedger:
                         self._closing.discard(record.reservation.id)
                     if record.event is None:
                         continue
+                    loop_key = _loop_key(record.event)
+                    seen = self._unapplied_calls.get(loop_key) if loop_key is not None else None
+                    if loop_key is not None and seen is not None:
+                        with contextlib.suppress(ValueError):
+                            seen.remove(record.event.ts)
+                        if not seen:
+                            del self._unapplied_calls[loop_key]
                     cost = int(record.event.cost_nano)
                     for claim, of_lease in zip(record.claims, record.leases, strict=True):
                         touched.add(window_key(claim))
@@ -625,10 +638,15 @@ class LeasedLedger:
         """The store's count plus this process's settled calls not yet applied to it (the loop guard
         must see a run's last calls at once, not when the writer gets to them)."""
         with self._lock:
-            unapplied = [r.event for r in self._pending] + [r.event for part, _ in list(self._retry) for r in part]
-        own = sum(1 for e in unapplied if e is not None and e.context.run == run
-                  and e.request_hash == request_hash and e.ts >= since)
+            own = sum(1 for ts in self._unapplied_calls.get((run, request_hash), ()) if ts >= since)
         return self.store.count_recent_requests(run, request_hash, since) + own
+
+
+def _loop_key(event: CostEvent) -> tuple[str, str] | None:
+    """What the loop guard counts an event under: its run and request hash (None: it counts nowhere)."""
+    if event.context.run is None or event.request_hash is None:
+        return None
+    return event.context.run, event.request_hash
 
 
 def _own(window: LeaseWindow) -> tuple[int, int, int, int]:
