@@ -227,9 +227,14 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
     def _read(self, body: Callable[[Tx], T]) -> T:
         return self._run(body)
 
+    def _read_row(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """One statement on the autocommit connection: no BEGIN/COMMIT round trips (the loop
+        detector's count runs on every request of a run)."""
+        return self._run(lambda tx: tx.one(sql, params), single=True)
+
     def credentials_generation(self) -> int:
         """One statement, no BEGIN/COMMIT: read on every authenticated request (see costplane.auth)."""
-        row = self._run(lambda tx: tx.one("SELECT generation FROM credential_generation WHERE id = 1"), single=True)
+        row = self._read_row("SELECT generation FROM credential_generation WHERE id = 1")
         return int(row[0]) if row else 0
 
     # -- the hot path: one server-side function call each (schema v3) ----------------------

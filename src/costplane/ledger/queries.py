@@ -83,6 +83,12 @@ class SqlQueries(ABC):
     @abstractmethod
     def _read(self, body: Callable[[Tx], T]) -> T: ...
 
+    def _read_row(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """One read statement's first row. A driver may send it without a transaction around it
+        (PostgreSQL: one round trip instead of three; under READ COMMITTED a lone statement sees
+        the same snapshot either way)."""
+        return self._read(lambda tx: tx.one(sql, params))
+
     @abstractmethod
     def _table_exists(self, tx: Tx, table: str) -> bool: ...
 
@@ -375,7 +381,7 @@ class SqlQueries(ABC):
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        row = self._read(lambda tx: tx.one(sql, params))
+        row = self._read_row(sql, params)
         return int(row[0]) if row else 0
 
     @staticmethod
