@@ -74,7 +74,6 @@ class Authenticator:
         self._reads_started = 0
         self._reads_done = 0
         self._read_value = -1
-        self.generation_reads = 0  # store reads of the generation (shared by concurrent callers)
 
     # -- the cache ----------------------------------------------------------------------------
     def _read_generation(self) -> int:
@@ -101,7 +100,6 @@ class Authenticator:
                 self._reads.acquire()
                 self._reading = False
                 self._reads_done, self._read_value = number, value
-                self.generation_reads += 1
                 self._reads.notify_all()
             return self._read_value
 

@@ -69,10 +69,10 @@ class _SqliteTx(Tx):
 class _Batch:
     """One thread's group-commit block (`SqliteStore.batch`)."""
 
-    __slots__ = ("locked", "lost")
+    __slots__ = ("conn", "lost")
 
     def __init__(self) -> None:
-        self.locked = False  # the write lock is held and BEGIN IMMEDIATE issued
+        self.conn: sqlite3.Connection | None = None  # set once the write lock is held and BEGIN IMMEDIATE issued
         self.lost = ""  # why SQLite dropped the transaction mid-block, if it did
 
 
@@ -190,11 +190,10 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             yield
         finally:
             self._local.batch = None
-            if state.locked:
-                self._end_batch(state)
+            if state.conn is not None:
+                self._end_batch(state, state.conn)
 
-    def _end_batch(self, state: _Batch) -> None:
-        conn = self._conn()
+    def _end_batch(self, state: _Batch, conn: sqlite3.Connection) -> None:
         try:
             if state.lost:
                 raise StoreUnavailable(f"SQLite database {self.path}: a batched transaction was lost ({state.lost})")
@@ -209,18 +208,22 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             self._write_lock.release()
 
     def _batched_write(self, state: _Batch, body: Callable[[Tx], T]) -> T:
-        conn = self._conn()
         if state.lost:
             raise StoreUnavailable(f"SQLite database {self.path}: a batched transaction was lost ({state.lost})")
-        if not state.locked:
+        conn = state.conn
+        if conn is None:
+            conn = self._conn()
             self._write_lock.acquire()
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 self._write_lock.release()
                 raise self._error(exc) from exc
-            state.locked = True
-        conn.execute("SAVEPOINT costplane_write")
+            state.conn = conn
+        try:
+            conn.execute("SAVEPOINT costplane_write")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         try:
             result = body(_SqliteTx(conn))
         except BaseException as exc:
@@ -234,7 +237,11 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             if isinstance(exc, sqlite3.Error):
                 raise self._error(exc) from exc
             raise
-        conn.execute("RELEASE costplane_write")
+        try:
+            conn.execute("RELEASE costplane_write")
+        except sqlite3.Error as exc:
+            state.lost = str(exc)
+            raise self._error(exc) from exc
         return result
 
     def _write(self, body: Callable[[Tx], T]) -> T:
