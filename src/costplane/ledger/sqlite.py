@@ -215,15 +215,12 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             conn = self._conn()
             self._write_lock.acquire()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+                self._statement(conn, "BEGIN IMMEDIATE")
+            except StoreError:
                 self._write_lock.release()
-                raise self._error(exc) from exc
+                raise
             state.conn = conn
-        try:
-            conn.execute("SAVEPOINT costplane_write")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
+        self._statement(conn, "SAVEPOINT costplane_write")
         try:
             result = body(_SqliteTx(conn))
         except BaseException as exc:
@@ -250,10 +247,7 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             return self._batched_write(state, body)
         conn = self._conn()
         with self._write_lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._error(exc) from exc
+            self._statement(conn, "BEGIN IMMEDIATE")
             try:
                 result = body(_SqliteTx(conn))
                 conn.execute("COMMIT")
@@ -264,6 +258,13 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
                     raise self._error(exc) from exc
                 raise
             return result
+
+    def _statement(self, conn: sqlite3.Connection, sql: str) -> None:
+        """A transaction-control statement; its failure is the store's error (busy: `StoreUnavailable`)."""
+        try:
+            conn.execute(sql)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     def _read(self, body: Callable[[Tx], T]) -> T:
         try:
