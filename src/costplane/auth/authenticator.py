@@ -13,6 +13,10 @@ read that started after they arrived; an entry is only ever used under the gener
 loaded at. So the request after a revocation's commit is refused — on this process and on
 every other process sharing the store, SQLite or PostgreSQL — with no time window. Expiry is
 checked on every use. Unknown secrets are never cached (a flood of guesses cannot evict).
+
+`cached_key` answers from the cache alone, for a caller that confirms with `key` before it acts:
+the gateway reads and checks a governed call with it, then confirms the key in the same store step
+that admits the call (and before any error answer), which saves a thread hand-off per call.
 """
 
 from __future__ import annotations
@@ -158,6 +162,21 @@ class Authenticator:
         if entry is None or entry.key is None or not entry.key.usable(self._clock()):
             return None
         return entry.key
+
+    def cached_key(self, secret: str) -> KeyRecord | None:
+        """The usable key behind a `cpk_` secret as this cache last saw it — no store read — or None
+        when it is not cached under the last generation read. NOT revocation-exact by itself: a
+        caller that acts on it confirms it with `key` (a fresh generation read) before it answers
+        the request or spends on it (the gateway does so in the store step that admits the call)."""
+        if not secret.startswith(KEY_PREFIX):
+            return None
+        digest = hash_secret(secret)
+        with self._lock:
+            hit = self._entries.get(digest)
+            generation = self._generation
+        if hit is None or hit.generation != generation or hit.key is None or not hit.key.usable(self._clock()):
+            return None
+        return hit.key
 
     def principal(self, secret: str, kind: str = "token") -> Principal | None:
         """The principal of a key or an API token (`kind` = token | session), or None when the

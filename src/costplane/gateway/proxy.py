@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -18,7 +18,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
-from costplane.attribution.context import InvalidAttribute
+from costplane.attribution.context import Context, InvalidAttribute
 from costplane.attribution.resolve import AttributionConflict, resolve_context, traceparent_ids
 from costplane.auth.authenticator import Authenticator
 from costplane.core.decision import DecisionCore
@@ -116,6 +116,19 @@ class _Gone(Exception):
     """The client went away while its request body was being read."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A governed call read and checked, ready for admission."""
+
+    incoming: Incoming
+    facts: RequestFacts
+    ctx: Context
+    llm: LlmRequest
+    trace: CallIds
+    cache_wanted: bool
+    unconfirmed: str | None  # the secret of a key taken from the cache, confirmed in the admission's step
+
+
 class GovernedProxy:
     def __init__(self, core: DecisionCore, auth: Authenticator, transport: UpstreamTransport,
                  max_request_bytes: int, upstream_timeout: float, store: StoreExecutor,
@@ -135,19 +148,28 @@ class GovernedProxy:
 
     async def handle(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> Response:
         with self.store.request():
-            if route.governed:
-                return await self._handle(adapter, route, request)
-            return await self._pass(adapter, route, request)
+            try:
+                if route.governed:
+                    return await self._handle(adapter, route, request)
+                return await self._pass(adapter, route, request)
+            except StoreUnavailable as exc:  # e.g. the key could not be read: refused, in the protocol's shape
+                return error_response(adapter, 503, "spend_unverifiable",
+                                      f"the request cannot be verified (store unavailable: {exc}); failing closed",
+                                      retryable=True)
 
     async def _authenticated_body(self, adapter: ProtocolAdapter,
                                   request: Request) -> tuple[KeyRecord, Incoming] | Response:
-        """The caller's key and the request with its body, or the error that refuses it."""
+        """The caller's key (read under a fresh credential generation) and the request with its body,
+        or the error that refuses it."""
         incoming = _incoming(request)
         secret = adapter.credential(incoming)
         key = await self.store.run(self.auth.key, secret) if secret else None  # a store read on PostgreSQL
         if key is None:
-            return error_response(adapter, 401, "invalid_api_key",
-                                  "missing, unknown, expired or revoked costplane key")
+            return self._unauthorized(adapter)
+        return await self._with_body(adapter, request, key, incoming)
+
+    async def _with_body(self, adapter: ProtocolAdapter, request: Request, key: KeyRecord,
+                         incoming: Incoming) -> tuple[KeyRecord, Incoming] | Response:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
             return self._too_large(adapter)
@@ -164,12 +186,32 @@ class GovernedProxy:
             return self._too_large(adapter)
         return key, replace(incoming, body=raw)
 
-    async def _handle(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> Response:
-        started = time.perf_counter()
-        checked = await self._authenticated_body(adapter, request)
-        if isinstance(checked, Response):
-            return checked
-        key, incoming = checked
+    async def _prepare(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> _Prepared | Response:
+        """The call's key, facts, context and core request, or the error that refuses it.
+
+        A key found in the authenticator's cache is used as it is to read and check the request, and
+        confirmed (a credential-generation read that starts after the request arrived) in the store
+        step that admits the call — one thread hand-off instead of two — or, when the request is
+        refused here, before that answer: a key revoked before the request arrived only ever gets 401."""
+        incoming = _incoming(request)
+        secret = adapter.credential(incoming)
+        cached = self.auth.cached_key(secret) if secret else None
+        if cached is None:  # not cached: the full read now, which confirms the key
+            key = await self.store.run(self.auth.key, secret) if secret else None
+            if key is None:
+                return self._unauthorized(adapter)
+            return await self._checked(adapter, route, request, key, incoming, None)
+        checked = await self._checked(adapter, route, request, cached, incoming, secret)
+        if isinstance(checked, Response) and await self.store.run(self.auth.key, secret) is None:
+            return self._unauthorized(adapter)  # revoked (or expired) since it was cached
+        return checked
+
+    async def _checked(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request, key: KeyRecord,
+                       incoming: Incoming, unconfirmed: str | None) -> _Prepared | Response:
+        with_body = await self._with_body(adapter, request, key, incoming)
+        if isinstance(with_body, Response):
+            return with_body
+        key, incoming = with_body
         try:
             facts = adapter.parse(route, incoming, self.core.config.gateway)
             size = await self._chain_bound(facts, key.id)
@@ -181,7 +223,6 @@ class GovernedProxy:
             return error_response(adapter, 403, "attribution_conflict", str(exc), param=exc.source)
         except InvalidAttribute as exc:
             return error_response(adapter, 400, "invalid_attribution", str(exc), param=exc.source)
-        trace = _trace(request)
 
         cache_header = request.headers.get("x-costplane-cache")
         cache_wanted = False
@@ -203,19 +244,38 @@ class GovernedProxy:
                                      "body": request_hash(hashed, normalise=False)}, normalise=False)
             if facts.cacheable else None,
         )
+        return _Prepared(incoming, facts, ctx, llm, _trace(request), cache_wanted, unconfirmed)
+
+    def _admit_as(self, unconfirmed: str | None, admit: Callable[[Context, LlmRequest], Admission | Denial],
+                  ctx: Context, llm: LlmRequest) -> Admission | Denial | None:
+        """One store step: the cached key's confirmation (when `unconfirmed` holds its secret), then
+        the admission. None: the key was revoked or expired since it was cached (nothing admitted)."""
+        if unconfirmed is not None and self.auth.key(unconfirmed) is None:
+            return None
+        return admit(ctx, llm)
+
+    async def _handle(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request) -> Response:
+        started = time.perf_counter()
+        prepared = await self._prepare(adapter, route, request)
+        if isinstance(prepared, Response):
+            return prepared
+        facts, incoming, llm, trace = prepared.facts, prepared.incoming, prepared.llm, prepared.trace
         try:
             admit = partial(self.core.admit, tool_uses=dict(facts.tool_uses), uncapped=dict(facts.uncapped))
-            outcome = await self.store.run(admit, ctx, llm)
+            outcome = await self.store.run(self._admit_as, prepared.unconfirmed, admit, prepared.ctx, llm)
         except StoreUnavailable as exc:
             return error_response(adapter, 503, "spend_unverifiable",
                                   f"spend cannot be verified (store unavailable: {exc}); failing closed",
                                   retryable=True)
+        if outcome is None:
+            return self._unauthorized(adapter)
         if isinstance(outcome, Denial):
             return error_response(adapter, denial_status(outcome), outcome.code, outcome.message,
                                   param="model" if outcome.code == "model_not_found" else None,
                                   decision_id=outcome.decision_id, retryable=outcome.retryable,
                                   remaining_nano=outcome.remaining_nano)
         admission = outcome
+        cache_wanted = prepared.cache_wanted
         use_cache = llm.cache_hash is not None and (cache_wanted or admission.params.get("cache") is True)
         if use_cache:
             hit = await self.store.run(self.core.serve_cached, admission,
@@ -484,6 +544,9 @@ class GovernedProxy:
         except ClientDisconnect:
             raise _Gone from None
         return b"".join(chunks)
+
+    def _unauthorized(self, adapter: ProtocolAdapter) -> Response:
+        return error_response(adapter, 401, "invalid_api_key", "missing, unknown, expired or revoked costplane key")
 
     def _too_large(self, adapter: ProtocolAdapter) -> Response:
         return error_response(adapter, 413, "request_too_large",
