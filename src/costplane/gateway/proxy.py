@@ -197,21 +197,18 @@ class GovernedProxy:
         secret = adapter.credential(incoming)
         cached = self.auth.cached_key(secret) if secret else None
         if cached is None:  # not cached: the full read now, which confirms the key
-            key = await self.store.run(self.auth.key, secret) if secret else None
-            if key is None:
-                return self._unauthorized(adapter)
-            return await self._checked(adapter, route, request, key, incoming, None)
-        checked = await self._checked(adapter, route, request, cached, incoming, secret)
-        if isinstance(checked, Response) and await self.store.run(self.auth.key, secret) is None:
+            with_body = await self._authenticated_body(adapter, request)
+        else:
+            with_body = await self._with_body(adapter, request, cached, incoming)
+        checked: _Prepared | Response = with_body if isinstance(with_body, Response) else await self._checked(
+            adapter, route, request, *with_body, unconfirmed=secret if cached is not None else None)
+        if cached is not None and isinstance(checked, Response) and await self.store.run(self.auth.key, secret) is None:
             return self._unauthorized(adapter)  # revoked (or expired) since it was cached
         return checked
 
     async def _checked(self, adapter: ProtocolAdapter, route: AdapterRoute, request: Request, key: KeyRecord,
-                       incoming: Incoming, unconfirmed: str | None) -> _Prepared | Response:
-        with_body = await self._with_body(adapter, request, key, incoming)
-        if isinstance(with_body, Response):
-            return with_body
-        key, incoming = with_body
+                       incoming: Incoming, *, unconfirmed: str | None) -> _Prepared | Response:
+        """The request with its body parsed and bounded, attributed and hashed; or its 400/403/404."""
         try:
             facts = adapter.parse(route, incoming, self.core.config.gateway)
             size = await self._chain_bound(facts, key.id)
