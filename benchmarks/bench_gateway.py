@@ -38,8 +38,10 @@ hot path swapped at a time: granian instead of uvicorn (needs --granian-python: 
 with granian installed, it is not a project dependency), httpx instead of aiohttp, a direct ASGI
 dispatch instead of Starlette's router, decoding and re-encoding the JSON (stdlib json, orjson),
 copying the upstream's headers. --profile DIR additionally runs one more loaded gateway period at
-the largest connection count under `py-spy record` (pip install py-spy) and prints a breakdown of
-gateway CPU by component. PostgreSQL comes from --pg or env COSTPLANE_TEST_PG (default
+the largest connection count under `py-spy record --gil` (pip install py-spy) and prints a breakdown
+of gateway CPU by component: only samples of the thread holding the GIL count, since a thread that
+is runnable but waiting for a core or for the GIL (a store thread under load) is not spending CPU.
+PostgreSQL comes from --pg or env COSTPLANE_TEST_PG (default
 postgresql://postgres@127.0.0.1:5432/test); the benchmark creates and drops schema bench_<random>.
 """
 
@@ -443,7 +445,7 @@ def run_profile(gw_pid: int, url: str, key: str, connections: int, duration: int
     with log.open("wb") as spy_log:
         spies = [
             subprocess.Popen([py_spy, "record", "--pid", str(gw_pid), "--rate", "250", "--nonblocking",
-                              "--full-filenames", *(["--idle", "--threads"] if wall else []),
+                              "--full-filenames", *(["--idle", "--threads"] if wall else ["--gil"]),
                               "--duration", str(duration), "--format", fmt,
                               "-o", str(path)],
                              stdout=subprocess.DEVNULL, stderr=spy_log, start_new_session=True)
@@ -692,7 +694,7 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
         result, collapsed = profile
         total, ranked = profile_breakdown(collapsed, main_thread_only=args.wall)
         print()
-        kind = "wall-clock of the event-loop thread" if args.wall else "CPU (all threads)"
+        kind = "wall-clock of the event-loop thread" if args.wall else "CPU (samples holding the GIL, all threads)"
         print(f"## gateway {kind} — py-spy, {result.connections} connections, {total:,} samples "
               f"at 250 Hz over {args.duration}s ({result.rps:,.0f} req/s under the profiler)")
         print()
