@@ -152,9 +152,9 @@ class GovernedProxy:
                 if route.governed:
                     return await self._handle(adapter, route, request)
                 return await self._pass(adapter, route, request)
-            except StoreUnavailable as exc:  # e.g. the key could not be read: refused, in the protocol's shape
+            except StoreUnavailable as exc:  # the key or the admission could not be read: refused, in its shape
                 return error_response(adapter, 503, "spend_unverifiable",
-                                      f"the request cannot be verified (store unavailable: {exc}); failing closed",
+                                      f"spend cannot be verified (store unavailable: {exc}); failing closed",
                                       retryable=True)
 
     async def _authenticated_body(self, adapter: ProtocolAdapter,
@@ -257,13 +257,8 @@ class GovernedProxy:
         if isinstance(prepared, Response):
             return prepared
         facts, incoming, llm, trace = prepared.facts, prepared.incoming, prepared.llm, prepared.trace
-        try:
-            admit = partial(self.core.admit, tool_uses=dict(facts.tool_uses), uncapped=dict(facts.uncapped))
-            outcome = await self.store.run(self._admit_as, prepared.unconfirmed, admit, prepared.ctx, llm)
-        except StoreUnavailable as exc:
-            return error_response(adapter, 503, "spend_unverifiable",
-                                  f"spend cannot be verified (store unavailable: {exc}); failing closed",
-                                  retryable=True)
+        admit = partial(self.core.admit, tool_uses=dict(facts.tool_uses), uncapped=dict(facts.uncapped))
+        outcome = await self.store.run(self._admit_as, prepared.unconfirmed, admit, prepared.ctx, llm)
         if outcome is None:
             return self._unauthorized(adapter)
         if isinstance(outcome, Denial):
@@ -272,8 +267,7 @@ class GovernedProxy:
                                   decision_id=outcome.decision_id, retryable=outcome.retryable,
                                   remaining_nano=outcome.remaining_nano)
         admission = outcome
-        cache_wanted = prepared.cache_wanted
-        use_cache = llm.cache_hash is not None and (cache_wanted or admission.params.get("cache") is True)
+        use_cache = llm.cache_hash is not None and (prepared.cache_wanted or admission.params.get("cache") is True)
         if use_cache:
             hit = await self.store.run(self.core.serve_cached, admission,
                                        int((time.perf_counter() - started) * 1000))

@@ -241,11 +241,6 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
         detector's count runs on every request of a run)."""
         return self._run(lambda tx: tx.one(sql, params), single=True)
 
-    def credentials_generation(self) -> int:
-        """One statement, no BEGIN/COMMIT: read on every authenticated request (see costplane.auth)."""
-        row = self._read_row("SELECT generation FROM credential_generation WHERE id = 1")
-        return int(row[0]) if row else 0
-
     # -- the hot path: one server-side function call each (schema v3) ----------------------
     def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
         if not self.use_functions:

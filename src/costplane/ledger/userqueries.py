@@ -17,7 +17,7 @@ from costplane.ledger import codec
 from costplane.ledger.codec import column_list
 from costplane.ledger.envqueries import ENV_COLUMNS, row_to_env
 from costplane.ledger.envtypes import EnvironmentRecord
-from costplane.ledger.queries import Tx
+from costplane.ledger.queries import Row, Tx
 from costplane.ledger.types import DecisionRecord
 from costplane.ledger.usertypes import ApiTokenRecord, DecisionQuery, EnvironmentQuery, Scope, UserRecord
 
@@ -76,6 +76,9 @@ class UserQueries(ABC):
     @abstractmethod
     def _read(self, body: Callable[[Tx], T]) -> T: ...
 
+    @abstractmethod
+    def _read_row(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
     # -- users ------------------------------------------------------------------------
     def create_user(self, user: UserRecord) -> None:
         sql = f"INSERT INTO users ({column_list(_USER_COLUMNS)}) VALUES ({', '.join('?' * len(_USER_COLUMNS))})"
@@ -101,7 +104,7 @@ class UserQueries(ABC):
     # -- the credential generation (v12) ---------------------------------------------------
     def credentials_generation(self) -> int:
         """Grows by one with every revocation; credential caches compare it on every request."""
-        row = self._read(lambda tx: tx.one(_GENERATION))
+        row = self._read_row(_GENERATION)  # PostgreSQL: one statement, no BEGIN/COMMIT
         return int(row[0]) if row else 0
 
     # -- API tokens ---------------------------------------------------------------------
