@@ -286,7 +286,10 @@ def test_a_hard_budget_holds_while_every_protocol_spends_from_it_at_once(probe: 
 
     statuses = asyncio.run(run())
     assert set(statuses) <= {200, 402, 429}, statuses
-    assert statuses.count(200) >= 10  # the budget was really spent from, not refused up front
+    # the budget was really spent from, not refused up front. How many fit depends on how the 140
+    # admissions overlap: a 300-token Claude Haiku call reserves 75 % of the budget while in flight,
+    # so a burst decided within one call's lifetime can leave room for only a few
+    assert statuses.count(200) >= 1
     assert statuses.count(200) < len(statuses)  # and it ran out
     events = probe.events("hot")
     assert len(events) == statuses.count(200)
