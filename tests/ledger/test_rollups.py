@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ledger_helpers import claim, event, reserve
+from ledger_helpers import claim, decision, event, reserve
 
 from costplane.attribution.context import Context
 from costplane.ledger import Store, open_store
@@ -207,3 +207,77 @@ def test_routable_names() -> None:
     assert not routable(["run"], {})
     assert not routable([], {"trace": "t"})
     assert not routable(["team"], {"team": ""})
+
+
+def _rollup_rows(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    """Both tables' rows, less those a DELETE or UPDATE trigger left at zero events (a rebuild has none)."""
+    read = store._read  # type: ignore[attr-defined]
+    return {table: read(lambda tx, t=table: [tuple(r) for r in tx.all(f"SELECT * FROM {t} WHERE events <> 0"
+                                                                         " ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
+                                                                         " 11, 12, 13, 14")])
+            for table in ("spend_hourly", "spend_daily")}  # fmt: skip
+
+
+def _marked(store: Store) -> int:
+    return int(store._read(lambda tx: tx.one("SELECT COUNT(*) FROM cost_events WHERE rolled_up")[0]))  # type: ignore[attr-defined]
+
+
+def test_batch_writers_add_what_the_trigger_would(store: Store) -> None:
+    """record_spend and the lease writer insert marked rows and add their batch's sums themselves
+    (schema v17): the rollups equal a rebuild from the events, whatever mix of single writes,
+    batches, replayed duplicates, pre-1970 instants and later deletes and updates wrote them."""
+    from costplane.ledger.lease_store import LeasedRecord
+
+    rng = random.Random(20261207)
+    events = [_random_event(rng, i) for i in range(900)]
+    events.append(event(11, eid="before-1970", ts=datetime(1969, 12, 31, 23, 30, 5, tzinfo=UTC),
+                        ctx=Context(team="alpha")))  # fmt: skip
+    rng.shuffle(events)
+    single, spent, leased = events[:200], events[200:550], events[550:]
+    for e in single:
+        store.record_event(e)  # type: ignore[arg-type]
+    for start in range(0, len(spent), 37):  # every batch also replays two events already stored
+        batch = [*spent[start:start + 37], *rng.sample(events[:start + 200], 2)]
+        new, _ = store.record_spend(batch, [()] * len(batch), [None] * len(batch))  # type: ignore[arg-type]
+        assert sum(new) == len(spent[start:start + 37])
+    for start in range(0, len(leased), 50):
+        part = leased[start:start + 50]
+        records = [LeasedRecord(decision(), (), (), e) for e in part]  # type: ignore[arg-type]
+        store.apply_leased(records)  # type: ignore[attr-defined]
+        store.apply_leased(records[:5])  # type: ignore[attr-defined]  # a replayed journal: skipped
+    assert _marked(store) == len(spent) + len(leased)  # the batches really took the batch path
+    written = _rollup_rows(store)
+    assert sum(row[-3] for row in written["spend_hourly"]) == len(events)  # type: ignore[misc]
+    store.rebuild_rollups()
+    assert _rollup_rows(store) == written
+    # DELETE and UPDATE triggers treat marked rows like any other
+    write = store._write  # type: ignore[attr-defined]
+    write(lambda tx: tx.exec("DELETE FROM cost_events WHERE id = ?", (leased[0].id,)))  # type: ignore[attr-defined]
+    write(lambda tx: tx.exec("UPDATE cost_events SET team = 'omega', cost_nano = 3 WHERE id = ?",
+                             (spent[0].id,)))  # type: ignore[attr-defined]  # fmt: skip
+    after = _rollup_rows(store)
+    store.rebuild_rollups()
+    assert _rollup_rows(store) == after != written
+    routed, raw = _both(store, group_by=["team", "model"], bucket="hour")
+    assert routed == raw and any(r.group["team"] == "omega" for r in raw)
+
+
+def test_batches_before_and_after_the_batch_marker(store_url: Callable[[], str]) -> None:
+    """A store at schema v16 writes batches through the trigger; after v17 the same batches add
+    their own sums; the rollups stay exact across the step."""
+    store = open_store(store_url())
+    try:
+        store.migrate(target=16)  # type: ignore[call-arg]
+        rng = random.Random(16)
+        first = [_random_event(rng, i) for i in range(80)]
+        store.record_spend(first, [()] * 80, [None] * 80)
+        store.migrate()
+        assert store.schema_version() >= 17
+        second = [_random_event(rng, 100 + i) for i in range(80)]
+        store.record_spend(second, [()] * 80, [None] * 80)
+        assert _marked(store) == 80
+        written = _rollup_rows(store)
+        store.rebuild_rollups()
+        assert _rollup_rows(store) == written
+    finally:
+        store.close()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from costplane.ledger import calls as call_ids
-from costplane.ledger import codec
+from costplane.ledger import codec, rollups
 from costplane.ledger.alertqueries import AlertQueries
 from costplane.ledger.codec import column_list
 from costplane.ledger.envqueries import EnvQueries
@@ -48,6 +48,9 @@ Sums = tuple[int, int, int, int]  # spent, reserved, calls, concurrent of one cl
 _INSERT_RESERVATION = insert_sql("reservations", codec.RESERVATION_COLUMNS)
 # the ledger's event insert with the call ids (schema v13 on); INSERT_EVENT before that
 _INSERT_EVENT_IDS = insert_sql("cost_events", codec.EVENT_WRITE_COLUMNS, " ON CONFLICT (id) DO NOTHING")
+# a batch's event insert (schema v17 on): marked, so the rollup trigger leaves it to the batch's sums
+_INSERT_EVENT_ROLLED = insert_sql("cost_events", (*codec.EVENT_WRITE_COLUMNS, rollups.ROLLED_UP),
+                                  " ON CONFLICT (id) DO NOTHING")
 #: the schema version from which events are inserted with their call ids, and from which an
 #: event observed after the fact keeps its counter rows (`event_claims`) and a gateway event
 #: supersedes it in its own settlement
@@ -146,6 +149,14 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
             return _INSERT_EVENT_IDS, codec.event_to_row_with_ids(event)
         return INSERT_EVENT, codec.event_to_row(event)
 
+    def _batch_inserts(self, events: Sequence[CostEvent]) -> tuple[list[tuple[str, Row]], bool]:
+        """The INSERTs of a batch of events written in one transaction, and whether the batch adds
+        its own rollup sums: from schema v17 the rows are marked `rolled_up` (the trigger skips
+        them) and the writer runs `rollups.batch_upserts` over the rows it inserted."""
+        if not self._schema_at_least(rollups.BATCH_ROLLUP_VERSION):
+            return [self._event_insert(e) for e in events], False
+        return [(_INSERT_EVENT_ROLLED, (*codec.event_to_row_with_ids(e), True)) for e in events], True
+
     def _reconcile(self, tx: Tx, event: CostEvent, reconciles: bool) -> None:
         """A gateway event (not an OTLP one) with call ids supersedes the earlier OTLP/SDK events of
         its call, in the settlement's own transaction (ledger/calls.py)."""
@@ -206,7 +217,7 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
             tx.exec(INSERT_DECISION, dec_row)
             return ReserveResult(ok=True, states=tuple(states))
 
-        return self._write(body)
+        return self._call_write(body)
 
     def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
         insert_event, event_row = self._event_insert(event)
@@ -243,7 +254,7 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
                 tx.many(_ADD_COUNTERS, deltas)
             return tuple(_state(c, s) for c, s in zip(claims, self._window_sums(tx, claims), strict=True))
 
-        return self._write(body)
+        return self._call_write(body)
 
     def release(self, reservation_id: str, status: str = ReservationStatus.RELEASED) -> bool:
         if status not in _CLOSED:
@@ -262,7 +273,7 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
             tx.many(_ADD_COUNTERS, back)
             return True
 
-        return self._write(body)
+        return self._call_write(body)
 
     def expire_reservations(self, now: datetime) -> int:
         due = self._read(lambda tx: tx.all(
@@ -299,7 +310,7 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
                 tx.many(_ADD_COUNTERS, [_delta(c, spent=int(event.cost_nano)) for c in claims])
             return True
 
-        return self._write(body)
+        return self._call_write(body)
 
     def record_spend(self, events: Sequence[CostEvent], claims: Sequence[Sequence[BudgetClaim]],
                      decisions: Sequence[DecisionRecord | None]) -> tuple[tuple[bool, ...], tuple[ClaimState, ...]]:
@@ -308,7 +319,7 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
         whatever the limit (the money is already spent; calls and concurrency are not touched), and
         its decision logged. Returns whether each event was new, and the states afterwards of the
         distinct windows claimed (in order of first claim)."""
-        inserts = [self._event_insert(e) for e in events]
+        inserts, summed = self._batch_inserts(events)
         remembers = self._schema_at_least(EVENT_CLAIMS_VERSION)
         decision_rows = [None if d is None else codec.decision_to_row(d) for d in decisions]
         windows: dict[tuple[str, str, int], BudgetClaim] = {}
@@ -321,23 +332,28 @@ class SqlStore(SqlQueries, RunQueries, EnvQueries, AlertQueries, UserQueries, Re
             self._lock_partitions(tx, partition_keys(distinct))
             inserted: list[bool] = []
             deltas: list[Row] = []
+            written: list[Row] = []
             for event, (insert_event, row), group, decision in zip(events, inserts, claims, decision_rows,
                                                                    strict=True):
                 new = tx.exec(insert_event, row) == 1
                 inserted.append(new)
                 if not new:
                     continue
+                written.append(row)
                 if decision is not None:
                     tx.exec(INSERT_DECISION, decision)
                 if remembers and group and event.id.startswith("otel-") and (event.response_id or event.trace_id):
                     call_ids.remember_claims(tx, event.id, group)  # a gateway event may supersede it later
                 deltas += [_delta(c, spent=int(event.cost_nano)) for c in group]
+            if summed:
+                for sql, sums_rows in rollups.batch_upserts(written):
+                    tx.many(sql, sums_rows)
             if deltas:
                 tx.many(_ADD_COUNTERS, deltas)
             sums = self._window_sums(tx, distinct) if distinct else []
             return tuple(inserted), tuple(_state(c, s) for c, s in zip(distinct, sums, strict=True))
 
-        return self._write(body)
+        return self._call_write(body)
 
 
 def _delta(claim: BudgetClaim, *, spent: int = 0, reserved: int = 0, calls: int = 0,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from costplane.ledger import codec
+from costplane.ledger import codec, rollups
 from costplane.ledger.queries import INSERT_DECISION, Row, Tx, insert_sql
 from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord, Reservation, ReservationStatus
 
@@ -68,6 +68,9 @@ class LeaseQueries(ABC):
     def _write(self, body: Callable[[Tx], T]) -> T: ...
 
     @abstractmethod
+    def _call_write(self, body: Callable[[Tx], T]) -> T: ...
+
+    @abstractmethod
     def _read(self, body: Callable[[Tx], T]) -> T: ...
 
     @abstractmethod
@@ -77,7 +80,7 @@ class LeaseQueries(ABC):
     def _window_sums(self, tx: Tx, claims: Sequence[BudgetClaim]) -> list[tuple[int, int, int, int]]: ...
 
     @abstractmethod
-    def _event_insert(self, event: CostEvent) -> tuple[str, Row]: ...
+    def _batch_inserts(self, events: Sequence[CostEvent]) -> tuple[list[tuple[str, Row]], bool]: ...
 
     @abstractmethod
     def _reconcile(self, tx: Tx, event: CostEvent, reconciles: bool) -> None: ...
@@ -115,7 +118,7 @@ class LeaseQueries(ABC):
                 tx.exec(_ADD, (claim.budget, claim.partition, claim.bucket, 0, granted, 0))
             return granted, _state(claim, (spent, reserved + granted, calls, conc))
 
-        return self._write(body)
+        return self._call_write(body)
 
     def apply_leased(self, records: Sequence[LeasedRecord], renew: Sequence[tuple[str, datetime]] = ()) -> set[str]:
         """Apply a batch of leased settlements and releases in ONE transaction, and move the expiry of
@@ -125,7 +128,9 @@ class LeaseQueries(ABC):
         spend rollups' rows: taking the budget locks after it could deadlock with a settlement).
         Events and decisions are then written a statement per kind for the whole batch (an event
         already stored — a replayed journal — is skipped with its decision)."""
-        inserts = [None if r.event is None else self._event_insert(r.event) for r in records]
+        batch, summed = self._batch_inserts([r.event for r in records if r.event is not None])
+        found = iter(batch)
+        inserts = [None if r.event is None else next(found) for r in records]
         keys = sorted({(c.budget, c.partition) for r in records for c in r.claims})
         lease_ids = sorted({lid for r in records for lid in r.leases if lid is not None} | {lid for lid, _ in renew})
 
@@ -147,8 +152,11 @@ class LeaseQueries(ABC):
                     fresh.append(record)
                 if record.decision is not None:
                     decisions.append(codec.decision_to_row(record.decision))
-            for sql, batch in rows.items():
-                tx.many(sql, batch)
+            for sql, written in rows.items():
+                tx.many(sql, written)
+                if summed:
+                    for sums_sql, sums_rows in rollups.batch_upserts(written):
+                        tx.many(sums_sql, sums_rows)
             if decisions:
                 tx.many(INSERT_DECISION, decisions)
             for record in fresh:
@@ -177,7 +185,7 @@ class LeaseQueries(ABC):
                         [(codec.to_us(at), lid) for lid, at in renew])
             return {lid for lid, _ in renew if lid not in held}
 
-        return self._write(body)
+        return self._call_write(body)
 
     def promote_leased(self, reservation: Reservation, decision: DecisionRecord,
                        leases: Sequence[str | None]) -> None:
@@ -208,7 +216,7 @@ class LeaseQueries(ABC):
             tx.exec(insert_sql("reservations", codec.RESERVATION_COLUMNS), res_row)
             tx.exec(INSERT_DECISION, codec.decision_to_row(decision))
 
-        self._write(body)
+        self._call_write(body)
 
     def return_lease(self, lease_id: str, amount_nano: int | None = None) -> int:
         """Give back `amount_nano` of a lease's held headroom (None: all of it, and end the lease).
@@ -229,7 +237,7 @@ class LeaseQueries(ABC):
                 tx.exec(_ADD, (budget, partition, int(bucket), 0, -back, 0))
             return back
 
-        return self._write(body)
+        return self._call_write(body)
 
     def end_leases_of(self, owner: str) -> int:
         """End every lease of `owner` (a process whose journal was just replayed); returns how many."""

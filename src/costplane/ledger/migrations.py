@@ -187,6 +187,8 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (14, ())), key=lambda step: step[0]))
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (15, schema_calls.CLAIMS_STEP)), key=lambda step: step[0]))
 # v16: the lease table of lease-based budgets (ledger/leases.py, lease_store).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (16, schema_leases.LEASE_STEP)), key=lambda step: step[0]))
+# v17: batch writers add their events' sums to the rollups themselves (rollups, `rolled_up`).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (rollups.BATCH_ROLLUP_VERSION, ())), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps
@@ -196,6 +198,7 @@ _DIALECT_STEPS[10] = OPTIMIZE_INDEXES  # v10: the detectors' covering and partia
 _DIALECT_STEPS[11] = CACHE_COLUMNS  # v11: generated cache_hash / cache_on, covering decisions_cacheable
 _DIALECT_STEPS[14] = schema_calls.TRIGGER_STEP  # v14: the rollups' UPDATE trigger skips call-id writes
 _DIALECT_STEPS[15] = {"postgres": pg_functions.CALL_DDL}  # v15: settle/record_event with the call ids
+_DIALECT_STEPS[rollups.BATCH_ROLLUP_VERSION] = rollups.V17_DIALECT  # v17: the batch marker, the trigger skips it
 
 
 def statements(dialect: str, version: int) -> list[str]:

@@ -80,6 +80,12 @@ class SqlQueries(ABC):
     def _write(self, body: Callable[[Tx], T]) -> T:
         """Run `body` in one write transaction (serialised with other writers where needed)."""
 
+    def _call_write(self, body: Callable[[Tx], T]) -> T:
+        """`_write` for the ledger rows of one call or one batch of calls: a bounded number of rows,
+        never a scan or a bulk statement. A driver may run it differently (SQLite keeps its
+        statement journals in memory for it)."""
+        return self._write(body)
+
     @abstractmethod
     def _read(self, body: Callable[[Tx], T]) -> T: ...
 
@@ -104,7 +110,7 @@ class SqlQueries(ABC):
     # -- decisions --------------------------------------------------------------------
     def record_decision(self, decision: DecisionRecord) -> None:
         row = codec.decision_to_row(decision)
-        self._write(lambda tx: tx.exec(INSERT_DECISION, row))
+        self._call_write(lambda tx: tx.exec(INSERT_DECISION, row))
 
     def list_decisions(
         self, *, effect: str | None = None, since: datetime | None = None, limit: int = 100

@@ -12,6 +12,13 @@ today) add the row's figures to its hourly and daily rows in the SAME transactio
 so every writer — the PL/pgSQL settle functions, accrual, OTLP ingest, SDK batches — is covered
 and the rollups are never stale. `ON CONFLICT (id) DO NOTHING` inserts fire no trigger.
 
+Batches (schema v17, `V17_DIALECT`): a writer of many events in one transaction — the lease
+ledger's batch writer, `record_spend` — inserts them with `rolled_up` set, which the INSERT
+trigger skips, and adds the batch's sums itself in the same transaction: one upsert per bucket
+and group (`batch_upserts`) instead of two per event. DELETE and UPDATE triggers treat every row
+alike (a row's figures are in the rollups either way), and a writer that does not set the column
+is covered by the trigger as before.
+
 `plan()` splits a time range into whole days (daily table), whole hours (hourly table) and
 partial-hour edges (raw events, by the ts index) so that a routed query equals the raw scan;
 an edge bucket more than half inside the range is read whole and its outside subtracted
@@ -20,19 +27,24 @@ an edge bucket more than half inside the range is read whole and its outside sub
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from costplane.ledger.codec import QUERY_COLUMNS
+from costplane.ledger.codec import EVENT_COLUMNS, QUERY_COLUMNS
 
 __all__ = [
+    "BATCH_ROLLUP_VERSION",
     "DAY_US",
     "DROP_TRIGGERS",
     "HOUR_US",
     "NULLABLE",
+    "ROLLED_UP",
     "ROLLUP_DIMENSIONS",
     "V8_DIALECT",
+    "V17_DIALECT",
     "Part",
+    "batch_upserts",
     "create_triggers",
     "plan",
     "rebuild_statements",
@@ -42,6 +54,10 @@ __all__ = [
 
 HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
+#: the schema version from which batch writers add their events' sums to the rollups themselves
+BATCH_ROLLUP_VERSION = 17
+#: the `cost_events` column that marks a row whose writer added its figures to the rollups
+ROLLED_UP = "rolled_up"
 
 #: spend() names that the rollups carry (everything in QUERY_COLUMNS but the per-run ids)
 ROLLUP_DIMENSIONS: tuple[str, ...] = ("org", "team", "project", "user", "owner", "tier", "pipeline", "agent",
@@ -92,22 +108,34 @@ def _backfill() -> list[str]:
     return [hourly, daily]
 
 
-def _sqlite_triggers() -> list[str]:
-    def body(*steps: tuple[str, int]) -> str:
-        return " ".join(f"{_upsert(t, w, row, sign)};" for row, sign in steps for t, w in _TABLES)
+def _sqlite_body(*steps: tuple[str, int]) -> str:
+    return " ".join(f"{_upsert(t, w, row, sign)};" for row, sign in steps for t, w in _TABLES)
 
+
+def _sqlite_insert_trigger(batched: bool) -> str:
+    when = f" WHEN NEW.{ROLLED_UP} = 0" if batched else ""
+    body = _sqlite_body(("NEW", 1))
+    return f"CREATE TRIGGER cost_events_rollup_ins AFTER INSERT ON cost_events{when} BEGIN {body} END"
+
+
+def _sqlite_triggers(batched: bool = True) -> list[str]:
     return [
-        f"CREATE TRIGGER cost_events_rollup_ins AFTER INSERT ON cost_events BEGIN {body(('NEW', 1))} END",
-        f"CREATE TRIGGER cost_events_rollup_del AFTER DELETE ON cost_events BEGIN {body(('OLD', -1))} END",
-        f"CREATE TRIGGER cost_events_rollup_upd AFTER UPDATE ON cost_events BEGIN {body(('OLD', -1), ('NEW', 1))} END",
+        _sqlite_insert_trigger(batched),
+        f"CREATE TRIGGER cost_events_rollup_del AFTER DELETE ON cost_events BEGIN {_sqlite_body(('OLD', -1))} END",
+        "CREATE TRIGGER cost_events_rollup_upd AFTER UPDATE ON cost_events"
+        f" BEGIN {_sqlite_body(('OLD', -1), ('NEW', 1))} END",
     ]
 
 
-def _pg_triggers() -> list[str]:
+def _pg_function(batched: bool) -> str:
     old = " ".join(f"{_upsert(t, w, 'OLD', -1)};" for t, w in _TABLES)
     new = " ".join(f"{_upsert(t, w, 'NEW', 1)};" for t, w in _TABLES)
-    function = f"""CREATE OR REPLACE FUNCTION costplane_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
+    skip = f"""
+    IF TG_OP = 'INSERT' AND NEW.{ROLLED_UP} THEN
+        RETURN NULL;  -- its writer adds the batch's sums itself
+    END IF;""" if batched else ""
+    return f"""CREATE OR REPLACE FUNCTION costplane_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN{skip}
     IF TG_OP <> 'INSERT' THEN
         {old}
     END IF;
@@ -117,12 +145,16 @@ BEGIN
     RETURN NULL;
 END
 $fn$"""
-    return [function, "CREATE TRIGGER cost_events_rollup AFTER INSERT OR UPDATE OR DELETE ON cost_events"
-                      " FOR EACH ROW EXECUTE FUNCTION costplane_rollup()"]
+
+
+def _pg_triggers(batched: bool = True) -> list[str]:
+    return [_pg_function(batched), "CREATE TRIGGER cost_events_rollup AFTER INSERT OR UPDATE OR DELETE ON cost_events"
+                                   " FOR EACH ROW EXECUTE FUNCTION costplane_rollup()"]
 
 
 def create_triggers(dialect: str) -> list[str]:
-    """The trigger DDL (a bulk loader drops the triggers, loads, rebuilds and re-creates them)."""
+    """The trigger DDL of the current schema (a bulk loader drops the triggers, loads, rebuilds and
+    re-creates them)."""
     return _pg_triggers() if dialect == "postgres" else _sqlite_triggers()
 
 
@@ -142,11 +174,64 @@ def rebuild_statements(dialect: str) -> list[str]:
 # v8, verbatim per dialect (migrations._DIALECT_STEPS). PostgreSQL: lock out writers first, so
 # every event is either in the backfill or seen by the trigger (never both, never neither).
 V8_DIALECT: dict[str, tuple[str, ...]] = {
-    "sqlite": (*(_create_table(t, " WITHOUT ROWID") for t, _ in _TABLES), *_backfill(), *_sqlite_triggers()),
+    "sqlite": (*(_create_table(t, " WITHOUT ROWID") for t, _ in _TABLES), *_backfill(), *_sqlite_triggers(False)),
     # fillfactor: room on each page for HOT updates of the current hour's rows (they change all hour)
     "postgres": ("LOCK TABLE cost_events IN SHARE ROW EXCLUSIVE MODE",
-                 *(_create_table(t, " WITH (fillfactor = 80)") for t, _ in _TABLES), *_backfill(), *_pg_triggers()),
+                 *(_create_table(t, " WITH (fillfactor = 80)") for t, _ in _TABLES), *_backfill(),
+                 *_pg_triggers(False)),
 }
+
+# v17: the batch marker (instant on both: a constant default) and an INSERT trigger that skips
+# marked rows. Rows written before read as unmarked, which they are.
+V17_DIALECT: dict[str, tuple[str, ...]] = {
+    "sqlite": (f"ALTER TABLE cost_events ADD COLUMN {ROLLED_UP} INTEGER NOT NULL DEFAULT 0",
+               "DROP TRIGGER IF EXISTS cost_events_rollup_ins", _sqlite_insert_trigger(True)),
+    "postgres": (f"ALTER TABLE cost_events ADD COLUMN {ROLLED_UP} BOOLEAN NOT NULL DEFAULT FALSE",
+                 _pg_function(True)),
+}
+
+
+def _truncated(ts: int, width: int) -> int:
+    """`(ts / width) * width` as SQL computes it on BIGINT: truncated toward zero."""
+    return ts // width * width if ts >= 0 else -(-ts // width * width)
+
+
+_AT = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+_DIM_AT = tuple(_AT[col.strip('"')] for col in _COLS)
+_SUM_AT = tuple(_AT[name] for name in ("cost_nano", "saved_nano", "input_tokens", "output_tokens"))
+_TS_AT = _AT["ts"]
+_ADD_SUMS = {
+    table: (f"INSERT INTO {table} ({_KEY}, {', '.join(_SUMS)}) VALUES ({', '.join('?' * (len(_COLS) + 6))})"
+            f" ON CONFLICT ({_KEY}) DO UPDATE SET {', '.join(f'{s} = {table}.{s} + excluded.{s}' for s in _SUMS)}")
+    for table, _ in _TABLES
+}  # fmt: skip
+
+
+def batch_upserts(rows: Iterable[Sequence[Any]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """What the INSERT trigger would add for these inserted event rows (`EVENT_COLUMNS` first, as
+    the stores write them), summed per table, bucket and group: (statement, parameter rows) per
+    table, in key order. The caller runs them in the transaction that inserted the rows with
+    `rolled_up` set."""
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for row in rows:
+        key = (int(row[_TS_AT]), *("" if row[i] is None else row[i] for i in _DIM_AT))
+        entry = sums.setdefault(key, [0, 0, 0, 0, 0])
+        cost, saved, tin, tout = (int(row[i]) for i in _SUM_AT)
+        entry[0] += cost
+        entry[1] += saved
+        entry[2] += 1
+        entry[3] += tin
+        entry[4] += tout
+    out: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for table, width in _TABLES:
+        buckets: dict[tuple[Any, ...], list[int]] = {}
+        for (ts, *dims), entry in sums.items():
+            total = buckets.setdefault((_truncated(ts, width), *dims), [0, 0, 0, 0, 0])
+            for i, value in enumerate(entry):
+                total[i] += value
+        if buckets:
+            out.append((_ADD_SUMS[table], [(*key, *total) for key, total in sorted(buckets.items())]))
+    return out
 
 
 # -- query routing ------------------------------------------------------------------------------

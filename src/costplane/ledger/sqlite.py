@@ -207,12 +207,24 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
                     conn.execute("ROLLBACK")
             self._write_lock.release()
 
-    def _batched_write(self, state: _Batch, body: Callable[[Tx], T]) -> T:
+    def _temp_store(self, conn: sqlite3.Connection, memory: bool) -> None:
+        """Statement journals (and temp tables, sorts) in memory or SQLite's default, between
+        transactions. Every event INSERT needs a statement journal (the rollup trigger makes it a
+        statement that writes several tables), and one call's pages pass the 64 KiB at which
+        SQLite spills it to a temp file, which costs tens of microseconds per row. A bounded call
+        write therefore keeps it in memory; everything else (scans, sorts, bulk statements, whose
+        temp data can be as large as the tables) keeps the default, on disk."""
+        if getattr(self._local, "temp_memory", False) != memory:
+            self._statement(conn, "PRAGMA temp_store = MEMORY" if memory else "PRAGMA temp_store = DEFAULT")
+            self._local.temp_memory = memory
+
+    def _batched_write(self, state: _Batch, body: Callable[[Tx], T], memory: bool = False) -> T:
         if state.lost:
             raise StoreUnavailable(f"SQLite database {self.path}: a batched transaction was lost ({state.lost})")
         conn = state.conn
         if conn is None:
             conn = self._conn()
+            self._temp_store(conn, memory)  # the batch's first write decides, before BEGIN
             self._write_lock.acquire()
             try:
                 self._statement(conn, "BEGIN IMMEDIATE")
@@ -242,10 +254,17 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
         return result
 
     def _write(self, body: Callable[[Tx], T]) -> T:
+        return self._transaction(body, memory=False)
+
+    def _call_write(self, body: Callable[[Tx], T]) -> T:
+        return self._transaction(body, memory=True)
+
+    def _transaction(self, body: Callable[[Tx], T], memory: bool) -> T:
         state: _Batch | None = getattr(self._local, "batch", None)
         if state is not None:
-            return self._batched_write(state, body)
+            return self._batched_write(state, body, memory)
         conn = self._conn()
+        self._temp_store(conn, memory)
         with self._write_lock:
             self._statement(conn, "BEGIN IMMEDIATE")
             try:
@@ -267,8 +286,12 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             raise self._error(exc) from exc
 
     def _read(self, body: Callable[[Tx], T]) -> T:
+        conn = self._conn()
+        state: _Batch | None = getattr(self._local, "batch", None)
+        if state is None or state.conn is None:  # not inside a transaction a batch has begun
+            self._temp_store(conn, False)
         try:
-            return body(_SqliteTx(self._conn()))
+            return body(_SqliteTx(conn))
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
