@@ -21,7 +21,11 @@ CPU per request is the target process's user + system CPU (its whole process tre
 /proc/<pid>/stat) over a measured run, divided by the requests wrk completed in it: it survives a
 busy machine better than requests per second. Every gateway figure is also given as a ratio to the
 pass-through's. After the runs at the largest connection count (saturation), the pass-through and
-the gateway are each run again at half their saturation rate (paced connections) for p99.
+the gateway are each run again at half their saturation rate (paced connections) for p99. A paced
+connection waits an exponentially distributed time between requests (--pacing exponential, the
+default), so the connections' requests arrive like independent arrivals; --pacing fixed waits the
+same time every time, which keeps the connections in lockstep (they start together) and measures
+the queue of a burst of all of them at once.
 
 Governance is fully on. --bundle every-limit (the default): 4 policies (deny, route, mutate, allow —
 each `when` is evaluated on every request, the mutate matches), a hard team budget (1,000,000 USD:
@@ -526,6 +530,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="governance profile: every-limit (default: team budget, per-run budget, per-key "
                              "concurrency limit; leases never engage) or hot-team (team budget, policies, loop "
                              "detector; implies --leases, so the team's window is admitted from leases)")
+    parser.add_argument("--pacing", choices=("exponential", "fixed"), default="exponential",
+                        help="a paced connection's wait between requests: exponential with the mean that gives "
+                             "the rate (default: arrivals interleave) or always the mean (connections in lockstep)")
     parser.add_argument("--no-half-rate", action="store_true",
                         help="skip the runs at half the saturation rate (p99 below saturation)")
     parser.add_argument("--variants", action="store_true",
@@ -533,6 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--granian-python", default=None,
                         help="an interpreter with granian installed, for the granian variant")
     args = parser.parse_args(argv)
+    os.environ["COSTPLANE_PACING"] = args.pacing  # read by gateway_load.lua in every wrk run
     if args.bundle == "hot-team":
         args.leases = True
     conns = [int(c) for c in args.connections.split(",") if c.strip()]

@@ -33,13 +33,25 @@ statuses = {}
 local salt = os.getenv("COSTPLANE_SALT") or ""
 
 -- COSTPLANE_DELAY_MS paces each connection (bench_gateway.py --rate): with C connections each
--- waiting D ms between requests, the offered load is about C * 1000 / D requests/s, so latency
--- can be measured below saturation (wrk itself is a closed loop).
+-- waiting D ms on average between requests, the offered load is about C * 1000 / D requests/s, so
+-- latency can be measured below saturation (wrk itself is a closed loop). The wait is drawn from an
+-- exponential distribution of mean D, so the connections' requests interleave like independent
+-- arrivals (about a Poisson stream in all); a fixed D would keep all C connections firing in
+-- lockstep, as they start together, and measure the queue of C simultaneous requests instead.
+-- COSTPLANE_PACING=fixed keeps the fixed wait, to compare.
 local delay_ms = tonumber(os.getenv("COSTPLANE_DELAY_MS") or "0")
+local fixed = os.getenv("COSTPLANE_PACING") == "fixed"
 if delay_ms > 0 then
    function delay()
-      return delay_ms
+      if fixed then
+         return delay_ms
+      end
+      return math.floor(-math.log(1 - math.random()) * delay_ms + 0.5)
    end
+end
+
+function init(args)
+   math.randomseed(os.time() * 1000 + tid)  -- each thread its own draws
 end
 
 function request()

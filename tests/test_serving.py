@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -184,6 +185,7 @@ def test_serve_workers_share_one_budget(tmp_path: Path, backend: str) -> None:
                         break
                 time.sleep(0.1)
             statuses = asyncio.run(fire([url], key, REQUESTS))
+            scrape = httpx.get(url + "/metrics", timeout=10).text  # whichever worker answers
         finally:
             pool.send_signal(signal.SIGTERM)
             pool.wait(60)
@@ -193,4 +195,6 @@ def test_serve_workers_share_one_budget(tmp_path: Path, backend: str) -> None:
         assert sum(e.cost_nano for e in application.store.list_events(limit=10_000)) <= limit
         assert served >= 95 and application.store.count_events() == served
         assert application.store.open_reservations() == 0
+        frozen = re.search(r"^costplane_gc_frozen_objects (\d+)$", scrape, re.M)
+        assert frozen is not None and int(frozen.group(1)) > 50_000  # the worker froze its start-up heap
         application.close()

@@ -18,6 +18,7 @@ serve). SIGTERM/SIGINT to the supervisor stop every worker gracefully.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import multiprocessing
@@ -33,8 +34,8 @@ from typing import Any, Literal
 
 import uvicorn
 
-__all__ = ["QUICK_EXIT_S", "BackgroundServer", "WorkerPoolError", "bind_socket", "free_port", "run_server",
-           "run_workers", "uvicorn_config"]
+__all__ = ["QUICK_EXIT_S", "BackgroundServer", "WorkerPoolError", "bind_socket", "free_port", "freeze_heap",
+           "run_server", "run_workers", "uvicorn_config"]
 
 #: a worker that exits this soon after it started means the pool cannot serve: stop
 QUICK_EXIT_S = 3.0
@@ -104,10 +105,24 @@ class WorkerPoolError(RuntimeError):
     """A worker could not start (it exited right away): the pool stopped."""
 
 
+def freeze_heap() -> None:
+    """Take every object alive now out of the cyclic garbage collector's scans, for the life of
+    the process (`gc.freeze`), after collecting what is already garbage. Called by a serving
+    process once its application is built: the bundle, the price catalogs, the routes and the
+    imported modules are some 130 k objects that live as long as the process, and every full
+    collection scanned them all — a pause of every request in flight (up to 61 ms measured on
+    the gateway). Objects made later are collected as before; a frozen object that becomes garbage
+    is still freed when nothing refers to it, only a frozen cycle stays (a reloaded bundle's)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _serve_worker(factory: Callable[[], Any], sock: socket.socket, log_level: str) -> None:
     """One worker process: build the application, serve on the shared socket until SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
-    server = uvicorn.Server(uvicorn_config(factory(), log_level=log_level))
+    app = factory()
+    freeze_heap()
+    server = uvicorn.Server(uvicorn_config(app, log_level=log_level))
     try:
         server.run(sockets=[sock])
     finally:

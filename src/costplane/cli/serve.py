@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         from costplane.ledger.store import StoreError
         from costplane.policy.types import BundleError
         from costplane.server import create_server
-        from costplane.serving import WorkerPoolError, run_workers
+        from costplane.serving import WorkerPoolError, freeze_heap, run_workers
 
         if not 1 <= workers <= MAX_WORKERS:
             fail(f"--workers: expected 1 to {MAX_WORKERS}, got {workers}", 2)
@@ -74,5 +74,6 @@ def register(app: typer.Typer) -> None:
                 fail(f"{exc} (see its log above)", 1)
             return
         gateway = create_server(application)
+        freeze_heap()
         uvicorn.run(gateway, host=bind_host, port=bind_port, log_level=log_level, access_log=False,
                     loop="auto", http="auto")
