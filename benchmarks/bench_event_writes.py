@@ -20,7 +20,9 @@ variants alternated batch by batch (so drift of a shared machine falls on all al
 * `journal on disk` — the call's transaction with SQLite's default `temp_store`, whose statement
   journal spills to a temp file (the store's writes before `_call_write`);
 * `per-row trigger` — batches insert unmarked rows, so the rollup trigger adds each (the store
-  before schema v17); plus the journal on disk, i.e. the store as it was before both changes.
+  before schema v17); plus the journal on disk;
+* `per-event probe` — the lease writer looks for earlier OTLP events of each call with a probe of
+  its own instead of one per batch; plus both of the above: the store as it was before all three.
 
 It prints CPU µs per call (the thread's CPU time: SQLite runs in the calling thread), the minimum
 and the median over rounds.
@@ -63,8 +65,18 @@ class _PerRowTrigger(_JournalOnDisk):
         return [self._event_insert(e) for e in events], False
 
 
+class _PerEventProbe(_PerRowTrigger):
+    """The lease writer reconciles its events one probe each."""
+
+    def _reconcile_many(self, tx: Tx, events: Sequence[CostEvent]) -> None:
+        for event in events:
+            if event.response_id or event.trace_id:
+                self._reconcile(tx, event, True)
+
+
 VARIANTS: dict[str, type[SqliteStore]] = {"shipped": SqliteStore, "journal on disk": _JournalOnDisk,
-                                          "per-row trigger": _PerRowTrigger}  # fmt: skip
+                                          "per-row trigger": _PerRowTrigger,
+                                          "per-event probe": _PerEventProbe}  # fmt: skip
 
 
 def calls(n: int) -> list[tuple[CostEvent, DecisionRecord]]:
@@ -101,8 +113,8 @@ def main() -> None:
         for rnd in range(args.rounds):
             for path in ("lease writer", "per call"):
                 stores = {}
-                for name, cls in VARIANTS.items():
-                    store = cls(Path(tmp) / f"{rnd}-{path[0]}-{name[0]}.db")
+                for index, (name, cls) in enumerate(VARIANTS.items()):
+                    store = cls(Path(tmp) / f"{rnd}-{path[0]}-{index}.db")
                     store.migrate()
                     stores[name] = store
                 spent = dict.fromkeys(VARIANTS, 0.0)

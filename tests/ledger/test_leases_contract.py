@@ -117,3 +117,31 @@ def test_the_journal_keeps_the_reservation_and_a_replay_writes_its_row_once(stor
     assert store.reservation_statuses([res.id]) == {res.id: ReservationStatus.EXPIRED}
     older = {k: v for k, v in encode_record(record).items() if k not in ("r", "s")}  # a journal of an earlier version
     assert decode_record(older).reservation is None
+
+
+def test_a_batch_of_gateway_events_supersedes_the_spans_of_its_calls_only(store: Store) -> None:
+    """The lease writer reconciles a batch with one probe: the earlier OTLP events of exactly the
+    calls in the batch — by response id, or by trace id and span id — are superseded, an unrelated
+    span of the same trace and a span of another response id still count."""
+    from costplane.pricing.types import TokenUsage
+
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    spans = [event(650, eid=f"otel-{trace}-1111111111111111", trace_id=trace, span_id="1111111111111111",
+                   response_id="chatcmpl-by-response", usage=TokenUsage(100, 20)),
+             event(640, eid=f"otel-{trace}-2222222222222222", trace_id=trace, span_id="2222222222222222",
+                   usage=TokenUsage(100, 20)),
+             event(630, eid=f"otel-{trace}-3333333333333333", trace_id=trace, span_id="3333333333333333",
+                   usage=TokenUsage(100, 20)),
+             event(620, eid=f"otel-{trace}-4444444444444444", trace_id=trace, span_id="4444444444444444",
+                   response_id="chatcmpl-other", usage=TokenUsage(100, 20))]  # fmt: skip
+    for span in spans:
+        assert store.record_event(span)
+    gateway = [event(700, response_id="chatcmpl-by-response", trace_id=trace, span_id="9999999999999999"),
+               event(710, trace_id=trace, span_id="2222222222222222"),
+               *(event(100 + i, response_id=f"chatcmpl-{i}", trace_id=f"{i:032x}", span_id=f"{i:016x}")
+                 for i in range(60))]  # fmt: skip
+    assert isinstance(store, SqlStore)
+    store.apply_leased([LeasedRecord(decision(), (), (), e) for e in gateway])
+    status = {s.id: getattr(store.get_event(s.id), "status", None) for s in spans}
+    assert status == {spans[0].id: "superseded", spans[1].id: "superseded", spans[2].id: "ok", spans[3].id: "ok"}
+    assert sum(r.cost_nano for r in store.spend()) == 630 + 620 + sum(e.cost_nano for e in gateway)

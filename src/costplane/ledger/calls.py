@@ -31,7 +31,8 @@ from costplane.ledger.types import BudgetClaim, CallIds, CostEvent
 if TYPE_CHECKING:
     from costplane.ledger.queries import Tx
 
-__all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "gateway_index", "link", "reconcile", "remember_claims"]
+__all__ = ["SUPERSEDED", "ClaimsFor", "find_gateway", "gateway_index", "link", "reconcile", "reconcile_many",
+           "remember_claims"]
 
 SUPERSEDED = "superseded"
 #: the budget claims an OTLP event was counted against, from its context and time; the second
@@ -152,6 +153,32 @@ def reconcile(tx: Tx, event_id: str, ids: CallIds) -> list[tuple[str, str]]:
     if not ids or not tx.all(_PROBE, (ids.response_id, ids.trace_id, ids.span_id)):
         return []
     return [(span.id, event_id) for span in _spans_of(tx, ids) if _supersede(tx, span, event_id, None, None)]
+
+
+def reconcile_many(tx: Tx, events: Sequence[tuple[str, CallIds]]) -> list[tuple[str, str]]:
+    """`reconcile` for a batch of gateway events inserted in the caller's transaction: one indexed
+    probe per 400 events finds which of them have live OTLP/SDK events of their call (the common
+    case: none), and only those are reconciled one by one."""
+    by_response = {ids.response_id for _, ids in events if ids.response_id}
+    by_trace = {ids.trace_id for _, ids in events if ids.trace_id and ids.span_id}
+    seen: set[tuple[str, str | None]] = set()  # ("response", id) / ("span", trace + span) of live spans
+    for kind, values, sql in (("response", sorted(by_response), _PROBE_RESPONSES), ("span", sorted(by_trace),
+                                                                                     _PROBE_TRACES)):
+        for start in range(0, len(values), _CHUNK):
+            part = values[start:start + _CHUNK]
+            for response_id, trace_id, span_id in tx.all(sql.format(marks=", ".join("?" for _ in part)), part):
+                seen.add((kind, response_id if kind == "response" else f"{trace_id}/{span_id}"))
+    out: list[tuple[str, str]] = []
+    for event_id, ids in events:
+        if ("response", ids.response_id) in seen or ("span", f"{ids.trace_id}/{ids.span_id}") in seen:
+            out += reconcile(tx, event_id, ids)
+    return out
+
+
+_PROBE_RESPONSES = ("SELECT response_id, trace_id, span_id FROM cost_events WHERE response_id IN ({marks})"
+                    f" AND {_SPAN} AND {_LIVE}")
+_PROBE_TRACES = ("SELECT response_id, trace_id, span_id FROM cost_events WHERE trace_id IN ({marks})"
+                 f" AND span_id IS NOT NULL AND {_SPAN} AND {_LIVE}")
 
 
 def link(tx: Tx, event_id: str, ids: CallIds, span_ids: Sequence[str], claims_for: ClaimsFor,

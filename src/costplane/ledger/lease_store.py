@@ -83,7 +83,7 @@ class LeaseQueries(ABC):
     def _batch_inserts(self, events: Sequence[CostEvent]) -> tuple[list[tuple[str, Row]], bool]: ...
 
     @abstractmethod
-    def _reconcile(self, tx: Tx, event: CostEvent, reconciles: bool) -> None: ...
+    def _reconcile_many(self, tx: Tx, events: Sequence[CostEvent]) -> None: ...
 
     def take_lease(self, lease_id: str, owner: str, claim: BudgetClaim, want_nano: int, minimum_nano: int,
                    expires_at: datetime, *, share: int = 4, existing: bool = False) -> tuple[int, ClaimState]:
@@ -159,9 +159,7 @@ class LeaseQueries(ABC):
                         tx.many(sums_sql, sums_rows)
             if decisions:
                 tx.many(INSERT_DECISION, decisions)
-            for record in fresh:
-                if record.event is not None and (record.event.response_id or record.event.trace_id):
-                    self._reconcile(tx, record.event, True)
+            self._reconcile_many(tx, [record.event for record in fresh if record.event is not None])
             held = _leases(tx, lease_ids)
             counters: dict[tuple[str, str, int], list[int]] = {}  # row -> [spent, reserved, calls]
             for record in fresh:
