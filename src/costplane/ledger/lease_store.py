@@ -127,7 +127,8 @@ class LeaseQueries(ABC):
         The budget locks come first, as in every other ledger write (an event's INSERT updates the
         spend rollups' rows: taking the budget locks after it could deadlock with a settlement).
         Events and decisions are then written a statement per kind for the whole batch (an event
-        already stored — a replayed journal — is skipped with its decision)."""
+        already stored — a replayed journal — is skipped with its decision), with the batch's
+        rollup sums (schema v17) and one reconcile probe for all of its calls."""
         batch, summed = self._batch_inserts([r.event for r in records if r.event is not None])
         found = iter(batch)
         inserts = [None if r.event is None else next(found) for r in records]
