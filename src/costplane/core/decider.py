@@ -17,7 +17,8 @@ rebuild its request (`adapter`), so replay can decide a logged request again thr
 from __future__ import annotations
 
 import logging
-import uuid
+import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -50,7 +51,18 @@ def _utcnow() -> datetime:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    """`prefix` + "_" + 32 hex digits laid out as a UUIDv7 (RFC 9562): the Unix time in milliseconds,
+    then 74 random bits. Ids made later sort later, so the ledger's primary keys and its indexes on
+    decision ids grow at their right edge instead of writing a random page of each B-tree per row
+    (docs/performance.md, "Time-ordered ids")."""
+    ms = (time.time_ns() // 1_000_000) & _MS_MASK
+    rand = int.from_bytes(os.urandom(10), "big")  # 12 bits of rand_a, 62 of rand_b (6 unused)
+    value = ms << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & _RAND_B_MASK
+    return f"{prefix}_{value:032x}"
+
+
+_MS_MASK = (1 << 48) - 1
+_RAND_B_MASK = (1 << 62) - 1
 
 
 def decision_input(facts: Mapping[str, Any], adapter: Mapping[str, Any] | None = None) -> dict[str, Any]:
