@@ -110,7 +110,7 @@ def _variants(base: type[SqlStore]) -> dict[str, type[SqlStore]]:
 RANDOM_IDS = frozenset({"per-event probe", "random ids"})  # the variants whose calls have uuid4 ids
 
 
-def _random_id(prefix: str) -> str:
+def random_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
@@ -157,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     variants = _variants(PostgresStore if args.store == "postgres" else SqliteStore)
     paths = ("lease writer",) if args.store == "postgres" else ("lease writer", "per call")
-    datasets = {"time-ordered": calls(args.calls), "random": calls(args.calls, _random_id)}
+    datasets = {"time-ordered": calls(args.calls), "random": calls(args.calls, random_id)}
     work_of = {name: datasets["random" if name in RANDOM_IDS else "time-ordered"] for name in variants}
     records_of = {name: [LeasedRecord(d, (), (), e) for e, d in work] for name, work in work_of.items()}
     results: dict[tuple[str, str], list[float]] = {}
@@ -170,7 +170,7 @@ def main() -> None:
             base.migrate()
             for start in range(0, args.existing, 20_000):
                 base.apply_leased([LeasedRecord(d, (), (), e) for e, d in calls(min(20_000, args.existing - start),
-                                                                                 _random_id)])
+                                                                                 random_id)])
             base.close()
         try:
             for rnd in range(args.rounds):

@@ -8,6 +8,7 @@ next to a bare Python pass-through measured in the same run, with wrk.
     .venv/bin/python benchmarks/bench_gateway.py --leases             # lease-based budgets in the gateway
     .venv/bin/python benchmarks/bench_gateway.py --bundle hot-team    # one hot team budget, leases on
     .venv/bin/python benchmarks/bench_gateway.py --profile /tmp/gw-profile   # + py-spy breakdown
+    .venv/bin/python benchmarks/bench_gateway.py --bundle hot-team --ledger-events 1000000   # a big ledger
 
 Four processes, all bound to 127.0.0.1: the upstream simulator (`costplane simulate-upstream`,
 zero latency), the bare pass-through (`benchmarks/passthrough.py`: Starlette + aiohttp, uvicorn,
@@ -318,6 +319,28 @@ def store_url(kind: str, workdir: Path, pg: str) -> Iterator[str]:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+def preload(url: str, events: int) -> None:
+    """Write `events` calls' rows (cost event and decision; random ids, as a ledger written before
+    time-ordered ids has) through the lease writer's batch path, so the runs measure a ledger of
+    that size rather than an empty one."""
+    from bench_event_writes import calls, random_id
+
+    from costplane.ledger.base import SqlStore
+    from costplane.ledger.lease_store import LeasedRecord
+    from costplane.ledger.open import open_store
+
+    store = open_store(url)
+    if not isinstance(store, SqlStore):
+        raise RuntimeError("--ledger-events needs a SQL store")
+    began = time.monotonic()
+    try:
+        for start in range(0, events, 20_000):
+            store.apply_leased([LeasedRecord(d, (), (), e) for e, d in calls(min(20_000, events - start), random_id)])
+    finally:
+        store.close()
+    print(f"preloaded {events:,} calls' rows in {time.monotonic() - began:.0f} s")
+
+
 def store_counts(url: str) -> tuple[int, int]:
     """(cost events, open reservations) as the store sees them now."""
     from costplane.ledger.open import open_store
@@ -530,6 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="governance profile: every-limit (default: team budget, per-run budget, per-key "
                              "concurrency limit; leases never engage) or hot-team (team budget, policies, loop "
                              "detector; implies --leases, so the team's window is admitted from leases)")
+    parser.add_argument("--ledger-events", type=int, default=0,
+                        help="calls' rows written into the ledger before the runs (default 0: an empty ledger); "
+                             "1,000,000 take about 8 min on SQLite here")
     parser.add_argument("--pacing", choices=("exponential", "fixed"), default="exponential",
                         help="a paced connection's wait between requests: exponential with the mean that gives "
                              "the rate (default: arrivals interleave) or always the mean (connections in lockstep)")
@@ -600,6 +626,8 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     if created.returncode != 0:
         raise RuntimeError(f"keys create failed:\n{created.stdout}\n{created.stderr}")
     key = created.stdout.strip().splitlines()[-1].strip()
+    if args.ledger_events:
+        preload(url, args.ledger_events)
 
     gw = procs.start(python_cmd("serve", "--config", str(config), "--log-level", "warning"), gw_log,
                      {"COSTPLANE_LEASES": "on"} if args.leases else None)
