@@ -212,26 +212,20 @@ def batch_upserts(rows: Iterable[Sequence[Any]]) -> list[tuple[str, list[tuple[A
     the stores write them), summed per table, bucket and group: (statement, parameter rows) per
     table, in key order. The caller runs them in the transaction that inserted the rows with
     `rolled_up` set."""
-    sums: dict[tuple[Any, ...], list[int]] = {}
+    buckets: dict[str, dict[tuple[Any, ...], list[int]]] = {table: {} for table, _ in _TABLES}
     for row in rows:
-        key = (int(row[_TS_AT]), *("" if row[i] is None else row[i] for i in _DIM_AT))
-        entry = sums.setdefault(key, [0, 0, 0, 0, 0])
+        ts = int(row[_TS_AT])
+        dims = tuple("" if row[i] is None else row[i] for i in _DIM_AT)
         cost, saved, tin, tout = (int(row[i]) for i in _SUM_AT)
-        entry[0] += cost
-        entry[1] += saved
-        entry[2] += 1
-        entry[3] += tin
-        entry[4] += tout
-    out: list[tuple[str, list[tuple[Any, ...]]]] = []
-    for table, width in _TABLES:
-        buckets: dict[tuple[Any, ...], list[int]] = {}
-        for (ts, *dims), entry in sums.items():
-            total = buckets.setdefault((_truncated(ts, width), *dims), [0, 0, 0, 0, 0])
-            for i, value in enumerate(entry):
-                total[i] += value
-        if buckets:
-            out.append((_ADD_SUMS[table], [(*key, *total) for key, total in sorted(buckets.items())]))
-    return out
+        for table, width in _TABLES:
+            total = buckets[table].setdefault((_truncated(ts, width), *dims), [0, 0, 0, 0, 0])
+            total[0] += cost
+            total[1] += saved
+            total[2] += 1
+            total[3] += tin
+            total[4] += tout
+    return [(_ADD_SUMS[table], [(*key, *total) for key, total in sorted(found.items())])
+            for table, found in buckets.items() if found]
 
 
 # -- query routing ------------------------------------------------------------------------------
