@@ -1,6 +1,7 @@
-"""The credential generation read is single-flight: callers that arrive together share one store
-read, but never a read that was already under way when they arrived — so a revocation committed
-before a request arrived is always seen by that request."""
+"""The credential generation read is single-flight: callers that arrive together, once the last read
+is past the trust window, share one store read, but never a read that was already under way when
+they arrived. The authenticators here trust no read (`trust=0`), so that every call needs one: what
+a window of 0.2 s adds is tested in test_generation_trust.py."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _store(tmp_path: Path) -> SlowGenerationStore:
 def test_concurrent_callers_share_reads(tmp_path: Path) -> None:
     store = _store(tmp_path)
     secret, record = create_key(store, "k", {"team": "alpha"})
-    auth = Authenticator(store)
+    auth = Authenticator(store, trust=0)
     assert auth.key(secret) is not None
     store.reads = 0
     store.gate.clear()
@@ -65,7 +66,7 @@ def test_concurrent_callers_share_reads(tmp_path: Path) -> None:
 def test_a_read_under_way_before_the_revocation_is_not_shared(tmp_path: Path) -> None:
     store = _store(tmp_path)
     secret, record = create_key(store, "k", {"team": "alpha"})
-    auth = Authenticator(store)
+    auth = Authenticator(store, trust=0)
     assert auth.key(secret) is not None  # cached
     store.entered.clear()
     store.gate.clear()

@@ -1,7 +1,8 @@
 """A governed call reads and checks its request with the key as the authenticator's cache holds it,
-and confirms the key — a credential-generation read that starts after the request arrived — in the
-store step that admits the call, or before any error answer. So a key revoked after it was cached
-is refused with 401 and nothing else: not served, not admitted, not told why another check failed."""
+and confirms the key — under a credential generation read in the authenticator's trust window, which
+every revocation waits out before it returns — in the store step that admits the call, or before
+any error answer. So a key revoked after it was cached is refused with 401 and nothing else: not
+served, not admitted, not told why another check failed."""
 
 from __future__ import annotations
 
@@ -91,3 +92,17 @@ def test_cached_key_answers_from_the_cache_only(store: Any) -> None:
     assert timed.key(soon) is not None and timed.cached_key(soon) is not None
     clock[0] = now + timedelta(seconds=31)
     assert timed.cached_key(soon) is None  # expiry is checked on every use, cached or not
+
+
+def test_the_gateway_reads_the_generation_once_per_window_not_once_per_call(
+        make_gateway: Callable[..., Any]) -> None:
+    gw = make_gateway()
+    secret = gw.key(team="ml", tier="experiment")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    with httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {secret}"}, timeout=10) as client:
+        assert client.post("/v1/chat/completions", json=body).status_code == 200
+        reads = gw.app.auth.generation_reads
+        for _ in range(100):
+            assert client.post("/v1/chat/completions", json=body).status_code == 200
+    # one read per 0.2 s: 100 calls would need 20 s to need 100 reads (they take well under that)
+    assert gw.app.auth.generation_reads - reads < 50

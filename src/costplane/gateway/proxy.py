@@ -159,7 +159,7 @@ class GovernedProxy:
 
     async def _authenticated_body(self, adapter: ProtocolAdapter,
                                   request: Request) -> tuple[KeyRecord, Incoming] | Response:
-        """The caller's key (read under a fresh credential generation) and the request with its body,
+        """The caller's key (read under a current credential generation) and the request with its body,
         or the error that refuses it."""
         incoming = _incoming(request)
         secret = adapter.credential(incoming)
@@ -190,9 +190,10 @@ class GovernedProxy:
         """The call's key, facts, context and core request, or the error that refuses it.
 
         A key found in the authenticator's cache is used as it is to read and check the request, and
-        confirmed (a credential-generation read that starts after the request arrived) in the store
-        step that admits the call — one thread hand-off instead of two — or, when the request is
-        refused here, before that answer: a key revoked before the request arrived only ever gets 401."""
+        confirmed (under a credential generation read in the authenticator's trust window) in the
+        store step that admits the call — one thread hand-off instead of two — or, when the request
+        is refused here, before that answer: a key whose revocation returned before the request
+        arrived only ever gets 401."""
         incoming = _incoming(request)
         secret = adapter.credential(incoming)
         cached = self.auth.cached_key(secret) if secret else None

@@ -2,7 +2,8 @@
 tokens), governed environments, the response cache and alert claims.
 
 Atomicity each requires: a revocation raises `credentials_generation` in the revoking transaction
-(caches of credentials compare it); `transition_environment` is a compare-and-set of the state
+(caches of credentials compare it) and returns no sooner than `CREDENTIAL_TRUST_SECONDS` after its
+commit; `transition_environment` is a compare-and-set of the state
 with its transition and decision in one transaction; `claim_alert` returns True to exactly one
 caller per dedup key across every process and replica sharing the store.
 """
@@ -18,7 +19,14 @@ from costplane.ledger.storetypes import CachedResponse
 from costplane.ledger.types import DecisionRecord, KeyRecord
 from costplane.ledger.usertypes import ApiTokenRecord, EnvironmentQuery, UserRecord
 
-__all__ = ["AlertClaims", "Credentials", "Environments", "ResponseCache"]
+__all__ = ["CREDENTIAL_TRUST_SECONDS", "AlertClaims", "Credentials", "Environments", "ResponseCache"]
+
+#: How long a credential cache may go on using a generation it read, counted from the moment that
+#: read STARTED, without reading it again. Every revocation returns only once this long has passed
+#: since its commit, so any read a cache still relies on after that started after the commit and
+#: saw it: once a revocation has returned, no process sharing the store accepts what it revoked.
+#: One constant for every process of a version (readers and revokers must agree on it).
+CREDENTIAL_TRUST_SECONDS = 0.2
 
 
 class Credentials(Protocol):
@@ -34,7 +42,8 @@ class Credentials(Protocol):
     def list_keys(self) -> list[KeyRecord]: ...
 
     def revoke_key(self, key_id: str, now: datetime) -> bool:
-        """Revoke an active key; False when unknown or already revoked."""
+        """Revoke an active key; False when unknown or already revoked. A revocation (of a key,
+        a user or a token) returns `CREDENTIAL_TRUST_SECONDS` after its commit, not before."""
 
     def create_user(self, user: UserRecord) -> None: ...
 
@@ -55,7 +64,8 @@ class Credentials(Protocol):
     def revoke_api_token(self, token_id: str, now: datetime) -> bool: ...
 
     def credentials_generation(self) -> int:
-        """Grows with every revocation (key, user, API token, session), in the revoking transaction."""
+        """Grows with every revocation (key, user, API token, session), in the revoking transaction.
+        A value read may be relied on for `CREDENTIAL_TRUST_SECONDS` from the start of its read."""
 
 
 class Environments(Protocol):

@@ -353,17 +353,6 @@ class SqlQueries(ABC):
         rows = self._read(lambda tx: tx.all(f"{_SELECT_KEY} ORDER BY created_at, id"))
         return [codec.row_to_key(r) for r in rows]
 
-    def revoke_key(self, key_id: str, now: datetime) -> bool:
-        sql = "UPDATE virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
-
-        def revoke(tx: Tx) -> int:  # bumps the credential generation in the same transaction (schema v12)
-            changed = tx.exec(sql, (codec.to_us(now), key_id))
-            if changed:
-                tx.exec("UPDATE credential_generation SET generation = generation + 1 WHERE id = 1")
-            return changed
-
-        return self._write(revoke) == 1
-
     # -- introspection -----------------------------------------------------------------------
     def stats(self) -> Mapping[str, Any]:
         def body(tx: Tx) -> dict[str, Any]:

@@ -8,6 +8,7 @@ array of matched policies is searched and how a field of a JSON context is read.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 from costplane.ledger import codec
 from costplane.ledger.codec import column_list
+from costplane.ledger.contracts_admin import CREDENTIAL_TRUST_SECONDS
 from costplane.ledger.envqueries import ENV_COLUMNS, row_to_env
 from costplane.ledger.envtypes import EnvironmentRecord
 from costplane.ledger.queries import Row, Tx
@@ -42,6 +44,11 @@ def revoking(tx: Tx, sql: str, params: Sequence[Any]) -> int:
     if changed:
         tx.exec(BUMP_GENERATION)
     return changed
+
+
+#: beyond the trust window, what a revocation waits for the readers' and its own clock readings to
+#: be taken apart (monotonic clocks of different processes advance at the same rate, not in step)
+_TRUST_MARGIN_SECONDS = 0.005
 
 
 def _opt_us(value: datetime | None) -> int | None:
@@ -98,12 +105,25 @@ class UserQueries(ABC):
         return [_user(r) for r in self._read(lambda tx: tx.all(f"{_SELECT_USER} ORDER BY name"))]
 
     def disable_user(self, user_id: str, now: datetime) -> bool:
-        sql = "UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL"
-        return self._write(lambda tx: revoking(tx, sql, (codec.to_us(now), user_id))) == 1
+        return self._revoke("UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL", now, user_id)
+
+    # -- revocations -------------------------------------------------------------------------
+    def revoke_key(self, key_id: str, now: datetime) -> bool:
+        return self._revoke("UPDATE virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", now, key_id)
+
+    def _revoke(self, sql: str, now: datetime, record_id: str) -> bool:
+        """One revocation: the UPDATE and the generation bump in one transaction; then, when it changed
+        a row, the wait that lets every credential cache's trusted read expire (contracts_admin:
+        `CREDENTIAL_TRUST_SECONDS`) — so when this returns, no process accepts the revoked credential."""
+        changed = self._write(lambda tx: revoking(tx, sql, (codec.to_us(now), record_id))) == 1
+        if changed:
+            time.sleep(CREDENTIAL_TRUST_SECONDS + _TRUST_MARGIN_SECONDS)
+        return changed
 
     # -- the credential generation (v12) ---------------------------------------------------
     def credentials_generation(self) -> int:
-        """Grows by one with every revocation; credential caches compare it on every request."""
+        """Grows by one with every revocation; credential caches compare it (a value read is relied on
+        for `CREDENTIAL_TRUST_SECONDS` from the start of its read)."""
         row = self._read_row(_GENERATION)  # PostgreSQL: one statement, no BEGIN/COMMIT
         return int(row[0]) if row else 0
 
@@ -123,8 +143,7 @@ class UserQueries(ABC):
         return [_token(r) for r in rows]
 
     def revoke_api_token(self, token_id: str, now: datetime) -> bool:
-        sql = "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
-        return self._write(lambda tx: revoking(tx, sql, (codec.to_us(now), token_id))) == 1
+        return self._revoke("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", now, token_id)
 
     # -- scoped reads ----------------------------------------------------------------------
     def _json_field(self, column: str, name: str) -> str:
