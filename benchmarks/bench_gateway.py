@@ -171,6 +171,11 @@ class WrkResult:
     errors: dict[str, int]
     cpu_s: float | None = None  # CPU seconds of the target's process tree during the run
     rate: int = 0  # offered load (paced), 0 = closed loop
+    store_tx: int | None = None  # PostgreSQL transactions the gateway ran during the run (its /metrics)
+
+    @property
+    def store_tx_per_request(self) -> float | None:
+        return None if self.store_tx is None or not self.requests else self.store_tx / self.requests
 
     @property
     def cpu_ms_per_request(self) -> float | None:
@@ -268,13 +273,34 @@ def tree_cpu_s(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def store_transactions(url: str) -> int | None:
+    """`costplane_store_transactions_total` of a gateway's /metrics (None: not a PostgreSQL store)."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=30) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    line = next((ln for ln in text.splitlines() if ln.startswith("costplane_store_transactions_total ")), None)
+    return None if line is None else int(float(line.split()[1]))
+
+
 def measure(url: str, key: str, connections: int, duration: int, target: str, pid: int,
             rate: int = 0) -> WrkResult:
-    """A measured wrk run with the CPU the target process tree used during it."""
+    """A measured wrk run with the CPU the target process tree used during it (and, for the gateway on
+    PostgreSQL, the store transactions it ran, from /metrics: a scrape's own reads — measured by two
+    scrapes back to back before the run — are subtracted)."""
+    tx_before = store_transactions(url) if target == "gateway" else None
+    scrape = 0
+    if tx_before is not None:
+        again = store_transactions(url)
+        scrape, tx_before = (again - tx_before, again) if again is not None else (0, tx_before)
     before = tree_cpu_s(pid)
     result = run_wrk(url, key, connections, duration, target, rate)
     result.cpu_s = tree_cpu_s(pid) - before
     result.rate = rate
+    if tx_before is not None:
+        tx_after = store_transactions(url)
+        result.store_tx = None if tx_after is None else max(0, tx_after - tx_before - scrape)
     return result
 
 
@@ -759,6 +785,8 @@ def print_summary(results: list[WrkResult], half: dict[str, WrkResult], conns: l
     print(f"| CPU ms per request @{top} | {_ms(pt.cpu_ms_per_request)} | {_ms(gw.cpu_ms_per_request)} | "
           f"{_ratio(gw.cpu_ms_per_request, pt.cpu_ms_per_request)} |")
     print(f"| req/s @{top} | {pt.rps:,.0f} | {gw.rps:,.0f} | {_ratio(gw.rps, pt.rps)} |")
+    if gw.store_tx_per_request is not None:
+        print(f"| store transactions per request @{top} (PostgreSQL) | — | {gw.store_tx_per_request:.3f} | |")
     direct = at("direct", low)
     added_pt, added_gw = at("passthrough", low).p50_ms - direct.p50_ms, at("gateway", low).p50_ms - direct.p50_ms
     print(f"| added p50 ms @{low} | {added_pt:.3f} | {added_gw:.3f} | {_ratio(added_gw, added_pt)} |")

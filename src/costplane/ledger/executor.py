@@ -15,11 +15,21 @@ with benchmarks/bench_gateway.py (docs/performance.md):
   one COMMIT, which is most of a settlement's cost — and each caller resumes
   after that COMMIT. Nothing waits for a timer: a batch is whatever arrived
   while the loop was busy.
-* **Networked store (PostgreSQL):** a call waits on the network (about 1–2 ms a
-  round trip). Inline, that would block every other request, so under load the
-  calls go to worker threads, each with its own connection. A request that is
-  alone still runs inline, because a thread hop would only add to its latency.
-  Callers say how busy they are with `with executor.request(): ...`.
+* **Networked store (PostgreSQL):** a call may wait on the network (a round trip of
+  0.1–2 ms) or on another process's row lock. Inline, that wait blocks every other request;
+  on a worker thread it does not, but the hand-off costs about 0.3–0.4 ms of CPU a call under
+  the GIL (measured: docs/performance.md). Which is cheaper depends on what the calls do,
+  so the executor measures it: every call it runs inline is timed, and the time it spent
+  waiting rather than computing (wall time minus the thread's CPU time) feeds a moving
+  average. While that average stays under `INLINE_WAIT_SECONDS` (0.25 ms) calls run inline
+  even under load — an admission from leases in memory, a settlement into the journal, a
+  single short read; above it (reservations in the store, lock waits, a distant server) calls
+  made under load go to the worker threads, each with its own connection, and one call every
+  `PROBE_SECONDS` (0.25 s) still runs inline to measure again, so the executor returns to
+  inline calls once they no longer wait (a probe that waits blocks the loop: a few per second
+  keep that under 1 % of its time even at 10 ms a wait). A request that is alone always runs its calls inline: a thread
+  hop would only add to its latency. Callers say how busy they are with
+  `with executor.request(): ...`.
 
 Either way a result is handed back only after its transaction committed: a
 client never sees an answer whose cost event could still be lost.
@@ -32,13 +42,21 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from costplane.ledger.sqlite import SqliteStore
 from costplane.ledger.store import Store, StoreError
 
-__all__ = ["StoreExecutor"]
+__all__ = ["INLINE_WAIT_SECONDS", "PROBE_SECONDS", "StoreExecutor"]
+
+#: a networked store's calls run inline, under load too, while the moving average of what an inline
+#: call waited (wall minus CPU time) stays below this; above it they go to the worker threads
+INLINE_WAIT_SECONDS = 0.00025
+#: with calls on the worker threads, one call this often still runs inline, to measure its wait
+PROBE_SECONDS = 0.25
+_WEIGHT = 0.125  # of the latest inline call in the moving average of waits
 
 T = TypeVar("T")
 log = logging.getLogger("costplane.store")
@@ -47,8 +65,13 @@ _Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Futur
 
 
 class StoreExecutor:
-    def __init__(self, store: Store, workers: int = 8) -> None:
+    def __init__(self, store: Store, workers: int = 8, *, inline_wait: float = INLINE_WAIT_SECONDS,
+                 probe_seconds: float = PROBE_SECONDS) -> None:
         self._always_inline = isinstance(store, SqliteStore)
+        self._inline_wait = inline_wait
+        self._probe_seconds = probe_seconds
+        self._waited = 0.0  # moving average of an inline call's wait, seconds (loop thread only)
+        self._probed = 0.0  # when the last inline call ran (monotonic)
         self._batch = store.batch if isinstance(store, SqliteStore) else None
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []  # the loop's batch
         self._workers = max(1, workers)
@@ -64,6 +87,11 @@ class StoreExecutor:
         """True when every call runs inline (an in-process store)."""
         return self._always_inline
 
+    @property
+    def waited(self) -> float:
+        """The moving average of what an inline call of a networked store waited, in seconds."""
+        return self._waited
+
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Mark one request in progress for the duration of the block."""
@@ -77,8 +105,12 @@ class StoreExecutor:
         """Run fn(*args), inline or on a store thread (see the module doc), and return its result."""
         if self._batch is not None and (self._requests > 1 or self._pending):
             return await self._batched(lambda: fn(*args))
-        if self._always_inline or (self._requests <= 1 and self._queued_calls == 0):
+        if self._always_inline:
             return fn(*args)
+        if (self._requests <= 1 and self._queued_calls == 0) or self._waited < self._inline_wait:
+            return self._timed(fn, *args)
+        if time.monotonic() - self._probed >= self._probe_seconds:
+            return self._timed(fn, *args)
         if not self._threads:
             self._start()
         loop = asyncio.get_running_loop()
@@ -89,6 +121,17 @@ class StoreExecutor:
             return await future
         finally:
             self._queued_calls -= 1
+
+    def _timed(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) inline, its wait (wall minus this thread's CPU time) added to the moving average."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            end = time.perf_counter()
+            waited = max(0.0, (end - wall) - (time.thread_time() - cpu))
+            self._waited += (waited - self._waited) * _WEIGHT
+            self._probed = time.monotonic()
 
     async def _batched(self, call: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from costplane.attribution.context import DIMENSIONS
 from costplane.ledger import (
+    loopfeed,
     pg_functions,
     rollups,
     schema_alerts,
@@ -189,6 +190,8 @@ MIGRATIONS = tuple(sorted((*MIGRATIONS, (15, schema_calls.CLAIMS_STEP)), key=lam
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (16, schema_leases.LEASE_STEP)), key=lambda step: step[0]))
 # v17: batch writers add their events' sums to the rollups themselves (rollups, `rolled_up`).
 MIGRATIONS = tuple(sorted((*MIGRATIONS, (rollups.BATCH_ROLLUP_VERSION, ())), key=lambda step: step[0]))
+# v18: the loop guard's feed, a row trigger notifying every call of a run (PostgreSQL; see loopfeed).
+MIGRATIONS = tuple(sorted((*MIGRATIONS, (loopfeed.LOOP_FEED_VERSION, ())), key=lambda step: step[0]))
 LATEST = MIGRATIONS[-1][0]
 
 # version -> dialect -> extra statements, used verbatim after the version's shared steps
@@ -199,6 +202,7 @@ _DIALECT_STEPS[11] = CACHE_COLUMNS  # v11: generated cache_hash / cache_on, cove
 _DIALECT_STEPS[14] = schema_calls.TRIGGER_STEP  # v14: the rollups' UPDATE trigger skips call-id writes
 _DIALECT_STEPS[15] = {"postgres": pg_functions.CALL_DDL}  # v15: settle/record_event with the call ids
 _DIALECT_STEPS[rollups.BATCH_ROLLUP_VERSION] = rollups.V17_DIALECT  # v17: the batch marker, the trigger skips it
+_DIALECT_STEPS[loopfeed.LOOP_FEED_VERSION] = loopfeed.V18_DIALECT  # v18: NOTIFY of every call of a run
 
 
 def statements(dialect: str, version: int) -> list[str]:

@@ -30,6 +30,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from costplane.ledger.base import SqlStore
 from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.leases import LeasedLedger, LeaseSettings
+from costplane.ledger.loopfeed import LOOP_FEED_VERSION, LoopFeed
+from costplane.ledger.loopfilter import LoopFilter
 from costplane.ledger.postgres import PostgresStore, redact_url
 from costplane.ledger.sqlite import SqliteStore
 from costplane.ledger.store import Store
@@ -158,7 +160,10 @@ def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | N
     store_key = hashlib.sha256(redact_url(str(store.url)).encode()).hexdigest()[:16]
     directory = settings.journal_dir / store_key
     if settings.enabled:
-        ledger = LeasedLedger(store, replace(settings, journal_dir=directory))
+        loops = None  # the loop guard's filter: PostgreSQL has the feed it needs (schema v18)
+        if isinstance(store, PostgresStore) and store.schema_version() >= LOOP_FEED_VERSION:
+            loops = LoopFeed(store, LoopFilter(config.gateway.loop_window)).start()
+        ledger = LeasedLedger(store, replace(settings, journal_dir=directory), loops=loops)
         ledger.recover()
         return ledger
     # leases off, perhaps after they were on: what stopped processes journaled is applied first,

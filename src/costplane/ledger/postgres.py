@@ -150,6 +150,8 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
         self._all_lock = threading.Lock()
         self._known_locks: set[tuple[str, str]] = set()
         self._closed = False
+        self._transactions = 0  # transactions run (lone statements included), for /metrics and benchmarks
+        self._count_lock = threading.Lock()
         #: run reserve/settle/release/record_event as one server-side function call each (schema v3);
         #: False: as multi-statement transactions (the pre-v3 path; for comparisons and tests)
         self.use_functions = True
@@ -159,16 +161,28 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed:
             return conn
-        if self._closed:
-            raise StoreError(f"store {self.safe_url} is closed")
-        try:
-            conn = psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
-        except psycopg.Error as exc:
-            raise self._unavailable("cannot connect", exc) from exc
+        conn = self.connect()
         self._local.conn = conn
         with self._all_lock:
             self._all.append(conn)
         return conn
+
+    @property
+    def transactions(self) -> int:
+        """Transactions this store object has run in this process, a lone statement counting as one
+        (each costs one round trip, a multi-statement one more: BEGIN, its statements, COMMIT)."""
+        return self._transactions
+
+    def connect(self, application_name: str = "costplane") -> psycopg.Connection[Any]:
+        """A new autocommit connection of the store's own (schema, lock timeout), which the caller
+        owns and closes: for a session that must outlive a statement, e.g. one that LISTENs."""
+        if self._closed:
+            raise StoreError(f"store {self.safe_url} is closed")
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True, **{**self._kwargs,
+                                                                       "application_name": application_name})
+        except psycopg.Error as exc:
+            raise self._unavailable("cannot connect", exc) from exc
 
     def _cursor(self, conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
         """The thread's one cursor on its connection. Reused, it keeps psycopg's adapters chosen for
@@ -194,6 +208,8 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
 
         `single=True`: `body` sends exactly one statement, which on this autocommit
         connection is a transaction by itself — no BEGIN/COMMIT round trips."""
+        with self._count_lock:
+            self._transactions += 1
         for attempt in range(_RETRIES):
             conn = self._conn()
             try:

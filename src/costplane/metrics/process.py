@@ -1,4 +1,4 @@
-"""Per-process metric families of the Python runtime: the cyclic garbage collector.
+"""Per-process metric families: the Python runtime's cyclic garbage collector, the store's round trips.
 
 A serving process freezes its start-up heap (`serving.freeze_heap`), so full collections no longer
 scan the bundle, the price catalogs and the modules; these families show whether that holds in a
@@ -12,7 +12,7 @@ import gc
 
 from costplane.metrics.exposition import Family
 
-__all__ = ["gc_families"]
+__all__ = ["gc_families", "store_families"]
 
 
 def gc_families() -> list[Family]:
@@ -30,3 +30,15 @@ def gc_families() -> list[Family]:
                     "Objects frozen out of the collector's scans at start-up (per process)")
     frozen.add(gc.get_freeze_count())
     return [collections, collected, uncollectable, frozen]
+
+
+def store_families(store: object) -> list[Family]:
+    """The transactions a networked store ran from this process (PostgreSQL; none for SQLite, whose
+    calls are in-process): with leases on and the loop filter, far fewer than one per request."""
+    count = getattr(store, "transactions", None)
+    if not isinstance(count, int):
+        return []
+    family = Family("costplane_store_transactions_total", "counter",
+                    "Transactions (each at least one round trip) this process ran on the PostgreSQL store")
+    family.add(count)
+    return [family]

@@ -19,7 +19,7 @@ from costplane.app import Application
 from costplane.metrics.collect import store_metrics
 from costplane.metrics.exposition import CONTENT_TYPE, render
 from costplane.metrics.latency import LatencyHistograms, LatencyMiddleware
-from costplane.metrics.process import gc_families
+from costplane.metrics.process import gc_families, store_families
 
 __all__ = ["MetricsParts", "metrics_parts"]
 
@@ -49,7 +49,8 @@ class MetricsParts:
         app = self.application
         bundle = app.bundle
         families = await asyncio.to_thread(store_metrics, app.store, list(bundle.budgets.values()), bundle.revision)
-        return Response(render([*families, *self.histograms.families(), *gc_families()]), media_type=CONTENT_TYPE)
+        return Response(render([*families, *self.histograms.families(), *gc_families(), *store_families(app.store)]),
+                        media_type=CONTENT_TYPE)
 
     def install(self, server: Starlette) -> Starlette:
         server.add_middleware(LatencyMiddleware, histograms=self.histograms)

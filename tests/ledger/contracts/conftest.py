@@ -26,12 +26,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from ledger_helpers import NOW
 
 from costplane.ledger import Store, open_store
 from costplane.ledger.base import SqlStore
 from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.leases import LeasedLedger, LeaseSettings
+from costplane.ledger.loopfeed import LoopFeed
+from costplane.ledger.loopfilter import LoopFilter
 from costplane.ledger.memory import MemoryLedger
+from costplane.ledger.postgres import PostgresStore
 from store_fixtures import PG_URL, pg_schema, require_postgres
 
 _SEEDED = ("schema_version", "credential_generation")  # rows written by the migrations themselves
@@ -99,7 +103,11 @@ def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
                 raise TypeError(f"a leased ledger needs a SQL store, got {type(store).__name__}")
             settings = LeaseSettings(enabled=True, journal_dir=tmp_path / "journal", flush_interval=3600.0,
                                      hot_per_second=1, share=1)
-            leased = LeasedLedger(store, settings)
+            loops = None  # on PostgreSQL as served: the loop guard's filter fed by the store (schema v18)
+            if isinstance(store, PostgresStore):
+                loops = LoopFeed(store, LoopFilter(600), clock=lambda: NOW).start()
+                assert loops.wait_ready(30), "the loop feed did not catch up"
+            leased = LeasedLedger(store, settings, loops=loops)
             yield leased
             leased.close()
         return
