@@ -9,6 +9,7 @@ next to a bare Python pass-through measured in the same run, with wrk.
     .venv/bin/python benchmarks/bench_gateway.py --bundle hot-team    # one hot team budget, leases on
     .venv/bin/python benchmarks/bench_gateway.py --profile /tmp/gw-profile   # + py-spy breakdown
     .venv/bin/python benchmarks/bench_gateway.py --bundle hot-team --ledger-events 1000000   # a big ledger
+    .venv/bin/python benchmarks/bench_gateway.py --bundle hot-team --store postgres --workers 3   # 3 processes
 
 Four processes, all bound to 127.0.0.1: the upstream simulator (`costplane simulate-upstream`,
 zero latency), the bare pass-through (`benchmarks/passthrough.py`: Starlette + aiohttp, uvicorn,
@@ -285,11 +286,11 @@ def store_transactions(url: str) -> int | None:
 
 
 def measure(url: str, key: str, connections: int, duration: int, target: str, pid: int,
-            rate: int = 0) -> WrkResult:
+            rate: int = 0, scrape_transactions: bool = True) -> WrkResult:
     """A measured wrk run with the CPU the target process tree used during it (and, for the gateway on
     PostgreSQL, the store transactions it ran, from /metrics: a scrape's own reads — measured by two
     scrapes back to back before the run — are subtracted)."""
-    tx_before = store_transactions(url) if target == "gateway" else None
+    tx_before = store_transactions(url) if target == "gateway" and scrape_transactions else None
     scrape = 0
     if tx_before is not None:
         again = store_transactions(url)
@@ -569,6 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --profile: wall-clock of the event-loop thread (py-spy --idle), "
                              "so time blocked in synchronous store calls shows")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (config, logs, db)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gateway worker processes (`serve --workers N`; CPU is the whole process tree's; the "
+                             "store-transaction figure is per process, so it is left out with N > 1)")
     parser.add_argument("--rate", type=int, default=0,
                         help="offered load in requests/s for every run (paced connections, below "
                              "saturation); default 0 = as fast as possible")
@@ -655,7 +659,8 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     if args.ledger_events:
         preload(url, args.ledger_events)
 
-    gw = procs.start(python_cmd("serve", "--config", str(config), "--log-level", "warning"), gw_log,
+    workers = ("--workers", str(args.workers)) if args.workers > 1 else ()
+    gw = procs.start(python_cmd("serve", "--config", str(config), "--log-level", "warning", *workers), gw_log,
                      {"COSTPLANE_LEASES": "on"} if args.leases else None)
     gw_url = f"http://{HOST}:{gw_port}"
     wait_http(gw_url + "/healthz", gw, gw_log)
@@ -679,7 +684,7 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     for c in conns:
         for target, base, pid in targets:
             warm = run_wrk(base, key, c, WARMUP_S, target, args.rate)
-            measured = measure(base, key, c, args.duration, target, pid, args.rate)
+            measured = measure(base, key, c, args.duration, target, pid, args.rate, args.workers == 1)
             counted(measured, warm)
             results.append(measured)
             print(fmt_row(measured), flush=True)
@@ -690,7 +695,7 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
         for target, base, pid in targets[1:]:
             saturated = next(r for r in results if r.target == target and r.connections == top)
             rate = max(1, int(saturated.rps / 2))
-            half[target] = measure(base, key, top, args.duration, target, pid, rate)
+            half[target] = measure(base, key, top, args.duration, target, pid, rate, args.workers == 1)
             counted(half[target])
             print(fmt_row(half[target]), flush=True)
 
@@ -726,6 +731,7 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     print()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     leases = " with leases" if args.leases else ""
+    leases += f", {args.workers} gateway worker processes" if args.workers > 1 else ""
     print(f"## gateway benchmark — store {args.store}, bundle {args.bundle}{leases}, {args.duration}s per run, "
           f"{os.cpu_count()} CPUs, "
           f"load average at the end {load} (1/5/15 min; anything else running skews the figures)")

@@ -26,10 +26,10 @@ with benchmarks/bench_gateway.py (docs/performance.md):
   single short read; above it (reservations in the store, lock waits, a distant server) calls
   made under load go to the worker threads, each with its own connection, and one call every
   `PROBE_SECONDS` (0.25 s) still runs inline to measure again, so the executor returns to
-  inline calls once they no longer wait (a probe that waits blocks the loop: a few per second
-  keep that under 1 % of its time even at 10 ms a wait). A request that is alone always runs its calls inline: a thread
-  hop would only add to its latency. Callers say how busy they are with
-  `with executor.request(): ...`.
+  inline calls once they no longer wait (a probe that waits blocks the loop: four a second
+  keep that near 1 % of its time even at 2.5 ms a wait). A request that is alone always runs
+  its calls inline: a thread hop would only add to its latency. Callers say how busy they are
+  with `with executor.request(): ...`.
 
 Either way a result is handed back only after its transaction committed: a
 client never sees an answer whose cost event could still be lost.
@@ -128,8 +128,7 @@ class StoreExecutor:
         try:
             return fn(*args)
         finally:
-            end = time.perf_counter()
-            waited = max(0.0, (end - wall) - (time.thread_time() - cpu))
+            waited = max(0.0, (time.perf_counter() - wall) - (time.thread_time() - cpu))
             self._waited += (waited - self._waited) * _WEIGHT
             self._probed = time.monotonic()
 
