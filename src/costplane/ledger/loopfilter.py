@@ -22,8 +22,6 @@ from datetime import datetime
 
 __all__ = ["LoopFilter"]
 
-_HASHES = 3  # bit positions per pair (optimal for ~10 bits a call)
-
 
 class LoopFilter:
     """Time-bucketed Bloom filter of (run, request hash) pairs; thread-safe."""
@@ -41,10 +39,11 @@ class LoopFilter:
         self._lock = threading.Lock()
         self.added = 0  # pairs added, for tests and measurements
 
-    def _positions(self, run: str, request_hash: str) -> tuple[int, ...]:
-        value = hash((run, request_hash)) & 0xFFFF_FFFF_FFFF_FFFF  # per process; only compared in it
-        low, high = value & 0xFFFF_FFFF, (value >> 32) | 1
-        return tuple((low + i * high) & self._mask for i in range(_HASHES))
+    def _positions(self, run: str, request_hash: str) -> tuple[int, int, int]:
+        """Three bit positions by double hashing (the pair's hash is per process: only compared in it)."""
+        value = hash((run, request_hash))
+        low, high, mask = value & 0xFFFF_FFFF, ((value >> 32) & 0xFFFF_FFFF) | 1, self._mask
+        return low & mask, (low + high) & mask, (low + 2 * high) & mask
 
     def _index(self, when: datetime) -> int:
         return int(when.timestamp() // self.width)
@@ -64,10 +63,13 @@ class LoopFilter:
     def maybe(self, run: str, request_hash: str, since: datetime) -> bool:
         """False: no call of the pair at or after `since` was added (definite). True: there may be one."""
         first = self._index(since)
-        positions = self._positions(run, request_hash)
+        a, b, c = self._positions(run, request_hash)
         with self._lock:
-            buckets = [b for i, b in self._buckets.items() if i >= first]
-        return any(all(bucket[p >> 3] & (1 << (p & 7)) for p in positions) for bucket in buckets)
+            buckets = [bucket for index, bucket in self._buckets.items() if index >= first]
+        for bucket in buckets:
+            if (bucket[a >> 3] >> (a & 7)) & 1 and (bucket[b >> 3] >> (b & 7)) & 1 and (bucket[c >> 3] >> (c & 7)) & 1:
+                return True
+        return False
 
     def prune(self, now: datetime) -> None:
         """Drop the buckets wholly before the window (and a bucket's width of slack)."""
