@@ -8,6 +8,7 @@ after catching up anew when its connection was lost."""
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -126,7 +127,8 @@ def test_processes_see_each_others_calls_and_skip_only_the_reads_that_find_nothi
 
 @PG_ONLY
 def test_a_feed_that_lost_its_connection_is_trusted_again_only_after_catching_up(
-        store: Store, tmp_path: Path) -> None:
+        store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="costplane.store")
     feed = _feed(store, retry=0.5)
     ledger = _leased(store, tmp_path / "j", feed)
     since = NOW - timedelta(minutes=5)
@@ -146,6 +148,9 @@ def test_a_feed_that_lost_its_connection_is_trusted_again_only_after_catching_up
         _until(lambda: feed.ready and feed.catch_ups >= 2, "the feed to listen and catch up again")
         assert feed.filter.maybe("r-gap", "h-gap", since)
         assert ledger.count_recent_requests("r-gap", "h-gap", since) == 1
+        said = [r.getMessage() for r in caplog.records if r.name == "costplane.store"]
+        assert sum("loop feed lost its connection" in m for m in said) == 1  # once per outage, not per retry
+        assert sum("loop feed listening again" in m for m in said) == 1
     finally:
         ledger.close()
 

@@ -86,6 +86,7 @@ class LoopFeed:
         self._caught_up = threading.Event()  # set after each catch-up (tests wait on it)
         self._conn: Any = None
         self._thread: threading.Thread | None = None
+        self._failing = False  # an outage was reported and is not over
         self.notifications = 0  # notifications received, for tests and measurements
         self.catch_ups = 0  # window reads (one per connection)
 
@@ -121,8 +122,10 @@ class LoopFeed:
             except Exception as exc:
                 if self._stop.is_set():
                     break
-                log.warning("loop feed lost its connection (%s); the loop guard reads the store until it is back",
-                            exc)
+                if not self._failing:  # one warning per outage (and a note when it is over)
+                    log.warning("loop feed lost its connection (%s); the loop guard reads the store until it is "
+                                "back", exc)
+                self._failing = True
             finally:
                 self._ready.clear()
                 conn, self._conn = self._conn, None
@@ -142,6 +145,9 @@ class LoopFeed:
                 self.filter.add(str(run), str(request_hash), codec.from_us(int(ts)))
         self.catch_ups += 1
         self._ready.set()
+        if self._failing:
+            self._failing = False
+            log.warning("loop feed listening again; the loop guard's filter is caught up")
         self._caught_up.set()
         pruned = time.monotonic()
         while not self._stop.is_set():
