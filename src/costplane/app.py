@@ -29,8 +29,7 @@ from costplane.core.notify import LoggingNotifier, Notifier
 from costplane.core.slo import SloGate
 from costplane.gateway.translate.routes import route_issues
 from costplane.ledger.contracts import BudgetLedger
-from costplane.ledger.leases import LeasedLedger
-from costplane.ledger.open import open_budget_ledger, open_store
+from costplane.ledger.open import close_budget_ledger, open_budget_ledger, open_store
 from costplane.ledger.store import Store
 from costplane.lifecycle.drivers import DriverSet
 from costplane.policy.bundle import Bundle, load_bundle
@@ -146,6 +145,5 @@ class Application:
         return changed
 
     def close(self) -> None:
-        if isinstance(self.ledger, LeasedLedger):
-            self.ledger.close()  # apply what is journaled, give the leases back
+        close_budget_ledger(self.ledger)  # apply what is journaled, give the leases back, stop the feed
         self.store.close()

@@ -17,7 +17,9 @@ from costplane.ledger.base import SqlStore
 from costplane.ledger.journal import Journal, orphans, read_segment
 from costplane.ledger.lease_store import LeasedRecord
 from costplane.ledger.leases import LeasedLedger, LeaseSettings, decode_record, encode_record
-from costplane.ledger.open import open_budget_ledger, parse_ledger
+from costplane.ledger.loopindex import LoopIndexedLedger
+from costplane.ledger.open import close_budget_ledger, open_budget_ledger, parse_ledger
+from costplane.ledger.postgres import PostgresStore
 
 AMOUNT = 1_000_003
 LIMIT = 100 * AMOUNT + AMOUNT // 2  # fits exactly 100 worst-case calls (and half of a 101st)
@@ -219,13 +221,24 @@ def test_the_ledger_section_is_parsed_and_checked(tmp_path: Path) -> None:
             parse_ledger(raw, tmp_path)
 
 
+def _served(ledger: object) -> object:
+    """What a PostgreSQL store's ledger is behind the loop guard's filter (SQLite: the ledger itself)."""
+    return ledger.inner if isinstance(ledger, LoopIndexedLedger) else ledger
+
+
 def test_open_budget_ledger_gives_the_store_or_a_lease_ledger_per_store(store: Store, tmp_path: Path) -> None:
     config = parse_config({})
-    assert open_budget_ledger(config, store, LeaseSettings(journal_dir=tmp_path)) is store
-    leased = open_budget_ledger(config, store, LeaseSettings(enabled=True, journal_dir=tmp_path))
+    off = open_budget_ledger(config, store, LeaseSettings(journal_dir=tmp_path))
+    assert _served(off) is store
+    assert isinstance(off, LoopIndexedLedger) == isinstance(store, PostgresStore)  # the filter where it has a feed
+    close_budget_ledger(off)
+    on = open_budget_ledger(config, store, LeaseSettings(enabled=True, journal_dir=tmp_path))
+    leased = _served(on)
     assert isinstance(leased, LeasedLedger)
+    assert isinstance(on, LoopIndexedLedger) == isinstance(store, PostgresStore)
     assert [p.parent for p in tmp_path.glob("*/*.lock")] == [leased.settings.journal_dir]  # one directory per store
-    leased.close()
+    close_budget_ledger(on)
+    assert leased._stop.is_set()  # closed through the wrapper: its journal applied, its leases given back
 
 
 def test_a_cold_window_stays_on_the_direct_path_until_it_is_hot(store: Store, tmp_path: Path) -> None:
@@ -243,8 +256,9 @@ def test_a_cold_window_stays_on_the_direct_path_until_it_is_hot(store: Store, tm
 
 def test_with_leases_turned_off_a_stopped_process_journal_is_still_applied(store: Store, tmp_path: Path) -> None:
     config = parse_config({})
-    on = open_budget_ledger(config, store, LeaseSettings(enabled=True, journal_dir=tmp_path, hot_per_second=1,
-                                                         flush_interval=3600.0))
+    served = open_budget_ledger(config, store, LeaseSettings(enabled=True, journal_dir=tmp_path, hot_per_second=1,
+                                                             flush_interval=3600.0))
+    on = _served(served)
     assert isinstance(on, LeasedLedger)
     c = claim("shared", AMOUNT, limit_nano=LIMIT)
     res = reservation([c])
@@ -252,11 +266,15 @@ def test_with_leases_turned_off_a_stopped_process_journal_is_still_applied(store
     on.settle(res.id, event(AMOUNT, rid=res.id))
     on._journal.close()  # the process stops without closing its ledger
     assert store.count_events() == 0 and store.leases_held()  # type: ignore[attr-defined]
-    assert open_budget_ledger(config, store, LeaseSettings(journal_dir=tmp_path)) is store
+    off = open_budget_ledger(config, store, LeaseSettings(journal_dir=tmp_path))
+    assert _served(off) is store
     (state,) = store.claim_states([c])
     assert (state.spent_nano, state.reserved_nano, state.calls) == (AMOUNT, 0, 1) and store.count_events() == 1
     assert store.leases_held() == {}  # type: ignore[attr-defined]
     on._stop.set()
+    for ledger in (served, off):
+        if isinstance(ledger, LoopIndexedLedger):
+            ledger.feed.close()
 
 
 def test_claim_states_read_the_process_own_settlements(store: Store, tmp_path: Path) -> None:

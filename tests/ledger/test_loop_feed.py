@@ -22,9 +22,11 @@ from ledger_helpers import NOW, claim, decision, event, reservation
 from costplane.attribution.context import Context
 from costplane.ledger import Store
 from costplane.ledger.base import SqlStore
+from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.loopfeed import LoopFeed, parse_payload
 from costplane.ledger.loopfilter import LoopFilter
+from costplane.ledger.loopindex import LoopIndexedLedger
 from costplane.ledger.postgres import PostgresStore
 
 PG_ONLY = pytest.mark.parametrize("store_kind", [pytest.param("postgres", marks=pytest.mark.postgres)],
@@ -58,10 +60,10 @@ def test_notification_payloads() -> None:
     assert parse_payload("garbage") is None and parse_payload("h notanumber r") is None
 
 
-def _leased(store: Store, directory: Path, loops: LoopFeed | None) -> LeasedLedger:
+def _leased(store: Store, directory: Path) -> LeasedLedger:
     assert isinstance(store, SqlStore)
     settings = LeaseSettings(enabled=True, journal_dir=directory, flush_interval=3600.0, hot_per_second=1)
-    return LeasedLedger(store, settings, loops=loops)
+    return LeasedLedger(store, settings)
 
 
 def _feed(store: Store, retry: float = 1.0) -> LoopFeed:
@@ -79,7 +81,7 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> N
         time.sleep(0.01)
 
 
-def _settle(ledger: LeasedLedger, run: str, request_hash: str, seconds: int = 0) -> None:
+def _settle(ledger: BudgetLedger, run: str, request_hash: str, seconds: int = 0) -> None:
     res = reservation([claim("team", 1000, limit_nano=LIMIT)])
     assert ledger.reserve(res, decision(res.decision_id)).ok
     ledger.settle(res.id, event(100, rid=res.id, ts=NOW + timedelta(seconds=seconds), ctx=Context(run=run),
@@ -90,20 +92,27 @@ def _settle(ledger: LeasedLedger, run: str, request_hash: str, seconds: int = 0)
 def test_processes_see_each_others_calls_and_skip_only_the_reads_that_find_nothing(
         store: Store, tmp_path: Path) -> None:
     store.record_event(event(1, ctx=Context(run="r-before"), request_hash="h-before"))  # before any feed: caught up
-    a = _leased(store, tmp_path / "a", _feed(store))
+    a_leased, b_leased = _leased(store, tmp_path / "a"), _leased(store, tmp_path / "b")
+    a = LoopIndexedLedger(a_leased, _feed(store))  # two serving processes with leases on
     b_feed = _feed(store)
-    b = _leased(store, tmp_path / "b", b_feed)
-    plain = _leased(store, tmp_path / "plain", None)  # the answer without a filter: the store's count
+    b = LoopIndexedLedger(b_leased, b_feed)
+    c = LoopIndexedLedger(store, _feed(store))  # and one with leases off: the store behind the filter
+    plain = _leased(store, tmp_path / "plain")  # the answer without a filter: the store's count
     since = NOW - timedelta(minutes=5)
     try:
         assert b.count_recent_requests("r-before", "h-before", since) == 1
+        assert c.count_recent_requests("r-before", "h-before", since) == 1
         for second in range(3):
             _settle(a, "r-loop", "h-same", second)
         assert a.count_recent_requests("r-loop", "h-same", since) == 3  # its own calls at once, applied or not
-        a.flush()
+        a_leased.flush()
         _until(lambda: b_feed.filter.maybe("r-loop", "h-same", since), "the notifications of a's batch")
         assert b.count_recent_requests("r-loop", "h-same", since) == 3  # the other process's calls
         assert b.count_recent_requests("r-loop", "h-same", NOW + timedelta(seconds=1)) == 2
+        _until(lambda: c.feed.filter.maybe("r-loop", "h-same", since), "the notifications at the third process")
+        assert c.count_recent_requests("r-loop", "h-same", since) == 3
+        _settle(c, "r-loop", "h-same", 3)  # leases off: settled in the store at once, in c's filter at once
+        assert c.count_recent_requests("r-loop", "h-same", since) == 4
 
         # differential: over many pairs, seen or not, every count is the store's (the filter only
         # ever skips a read that would have found 0)
@@ -111,18 +120,21 @@ def test_processes_see_each_others_calls_and_skip_only_the_reads_that_find_nothi
         pairs = [(f"run-{rng.randrange(6)}", f"h-{rng.randrange(40)}") for _ in range(60)]
         for run, request_hash in pairs[:30]:
             _settle(a, run, request_hash, rng.randrange(60))
-        a.flush()
-        _until(lambda: all(b_feed.filter.maybe(r, h, since) for r, h in pairs[:30]),
-               "the notifications of a's second batch")
-        saved = b.loop_reads_saved
+        a_leased.flush()
+        for feed in (b_feed, c.feed):
+            _until(lambda feed=feed: all(feed.filter.maybe(r, h, since) for r, h in pairs[:30]),
+                   "the notifications of a's second batch")
+        saved = b.reads_saved, c.reads_saved
         for run, request_hash in pairs:
-            assert b.count_recent_requests(run, request_hash, since) == plain.count_recent_requests(
-                run, request_hash, since), (run, request_hash)
-        assert b.loop_reads_saved > saved  # pairs never sent were answered without a read
+            expected = plain.count_recent_requests(run, request_hash, since)
+            assert b.count_recent_requests(run, request_hash, since) == expected, (run, request_hash)
+            assert c.count_recent_requests(run, request_hash, since) == expected, (run, request_hash)
+        assert b.reads_saved > saved[0] and c.reads_saved > saved[1]  # pairs never sent: answered without a read
         assert b.count_recent_requests("never", "sent", since) == 0
     finally:
-        for ledger in (a, b, plain):
+        for ledger in (a, b, c):
             ledger.close()
+        plain.close()
 
 
 @PG_ONLY
@@ -130,7 +142,7 @@ def test_a_feed_that_lost_its_connection_is_trusted_again_only_after_catching_up
         store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="costplane.store")
     feed = _feed(store, retry=0.5)
-    ledger = _leased(store, tmp_path / "j", feed)
+    ledger = LoopIndexedLedger(_leased(store, tmp_path / "j"), feed)
     since = NOW - timedelta(minutes=5)
     try:
         assert feed.catch_ups == 1

@@ -29,7 +29,7 @@ from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.routes import adapter_for_path, adapter_routes, direct_routes, path_error_handler
 from costplane.gateway.upstream import AiohttpTransport, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
-from costplane.ledger.leases import LeasedLedger
+from costplane.ledger.open import close_budget_ledger
 from costplane.otel.export import span_exporter
 
 __all__ = ["GatewayApp", "create_gateway"]
@@ -99,8 +99,8 @@ def create_gateway(
                 task.cancel()
             await transport.close()
             store.close()
-            if isinstance(application.ledger, LeasedLedger):  # apply its journal, give its leases back
-                await asyncio.to_thread(application.ledger.close)
+            # apply a lease ledger's journal, give its leases back, stop the loop feed
+            await asyncio.to_thread(close_budget_ledger, application.ledger)
             if proxy.spans is not None:  # export what is queued, off the event loop
                 await asyncio.to_thread(proxy.spans.close)
 

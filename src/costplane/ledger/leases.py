@@ -71,7 +71,6 @@ from costplane.ledger.lease_types import (
     new_lease_id,
     window_key,
 )
-from costplane.ledger.loopfeed import LoopFeed
 from costplane.ledger.store import StoreError
 from costplane.ledger.types import (
     BudgetClaim,
@@ -97,11 +96,8 @@ class LeasedLedger:
     FORGET_S = 60.0
 
     def __init__(self, store: SqlStore, settings: LeaseSettings, *, owner: str | None = None,
-                 clock: Callable[[], datetime] | None = None, loops: LoopFeed | None = None) -> None:
-        """`loops`: the loop guard's filter fed with every process's calls (PostgreSQL; the ledger
-        adds its own calls and closes it). None: every loop count reads the store."""
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
-        self._loops = loops
         self.settings = settings
         self.owner = owner or f"p{uuid.uuid4().hex[:16]}"
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -121,7 +117,6 @@ class LeasedLedger:
         self.round_trips = 0  # store transactions of the leased path (takes, batches, give-backs)
         self.leased = 0  # requests admitted from a lease
         self.direct = 0  # requests reserved in the store (near a limit, calls/concurrency limits)
-        self.loop_reads_saved = 0  # loop counts answered 0 by the filter, without a store read
 
     # -- admission ---------------------------------------------------------------------------
     def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
@@ -286,7 +281,6 @@ class LeasedLedger:
         first, then the store settles it against the closed reservation row the batch wrote (a no-op
         for the same event; the late spend recorded, moved off nothing held)."""
         cost = int(event.cost_nano)
-        self._seen((event,))
         with self._lock:
             held = self._held.pop(reservation_id, None)
             if held is not None:
@@ -520,8 +514,6 @@ class LeasedLedger:
         cannot take the last records (after a few tries), the leases are kept and the journal stays
         for the next start-up (or a sibling's expiry pass) to replay before the leases end."""
         self._stop.set()
-        if self._loops is not None:
-            self._loops.close()
         if self._writer is not None and self._writer is not threading.current_thread():
             self._writer.join(timeout=5)
         try:
@@ -588,22 +580,11 @@ class LeasedLedger:
         return states if claims is None else self._counted(claims, states)
 
     def record_event(self, event: CostEvent, claims: Sequence[BudgetClaim] = ()) -> bool:
-        self._seen((event,))
         return self.store.record_event(event, claims)
 
     def record_spend(self, events: Sequence[CostEvent], claims: Sequence[Sequence[BudgetClaim]],
                      decisions: Sequence[DecisionRecord | None]) -> tuple[tuple[bool, ...], tuple[ClaimState, ...]]:
-        self._seen(events)
         return self.store.record_spend(events, claims, decisions)
-
-    def _seen(self, events: Sequence[CostEvent]) -> None:
-        """This process's calls reach its loop filter at once (before they are written: a call that
-        then fails is a false positive, which only costs a read), not when the store's feed sends them."""
-        if self._loops is not None:
-            for event in events:
-                key = _loop_key(event)
-                if key is not None:
-                    self._loops.filter.add(key[0], key[1], event.ts)
 
     def claim_states(self, claims: Sequence[BudgetClaim]) -> tuple[ClaimState, ...]:
         """The windows as the contract counts them, exact for this process's own requests: what it
@@ -655,13 +636,7 @@ class LeasedLedger:
 
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
         """The store's count plus this process's settled calls not yet applied to it (the loop guard
-        must see a run's last calls at once, not when the writer gets to them). With a loop feed
-        that is caught up, a pair its filter has never seen in the window counts 0 without a read:
-        no process committed such a call (up to notifications in flight), and this one settled none."""
-        loops = self._loops
-        if loops is not None and loops.ready and not loops.filter.maybe(run, request_hash, since):
-            self.loop_reads_saved += 1
-            return 0
+        must see a run's last calls at once, not when the writer gets to them)."""
         with self._lock:
             own = sum(1 for ts in self._unapplied_calls.get((run, request_hash), ()) if ts >= since)
         return self.store.count_recent_requests(run, request_hash, since) + own

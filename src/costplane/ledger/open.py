@@ -12,8 +12,9 @@ The store is returned un-migrated; call `store.migrate()` (idempotent) at start-
 
 `open_budget_ledger(config, store)`: the decision core's `BudgetLedger` — the store itself, or, with
 `ledger.leases: on`, a `LeasedLedger` over it (ledger/leases.py) whose journal of earlier runs has
-been replayed. The `ledger:` section of the file is read by `ledger_settings` (every key checked,
-a bad value is a `ConfigError` naming it).
+been replayed; on PostgreSQL either one behind a `LoopIndexedLedger` (ledger/loopindex.py: the loop
+guard's filter). `close_budget_ledger` closes what it opened. The `ledger:` section of the file is
+read by `ledger_settings` (every key checked, a bad value is a `ConfigError` naming it).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.loopfeed import LOOP_FEED_VERSION, LoopFeed
 from costplane.ledger.loopfilter import LoopFilter
+from costplane.ledger.loopindex import LoopIndexedLedger
 from costplane.ledger.postgres import PostgresStore, redact_url
 from costplane.ledger.sqlite import SqliteStore
 from costplane.ledger.store import Store
@@ -40,7 +42,7 @@ from costplane.ledger.windows import WindowError, parse_duration
 if TYPE_CHECKING:  # costplane.config imports the settings table, which imports the ledger
     from costplane.config import Config
 
-__all__ = ["LEASE_KEYS", "ledger_settings", "open_budget_ledger", "open_store", "parse_ledger"]
+__all__ = ["LEASE_KEYS", "close_budget_ledger", "ledger_settings", "open_budget_ledger", "open_store", "parse_ledger"]
 
 #: the schema version of the lease table
 LEASES_VERSION = 16
@@ -149,8 +151,9 @@ def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | N
     """The decision core's view of the budget counters: `store` itself, or with leases on (and a SQL
     store) a `LeasedLedger` over it, the journals of stopped processes already replayed. Journals
     live in a subdirectory of `ledger.journal` named after the store (a hash of its URL without
-    password), so a directory shared by two stores never replays one's journal into the other. The
-    caller closes a `LeasedLedger` (it gives its leases back) before the store."""
+    password), so a directory shared by two stores never replays one's journal into the other. On
+    PostgreSQL (schema v18) the ledger is wrapped in a `LoopIndexedLedger`. The caller closes it
+    with `close_budget_ledger` (a `LeasedLedger` gives its leases back) before the store."""
     settings = ledger_settings(config) if settings is None else settings
     if not isinstance(store, SqlStore):
         if settings.enabled:
@@ -160,12 +163,9 @@ def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | N
     store_key = hashlib.sha256(redact_url(str(store.url)).encode()).hexdigest()[:16]
     directory = settings.journal_dir / store_key
     if settings.enabled:
-        loops = None  # the loop guard's filter: PostgreSQL has the feed it needs (schema v18)
-        if isinstance(store, PostgresStore) and store.schema_version() >= LOOP_FEED_VERSION:
-            loops = LoopFeed(store, LoopFilter(config.gateway.loop_window)).start()
-        ledger = LeasedLedger(store, replace(settings, journal_dir=directory), loops=loops)
+        ledger = LeasedLedger(store, replace(settings, journal_dir=directory))
         ledger.recover()
-        return ledger
+        return _loop_indexed(config, store, ledger)
     # leases off, perhaps after they were on: what stopped processes journaled is applied first,
     # then the leases past their expiry end — nothing stays held by a process that will not return
     if directory.is_dir() or (store.schema_version() >= LEASES_VERSION and store.leases_held()):
@@ -173,4 +173,19 @@ def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | N
         sweeper.recover()
         sweeper.close()
         store.expire_leases(datetime.now(UTC))
-    return store
+    return _loop_indexed(config, store, store)
+
+
+def _loop_indexed(config: Config, store: SqlStore, ledger: BudgetLedger) -> BudgetLedger:
+    """`ledger` with the loop guard's filter in front of its loop counts, where the store has the feed
+    it needs (PostgreSQL, schema v18); `ledger` itself elsewhere (SQLite's count is an in-process read)."""
+    if isinstance(store, PostgresStore) and store.schema_version() >= LOOP_FEED_VERSION:
+        return LoopIndexedLedger(ledger, LoopFeed(store, LoopFilter(config.gateway.loop_window)).start())
+    return ledger
+
+
+def close_budget_ledger(ledger: BudgetLedger) -> None:
+    """Close what `open_budget_ledger` opened over the store (the store itself stays open): apply a
+    lease ledger's journal and give its leases back, stop the loop filter's feed."""
+    if isinstance(ledger, (LeasedLedger, LoopIndexedLedger)):
+        ledger.close()

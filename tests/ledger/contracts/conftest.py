@@ -1,8 +1,10 @@
 """Backends the conformance suites run on.
 
 `store` is every full store (SQLite and PostgreSQL, the kinds of `store_kind` in tests/conftest.py);
-`ledger` adds the backends that implement only the budget ledger: the in-memory ledger and the
-lease-based ledger (`LeasedLedger`) over SQLite and over PostgreSQL. A new backend is added to the
+`ledger` adds the backends that implement only the budget ledger: the in-memory ledger, the
+lease-based ledger (`LeasedLedger`) over SQLite and over PostgreSQL — on PostgreSQL behind the loop
+guard's filter (`LoopIndexedLedger`), as served — and the PostgreSQL store itself behind that
+filter (leases off, as served). A new backend is added to the
 parameters of `ledger_kind` here (a budget ledger alone) or of `store_kind` (a full store, opened by
 URL), and must pass every suite of the contracts it implements.
 
@@ -34,6 +36,7 @@ from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.loopfeed import LoopFeed
 from costplane.ledger.loopfilter import LoopFilter
+from costplane.ledger.loopindex import LoopIndexedLedger
 from costplane.ledger.memory import MemoryLedger
 from costplane.ledger.postgres import PostgresStore
 from store_fixtures import PG_URL, pg_schema, require_postgres
@@ -42,7 +45,8 @@ _SEEDED = ("schema_version", "credential_generation")  # rows written by the mig
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory", "leased-sqlite",
-                        pytest.param("leased-postgres", marks=pytest.mark.postgres)])
+                        pytest.param("leased-postgres", marks=pytest.mark.postgres),
+                        pytest.param("indexed-postgres", marks=pytest.mark.postgres)])
 def ledger_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     if kind.endswith("postgres"):
@@ -103,12 +107,26 @@ def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
                 raise TypeError(f"a leased ledger needs a SQL store, got {type(store).__name__}")
             settings = LeaseSettings(enabled=True, journal_dir=tmp_path / "journal", flush_interval=3600.0,
                                      hot_per_second=1, share=1)
-            loops = None  # on PostgreSQL as served: the loop guard's filter fed by the store (schema v18)
-            if isinstance(store, PostgresStore):
-                loops = LoopFeed(store, LoopFilter(600), clock=lambda: NOW).start()
-                assert loops.wait_ready(30), "the loop feed did not catch up"
-            leased = LeasedLedger(store, settings, loops=loops)
-            yield leased
-            leased.close()
+            leased = LeasedLedger(store, settings)
+            served = _indexed(store, leased)  # on PostgreSQL as served: behind the loop guard's filter
+            yield served
+            served.close()
+        return
+    if ledger_kind == "indexed-postgres":  # leases off on PostgreSQL as served: the store behind the filter
+        for store in _open("postgres", tmp_path, request):
+            indexed = _indexed(store, store)
+            yield indexed
+            indexed.close()
         return
     yield from _open(ledger_kind, tmp_path, request)
+
+
+def _indexed(store: Store, ledger: BudgetLedger) -> LeasedLedger | LoopIndexedLedger:
+    """`ledger` behind the loop guard's filter, its feed caught up (PostgreSQL); else `ledger` itself."""
+    if not isinstance(store, PostgresStore):
+        if not isinstance(ledger, LeasedLedger):
+            raise TypeError("only a lease ledger is served without the filter here")
+        return ledger
+    feed = LoopFeed(store, LoopFilter(600), clock=lambda: NOW).start()
+    assert feed.wait_ready(30), "the loop feed did not catch up"
+    return LoopIndexedLedger(ledger, feed)
