@@ -185,3 +185,19 @@ def test_the_trigger_notifies_calls_of_a_run_only(store: Store) -> None:
         raise
     finally:
         listener.close()
+
+
+@PG_ONLY
+def test_the_feed_starts_at_the_first_loop_count(store: Store) -> None:
+    assert isinstance(store, PostgresStore)
+    feed = LoopFeed(store, LoopFilter(600), clock=lambda: NOW)
+    ledger = LoopIndexedLedger(store, feed)  # as open_budget_ledger builds it: nothing listens yet
+    try:
+        assert feed.backend_pid is None and not feed.ready
+        since = NOW - timedelta(minutes=5)
+        assert ledger.count_recent_requests("r", "h", since) == 0  # read from the store; starts the feed
+        _until(lambda: feed.ready, "the feed to catch up")
+        saved = ledger.reads_saved
+        assert ledger.count_recent_requests("r", "h", since) == 0 and ledger.reads_saved == saved + 1
+    finally:
+        ledger.close()

@@ -11,14 +11,15 @@ window" if it has seen every call that any process committed. On PostgreSQL the 
   settle functions, OTLP and SDK ingest, a process of an older version. SQLite has no such feed
   (and its count is a cheap in-process read): the step records the version and changes nothing.
 * **`LoopFeed`** keeps one connection per serving process listening on that channel, in a daemon
-  thread. It LISTENs first, then reads the calls of the window so far (so a call committed
+  thread, started at the process's first loop count (a CLI command never counts, so never
+  listens). It LISTENs first, then reads the calls of the window so far (so a call committed
   between the two is seen twice, never missed), and only then is `ready`. A lost connection makes
   it not ready until it has listened and read the window again: a notification sent while no one
   listened is never trusted to have arrived.
 
 Notifications cost the writer one queue entry per row and a short cluster-wide lock at commit
 (PostgreSQL serialises the commits of transactions that notify). The lease writer commits a batch
-of rows at a time, so that lock is taken tens of times a second, not once a call.
+of rows at a time, so with leases on that lock is taken tens of times a second, not once a call.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class LoopFeed:
         self._caught_up = threading.Event()  # set after each catch-up (tests wait on it)
         self._conn: Any = None
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
         self._failing = False  # an outage was reported and is not over
         self.notifications = 0  # notifications received, for tests and measurements
         self.catch_ups = 0  # window reads (one per connection)
@@ -103,8 +105,11 @@ class LoopFeed:
         return None if conn is None else int(conn.info.backend_pid)
 
     def start(self) -> LoopFeed:
-        self._thread = threading.Thread(target=self._run, name="costplane-loop-feed", daemon=True)
-        self._thread.start()
+        """Start listening (once; later calls do nothing)."""
+        with self._starting:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="costplane-loop-feed", daemon=True)
+                self._thread.start()
         return self
 
     def wait_ready(self, timeout: float) -> bool:

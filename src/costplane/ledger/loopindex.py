@@ -41,8 +41,12 @@ class LoopIndexedLedger:
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
         """0 without a read when the feed is caught up and its filter has never seen the pair in the
         window (no process committed such a call, up to notifications in flight, and this one settled
-        none); otherwise the wrapped ledger's count."""
-        if self.feed.ready and not self.feed.filter.maybe(run, request_hash, since):
+        none); otherwise the wrapped ledger's count. The first count starts the feed."""
+        feed = self.feed
+        if not feed.ready:
+            feed.start()  # on the first count: a process that never counts (a CLI command) never listens
+            return self.inner.count_recent_requests(run, request_hash, since)
+        if not feed.filter.maybe(run, request_hash, since):
             self.reads_saved += 1
             return 0
         return self.inner.count_recent_requests(run, request_hash, since)

@@ -180,7 +180,7 @@ def _loop_indexed(config: Config, store: SqlStore, ledger: BudgetLedger) -> Budg
     """`ledger` with the loop guard's filter in front of its loop counts, where the store has the feed
     it needs (PostgreSQL, schema v18); `ledger` itself elsewhere (SQLite's count is an in-process read)."""
     if isinstance(store, PostgresStore) and store.schema_version() >= LOOP_FEED_VERSION:
-        return LoopIndexedLedger(ledger, LoopFeed(store, LoopFilter(config.gateway.loop_window)).start())
+        return LoopIndexedLedger(ledger, LoopFeed(store, LoopFilter(config.gateway.loop_window)))
     return ledger
 
 
