@@ -285,6 +285,22 @@ def store_transactions(url: str) -> int | None:
     return None if line is None else int(float(line.split()[1]))
 
 
+_STATS_SETTLE_S = 11.0  # PostgreSQL reports an idle backend's transaction counts within 10 s
+
+
+def database_transactions(pg: str) -> int:
+    """Committed and rolled-back transactions of the whole database (`pg_stat_database`), after waiting
+    for every backend's counts to be reported: the store transactions of several gateway processes,
+    as long as nothing else uses the database meanwhile."""
+    import psycopg
+
+    time.sleep(_STATS_SETTLE_S)
+    with psycopg.connect(pg, autocommit=True) as conn:
+        row = conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                           " WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
 def measure(url: str, key: str, connections: int, duration: int, target: str, pid: int,
             rate: int = 0, scrape_transactions: bool = True) -> WrkResult:
     """A measured wrk run with the CPU the target process tree used during it (and, for the gateway on
@@ -570,9 +586,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --profile: wall-clock of the event-loop thread (py-spy --idle), "
                              "so time blocked in synchronous store calls shows")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (config, logs, db)")
+    parser.add_argument("--db-transactions", action="store_true",
+                        help="on PostgreSQL, count the gateway's store transactions from pg_stat_database (as "
+                             "--workers N does) rather than its /metrics, to compare one process with several")
     parser.add_argument("--workers", type=int, default=1,
-                        help="gateway worker processes (`serve --workers N`; CPU is the whole process tree's; the "
-                             "store-transaction figure is per process, so it is left out with N > 1)")
+                        help="gateway worker processes (`serve --workers N`; CPU is the whole process tree's; on "
+                             "PostgreSQL the store transactions of the run at the most connections come from "
+                             "pg_stat_database, read 11 s after the run: keep the database otherwise idle)")
     parser.add_argument("--rate", type=int, default=0,
                         help="offered load in requests/s for every run (paced connections, below "
                              "saturation); default 0 = as fast as possible")
@@ -684,7 +704,12 @@ def run(args: argparse.Namespace, conns: list[int], workdir: Path, url: str, pro
     for c in conns:
         for target, base, pid in targets:
             warm = run_wrk(base, key, c, WARMUP_S, target, args.rate)
-            measured = measure(base, key, c, args.duration, target, pid, args.rate, args.workers == 1)
+            several = (target == "gateway" and (args.workers > 1 or args.db_transactions) and args.store == "postgres"
+                       and c == max(conns))
+            before_tx = database_transactions(args.pg) if several else 0
+            measured = measure(base, key, c, args.duration, target, pid, args.rate, args.workers == 1 and not several)
+            if several:  # every worker's transactions, from the database's counters (less the first read's own)
+                measured.store_tx = max(0, database_transactions(args.pg) - before_tx - 1)
             counted(measured, warm)
             results.append(measured)
             print(fmt_row(measured), flush=True)
