@@ -327,3 +327,36 @@ def test_the_loop_guard_counts_settlements_not_yet_applied(store: Store, tmp_pat
     assert store.count_recent_requests("r-loop", "h-same", since) == 3
     assert leased.count_recent_requests("r-loop", "h-same", since) == 3  # counted once, applied or not
     leased.close()
+
+
+def test_the_writer_waits_for_a_fuller_batch_or_the_oldest_record_s_wait(store: Store, tmp_path: Path) -> None:
+    import time
+
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+
+    def settle_some(leased: LeasedLedger, n: int) -> None:
+        for _ in range(n):
+            res = reservation([c])
+            assert leased.reserve(res, decision(res.decision_id)).ok
+            leased.settle(res.id, event(AMOUNT // 10, rid=res.id))
+
+    def applied_within(seconds: float, count: int) -> bool:
+        deadline = time.monotonic() + seconds
+        while store.count_events() < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    patient = ledger(store, tmp_path / "a", flush_interval=0.01, batch_records=10, batch_wait=100_000)
+    settle_some(patient, 3)
+    time.sleep(0.3)  # thirty writer intervals: three records are neither a full batch nor old enough
+    assert store.count_events() == 0
+    settle_some(patient, 7)  # ten pending: the next interval applies them
+    assert applied_within(10, 10)
+    patient.close()
+
+    prompt = ledger(store, tmp_path / "b", flush_interval=0.01, batch_records=10_000, batch_wait=3)
+    settle_some(prompt, 2)  # far from a full batch, applied once the oldest has waited three intervals
+    assert applied_within(10, 12)
+    prompt.close()

@@ -27,7 +27,9 @@ class LeaseSettings:
     ttl_seconds: int = 30
     journal_dir: Path = Path(".costplane/journal")
     fsync: bool = False
-    flush_interval: float = 0.05  # seconds between batches of the background writer
+    flush_interval: float = 0.05  # seconds between wake-ups of the background writer
+    batch_records: int = 64  # the writer applies a batch once this many records are pending...
+    batch_wait: int = 5  # ...or once the oldest has waited this many intervals (0.25 s by default)
     idle_seconds: float = 2.0  # free headroom of a window unused this long is given back
     share: int = 4  # a top-up takes at most 1/share of a window's remaining headroom
     horizon_seconds: float = 2.0  # a top-up asks for this long of recent demand

@@ -11,7 +11,9 @@ admitted inside a lease it fits.
 * **Settle / release**: the record (event, decision, claims, leases) is appended to the process's
   local journal (ledger/journal.py: one `write`, it survives kill -9) before the call returns, then
   applied to the store in batches by a background writer (`flush`), which moves each settled cost
-  from its lease's held headroom to spent and counts the call.
+  from its lease's held headroom to spent and counts the call. The writer wakes every
+  `flush_interval` and applies once `batch_records` are pending or the oldest has waited
+  `batch_wait` intervals (64 records, 0.25 s by default).
 * **Only hot windows are leased**: a window gets a lease once it is asked for four times within a
   second (a run's own budget or a quiet team stays on the direct path: a lease would cost more
   round trips than it saves). Windows that hold nothing are forgotten after a minute unused.
@@ -108,6 +110,7 @@ class LeasedLedger:
         self._windows: dict[Key, LeaseWindow] = {}
         self._held: dict[str, Held] = {}
         self._pending: list[LeasedRecord] = []
+        self._pending_since = 0.0  # when the oldest pending record was settled (monotonic)
         self._closing: set[str] = set()  # admissions settled or released here, their records not yet applied
         self._retry: list[tuple[list[LeasedRecord], Path | None]] = []
         # the loop guard's view of what is settled here and not yet applied: (run, request hash) -> times
@@ -287,6 +290,8 @@ class LeasedLedger:
                 record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), event,
                                       held.reservation)
                 seq = self._journal.append(encode_record(record))
+                if not self._pending:
+                    self._pending_since = time.monotonic()
                 self._pending.append(record)
                 self._closing.add(reservation_id)
                 self._count_open(held, -1)
@@ -320,6 +325,8 @@ class LeasedLedger:
                 record = LeasedRecord(held.decision, held.reservation.claims, self._lease_ids(held), None,
                                       held.reservation, status)
                 self._journal.append(encode_record(record))
+                if not self._pending:
+                    self._pending_since = time.monotonic()
                 self._pending.append(record)
                 self._closing.add(reservation_id)
                 self._count_open(held, -1)
@@ -371,10 +378,25 @@ class LeasedLedger:
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.flush_interval):
+            if not self._due():
+                continue
             try:
                 self.flush()
             except Exception:  # the writer must outlive one bad batch; its records stay journaled
                 _log.exception("lease writer: batch not applied; retried at the next interval")
+
+    def _due(self) -> bool:
+        """Whether the writer applies a batch now: once `batch_records` are pending, or the oldest has
+        waited `batch_wait` writer intervals (or a batch failed and waits to be retried); with nothing
+        pending, every interval (leases due for renewal, idle leases to give back: no transaction
+        when there are none). Each batch costs two transactions (apply, read the windows back) however
+        few its records, so at a few hundred requests a second waiting for a fuller batch is what
+        keeps the store's transactions per request low."""
+        with self._lock:
+            pending, since = len(self._pending), self._pending_since
+        settings = self.settings
+        return (not pending or pending >= settings.batch_records or bool(self._retry)
+                or time.monotonic() - since >= settings.batch_wait * settings.flush_interval)
 
     def flush(self) -> int:
         """Apply what was settled so far (and renew the leases due); returns how many records."""
