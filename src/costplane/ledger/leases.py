@@ -84,7 +84,7 @@ from costplane.ledger.types import (
     ReserveResult,
 )
 
-__all__ = ["LeaseSettings", "LeasedLedger", "decode_record", "encode_record"]
+__all__ = ["LeaseSettings", "LeasedLedger", "decode_record", "encode_record", "loop_key"]
 
 _log = logging.getLogger(__name__)
 
@@ -295,9 +295,9 @@ class LeasedLedger:
                 self._pending.append(record)
                 self._closing.add(reservation_id)
                 self._count_open(held, -1)
-                loop_key = _loop_key(event)
-                if loop_key is not None:
-                    self._unapplied_calls.setdefault(loop_key, []).append(event.ts)
+                pair = loop_key(event)
+                if pair is not None:
+                    self._unapplied_calls.setdefault(pair, []).append(event.ts)
                 for key, lease_id, amount in held.carved:
                     window = self._windows.get(key)
                     if window is not None and lease_id is not None and window.lease_id == lease_id:
@@ -440,13 +440,13 @@ class LeasedLedger:
                         self._closing.discard(record.reservation.id)
                     if record.event is None:
                         continue
-                    loop_key = _loop_key(record.event)
-                    seen = self._unapplied_calls.get(loop_key) if loop_key is not None else None
-                    if loop_key is not None and seen is not None:
+                    pair = loop_key(record.event)
+                    seen = self._unapplied_calls.get(pair) if pair is not None else None
+                    if pair is not None and seen is not None:
                         with contextlib.suppress(ValueError):
                             seen.remove(record.event.ts)
                         if not seen:
-                            del self._unapplied_calls[loop_key]
+                            del self._unapplied_calls[pair]
                     cost = int(record.event.cost_nano)
                     for claim, of_lease in zip(record.claims, record.leases, strict=True):
                         touched.add(window_key(claim))
@@ -664,7 +664,7 @@ class LeasedLedger:
         return self.store.count_recent_requests(run, request_hash, since) + own
 
 
-def _loop_key(event: CostEvent) -> tuple[str, str] | None:
+def loop_key(event: CostEvent) -> tuple[str, str] | None:
     """What the loop guard counts an event under: its run and request hash (None: it counts nowhere)."""
     if event.context.run is None or event.request_hash is None:
         return None

@@ -84,12 +84,10 @@ class LoopFeed:
         self._retry = retry_seconds
         self._ready = threading.Event()
         self._stop = threading.Event()
-        self._caught_up = threading.Event()  # set after each catch-up (tests wait on it)
         self._conn: Any = None
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
         self._failing = False  # an outage was reported and is not over
-        self.notifications = 0  # notifications received, for tests and measurements
         self.catch_ups = 0  # window reads (one per connection)
 
     @property
@@ -153,13 +151,11 @@ class LoopFeed:
         if self._failing:
             self._failing = False
             log.warning("loop feed listening again; the loop guard's filter is caught up")
-        self._caught_up.set()
         pruned = time.monotonic()
         while not self._stop.is_set():
             for note in conn.notifies(timeout=_WAIT_SECONDS):
                 parsed = parse_payload(note.payload)
                 if parsed is not None:
-                    self.notifications += 1
                     self.filter.add(parsed[2], parsed[0], parsed[1])
                 if self._stop.is_set():
                     return

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from costplane.ledger.contracts import BudgetLedger
-from costplane.ledger.leases import LeasedLedger
+from costplane.ledger.leases import LeasedLedger, loop_key
 from costplane.ledger.loopfeed import LoopFeed
 from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord, Reservation, ReserveResult
 
@@ -34,9 +34,9 @@ class LoopIndexedLedger:
         """This process's calls reach its filter at once (before they are written: a call that then
         fails is a false positive, which only costs a read), not when the store's feed sends them."""
         for event in events:
-            run, request_hash = event.context.run, event.request_hash
-            if run is not None and request_hash is not None:
-                self.feed.filter.add(run, request_hash, event.ts)
+            key = loop_key(event)
+            if key is not None:
+                self.feed.filter.add(key[0], key[1], event.ts)
 
     def count_recent_requests(self, run: str, request_hash: str, since: datetime) -> int:
         """0 without a read when the feed is caught up and its filter has never seen the pair in the
