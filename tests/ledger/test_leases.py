@@ -360,3 +360,24 @@ def test_the_writer_waits_for_a_fuller_batch_or_the_oldest_record_s_wait(store: 
     settle_some(prompt, 2)  # far from a full batch, applied once the oldest has waited three intervals
     assert applied_within(10, 12)
     prompt.close()
+
+
+@pytest.mark.parametrize("store_kind", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_batch_applies_renews_and_reads_back_in_one_transaction(store: Store, tmp_path: Path) -> None:
+    assert isinstance(store, PostgresStore)
+    leased = ledger(store, tmp_path / "journal", flush_interval=3600.0, ttl_seconds=1)
+    c = claim("shared", AMOUNT, limit_nano=LIMIT)
+    for _ in range(8):  # hot: the window takes a lease
+        res = reservation([c])
+        assert leased.reserve(res, decision(res.decision_id)).ok
+        leased.settle(res.id, event(AMOUNT // 10, rid=res.id))
+    assert leased.leased > 0
+    import time
+
+    time.sleep(0.3)  # over a quarter of the lease's 1 s TTL gone: the batch renews it too
+    before = store.transactions
+    assert leased.flush() == 8
+    assert store.transactions - before == 1  # events, decisions, counters, renewal and read-back together
+    (state,) = leased.claim_states([c])
+    assert (state.spent_nano, state.calls) == (8 * (AMOUNT // 10), 8)
+    leased.close()

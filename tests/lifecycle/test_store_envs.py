@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 from costplane.attribution.context import Context
 from costplane.ledger import open_store
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
-from costplane.lifecycle.scheduler import Leadership, Scheduler
+from costplane.lifecycle.leadership import Leadership
+from costplane.lifecycle.scheduler import Scheduler
 
 from .helpers import make_core
 
@@ -86,8 +88,18 @@ def test_leader_lock_exactly_one_scheduler_acts(store_url: Callable[[], str], st
         assert first.is_leader != second.is_leader  # exactly one holds the lock
         leader, follower = (first, second) if first.is_leader else (second, first)
         assert looked[0 if leader is first else 1] == 1 and 0 in looked
+        for _ in range(5):
+            follower.tick()
+        assert not follower.is_leader and follower.leadership is not None
+        if store_kind == "postgres":  # a follower waits on the lock: one connection, no statement per tick
+            assert follower.leadership.connections == 1
         leader.close()  # waits for its teardown
         assert [t.to_state for t in store.environment_transitions(env.id)].count(EnvState.TORN_DOWN) == 1
+        if store_kind == "postgres":  # the waiting follower takes the lock without a tick
+            deadline = time.monotonic() + 10
+            while not follower.leadership.held and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert follower.leadership.held
         follower.tick()
         assert follower.is_leader  # the lock passes on when the leader goes away
     finally:

@@ -197,7 +197,7 @@ class Decider:
         evaluation = Evaluation(hook, new_id("dec"), now, bundle, ctx, dict(facts), dict(adapter or {}), policy,
                                 tuple(budgets))
         if self.slo_gate is not None and slo_model is not None:
-            policy, throttled = self.slo_gate.apply(ctx, slo_model, policy, now)
+            policy, throttled = self.slo_gate.apply(ctx, slo_model, policy, now, bundle.engine.bundle.slos)
             evaluation = replace(evaluation, policy=policy)
             if throttled is not None:
                 return self.deny(evaluation, "slo_throttled", throttled, retryable=True)

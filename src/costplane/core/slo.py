@@ -84,6 +84,8 @@ class SloMonitor:
     def evaluate(self) -> list[SloState]:
         now = self._clock()
         engine = self._engine()
+        if not engine.bundle.slos:  # nothing declared: nothing to measure, no read
+            return []
         previous = {s.name: s for s in self.store.slo_states()}
         out: list[SloState] = []
         for spec in engine.bundle.slos:
@@ -162,22 +164,28 @@ class SloGate:
         self.ttl = ttl
         self._cached: tuple[float, list[SloState]] = (-1e18, [])
 
-    def _active(self) -> list[SloState]:
+    def _active(self, declared: Sequence[SloSpec]) -> list[SloState]:
+        """The breached states with actions of the SLOs the bundle declares (a state the store still
+        holds for an SLO the bundle no longer has acts on nothing); no read when it declares none."""
+        if not declared:
+            return []
         stamp, states = self._cached
         if time.monotonic() - stamp > self.ttl:
             states = [s for s in self.store.slo_states() if s.breached and s.actions]
             self._cached = (time.monotonic(), states)
-        return states
+        names = {spec.name for spec in declared}
+        return [s for s in states if s.name in names]
 
     def refresh(self) -> None:
         self._cached = (-1e18, [])
 
-    def apply(self, ctx: Context, model: str, policy: PolicyDecision,
-              now: datetime) -> tuple[PolicyDecision, str | None]:
-        """The policy decision with breached SLOs' actions applied; or a throttle message."""
+    def apply(self, ctx: Context, model: str, policy: PolicyDecision, now: datetime,
+              declared: Sequence[SloSpec]) -> tuple[PolicyDecision, str | None]:
+        """The policy decision with the breached actions of the `declared` SLOs applied (the bundle's
+        own); or a throttle message."""
         if policy.effect == "deny":
             return policy, None
-        for state in self._active():
+        for state in self._active(declared):
             scope = state.scope
             if any(ctx.get(k) != v for k, v in scope.items() if k != "model"):
                 continue

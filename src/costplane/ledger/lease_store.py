@@ -9,7 +9,8 @@ every lease of every process, and nothing else needs to know about leases:
 * `take_lease` carves (or grows) a lease under that lock: at most `remaining // share` (so one
   process never takes the whole rest of a window), nothing when that is less than `minimum`
   (near the limit the process falls back to one reservation per request);
-* `apply_leased` applies a batch of settlements admitted from leases, in ONE transaction: each
+* `apply_leased` applies a batch of settlements admitted from leases, in ONE transaction (which
+  also renews the process's leases and reads its windows back, so a batch costs one transaction): each
   event inserted (idempotent by id: a replayed journal applies nothing twice) with its decision,
   its cost added as spent and one call counted on each claim, and moved from the lease's held
   headroom (what the lease still holds, if it is still open) — so spend + held never grows; the
@@ -120,9 +121,11 @@ class LeaseQueries(ABC):
 
         return self._call_write(body)
 
-    def apply_leased(self, records: Sequence[LeasedRecord], renew: Sequence[tuple[str, datetime]] = ()) -> set[str]:
-        """Apply a batch of leased settlements and releases in ONE transaction, and move the expiry of
-        the leases in `renew`. Returns the ids in `renew` whose lease no longer exists (expired).
+    def apply_leased(self, records: Sequence[LeasedRecord], renew: Sequence[tuple[str, datetime]] = (),
+                     read_back: Sequence[BudgetClaim] = ()) -> tuple[set[str], tuple[ClaimState, ...]]:
+        """Apply a batch of leased settlements and releases in ONE transaction, move the expiry of
+        the leases in `renew`, and read the windows of `read_back` as that transaction leaves them.
+        Returns the ids in `renew` whose lease no longer exists (expired), and the states read.
 
         The budget locks come first, as in every other ledger write (an event's INSERT updates the
         spend rollups' rows: taking the budget locks after it could deadlock with a settlement).
@@ -134,8 +137,9 @@ class LeaseQueries(ABC):
         inserts = [None if r.event is None else next(found) for r in records]
         keys = sorted({(c.budget, c.partition) for r in records for c in r.claims})
         lease_ids = sorted({lid for r in records for lid in r.leases if lid is not None} | {lid for lid, _ in renew})
+        from costplane.ledger.base import _state
 
-        def body(tx: Tx) -> set[str]:
+        def body(tx: Tx) -> tuple[set[str], tuple[ClaimState, ...]]:
             self._lock_partitions(tx, keys)
             stored = _stored_events(tx, [r.event.id for r in records if r.event is not None])
             closed = [_closed_row(r.reservation, r) for r in records if r.reservation is not None]
@@ -182,7 +186,9 @@ class LeaseQueries(ABC):
             if renew:
                 tx.many("UPDATE budget_leases SET expires_at = ? WHERE id = ?",
                         [(codec.to_us(at), lid) for lid, at in renew])
-            return {lid for lid, _ in renew if lid not in held}
+            sums = self._window_sums(tx, read_back) if read_back else []
+            return ({lid for lid, _ in renew if lid not in held},
+                    tuple(_state(c, s) for c, s in zip(read_back, sums, strict=True)))
 
         return self._call_write(body)
 

@@ -389,8 +389,8 @@ class LeasedLedger:
         """Whether the writer applies a batch now: once `batch_records` are pending, or the oldest has
         waited `batch_wait` writer intervals (or a batch failed and waits to be retried); with nothing
         pending, every interval (leases due for renewal, idle leases to give back: no transaction
-        when there are none). Each batch costs two transactions (apply, read the windows back) however
-        few its records, so at a few hundred requests a second waiting for a fuller batch is what
+        when there are none). Each batch costs a transaction (apply, renew, read the windows back)
+        however few its records, so at a few hundred requests a second waiting for a fuller batch is what
         keeps the store's transactions per request low."""
         with self._lock:
             pending, since = len(self._pending), self._pending_since
@@ -415,12 +415,21 @@ class LeasedLedger:
             if not batch and not renew:
                 self._give_back_idle(now)
                 return 0
+            touched = {window_key(claim) for record in batch if record.event is not None for claim in record.claims}
+            with self._lock:  # read back in the batch's last transaction: what the process counts on
+                read = [w for k, w in self._windows.items()
+                        if w.lease_id is not None or w.unapplied or w.unapplied_calls or k in touched]
             try:
                 lost: set[str] = set()
-                for start in range(0, max(len(batch), 1), self.BATCH):  # short transactions: locks held briefly
+                states: tuple[ClaimState, ...] = ()
+                chunks = range(0, max(len(batch), 1), self.BATCH)  # short transactions: locks held briefly
+                for start in chunks:
                     self.round_trips += 1
-                    lost |= self.store.apply_leased(batch[start:start + self.BATCH],
-                                                    [(lid, renew_at) for lid, _ in renew] if start == 0 else ())
+                    last = start == chunks[-1]
+                    gone, states = self.store.apply_leased(
+                        batch[start:start + self.BATCH], [(lid, renew_at) for lid, _ in renew] if start == 0 else (),
+                        [w.claim for w in read] if last else ())
+                    lost |= gone
             except StoreError as exc:  # what was applied stays applied (events are idempotent by id)
                 _log.warning("lease writer: %d record(s) kept in the journal, store unavailable: %s", len(batch), exc)
                 return 0
@@ -428,7 +437,6 @@ class LeasedLedger:
                 if segment is not None:
                     Journal.discard(segment)
             self._retry = []
-            touched: set[Key] = set()
             with self._lock:
                 for lease_id, window in renew:
                     if lease_id in lost and window.lease_id == lease_id:
@@ -449,7 +457,6 @@ class LeasedLedger:
                             del self._unapplied_calls[pair]
                     cost = int(record.event.cost_nano)
                     for claim, of_lease in zip(record.claims, record.leases, strict=True):
-                        touched.add(window_key(claim))
                         applied = self._windows.get(window_key(claim))
                         if applied is None:
                             continue
@@ -457,7 +464,8 @@ class LeasedLedger:
                         applied.unapplied_calls -= 1
                         if of_lease is not None and of_lease == applied.lease_id:  # as the store moved it
                             applied.held -= min(cost, applied.held)
-            self._refresh(touched)
+                for window, state in zip(read, states, strict=True):
+                    self._see(window, state)
             self._give_back_idle(now)
             self._forget(now)
             return len(batch)
@@ -470,17 +478,6 @@ class LeasedLedger:
                         and not w.unapplied_calls and not w.open_calls and not w.held
                         and now - w.last_used > self.FORGET_S and k not in in_use]:
                 del self._windows[key]
-
-    def _refresh(self, touched: set[Key]) -> None:
-        with self._lock:
-            windows = [w for k, w in self._windows.items()
-                       if w.lease_id is not None or w.unapplied or w.unapplied_calls or k in touched]
-        if windows:
-            self.round_trips += 1
-            states = self.store.claim_states([w.claim for w in windows])
-            with self._lock:
-                for window, state in zip(windows, states, strict=True):
-                    self._see(window, state)
 
     def _give_back_idle(self, now: float) -> None:
         with self._lock:

@@ -10,84 +10,25 @@ small thread pool, so a slow driver never delays the TTLs of other environments.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import logging
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, TextIO
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
 from costplane.core.environments import EnvironmentCore, RuntimeVerdict
 from costplane.core.notify import Notification
 from costplane.ledger.envtypes import EnvironmentRecord, EnvState
 from costplane.lifecycle.drivers import DriverError
+from costplane.lifecycle.leadership import Leadership
 
-__all__ = ["Leadership", "Scheduler"]
+__all__ = ["Scheduler"]
 
 log = logging.getLogger("costplane.scheduler")
 _RUNNING = (EnvState.ACTIVE, EnvState.EXPIRING)
 _SAMPLE_SECONDS = 5.0  # how often a driver's own metrics are read while an idle rule watches
-
-
-class Leadership:
-    """Exactly one scheduler acts per store: a PostgreSQL advisory lock or a SQLite lock file."""
-
-    def __init__(self, store_url: str) -> None:
-        self.url = store_url
-        self._file: TextIO | None = None
-        self._conn: Any = None
-
-    def acquire(self) -> bool:
-        if self._file is not None or (self._conn is not None and not self._conn.closed):
-            return True
-        if self.url.startswith("sqlite"):
-            path = Path(urlsplit(self.url).path.lstrip("/") if "///" not in self.url else self.url.split("///", 1)[1])
-            path = Path(str(path).split("?", 1)[0])
-            handle = open(f"{path}.scheduler.lock", "a")  # noqa: SIM115 - held for the process's lifetime
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                return False
-            self._file = handle
-            return True
-        import psycopg
-
-        parts = urlsplit(self.url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = dict(query).get("schema", "public")
-        conninfo = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query
-                                                              if k not in ("schema", "lock_timeout")])))
-        key = int.from_bytes(hashlib.sha256(f"costplane-scheduler:{schema}".encode()).digest()[:8], "big",
-                             signed=True)
-        try:
-            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        except psycopg.Error as exc:
-            log.warning("scheduler leader lock unavailable: %s", exc)
-            return False
-        if not row or not row[0]:
-            conn.close()
-            return False
-        self._conn = conn
-        return True
-
-    def release(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
 
 
 class Scheduler:

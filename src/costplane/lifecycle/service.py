@@ -11,7 +11,8 @@ from starlette.routing import BaseRoute
 
 from costplane.app import Application
 from costplane.core.environments import EnvironmentCore
-from costplane.lifecycle.scheduler import Leadership, Scheduler
+from costplane.lifecycle.leadership import Leadership
+from costplane.lifecycle.scheduler import Scheduler
 
 __all__ = ["TICK_SECONDS", "build_core", "lifecycle_parts", "state_dir"]
 
