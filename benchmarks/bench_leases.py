@@ -12,8 +12,9 @@ on each process is a `LeasedLedger` (ledger/leases.py) over its own store connec
 store itself. It reports requests per second (aggregate) and **store round trips per request**:
 on PostgreSQL every statement the store sends, plus BEGIN and COMMIT of each multi-statement
 transaction (counted by a store subclass; an `executemany` is pipelined and counts once), and
-the transactions per request (lease takes and top-ups, batches of the background writer,
-give-backs, the state refresh after a batch, reservations of the direct path). Without leases:
+the transactions per request (lease takes and top-ups, grows ahead of need and batches of the
+background writer, give-backs, reservations of the direct path), and how many lease top-ups a
+request waited for against how many the writer made ahead of need. Without leases:
 two per request (reserve, settle: one server-side function call each). After the run it checks the counters: spend
 equals the sum of the events, nothing reserved or leased is left.
 
@@ -125,12 +126,15 @@ def worker(url: str, leases: bool, journal: str, threads: int, seconds: float, s
         t.join()
     cpu = time.process_time() - cpu0
     transactions = 2.0 * done[0]
+    top_ups = refills = 0
     if isinstance(ledger, LeasedLedger):
         ledger.close()
         transactions = ledger.round_trips + 2.0 * ledger.direct
+        top_ups, refills = ledger.top_ups, ledger.refills
     trips = float(store.trips[0]) if isinstance(store, CountingPostgresStore) else transactions
     store.close()
-    return {"requests": done[0], "round_trips": trips, "transactions": transactions, "cpu_s": cpu}
+    return {"requests": done[0], "round_trips": trips, "transactions": transactions, "cpu_s": cpu,
+            "top_ups": top_ups, "refills": refills}
 
 
 def main() -> None:
@@ -171,6 +175,10 @@ def main() -> None:
         print(f"requests {requests:,}  aggregate {requests / args.seconds:,.0f} req/s  "
               f"store round trips/request {trips / per:.4f} (transactions/request {transactions / per:.4f})  "
               f"CPU ms/request {1000 * cpu / per:.3f}")
+        if args.leases == "on":
+            print(f"leases carved or grown on a request's path (the request waited for the store): "
+                  f"{sum(r['top_ups'] for r in results):,.0f}; grown ahead by the writers: "
+                  f"{sum(r['refills'] for r in results):,.0f}")
         print(f"counters check: {'OK' if ok else 'MISMATCH'} (events {events:,}, spent {state.spent_nano:,} nano, "
               f"reserved {state.reserved_nano:,})")
         store.close()

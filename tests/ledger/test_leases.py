@@ -381,3 +381,28 @@ def test_a_batch_applies_renews_and_reads_back_in_one_transaction(store: Store, 
     (state,) = leased.claim_states([c])
     assert (state.spent_nano, state.calls) == (8 * (AMOUNT // 10), 8)
     leased.close()
+
+
+def test_the_writer_grows_a_busy_lease_before_a_request_finds_it_empty(store: Store, tmp_path: Path) -> None:
+    leased = ledger(store, tmp_path / "journal", flush_interval=3600.0)  # the writer's interval never comes
+    c = claim("shared", AMOUNT, limit_nano=10**6 * AMOUNT)
+
+    def admit(n: int) -> None:
+        for _ in range(n):
+            res = reservation([c])
+            assert leased.reserve(res, decision(res.decision_id)).ok
+            leased.settle(res.id, event(AMOUNT, rid=res.id))  # the whole bound: nothing goes back to the lease
+
+    admit(1)  # hot at once (one request a second): it carves the first lease, eight admissions' worth
+    assert (leased.top_ups, leased.refills) == (1, 0)
+    assert leased.refill() == 0  # seven admissions' worth free: not low yet
+    admit(4)  # three left: under four admissions' worth
+    assert leased.refill() == 1 and leased.refills == 1
+    for _ in range(60):  # a steady stream, the writer passing between every three requests
+        admit(3)
+        leased.refill()
+    assert leased.top_ups == 1 and leased.direct == 0  # no request waited for the store after the first
+    assert leased.refills > 10
+    leased.close()
+    (state,) = store.claim_states([c])
+    assert (state.spent_nano, state.calls, state.reserved_nano) == (185 * AMOUNT, 185, 0)

@@ -39,8 +39,8 @@ class LeaseSettings:
 class LeaseWindow:
     """This process's view of one budget window: its lease and what it last read."""
 
-    __slots__ = ("arrivals", "arrivals_since", "claim", "direct_until", "expires", "free", "held", "last_used",
-                 "lease_id", "open_amount", "open_calls", "rate_since", "seen", "seen_held", "unapplied",
+    __slots__ = ("amount", "arrivals", "arrivals_since", "claim", "direct_until", "expires", "free", "held",
+                 "last_used", "lease_id", "open_amount", "open_calls", "rate_since", "seen", "seen_held", "unapplied",
                  "unapplied_calls", "used")
 
     def __init__(self, claim: BudgetClaim, now: float) -> None:
@@ -57,6 +57,7 @@ class LeaseWindow:
         self.unapplied = 0  # cost settled here, not yet applied to the store
         self.unapplied_calls = 0  # calls settled here, not yet applied
         self.used = 0  # amounts admitted since rate_since
+        self.amount = 0  # the headroom the last admission from the lease took
         self.rate_since = now
         self.last_used = now
         self.arrivals = 0  # requests that asked for this window in the second from arrivals_since

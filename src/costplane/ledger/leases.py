@@ -21,7 +21,12 @@ admitted inside a lease it fits.
   recent admitted amounts (at least 8 requests' worth) and gets at most a quarter of what remains;
   under two requests' worth, nothing — near its limit a window goes back to one store reservation
   per request (the exact, direct path) for a second at a time, and the process gives back its free
-  headroom of that window so others' reservations can use it. Idle leases are given back.
+  headroom of that window so others' reservations can use it. Idle leases are given back. The
+  writer grows a busy lease **ahead of need** (`refill`, every interval): once less than half a
+  horizon of its recent demand is free (and at least four admissions' worth), so a steady stream of
+  requests finds its lease never empty and no request waits on the store — nor on a lock another
+  process holds there — while headroom remains; a request tops a lease up itself only when demand
+  outruns the writer.
 * **Expiry**: a lease expires `ttl` after its last renewal (the writer renews it at every quarter of
   the TTL). A process admits from a lease only while more than half its TTL is left, so a live
   process never uses headroom that may already have gone back. Leases of a dead process return to
@@ -120,6 +125,8 @@ class LeasedLedger:
         self.round_trips = 0  # store transactions of the leased path (takes, batches, give-backs)
         self.leased = 0  # requests admitted from a lease
         self.direct = 0  # requests reserved in the store (near a limit, calls/concurrency limits)
+        self.top_ups = 0  # leases carved or grown on a request's path (it waited for the store)
+        self.refills = 0  # leases grown ahead of need by the writer
 
     # -- admission ---------------------------------------------------------------------------
     def reserve(self, reservation: Reservation, decision: DecisionRecord) -> ReserveResult:
@@ -208,6 +215,7 @@ class LeasedLedger:
             window = self._windows[key]
             window.free -= amount
             window.used += amount
+            window.amount = amount
             window.last_used = now
             carved.append((key, window.lease_id, amount))
         for claim in reservation.claims:
@@ -230,52 +238,87 @@ class LeasedLedger:
         return max(floor, want)
 
     def _top_up(self, claims: Sequence[BudgetClaim]) -> bool:
-        """Carve or grow the leases the request lacks; False when a window is near its limit."""
+        """Carve or grow the leases the request lacks, on its own path (the writer grows a busy lease
+        ahead of need, `refill`, so this is rare); False when a window is near its limit."""
         with self._acquire:
             for key, (claim, amount) in self._amounts(claims).items():
-                now = time.monotonic()
-                with self._lock:
-                    window = self._windows.get(key)
-                    if self._usable(window, amount, now):
-                        continue
-                    if window is not None and now < window.direct_until:
-                        return False
-                    want = self._want(window, amount, now)
-                    existing = window is not None and window.lease_id is not None
-                    lease_id = window.lease_id if window is not None and window.lease_id else new_lease_id()
-                lease_claim = window.claim if window is not None else claim
-                expires_at = self._clock() + timedelta(seconds=self.settings.ttl_seconds)
-                self.round_trips += 1
-                granted, state = self.store.take_lease(lease_id, self.owner, lease_claim, want, 2 * amount, expires_at,
-                                                       share=self.settings.share, existing=existing)
-                give_back = 0
-                with self._lock:
-                    window = self._windows.setdefault(key, LeaseWindow(lease_claim, now))
-                    if granted < 0:  # our lease expired (a stall past half its TTL): start a new one next time
-                        if window.lease_id == lease_id:
-                            window.lease_id, window.free, window.held = None, 0, 0
-                        self._see(window, state)
-                        return False
-                    if granted:
-                        same = window.lease_id == lease_id
-                        window.free = window.free + granted if same else granted
-                        window.held = window.held + granted if same else granted
-                        window.lease_id = lease_id
-                        window.expires = now + self.settings.ttl_seconds
-                    else:
-                        window.direct_until = now + 1.0
-                        give_back, window.free = max(0, window.free), min(0, window.free)
-                    self._see(window, state)
-                if not granted:
-                    if give_back and window.lease_id is not None:
-                        self.round_trips += 1
-                        back = self.store.return_lease(window.lease_id, give_back)
-                        with self._lock:
-                            window.held = max(0, window.held - back)
-                        if back < give_back:  # the lease held less (expired): nothing more to give
-                            _log.info("lease %s held %d of %d free nano", window.lease_id, back, give_back)
+                if not self._grow(key, claim, amount, ahead=False):
                     return False
             return True
+
+    def _low(self, window: LeaseWindow, now: float) -> bool:
+        """A busy lease with less than half a horizon of its recent demand free (at least four
+        admissions' worth): the writer grows it before a request finds it empty."""
+        if window.lease_id is None or now < window.direct_until or now - window.last_used > self.settings.idle_seconds:
+            return False
+        rate = window.used / max(now - window.rate_since, self.settings.flush_interval)
+        return window.free < max(rate * self.settings.horizon_seconds / 2, 4 * window.amount)
+
+    def refill(self) -> int:
+        """Grow the busy leases running low (the writer calls it every interval); returns how many
+        were asked to grow. Requests keep being admitted from what is left meanwhile."""
+        now = time.monotonic()
+        with self._lock:
+            low = [(key, w.claim, w.amount) for key, w in self._windows.items() if self._low(w, now)]
+        asked = 0
+        for key, claim, amount in low:
+            with self._acquire:
+                asked += self._grow(key, claim, amount, ahead=True) is not None
+        return asked
+
+    def _grow(self, key: Key, claim: BudgetClaim, amount: int, *, ahead: bool) -> bool | None:
+        """Carve or grow `key`'s lease by about a horizon of demand (at least 8 × `amount`); `ahead`:
+        only if it is still running low. True when it is usable for `amount` after; False when the
+        window is near its limit (the direct path for a second, its free headroom given back); None
+        when there was nothing to do. Called under `_acquire`."""
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows.get(key)
+            if (not ahead and self._usable(window, amount, now)) or (ahead and (window is None
+                                                                               or not self._low(window, now))):
+                return None if ahead else True
+            if window is not None and now < window.direct_until:
+                return False
+            want = self._want(window, amount, now)
+            existing = window is not None and window.lease_id is not None
+            lease_id = window.lease_id if window is not None and window.lease_id else new_lease_id()
+        lease_claim = window.claim if window is not None else claim
+        expires_at = self._clock() + timedelta(seconds=self.settings.ttl_seconds)
+        self.round_trips += 1
+        if ahead:
+            self.refills += 1
+        else:
+            self.top_ups += 1
+        granted, state = self.store.take_lease(lease_id, self.owner, lease_claim, want, 2 * amount, expires_at,
+                                               share=self.settings.share, existing=existing)
+        give_back = 0
+        with self._lock:
+            window = self._windows.setdefault(key, LeaseWindow(lease_claim, now))
+            if granted < 0:  # our lease expired (a stall past half its TTL): start a new one next time
+                if window.lease_id == lease_id:
+                    window.lease_id, window.free, window.held = None, 0, 0
+                self._see(window, state)
+                return False
+            if granted:
+                same = window.lease_id == lease_id
+                window.free = window.free + granted if same else granted
+                window.held = window.held + granted if same else granted
+                window.lease_id = lease_id
+                window.expires = now + self.settings.ttl_seconds
+            else:
+                window.direct_until = now + 1.0
+                give_back, window.free = max(0, window.free), min(0, window.free)
+            self._see(window, state)
+        if not granted:
+            if give_back and window.lease_id is not None:
+                self.round_trips += 1
+                back = self.store.return_lease(window.lease_id, give_back)
+                with self._lock:
+                    window.held = max(0, window.held - back)
+                if back < give_back:  # the lease held less (expired): nothing more to give
+                    _log.info("lease %s held %d of %d free nano", window.lease_id, back, give_back)
+            return False
+        return True
 
     # -- settlement ---------------------------------------------------------------------------
     def settle(self, reservation_id: str, event: CostEvent) -> tuple[ClaimState, ...]:
@@ -378,6 +421,12 @@ class LeasedLedger:
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.flush_interval):
+            try:
+                self.refill()
+            except StoreError as exc:  # requests top their leases up (or take the direct path) meanwhile
+                _log.debug("lease writer: leases not grown ahead: %s", exc)
+            except Exception:
+                _log.exception("lease writer: leases not grown ahead; requests top them up")
             if not self._due():
                 continue
             try:
