@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_governance.py --store postgres      # schema bench_<random>
     .venv/bin/python benchmarks/bench_governance.py --concurrency 50      # 50 requests in flight at once
     .venv/bin/python benchmarks/bench_governance.py --cprofile 30         # + the 30 costliest functions
+    .venv/bin/python benchmarks/bench_governance.py --cprofile 30 --callers "urandom|execute"
 
 What `bench_gateway.py` cannot separate: the HTTP server, the sockets and the upstream client are
 the same for the gateway and the pass-through, and the machine's noise is larger than most changes
@@ -45,13 +46,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_gateway import BUNDLES, DEFAULT_PG  # noqa: E402
+from bench_gateway import BUNDLES, DEFAULT_PG
 
-from costplane.app import Application  # noqa: E402
-from costplane.config import load_config  # noqa: E402
-from costplane.gateway.app import create_gateway  # noqa: E402
-from costplane.gateway.upstream import UpstreamResponse  # noqa: E402
-from costplane.ledger.open import open_store  # noqa: E402
+from costplane.app import Application
+from costplane.config import load_config
+from costplane.gateway.app import create_gateway
+from costplane.gateway.upstream import UpstreamResponse
+from costplane.ledger.open import open_store
 
 ANSWER = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1_765_000_000, "model": "gpt-4o-mini",
@@ -104,8 +105,9 @@ def baseline_app(transport: CannedTransport) -> Any:
 
 
 def request_scope(key: str, number: int) -> tuple[dict[str, Any], bytes]:
-    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 16, "messages": [
-        {"role": "user", "content": f"Summarise ticket {number} in one line, please, for the weekly report."}]}).encode()
+    prompt = f"Summarise ticket {number} in one line, please, for the weekly report."
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 16,
+                       "messages": [{"role": "user", "content": prompt}]}).encode()
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                (b"authorization", f"Bearer {key}".encode()), (b"x-costplane-run", f"run-{number % 64}".encode()),
                (b"content-length", str(len(body)).encode())]
@@ -232,8 +234,10 @@ async def run(args: argparse.Namespace, config: Path, key: str) -> None:
           f"{events:,} cost events in the store")
     if args.cprofile:
         print()
-        stats = pstats.Stats(profile); stats.sort_stats("tottime").print_stats(args.cprofile)
-        if os.environ.get("CALLERS"): stats.print_callers(os.environ["CALLERS"])
+        stats = pstats.Stats(profile)
+        stats.sort_stats("tottime").print_stats(args.cprofile)
+        if args.callers:
+            stats.print_callers(args.callers)
 
 
 def main() -> int:
@@ -248,6 +252,8 @@ def main() -> int:
     parser.add_argument("--leases", choices=("on", "off"), default="on")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="one more gateway round under cProfile; print its N costliest functions")
+    parser.add_argument("--callers", default="", metavar="REGEX",
+                        help="with --cprofile: also who called the functions matching REGEX")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="costplane-bench-gov-") as tmp:
         workdir = Path(tmp)

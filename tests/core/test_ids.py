@@ -34,3 +34,44 @@ def test_ids_are_unique_and_sort_by_the_millisecond_they_were_made_in() -> None:
         assert max(earlier) < min(later)  # made in an earlier millisecond: sorts first
     # the random part really varies within a millisecond (74 random bits, not a counter)
     assert len({i[-16:] for i in batches[0]}) == len(batches[0])
+
+
+def _random_bits(made: str) -> int:
+    return uuid.UUID(made.split("_", 1)[1]).int & ((1 << 80) - 1)
+
+
+def test_a_forked_child_never_repeats_its_parent_s_random_bits() -> None:
+    import os
+
+    new_id("dec")  # the parent holds unread randomness now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, "\n".join(new_id("dec") for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split("\n")
+    os.waitpid(pid, 0)
+    parent = [new_id("dec") for _ in range(50)]
+    assert len(child) == 50
+    assert not {_random_bits(i) for i in child} & {_random_bits(i) for i in parent}
+
+
+def test_ids_made_on_many_threads_at_once_are_unique() -> None:
+    import threading
+
+    made: list[list[str]] = [[] for _ in range(8)]
+
+    def make(out: list[str]) -> None:
+        out.extend(new_id("res") for _ in range(5_000))
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for out in made for i in out]
+    assert len(set(every)) == len(every) == 40_000

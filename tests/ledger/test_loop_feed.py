@@ -4,12 +4,14 @@ in the window counts 0 without a store read; every other count is the store's, u
 The filter (ledger/loopfilter.py) is a Bloom filter per time bucket: no false negatives, forgets
 what is past the window. On PostgreSQL (schema v18) a row trigger notifies every call of a run;
 `LoopFeed` listens, reads the window so far, and is trusted only once caught up — and again only
-after catching up anew when its connection was lost."""
+after catching up anew when its connection was lost. On SQLite `PollingLoopFeed` reads the table's
+tail every 50 ms, and reads the window again when the tail it saw was deleted."""
 
 from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -27,7 +29,9 @@ from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.loopfeed import LoopFeed, parse_payload
 from costplane.ledger.loopfilter import LoopFilter
 from costplane.ledger.loopindex import LoopIndexedLedger
+from costplane.ledger.looppoll import PollingLoopFeed
 from costplane.ledger.postgres import PostgresStore
+from costplane.ledger.sqlite import SqliteStore
 
 PG_ONLY = pytest.mark.parametrize("store_kind", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                   indirect=True)
@@ -66,9 +70,14 @@ def _leased(store: Store, directory: Path) -> LeasedLedger:
     return LeasedLedger(store, settings)
 
 
-def _feed(store: Store, retry: float = 1.0) -> LoopFeed:
-    assert isinstance(store, PostgresStore)
-    feed = LoopFeed(store, LoopFilter(600), clock=lambda: NOW, retry_seconds=retry).start()
+def _feed(store: Store, retry: float = 1.0) -> LoopFeed | PollingLoopFeed:
+    feed: LoopFeed | PollingLoopFeed
+    if isinstance(store, PostgresStore):
+        feed = LoopFeed(store, LoopFilter(600), clock=lambda: NOW, retry_seconds=retry).start()
+    else:
+        assert isinstance(store, SqliteStore)
+        feed = PollingLoopFeed(store, LoopFilter(600), clock=lambda: NOW, poll_seconds=0.01,
+                               retry_seconds=retry).start()
     assert feed.wait_ready(30)
     return feed
 
@@ -88,7 +97,6 @@ def _settle(ledger: BudgetLedger, run: str, request_hash: str, seconds: int = 0)
                                 request_hash=request_hash))
 
 
-@PG_ONLY
 def test_processes_see_each_others_calls_and_skip_only_the_reads_that_find_nothing(
         store: Store, tmp_path: Path) -> None:
     store.record_event(event(1, ctx=Context(run="r-before"), request_hash="h-before"))  # before any feed: caught up
@@ -106,7 +114,7 @@ def test_processes_see_each_others_calls_and_skip_only_the_reads_that_find_nothi
             _settle(a, "r-loop", "h-same", second)
         assert a.count_recent_requests("r-loop", "h-same", since) == 3  # its own calls at once, applied or not
         a_leased.flush()
-        _until(lambda: b_feed.filter.maybe("r-loop", "h-same", since), "the notifications of a's batch")
+        _until(lambda: b_feed.filter.maybe("r-loop", "h-same", since), "a's batch at the other process's feed")
         assert b.count_recent_requests("r-loop", "h-same", since) == 3  # the other process's calls
         assert b.count_recent_requests("r-loop", "h-same", NOW + timedelta(seconds=1)) == 2
         _until(lambda: c.feed.filter.maybe("r-loop", "h-same", since), "the notifications at the third process")
@@ -199,5 +207,35 @@ def test_the_feed_starts_at_the_first_loop_count(store: Store) -> None:
         _until(lambda: feed.ready, "the feed to catch up")
         saved = ledger.reads_saved
         assert ledger.count_recent_requests("r", "h", since) == 0 and ledger.reads_saved == saved + 1
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+def test_the_sqlite_feed_reads_the_window_again_when_the_tail_it_saw_is_deleted(store: Store) -> None:
+    assert isinstance(store, SqliteStore)
+    since = NOW - timedelta(minutes=5)
+    store.record_event(event(1, ctx=Context(run="r-1"), request_hash="h-1"))
+    feed = PollingLoopFeed(store, LoopFilter(600), clock=lambda: NOW, poll_seconds=3600)  # polled by hand
+    ledger = LoopIndexedLedger(store, feed)
+    try:
+        assert ledger.count_recent_requests("r-1", "h-1", since) == 1  # not ready yet: the store's count
+        assert feed.wait_ready(30) and feed.catch_ups == 1
+        assert ledger.count_recent_requests("r-1", "h-1", since) == 1
+        store.record_event(event(1, ctx=Context(run="r-2"), request_hash="h-2"))  # another process's call
+        assert feed.poll() and feed.filter.maybe("r-2", "h-2", since)
+        assert ledger.count_recent_requests("r-2", "h-2", since) == 1
+        # the newest row is deleted and its row id reused by the next call: the poll must notice
+        other = sqlite3.connect(store.path)
+        other.execute("DELETE FROM cost_events WHERE rowid = (SELECT MAX(rowid) FROM cost_events)")
+        other.commit()
+        other.close()
+        store.record_event(event(1, ctx=Context(run="r-3"), request_hash="h-3"))
+        assert not feed.poll() and not feed.ready  # the row it saw last is not there as it was
+        assert ledger.count_recent_requests("r-3", "h-3", since) == 1  # the store's count meanwhile
+        feed.catch_up()
+        assert feed.catch_ups == 2 and feed.filter.maybe("r-3", "h-3", since)
+        assert ledger.count_recent_requests("r-3", "h-3", since) == 1
+        assert ledger.count_recent_requests("never", "seen", since) == 0 and ledger.reads_saved >= 1
     finally:
         ledger.close()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from costplane.ledger.windows import Window
+from costplane.ledger.windows import PeriodMemo, Window
 
 ZONES = ("UTC", "Europe/Berlin", "America/Havana", "America/Santiago", "Asia/Kathmandu", "Australia/Lord_Howe")
 
@@ -33,3 +33,21 @@ def test_periods_tile_time(zone: str, calendar: str) -> None:
         assert start <= at < end, (zone, calendar, at)
         assert window.period_start(end) == end, (zone, calendar, at)  # the next period opens at the end
         at += step
+
+
+@pytest.mark.parametrize("window", [
+    Window("calendar", calendar="day", timezone="Europe/Berlin"),
+    Window("calendar", calendar="week", timezone="America/Sao_Paulo"),
+    Window("calendar", calendar="month", timezone="Australia/Lord_Howe"),
+    Window("calendar", calendar="day", timezone="America/Havana"),
+    Window("rolling", seconds=3600),
+    Window.lifetime(),
+])
+def test_the_period_memo_answers_exactly_as_the_window_across_boundaries_and_dst(window: Window) -> None:
+    memo = PeriodMemo()
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    instants = [start + timedelta(minutes=17 * i) for i in range(0, 20_000)]  # ~8 months, DST both ways
+    instants += [datetime(2026, 10, 25, 0, 59, 59, 999_999, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC),
+                 datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC), datetime(2026, 3, 29, 1, tzinfo=UTC)]
+    for at in instants + instants[::-1]:  # forwards, then backwards into periods seen before
+        assert memo.bounds(window, at) == window.bounds(at), at

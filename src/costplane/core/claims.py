@@ -31,7 +31,7 @@ def budget_claims(
     budgets: Iterable[BudgetSpec], ctx: Context, model: str, amount_nano: int, now: datetime, *,
     bounds: Callable[[Window, datetime], tuple[int, int]] | None = None,
 ) -> tuple[BudgetClaim, ...]:
-    """`bounds`: `Window.bounds` as the caller memoises it (policy replay), None: called directly."""
+    """`bounds`: `Window.bounds` as the caller memoises it (the decider: `PeriodMemo`), None: called directly."""
     claims = []
     for budget in budgets:
         partition = partition_of(budget, ctx, model)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from costplane.core.requests import OK, Denial
 from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.store import StoreError, StoreUnavailable
 from costplane.ledger.types import ClaimState, CostEvent, DecisionRecord, Reservation, ReserveResult
+from costplane.ledger.windows import PeriodMemo
 from costplane.money import format_usd
 from costplane.policy.hookschema import DECISION_INPUT_VERSION
 from costplane.policy.types import BudgetSpec, PolicyDecision
@@ -50,13 +52,44 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _Entropy:
+    """The operating system's randomness (`os.urandom`), read 4 KiB at a time: an id takes 10 bytes
+    of it without a system call of its own (which would also hand the GIL to another thread on
+    every id). A child process starts with none of its parent's bytes."""
+
+    __slots__ = ("_at", "_buffer", "_lock")
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._at = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> int:
+        with self._lock:
+            at = self._at
+            if at + size > len(self._buffer):
+                self._buffer, at = os.urandom(self.SIZE), 0
+            self._at = at + size
+            return int.from_bytes(self._buffer[at:at + size], "big")
+
+    def forget(self) -> None:
+        """After a fork, in the child: never reuse the parent's bytes (nor a lock it held)."""
+        self._buffer, self._at, self._lock = b"", 0, threading.Lock()
+
+
+_ENTROPY = _Entropy()
+os.register_at_fork(after_in_child=_ENTROPY.forget)
+
+
 def new_id(prefix: str) -> str:
     """`prefix` + "_" + 32 hex digits laid out as a UUIDv7 (RFC 9562): the Unix time in milliseconds,
-    then 74 random bits. Ids made later sort later, so the ledger's primary keys and its indexes on
-    decision ids grow at their right edge instead of writing a random page of each B-tree per row
-    (docs/performance.md, "Time-ordered ids")."""
+    then 74 random bits (from `os.urandom`). Ids made later sort later, so the ledger's primary keys
+    and its indexes on decision ids grow at their right edge instead of writing a random page of each
+    B-tree per row (docs/performance.md, "Time-ordered ids")."""
     ms = (time.time_ns() // 1_000_000) & _MS_MASK
-    rand = int.from_bytes(os.urandom(10), "big")  # 12 bits of rand_a, 62 of rand_b (6 unused)
+    rand = _ENTROPY.take(10)  # 12 bits of rand_a, 62 of rand_b (6 unused)
     value = ms << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & _RAND_B_MASK
     return f"{prefix}_{value:032x}"
 
@@ -155,6 +188,7 @@ class Decider:
         self.clock = clock
         self.notifier: Notifier = notifier or LoggingNotifier()
         self.slo_gate = slo_gate
+        self._periods = PeriodMemo()  # calendar windows' periods, computed once per period
 
     def bundle(self) -> ActiveBundle:
         return self._bundle()
@@ -215,7 +249,8 @@ class Decider:
     def reserve(self, evaluation: Evaluation, hold: Hold) -> Reserved | Refused:
         """The one atomic reservation of `hold` on every claim, written with its decision record."""
         specs = evaluation.budgets if hold.budgets is None else hold.budgets
-        claims = budget_claims(specs, evaluation.context, hold.claim_model, hold.amount_nano, evaluation.now)
+        claims = budget_claims(specs, evaluation.context, hold.claim_model, hold.amount_nano, evaluation.now,
+                               bounds=self._periods.bounds)
         reservation = Reservation(id=new_id("res"), claims=claims, created_at=evaluation.now,
                                   expires_at=hold.expires_at, decision_id=evaluation.decision_id,
                                   key_id=evaluation.context.key_id)
@@ -241,7 +276,8 @@ class Decider:
         `already`: amounts earlier holds of the same dry run put on the same windows, updated here).
         The decision is logged: effect `deny` (with the budgets exceeded) or the hold's effect."""
         specs = evaluation.budgets if hold.budgets is None else hold.budgets
-        claims = budget_claims(specs, evaluation.context, hold.claim_model, hold.amount_nano, evaluation.now)
+        claims = budget_claims(specs, evaluation.context, hold.claim_model, hold.amount_nano, evaluation.now,
+                               bounds=self._periods.bounds)
         pending = already if already is not None else {}
         try:
             current = self.ledger.claim_states(claims)

@@ -1,9 +1,10 @@
 """`LoopIndexedLedger`: a budget ledger whose loop counts skip the store reads that would find nothing.
 
-It wraps the decision core's ledger — the PostgreSQL store itself (leases off) or a `LeasedLedger`
-over it (leases on) — and changes one thing: `count_recent_requests` first asks the loop filter
+It wraps the decision core's ledger — the store itself (leases off) or a `LeasedLedger` over it
+(leases on) — and changes one thing: `count_recent_requests` first asks the loop filter
 (ledger/loopfilter.py), which the store's feed keeps up to date with every process's calls
-(ledger/loopfeed.py, schema v18). A (run, request hash) the filter has never seen in the window
+(PostgreSQL: notifications, ledger/loopfeed.py, schema v18; SQLite: the table's tail read every
+50 ms, ledger/looppoll.py). A (run, request hash) the filter has never seen in the window
 counts 0 without a read; every other count is the wrapped ledger's. Every call this process
 settles or records goes into the filter before it is written, so its own calls count at once.
 Everything else goes to the wrapped ledger unchanged.
@@ -13,19 +14,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from costplane.ledger.contracts import BudgetLedger
 from costplane.ledger.leases import LeasedLedger, loop_key
-from costplane.ledger.loopfeed import LoopFeed
+from costplane.ledger.loopfilter import LoopFilter
 from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord, Reservation, ReserveResult
 
-__all__ = ["LoopIndexedLedger"]
+__all__ = ["CallFeed", "LoopIndexedLedger"]
+
+
+class CallFeed(Protocol):
+    """What keeps a loop filter up to date with every process's calls (`LoopFeed`, `PollingLoopFeed`)."""
+
+    filter: LoopFilter
+
+    @property
+    def ready(self) -> bool:
+        """True while every call committed so far (up to the feed's own delay) is in `filter`."""
+
+    def start(self) -> object:
+        """Start following the store (once; later calls do nothing)."""
+
+    def close(self) -> None:
+        """Stop following it."""
 
 
 class LoopIndexedLedger:
     """`BudgetLedger` over `inner` whose loop counts consult `feed`'s filter first (see the module doc)."""
 
-    def __init__(self, inner: BudgetLedger, feed: LoopFeed) -> None:
+    def __init__(self, inner: BudgetLedger, feed: CallFeed) -> None:
         self.inner = inner
         self.feed = feed
         self.reads_saved = 0  # loop counts answered 0 by the filter, without a store read

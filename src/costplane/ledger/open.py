@@ -34,6 +34,7 @@ from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.loopfeed import LOOP_FEED_VERSION, LoopFeed
 from costplane.ledger.loopfilter import LoopFilter
 from costplane.ledger.loopindex import LoopIndexedLedger
+from costplane.ledger.looppoll import PollingLoopFeed
 from costplane.ledger.postgres import PostgresStore, redact_url
 from costplane.ledger.sqlite import SqliteStore
 from costplane.ledger.store import Store
@@ -177,10 +178,14 @@ def open_budget_ledger(config: Config, store: Store, settings: LeaseSettings | N
 
 
 def _loop_indexed(config: Config, store: SqlStore, ledger: BudgetLedger) -> BudgetLedger:
-    """`ledger` with the loop guard's filter in front of its loop counts, where the store has the feed
-    it needs (PostgreSQL, schema v18); `ledger` itself elsewhere (SQLite's count is an in-process read)."""
-    if isinstance(store, PostgresStore) and store.schema_version() >= LOOP_FEED_VERSION:
-        return LoopIndexedLedger(ledger, LoopFeed(store, LoopFilter(config.gateway.loop_window)))
+    """`ledger` with the loop guard's filter in front of its loop counts, fed by the store: PostgreSQL's
+    notifications (schema v18; `ledger` itself before it), SQLite's table tail."""
+    loops = LoopFilter(config.gateway.loop_window)
+    if isinstance(store, PostgresStore):
+        return LoopIndexedLedger(ledger, LoopFeed(store, loops)) if store.schema_version() >= LOOP_FEED_VERSION \
+            else ledger
+    if isinstance(store, SqliteStore):
+        return LoopIndexedLedger(ledger, PollingLoopFeed(store, loops))
     return ledger
 
 

@@ -31,9 +31,11 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from costplane.ledger import codec
 from costplane.ledger.base import Row, SqlStore, Tx
 from costplane.ledger.optimizequeries import OptimizeQueries
 from costplane.ledger.store import StoreError, StoreUnavailable
@@ -294,6 +296,27 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             return body(_SqliteTx(conn))
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
+
+    # -- the loop filter's feed (ledger/looppoll.py) ---------------------------------------
+    def newest_event_row(self) -> tuple[int, str] | None:
+        """(row id, id) of the newest cost event, None when there is none."""
+        row = self._read(lambda tx: tx.one("SELECT rowid, id FROM cost_events ORDER BY rowid DESC LIMIT 1"))
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def loop_calls_since(self, since: datetime) -> list[tuple[str, str, datetime]]:
+        """(run, request hash, time) of every call with both, at or after `since`."""
+        sql = ("SELECT run, request_hash, ts FROM cost_events"
+               " WHERE ts >= ? AND run IS NOT NULL AND request_hash IS NOT NULL")
+        rows = self._read(lambda tx: tx.all(sql, (codec.to_us(since),)))
+        return [(str(run), str(request_hash), codec.from_us(int(ts))) for run, request_hash, ts in rows]
+
+    def events_from_row(self, rowid: int, limit: int) -> list[tuple[int, str, str | None, str | None, datetime]]:
+        """(row id, id, run, request hash, time) of the cost events from row id `rowid` on, in row
+        id order, at most `limit`."""
+        sql = "SELECT rowid, id, run, request_hash, ts FROM cost_events WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+        rows = self._read(lambda tx: tx.all(sql, (rowid, limit)))
+        return [(int(r[0]), str(r[1]), None if r[2] is None else str(r[2]), None if r[3] is None else str(r[3]),
+                 codec.from_us(int(r[4]))) for r in rows]
 
     def _table_exists(self, tx: Tx, table: str) -> bool:
         return tx.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) is not None

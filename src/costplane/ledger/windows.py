@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["MAX_DURATION_SECONDS", "Window", "WindowError", "parse_duration"]
+__all__ = ["MAX_DURATION_SECONDS", "PeriodMemo", "Window", "WindowError", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -122,3 +122,31 @@ class Window:
         if self.kind == "rolling":
             return f"rolling {self.seconds}s"
         return f"calendar {self.calendar} ({self.timezone})"
+
+
+class PeriodMemo:
+    """`Window.bounds` for a stream of instants: a calendar window's period (its start and end, what
+    the zone conversions cost) is computed once and reused while the instants stay inside it. Exact:
+    the answer is the window's own for any instant in [start, end). Other windows are not memoised
+    (their bounds are integer arithmetic). Thread-safe (one dict; a lost race recomputes)."""
+
+    LIMIT = 4096  # windows remembered (bundle reloads make new ones); past it, the memo starts over
+
+    def __init__(self) -> None:
+        self._periods: dict[Window, tuple[float, float, tuple[int, int]]] = {}
+
+    def bounds(self, window: Window, at: datetime) -> tuple[int, int]:
+        if window.kind != "calendar":
+            return window.bounds(at)
+        instant = at.timestamp()
+        known = self._periods.get(window)
+        if known is not None and known[0] <= instant < known[1]:
+            return known[2]
+        start, end = window.period_start(at), window.period_end(at)
+        if end is None:  # not a calendar period after all
+            return window.bounds(at)
+        value = (int(start.timestamp()), int(start.timestamp()))
+        if len(self._periods) >= self.LIMIT:
+            self._periods.clear()
+        self._periods[window] = (start.timestamp(), end.timestamp(), value)
+        return value

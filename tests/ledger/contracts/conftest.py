@@ -37,8 +37,10 @@ from costplane.ledger.leases import LeasedLedger, LeaseSettings
 from costplane.ledger.loopfeed import LoopFeed
 from costplane.ledger.loopfilter import LoopFilter
 from costplane.ledger.loopindex import LoopIndexedLedger
+from costplane.ledger.looppoll import PollingLoopFeed
 from costplane.ledger.memory import MemoryLedger
 from costplane.ledger.postgres import PostgresStore
+from costplane.ledger.sqlite import SqliteStore
 from store_fixtures import PG_URL, pg_schema, require_postgres
 
 _SEEDED = ("schema_version", "credential_generation")  # rows written by the migrations themselves
@@ -46,7 +48,7 @@ _SEEDED = ("schema_version", "credential_generation")  # rows written by the mig
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory", "leased-sqlite",
                         pytest.param("leased-postgres", marks=pytest.mark.postgres),
-                        pytest.param("indexed-postgres", marks=pytest.mark.postgres)])
+                        "indexed-sqlite", pytest.param("indexed-postgres", marks=pytest.mark.postgres)])
 def ledger_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     if kind.endswith("postgres"):
@@ -108,12 +110,12 @@ def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
             settings = LeaseSettings(enabled=True, journal_dir=tmp_path / "journal", flush_interval=3600.0,
                                      hot_per_second=1, share=1)
             leased = LeasedLedger(store, settings)
-            served = _indexed(store, leased)  # on PostgreSQL as served: behind the loop guard's filter
+            served = _indexed(store, leased)  # as served: behind the loop guard's filter
             yield served
             served.close()
         return
-    if ledger_kind == "indexed-postgres":  # leases off on PostgreSQL as served: the store behind the filter
-        for store in _open("postgres", tmp_path, request):
+    if ledger_kind.startswith("indexed-"):  # leases off, as served: the store behind the filter
+        for store in _open(ledger_kind.removeprefix("indexed-"), tmp_path, request):
             indexed = _indexed(store, store)
             yield indexed
             indexed.close()
@@ -121,12 +123,15 @@ def ledger(ledger_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     yield from _open(ledger_kind, tmp_path, request)
 
 
-def _indexed(store: Store, ledger: BudgetLedger) -> LeasedLedger | LoopIndexedLedger:
-    """`ledger` behind the loop guard's filter, its feed caught up (PostgreSQL); else `ledger` itself."""
-    if not isinstance(store, PostgresStore):
-        if not isinstance(ledger, LeasedLedger):
-            raise TypeError("only a lease ledger is served without the filter here")
-        return ledger
-    feed = LoopFeed(store, LoopFilter(600), clock=lambda: NOW).start()
+def _indexed(store: Store, ledger: BudgetLedger) -> LoopIndexedLedger:
+    """`ledger` behind the loop guard's filter, its feed caught up (PostgreSQL: notifications; SQLite:
+    the table's tail)."""
+    feed: LoopFeed | PollingLoopFeed
+    if isinstance(store, PostgresStore):
+        feed = LoopFeed(store, LoopFilter(600), clock=lambda: NOW).start()
+    elif isinstance(store, SqliteStore):
+        feed = PollingLoopFeed(store, LoopFilter(600), clock=lambda: NOW, poll_seconds=0.01).start()
+    else:
+        raise TypeError(f"no loop feed for {type(store).__name__}")
     assert feed.wait_ready(30), "the loop feed did not catch up"
     return LoopIndexedLedger(ledger, feed)
