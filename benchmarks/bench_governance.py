@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -139,6 +140,20 @@ async def call(app: ASGI, key: str, number: int) -> int:
     return status[0]
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process, by thread name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "event loop" if thread is threading.main_thread() else thread.name.rstrip("0123456789_-")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 async def measure(app: ASGI, key: str, first: int, count: int, concurrency: int) -> tuple[float, float]:
     """(CPU s, wall s) of `count` requests, `concurrency` at a time; every one must answer 200."""
     numbers = iter(range(first, first + count))
@@ -201,10 +216,12 @@ async def run(args: argparse.Namespace, config: Path, key: str) -> None:
             assert await call(gateway, key, number) == 200
             assert await call(baseline, key, number) == 200
         first = args.warmup
+        threads_before = thread_cpu()
         for _ in range(args.rounds):
             for name, app in (("baseline", baseline), ("gateway", gateway)):
                 rows[name].append(await measure(app, key, first, args.requests, args.concurrency))
                 first += args.requests
+        threads = {name: cpu - threads_before.get(name, 0.0) for name, cpu in thread_cpu().items()}
         if args.cprofile:
             profile = cProfile.Profile()
             profile.enable()
@@ -226,6 +243,10 @@ async def run(args: argparse.Namespace, config: Path, key: str) -> None:
     print()
     print(f"governance (gateway − baseline): {1e6 * (gov - base):.1f} µs CPU per request; "
           f"gateway / baseline {gov / base:.2f}×")
+    print()
+    print("CPU by thread over all rounds (baseline and gateway), µs per gateway request: " + ", ".join(
+        f"{name} {1e6 * cpu / (n * args.rounds):.1f}" for name, cpu in sorted(threads.items(), key=lambda t: -t[1])
+        if cpu > 0))
     calls = args.warmup + n * (args.rounds + (1 if args.cprofile else 0))
     store = open_store(application.config.store_url)
     events = store.count_events()
@@ -252,11 +273,13 @@ def main() -> int:
     parser.add_argument("--leases", choices=("on", "off"), default="on")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N",
                         help="one more gateway round under cProfile; print its N costliest functions")
+    parser.add_argument("--keep", default="", metavar="DIR", help="work in DIR and keep it (config, database)")
     parser.add_argument("--callers", default="", metavar="REGEX",
                         help="with --cprofile: also who called the functions matching REGEX")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="costplane-bench-gov-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.keep) if args.keep else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         config, schema, key = setup(args, workdir)
         try:
             asyncio.run(run(args, config, key))

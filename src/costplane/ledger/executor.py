@@ -19,17 +19,21 @@ with benchmarks/bench_gateway.py (docs/performance.md):
   0.1–2 ms) or on another process's row lock. Inline, that wait blocks every other request;
   on a worker thread it does not, but the hand-off costs about 0.3–0.4 ms of CPU a call under
   the GIL (measured: docs/performance.md). Which is cheaper depends on what the calls do,
-  so the executor measures it: every call it runs inline is timed, and the time it spent
-  waiting rather than computing (wall time minus the thread's CPU time) feeds a moving
-  average. While that average stays under `INLINE_WAIT_SECONDS` (0.25 ms) calls run inline
-  even under load — an admission from leases in memory, a settlement into the journal, a
-  single short read; above it (reservations in the store, lock waits, a distant server) calls
-  made under load go to the worker threads, each with its own connection, and one call every
-  `PROBE_SECONDS` (0.25 s) still runs inline to measure again, so the executor returns to
-  inline calls once they no longer wait (a probe that waits blocks the loop: four a second
-  keep that near 1 % of its time even at 2.5 ms a wait). A request that is alone always runs
-  its calls inline: a thread hop would only add to its latency. Callers say how busy they are
-  with `with executor.request(): ...`.
+  so the executor measures it, as the **expected wait of a call**: how often a call runs a
+  store transaction at all (a moving average over every call, inline or not, weight 1/64:
+  the store counts each thread's transactions) times what such a call waited when it ran
+  inline (wall time minus the thread's CPU time; a moving average, weight 1/8). An admission
+  from leases or a settlement into the journal runs none, so with leases a busy process's
+  calls — of which a few a second read the credential generation or carve a lease — expect a
+  wait of microseconds and stay inline; with every call reserving in the store, they expect
+  the whole round trip. While the expected wait stays under `INLINE_WAIT_SECONDS` (0.25 ms)
+  calls run inline even under load; above it calls made under load go to the worker threads,
+  each with its own connection, and one call every `PROBE_SECONDS` (0.25 s) still runs inline
+  to measure its wait again, so the executor returns to inline calls once they no longer wait
+  (a probe that waits blocks the loop: four a second keep that near 1 % of its time even at
+  2.5 ms a wait). A request that is alone always runs its calls inline: a thread hop would
+  only add to its latency. Callers say how busy they are with `with executor.request(): ...`.
+  A store without per-thread counts has every inline call's wait counted as before.
 
 Either way a result is handed back only after its transaction committed: a
 client never sees an answer whose cost event could still be lost.
@@ -56,7 +60,8 @@ __all__ = ["INLINE_WAIT_SECONDS", "PROBE_SECONDS", "StoreExecutor"]
 INLINE_WAIT_SECONDS = 0.00025
 #: with calls on the worker threads, one call this often still runs inline, to measure its wait
 PROBE_SECONDS = 0.25
-_WEIGHT = 0.125  # of the latest inline call in the moving average of waits
+_WEIGHT = 0.125  # of the latest waiting inline call in the moving average of its wait
+_SHARE_WEIGHT = 1 / 64  # of the latest call in the moving average of calls that ran a transaction
 
 T = TypeVar("T")
 log = logging.getLogger("costplane.store")
@@ -70,7 +75,8 @@ class StoreExecutor:
         self._always_inline = isinstance(store, SqliteStore)
         self._inline_wait = inline_wait
         self._probe_seconds = probe_seconds
-        self._waited = 0.0  # moving average of an inline call's wait, seconds (loop thread only)
+        self._tx_wait = 0.0  # moving average of what an inline call that ran a transaction waited, s
+        self._share = 0.0  # moving average of the calls that ran a transaction (0..1; loop thread only)
         self._probed = 0.0  # when the last inline call ran (monotonic)
         self._batch = store.batch if isinstance(store, SqliteStore) else None
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []  # the loop's batch
@@ -78,6 +84,8 @@ class StoreExecutor:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        here = getattr(store, "thread_transactions", None)  # a networked store's count on this thread
+        self._here: Callable[[], int] | None = here if callable(here) else None
         # both touched only on the event loop thread:
         self._requests = 0  # requests in progress (callers' `request()` scopes)
         self._queued_calls = 0  # `run` calls waiting for a store thread
@@ -89,8 +97,9 @@ class StoreExecutor:
 
     @property
     def waited(self) -> float:
-        """The moving average of what an inline call of a networked store waited, in seconds."""
-        return self._waited
+        """The expected wait of a call of a networked store, in seconds: the share of calls that run
+        a store transaction times what such a call waited inline (see the module doc)."""
+        return self._tx_wait if self._here is None else self._share * self._tx_wait
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
@@ -107,29 +116,42 @@ class StoreExecutor:
             return await self._batched(lambda: fn(*args))
         if self._always_inline:
             return fn(*args)
-        if (self._requests <= 1 and self._queued_calls == 0) or self._waited < self._inline_wait:
+        if (self._requests <= 1 and self._queued_calls == 0) or self.waited < self._inline_wait:
             return self._timed(fn, *args)
         if time.monotonic() - self._probed >= self._probe_seconds:
             return self._timed(fn, *args)
         if not self._threads:
             self._start()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[tuple[T, bool]] = loop.create_future()
         self._queued_calls += 1
         try:
-            self._queue.put((lambda: fn(*args), loop, future))
-            return await future
+            self._queue.put((lambda: self._counted(fn, *args), loop, future))
+            result, ran = await future
         finally:
             self._queued_calls -= 1
+        self._share += (float(ran) - self._share) * _SHARE_WEIGHT
+        return result
+
+    def _counted(self, fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
+        """fn(*args) on a worker thread, and whether it ran a store transaction."""
+        before = self._here() if self._here is not None else 0
+        result = fn(*args)
+        return result, self._here is not None and self._here() != before
 
     def _timed(self, fn: Callable[..., T], *args: Any) -> T:
-        """fn(*args) inline, its wait (wall minus this thread's CPU time) added to the moving average."""
+        """fn(*args) inline; whether it ran a store transaction goes into the share of such calls,
+        and if it did, its wait (wall minus this thread's CPU time) into their moving average."""
+        before = self._here() if self._here is not None else 0
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
             return fn(*args)
         finally:
             waited = max(0.0, (time.perf_counter() - wall) - (time.thread_time() - cpu))
-            self._waited += (waited - self._waited) * _WEIGHT
+            ran = self._here is None or self._here() != before
+            self._share += (float(ran) - self._share) * _SHARE_WEIGHT
+            if ran:
+                self._tx_wait += (waited - self._tx_wait) * _WEIGHT
             self._probed = time.monotonic()
 
     async def _batched(self, call: Callable[[], T]) -> T:

@@ -50,7 +50,11 @@ class LoopFilter:
 
     def add(self, run: str, request_hash: str, ts: datetime) -> None:
         """A call of the pair at `ts` (any process)."""
-        index = self._index(ts)
+        self.add_at(run, request_hash, ts.timestamp())
+
+    def add_at(self, run: str, request_hash: str, seconds: float) -> None:
+        """`add` with the call's time as Unix seconds (a store's rows, without a datetime each)."""
+        index = int(seconds // self.width)
         positions = self._positions(run, request_hash)
         with self._lock:
             bucket = self._buckets.get(index)

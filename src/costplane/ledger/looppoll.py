@@ -120,14 +120,18 @@ class PollingLoopFeed:
         while True:
             last = self._last
             rows = self.store.events_from_row(0 if last is None else last[0], self.PAGE)
-            if last is not None and (not rows or rows[0][:2] != last):
+            if last is not None and (not rows or (rows[0][0], rows[0][1]) != last):
                 self._ready.clear()
                 return False
             fresh = rows[1:] if last is not None else rows
+            add = self.filter.add_at
             for _, _, run, request_hash, ts in fresh:
                 if run is not None and request_hash is not None:
-                    self.filter.add(run, request_hash, ts)
+                    add(run, request_hash, ts / 1e6)
             if fresh:
-                self._last = fresh[-1][:2]
+                self._last = self.store.event_row(fresh[-1][0])
+                if self._last is None:  # deleted since: read the window again
+                    self._ready.clear()
+                    return False
             if len(rows) < self.PAGE:
                 return True

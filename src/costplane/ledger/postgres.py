@@ -152,6 +152,7 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
         self._closed = False
         self._transactions = 0  # transactions run (lone statements included), for /metrics and benchmarks
         self._count_lock = threading.Lock()
+        self._counts = threading.local()  # the same, per thread (`thread_transactions`)
         #: run reserve/settle/release/record_event as one server-side function call each (schema v3);
         #: False: as multi-statement transactions (the pre-v3 path; for comparisons and tests)
         self.use_functions = True
@@ -172,6 +173,10 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
         """Transactions this store object has run in this process, a lone statement counting as one
         (each costs one round trip, a multi-statement one more: BEGIN, its statements, COMMIT)."""
         return self._transactions
+
+    def thread_transactions(self) -> int:
+        """Transactions this store object has run on the calling thread: whether a call made one."""
+        return int(getattr(self._counts, "n", 0))
 
     def connect(self, application_name: str = "costplane") -> psycopg.Connection[Any]:
         """A new autocommit connection of the store's own (schema, lock timeout), which the caller
@@ -210,6 +215,7 @@ class PostgresStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste de
         connection is a transaction by itself — no BEGIN/COMMIT round trips."""
         with self._count_lock:
             self._transactions += 1
+        self._counts.n = getattr(self._counts, "n", 0) + 1
         for attempt in range(_RETRIES):
             conn = self._conn()
             try:

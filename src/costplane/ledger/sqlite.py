@@ -303,6 +303,11 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
         row = self._read(lambda tx: tx.one("SELECT rowid, id FROM cost_events ORDER BY rowid DESC LIMIT 1"))
         return None if row is None else (int(row[0]), str(row[1]))
 
+    def event_row(self, rowid: int) -> tuple[int, str] | None:
+        """(row id, id) of the cost event at row id `rowid`, None when there is none."""
+        row = self._read(lambda tx: tx.one("SELECT rowid, id FROM cost_events WHERE rowid = ?", (rowid,)))
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def loop_calls_since(self, since: datetime) -> list[tuple[str, str, datetime]]:
         """(run, request hash, time) of every call with both, at or after `since`."""
         sql = ("SELECT run, request_hash, ts FROM cost_events"
@@ -310,13 +315,12 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
         rows = self._read(lambda tx: tx.all(sql, (codec.to_us(since),)))
         return [(str(run), str(request_hash), codec.from_us(int(ts))) for run, request_hash, ts in rows]
 
-    def events_from_row(self, rowid: int, limit: int) -> list[tuple[int, str, str | None, str | None, datetime]]:
-        """(row id, id, run, request hash, time) of the cost events from row id `rowid` on, in row
-        id order, at most `limit`."""
-        sql = "SELECT rowid, id, run, request_hash, ts FROM cost_events WHERE rowid >= ? ORDER BY rowid LIMIT ?"
-        rows = self._read(lambda tx: tx.all(sql, (rowid, limit)))
-        return [(int(r[0]), str(r[1]), None if r[2] is None else str(r[2]), None if r[3] is None else str(r[3]),
-                 codec.from_us(int(r[4]))) for r in rows]
+    def events_from_row(self, rowid: int, limit: int) -> list[tuple[int, str | None, str | None, str | None, int]]:
+        """(row id, id, run, request hash, time in µs) of the cost events from row id `rowid` on, in row
+        id order, at most `limit`; the id only of the row `rowid` itself (None for the others)."""
+        sql = ("SELECT rowid, CASE WHEN rowid = ? THEN id END, run, request_hash, ts FROM cost_events"
+               " WHERE rowid >= ? ORDER BY rowid LIMIT ?")
+        return self._read(lambda tx: tx.all(sql, (rowid, rowid, limit)))
 
     def _table_exists(self, tx: Tx, table: str) -> bool:
         return tx.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) is not None
