@@ -27,13 +27,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from costplane.ledger import codec
+from costplane.ledger.feedthread import FeedThread
 from costplane.ledger.loopfilter import LoopFilter
 
 if TYPE_CHECKING:  # the PostgreSQL driver is only imported with the store
@@ -73,50 +73,24 @@ def parse_payload(payload: str) -> tuple[str, datetime, str] | None:
     return parts[0], codec.from_us(int(parts[1])), parts[2]
 
 
-class LoopFeed:
+class LoopFeed(FeedThread):
     """A `LoopFilter` fed with every call committed to a PostgreSQL store (see the module doc)."""
 
     def __init__(self, store: PostgresStore, loops: LoopFilter, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), retry_seconds: float = 1.0) -> None:
+        super().__init__(loops)
         self.store = store
-        self.filter = loops
         self._clock = clock
         self._retry = retry_seconds
-        self._ready = threading.Event()
-        self._stop = threading.Event()
         self._conn: Any = None
-        self._thread: threading.Thread | None = None
-        self._starting = threading.Lock()
         self._failing = False  # an outage was reported and is not over
         self.catch_ups = 0  # window reads (one per connection)
-
-    @property
-    def ready(self) -> bool:
-        """True while every call committed since the window began has reached the filter (up to
-        the notifications in flight)."""
-        return self._ready.is_set()
 
     @property
     def backend_pid(self) -> int | None:
         """The server process of the feed's session (None while disconnected)."""
         conn = self._conn
         return None if conn is None else int(conn.info.backend_pid)
-
-    def start(self) -> LoopFeed:
-        """Start listening (once; later calls do nothing)."""
-        with self._starting:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="costplane-loop-feed", daemon=True)
-                self._thread.start()
-        return self
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
-
-    def close(self) -> None:
-        self._stop.set()  # the thread sees it within one wait for notifications (_WAIT_SECONDS)
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -14,36 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
 
 from costplane.ledger.contracts import BudgetLedger
+from costplane.ledger.feedthread import FeedThread
 from costplane.ledger.leases import LeasedLedger, loop_key
-from costplane.ledger.loopfilter import LoopFilter
 from costplane.ledger.types import BudgetClaim, ClaimState, CostEvent, DecisionRecord, Reservation, ReserveResult
 
-__all__ = ["CallFeed", "LoopIndexedLedger"]
-
-
-class CallFeed(Protocol):
-    """What keeps a loop filter up to date with every process's calls (`LoopFeed`, `PollingLoopFeed`)."""
-
-    filter: LoopFilter
-
-    @property
-    def ready(self) -> bool:
-        """True while every call committed so far (up to the feed's own delay) is in `filter`."""
-
-    def start(self) -> object:
-        """Start following the store (once; later calls do nothing)."""
-
-    def close(self) -> None:
-        """Stop following it."""
+__all__ = ["LoopIndexedLedger"]
 
 
 class LoopIndexedLedger:
     """`BudgetLedger` over `inner` whose loop counts consult `feed`'s filter first (see the module doc)."""
 
-    def __init__(self, inner: BudgetLedger, feed: CallFeed) -> None:
+    def __init__(self, inner: BudgetLedger, feed: FeedThread) -> None:
         self.inner = inner
         self.feed = feed
         self.reads_saved = 0  # loop counts answered 0 by the filter, without a store read

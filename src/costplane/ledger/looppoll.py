@@ -22,12 +22,12 @@ several processes is seen at most 50 ms late, as on PostgreSQL a notification in
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from costplane.ledger.feedthread import FeedThread
 from costplane.ledger.loopfilter import LoopFilter
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ __all__ = ["PollingLoopFeed"]
 
 log = logging.getLogger("costplane.store")
 
-class PollingLoopFeed:
+class PollingLoopFeed(FeedThread):
     """A `LoopFilter` fed with every call committed to a SQLite store (see the module doc)."""
 
     PAGE = 5000  # rows read per statement
@@ -45,41 +45,16 @@ class PollingLoopFeed:
     def __init__(self, store: SqliteStore, loops: LoopFilter, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), poll_seconds: float = 0.05,
                  retry_seconds: float = 1.0) -> None:
+        super().__init__(loops)
         self.store = store
-        self.filter = loops
         self._clock = clock
         self._poll = poll_seconds
         self._retry = retry_seconds
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._starting = threading.Lock()
         self._last: tuple[int, str] | None = None  # (rowid, id) of the newest row read
         self._failing = False
         self.catch_ups = 0  # window reads (at start, after a failure, after the tail was deleted)
         self.polls = 0
         self._pruned = time.monotonic()
-
-    @property
-    def ready(self) -> bool:
-        """True while every call committed up to the last poll has reached the filter."""
-        return self._ready.is_set()
-
-    def start(self) -> PollingLoopFeed:
-        """Start polling (once; later calls do nothing)."""
-        with self._starting:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="costplane-loop-feed", daemon=True)
-                self._thread.start()
-        return self
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _run(self) -> None:
         while not self._stop.is_set():
