@@ -259,7 +259,7 @@ class LeasedLedger:
         were asked to grow. Requests keep being admitted from what is left meanwhile."""
         now = time.monotonic()
         with self._lock:
-            low = [(key, w.claim, w.amount) for key, w in self._windows.items() if self._low(w, now)]
+            low = [(key, w.claim, w.amount) for key, w in self._windows.items() if w.amount > 0 and self._low(w, now)]
         asked = 0
         for key, claim, amount in low:
             with self._acquire:
