@@ -1,10 +1,12 @@
 """Group commit on SQLite: the store calls of concurrent requests share one transaction (one
-savepoint each) and one COMMIT; each caller is answered only after that COMMIT."""
+savepoint each) and one COMMIT — and the lease journal's records of the batch one `write`; each
+caller is answered only after both."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +139,88 @@ def test_a_request_alone_is_not_deferred(tmp_path: Path) -> None:
     assert store.batches == 0
     executor.close()
     store.close()
+
+
+def test_a_batch_s_journal_records_are_written_once_before_any_caller_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from costplane.ledger.journal import Journal, read_segment
+
+    store = _store(tmp_path)
+    journal = Journal(tmp_path / "journal", "p-group")
+    writes: list[int] = []
+    original = os.write
+
+    def counting(fd: int, data: bytes | memoryview) -> int:
+        writes.append(len(data))
+        return original(fd, data)
+
+    executor = StoreExecutor(store, grouped=journal.grouped)
+    seen_by_callers: list[int] = []
+
+    def settle(i: int) -> int:
+        journal.append({"call": i})
+        return i
+
+    async def one(i: int) -> int:
+        got = await executor.run(settle, i)
+        written = sorted((tmp_path / "journal").glob("*.log"))  # the caller resumes once its record is there
+        seen_by_callers.append(sum(len(read_segment(segment)) for segment in written))
+        return got
+
+    async def main() -> list[int]:
+        with executor.request(), executor.request():
+            return await asyncio.gather(*(one(i) for i in range(20)))
+
+    monkeypatch.setattr(os, "write", counting)
+    assert asyncio.run(main()) == list(range(20))
+    assert len(writes) == 1 and store.batches == 1  # twenty records, one write, one batch
+    assert min(seen_by_callers) == 20
+    with journal.grouped():  # fsync off, nothing appended: nothing written
+        pass
+    assert len(writes) == 1
+    executor.close()
+    store.close()
+
+
+def test_a_journal_that_cannot_be_written_fails_every_call_of_the_batch(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+
+    @contextlib.contextmanager
+    def broken() -> Iterator[None]:
+        yield
+        raise OSError(28, "No space left on device")
+
+    executor = StoreExecutor(store, grouped=broken)
+
+    async def main() -> list[object]:
+        with executor.request(), executor.request():
+            return await asyncio.gather(*(executor.run(store.count_events) for _ in range(5)),
+                                        return_exceptions=True)
+
+    answers = asyncio.run(main())
+    assert all(isinstance(a, StoreError) and "journal could not be written" in str(a) for a in answers)
+    executor.close()
+    store.close()
+
+
+def test_grouped_journal_records_wait_for_the_block_unless_fsync_is_on(tmp_path: Path) -> None:
+    from costplane.ledger.journal import Journal, read_segment
+
+    def on_disk(directory: Path) -> int:
+        return sum(len(read_segment(segment)) for segment in directory.glob("*.log"))
+
+    journal = Journal(tmp_path / "plain", "p-plain")
+    with journal.grouped():
+        journal.append({"n": 1})
+        with journal.grouped():  # an inner block changes nothing
+            journal.append({"n": 2})
+        assert on_disk(tmp_path / "plain") == 0
+    assert on_disk(tmp_path / "plain") == 2
+    with pytest.raises(RuntimeError), journal.grouped():
+        journal.append({"n": 3})
+        raise RuntimeError("the batch failed after the settlement was made")
+    assert on_disk(tmp_path / "plain") == 3  # written all the same: its settlement was made
+    synced = Journal(tmp_path / "synced", "p-synced", fsync=True)
+    with synced.grouped():
+        synced.sync(synced.append({"n": 1}))  # fsync on: the record is written (and synced) at once
+        assert on_disk(tmp_path / "synced") == 1

@@ -29,7 +29,7 @@ from costplane.gateway.proxy import GovernedProxy
 from costplane.gateway.routes import adapter_for_path, adapter_routes, direct_routes, path_error_handler
 from costplane.gateway.upstream import AiohttpTransport, UpstreamTransport
 from costplane.ledger.executor import StoreExecutor
-from costplane.ledger.open import close_budget_ledger
+from costplane.ledger.open import close_budget_ledger, grouped_writes
 from costplane.otel.export import span_exporter
 
 __all__ = ["GatewayApp", "create_gateway"]
@@ -52,7 +52,7 @@ def create_gateway(
     default read from the cost events)."""
     settings = application.config.gateway
     transport = transport or AiohttpTransport()
-    store = StoreExecutor(application.store)
+    store = StoreExecutor(application.store, grouped=grouped_writes(application.ledger))
     proxy = GovernedProxy(application.core, application.auth, transport, settings.max_request_bytes,
                           float(settings.upstream_timeout), store,
                           spans=span_exporter(application.config.telemetry),  # None unless telemetry.otlp_endpoint

@@ -13,8 +13,10 @@ with benchmarks/bench_gateway.py (docs/performance.md):
   in progress, the calls made in one turn of the loop are run together at the
   end of it in one `SqliteStore.batch()` — each in its own savepoint, all under
   one COMMIT, which is most of a settlement's cost — and each caller resumes
-  after that COMMIT. Nothing waits for a timer: a batch is whatever arrived
-  while the loop was busy.
+  after that COMMIT — and after the one `write` of the lease journal's records
+  of the batch (`grouped`): concurrent settlements share that system call as
+  they share the COMMIT. Nothing waits for a timer: a batch is whatever
+  arrived while the loop was busy.
 * **Networked store (PostgreSQL):** a call may wait on the network (a round trip of
   0.1–2 ms) or on another process's row lock. Inline, that wait blocks every other request;
   on a worker thread it does not, but the hand-off costs about 0.3–0.4 ms of CPU a call under
@@ -71,7 +73,10 @@ _Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Futur
 
 class StoreExecutor:
     def __init__(self, store: Store, workers: int = 8, *, inline_wait: float = INLINE_WAIT_SECONDS,
-                 probe_seconds: float = PROBE_SECONDS) -> None:
+                 probe_seconds: float = PROBE_SECONDS,
+                 grouped: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext) -> None:
+        """`grouped`: the block a batch of calls runs in so that their journal writes are one
+        (`ledger.open.grouped_writes`); its end precedes every answer of the batch."""
         self._always_inline = isinstance(store, SqliteStore)
         self._inline_wait = inline_wait
         self._probe_seconds = probe_seconds
@@ -79,6 +84,7 @@ class StoreExecutor:
         self._share = 0.0  # moving average of the calls that ran a transaction (0..1; loop thread only)
         self._probed = 0.0  # when the last inline call ran (monotonic)
         self._batch = store.batch if isinstance(store, SqliteStore) else None
+        self._grouped = grouped
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []  # the loop's batch
         self._workers = max(1, workers)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -168,7 +174,7 @@ class StoreExecutor:
         pending, self._pending = self._pending, []
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self._batch():
+            with self._grouped(), self._batch():  # the journal's lines are written after the COMMIT
                 for call, _ in pending:
                     try:
                         outcomes.append((True, call()))
@@ -177,6 +183,9 @@ class StoreExecutor:
         except StoreError as exc:  # the COMMIT failed: none of the batch's writes is durable
             outcomes = [outcome if not outcome[0] else (False, exc) for outcome in outcomes]
             outcomes += [(False, exc)] * (len(pending) - len(outcomes))
+        except OSError as exc:  # the journal could not be written: answer none of the batch as done
+            failed = StoreError(f"the settlement journal could not be written: {exc}")
+            outcomes = [(False, failed)] * len(pending)
         for (_, future), outcome in zip(pending, outcomes, strict=True):
             _resolve(future, outcome)
 

@@ -12,6 +12,13 @@ One journal per serving process, in a directory shared by the processes of one h
   then the settlement also waits for `sync(seq)`, a group commit — one `fdatasync` covers every
   record written before it, whichever thread runs it).
 
+Inside `grouped()` (fsync off), the records a thread appends are written together when the block
+ends, with one `write`: the gateway's executor wraps the calls of one turn of the event loop in it
+(the same turn whose store writes share one COMMIT), and their callers resume only after it — so a
+response still never leaves before its record is written, and concurrent settlements pay for one
+system call, not one each (docs/performance.md). A record can then reach a later segment than the
+batch that applied it: replaying it is harmless, as below.
+
 The background writer seals the current segment (`rotate`: later appends go to a new one),
 applies the sealed segment's records to the shared store in one transaction, then deletes it
 (`discard`). A crash between applying and deleting replays records already applied: harmless,
@@ -53,6 +60,7 @@ class Journal:
         self._synced = 0  # records known to be on disk (fsync on)
         self._seq = 0
         self._fd = -1
+        self._grouped = threading.local()  # .lines: the records a `grouped()` block holds back
         self._current: Path | None = None
         self._written = 0  # records in the current segment
 
@@ -63,18 +71,46 @@ class Journal:
         self._written = 0
 
     def append(self, record: Mapping[str, Any]) -> int:
-        """Write one record (one `write` call); it survives kill -9 once this returns. Returns its
-        sequence number, for `sync`."""
+        """Write one record (one `write` call); it survives kill -9 once this returns — or, inside
+        `grouped()`, once that block has ended. Returns its sequence number, for `sync`."""
         line = orjson.dumps(record) + b"\n"
+        held: list[bytes] | None = getattr(self._grouped, "lines", None)
+        if held is not None:
+            held.append(line)
+            with self._mutex:
+                self._appended += 1
+                return self._appended
         with self._mutex:
-            if self._fd < 0:
-                self._open_segment()
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view):]
-            self._written += 1
             self._appended += 1
+            self._write(line, 1)
             return self._appended
+
+    def _write(self, data: bytes, records: int) -> None:
+        """Under `_mutex`: `data` (whole lines) at the end of the current segment, one `write`."""
+        if self._fd < 0:
+            self._open_segment()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self._written += records
+
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[None]:
+        """The records this thread appends in the block are written together when it ends (even
+        when it raises: they belong to settlements already made). With `fsync` on, or inside an
+        outer block, appends are written as without it."""
+        if self.fsync or getattr(self._grouped, "lines", None) is not None:
+            yield
+            return
+        lines: list[bytes] = []
+        self._grouped.lines = lines
+        try:
+            yield
+        finally:
+            self._grouped.lines = None
+            if lines:
+                with self._mutex:
+                    self._write(b"".join(lines), len(lines))
 
     def sync(self, seq: int) -> None:
         """With `fsync` on: return once record `seq` is on disk (one `fdatasync` for every record

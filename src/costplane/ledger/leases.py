@@ -542,6 +542,11 @@ class LeasedLedger:
                     if window.lease_id == lease_id:
                         window.held = max(0, window.held - back)
 
+    def grouped(self) -> contextlib.AbstractContextManager[None]:
+        """Settlements and releases journaled by this thread in the block are written together at
+        its end (`Journal.grouped`): the caller answers none of them before the block has ended."""
+        return self._journal.grouped()
+
     # -- recovery and expiry ------------------------------------------------------------------
     def recover(self, batch: int = 500) -> int:
         """Replay the journals of dead processes (this host's earlier runs included); each one's

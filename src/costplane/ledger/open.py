@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,8 @@ from costplane.ledger.windows import WindowError, parse_duration
 if TYPE_CHECKING:  # costplane.config imports the settings table, which imports the ledger
     from costplane.config import Config
 
-__all__ = ["LEASE_KEYS", "close_budget_ledger", "ledger_settings", "open_budget_ledger", "open_store", "parse_ledger"]
+__all__ = ["LEASE_KEYS", "close_budget_ledger", "grouped_writes", "ledger_settings", "open_budget_ledger", "open_store",
+           "parse_ledger"]
 
 #: the schema version of the lease table
 LEASES_VERSION = 16
@@ -187,6 +189,13 @@ def _loop_indexed(config: Config, store: SqlStore, ledger: BudgetLedger) -> Budg
     if isinstance(store, SqliteStore):
         return LoopIndexedLedger(ledger, PollingLoopFeed(store, loops))
     return ledger
+
+
+def grouped_writes(ledger: BudgetLedger) -> Callable[[], AbstractContextManager[None]]:
+    """What groups the journal writes of one batch of calls (a lease ledger's `grouped`, behind the
+    loop filter or not); nothing to group for any other ledger."""
+    inner = ledger.inner if isinstance(ledger, LoopIndexedLedger) else ledger
+    return inner.grouped if isinstance(inner, LeasedLedger) else nullcontext
 
 
 def close_budget_ledger(ledger: BudgetLedger) -> None:
