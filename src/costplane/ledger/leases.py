@@ -274,9 +274,10 @@ class LeasedLedger:
         now = time.monotonic()
         with self._lock:
             window = self._windows.get(key)
-            if (not ahead and self._usable(window, amount, now)) or (ahead and (window is None
-                                                                               or not self._low(window, now))):
-                return None if ahead else True
+            if ahead and (window is None or not self._low(window, now)):
+                return None  # grown meanwhile (or gone): nothing to do
+            if not ahead and self._usable(window, amount, now):
+                return True
             if window is not None and now < window.direct_until:
                 return False
             want = self._want(window, amount, now)

@@ -37,6 +37,7 @@ __all__ = ["PollingLoopFeed"]
 
 log = logging.getLogger("costplane.store")
 
+
 class PollingLoopFeed(FeedThread):
     """A `LoopFilter` fed with every call committed to a SQLite store (see the module doc)."""
 
@@ -78,7 +79,7 @@ class PollingLoopFeed(FeedThread):
 
     def catch_up(self) -> None:
         """Read the window of calls so far (after noting the newest row), then be ready."""
-        newest = self.store.newest_event_row()
+        newest = self.store.event_row()
         for run, request_hash, ts in self.store.loop_calls_since(self._clock() - timedelta(seconds=self.filter.window)):
             self.filter.add(run, request_hash, ts)
         self._last = newest

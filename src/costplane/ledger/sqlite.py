@@ -298,14 +298,11 @@ class SqliteStore(SqlStore, OptimizeQueries):  # OptimizeQueries: the waste dete
             raise self._error(exc) from exc
 
     # -- the loop filter's feed (ledger/looppoll.py) ---------------------------------------
-    def newest_event_row(self) -> tuple[int, str] | None:
-        """(row id, id) of the newest cost event, None when there is none."""
-        row = self._read(lambda tx: tx.one("SELECT rowid, id FROM cost_events ORDER BY rowid DESC LIMIT 1"))
-        return None if row is None else (int(row[0]), str(row[1]))
-
-    def event_row(self, rowid: int) -> tuple[int, str] | None:
-        """(row id, id) of the cost event at row id `rowid`, None when there is none."""
-        row = self._read(lambda tx: tx.one("SELECT rowid, id FROM cost_events WHERE rowid = ?", (rowid,)))
+    def event_row(self, rowid: int | None = None) -> tuple[int, str] | None:
+        """(row id, id) of the cost event at row id `rowid` (None: the newest), None when there is none."""
+        sql, params = (("SELECT rowid, id FROM cost_events ORDER BY rowid DESC LIMIT 1", ()) if rowid is None
+                       else ("SELECT rowid, id FROM cost_events WHERE rowid = ?", (rowid,)))
+        row = self._read(lambda tx: tx.one(sql, params))
         return None if row is None else (int(row[0]), str(row[1]))
 
     def loop_calls_since(self, since: datetime) -> list[tuple[str, str, datetime]]:
